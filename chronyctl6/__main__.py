@@ -1,0 +1,3 @@
+from chronyctl6.cli import main
+
+main()

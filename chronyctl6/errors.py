@@ -1,0 +1,42 @@
+"""Errors the CLI turns into one line, a hint and an exit status."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Exit statuses of `render`, `apply` and `boot` (check and doctor have their own)."""
+
+    OK = 0
+    FAILED = 1  # the change failed: nothing was written, or it was rolled back
+    BAD_INPUT = 2  # bad flags or settings, unknown distro: nothing was written
+    BUSY = 3  # another apply holds the lock
+    NOT_PERMITTED = 4  # a live apply needs root
+
+
+class ChronyCtlError(Exception):
+    """An expected failure: one line for the operator, and what to do about it."""
+
+    status: ExitStatus = ExitStatus.FAILED
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class BadInput(ChronyCtlError):
+    status = ExitStatus.BAD_INPUT
+
+
+class Busy(ChronyCtlError):
+    status = ExitStatus.BUSY
+
+
+class NotPermitted(ChronyCtlError):
+    status = ExitStatus.NOT_PERMITTED
+
+
+class CommandFailed(ChronyCtlError):
+    """A program we ran (chronyd, chronyc, systemctl) failed or timed out."""
