@@ -4,12 +4,13 @@ and roll back when the restart or the verification fails."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from chronyctl6 import chrony, conf, fsio, runner, service
 from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
-from chronyctl6.plan import FileChange, Plan, Request, is_root, make_plan
+from chronyctl6.plan import Plan, Request, is_root, make_plan
 
 
 class ValidationFailed(ChronyCtlError):
@@ -91,13 +92,16 @@ def _validate_tool_present() -> bool:
     return runner.which("chronyd") is not None
 
 
-def _validate(candidate: Path) -> None:
-    done = chrony.validate_config(str(candidate))
-    if not done.ok:
-        raise ValidationFailed(
-            f"chronyd rejects the new configuration: {done.brief()}",
-            hint="nothing was written; check the settings.toml values chronyd names",
-        )
+def _validator(root: Path) -> Callable[[Path], None]:
+    def validate(candidate: Path) -> None:
+        done = chrony.validate_config(str(candidate), root=str(root))
+        if not done.ok:
+            raise ValidationFailed(
+                f"chronyd rejects the new configuration: {done.brief()}",
+                hint="nothing was written; check the settings.toml values chronyd names",
+            )
+
+    return validate
 
 
 def _write_all(plan: Plan, *, validated: bool) -> str | None:
@@ -107,7 +111,7 @@ def _write_all(plan: Plan, *, validated: bool) -> str | None:
             saved = fsio.backup(change.path)
             backup = str(saved) if saved else None
         change.path.parent.mkdir(parents=True, exist_ok=True)
-        check = _validate if (validated and change.kind == "config") else None
+        check = _validator(plan.request.root) if (validated and change.kind == "config") else None
         fsio.atomic_write(change.path, change.new, validate=check)
     return backup
 
