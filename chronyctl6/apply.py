@@ -10,7 +10,7 @@ from pathlib import Path
 
 from chronyctl6 import chrony, conf, fsio, runner, service
 from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
-from chronyctl6.plan import Plan, Request, is_root, make_plan
+from chronyctl6.plan import FileChange, Plan, Request, is_root, make_plan
 
 
 class ValidationFailed(ChronyCtlError):
@@ -105,15 +105,22 @@ def _validator(root: Path) -> Callable[[Path], None]:
 
 
 def _write_all(plan: Plan, *, validated: bool) -> str | None:
-    backup = None
+    """Each file: temp beside it → validated (the config) → previous one backed up → replaced."""
+    backups: dict[Path, Path | None] = {}
     for change in plan.pending:
-        if change.kind == "config":
-            saved = fsio.backup(change.path)
-            backup = str(saved) if saved else None
         change.path.parent.mkdir(parents=True, exist_ok=True)
-        check = _validator(plan.request.root) if (validated and change.kind == "config") else None
-        fsio.atomic_write(change.path, change.new, validate=check)
-    return backup
+        validate = _validator(plan.request.root) if (validated and change.kind == "config") else None
+
+        def before_replace(candidate: Path, change: FileChange = change,
+                           validate: Callable[[Path], None] | None = validate) -> None:
+            if validate is not None:
+                validate(candidate)
+            if change.kind == "config":
+                backups[change.path] = fsio.backup(change.path)
+
+        fsio.atomic_write(change.path, change.new, validate=before_replace)
+    saved = backups.get(plan.config.path)
+    return str(saved) if saved else None
 
 
 def _manager(plan: Plan) -> service.ServiceManager:

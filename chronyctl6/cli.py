@@ -1,5 +1,7 @@
 """The command line: the only module that imports typer or prints.
 
+Options are spelled `Optional[X]`, not `X | None`: Debian 12's typer 0.7.0 knows only the former.
+
 Each command turns its options into a request, calls the core, renders the returned result
 as text or JSON, and maps errors to exit statuses in one place (`_guard`).
 """
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Optional, TypeVar
 
 import typer
 
@@ -113,11 +115,11 @@ def _check_output(output: str) -> None:
 @app.command()
 def render(
     root: str = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP),
-    distro: str | None = typer.Option(None, "--distro", help=_DISTRO_HELP),
-    ipv6: str | None = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
-    phc: str | None = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
-    at_boot: bool | None = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
-    settings: str | None = typer.Option(None, "--settings", metavar="FILE", help=_SETTINGS_HELP),
+    distro: Optional[str] = typer.Option(None, "--distro", help=_DISTRO_HELP),
+    ipv6: Optional[str] = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
+    phc: Optional[str] = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
+    at_boot: Optional[bool] = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
+    settings: Optional[str] = typer.Option(None, "--settings", metavar="FILE", help=_SETTINGS_HELP),
 ) -> None:
     """Print the chrony.conf that `apply` would write. Reads only; needs no root.
 
@@ -134,16 +136,16 @@ def render(
 @app.command()
 def apply(
     root: str = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP),
-    distro: str | None = typer.Option(None, "--distro", help=_DISTRO_HELP),
-    ipv6: str | None = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
-    phc: str | None = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
-    at_boot: bool | None = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
-    settings: str | None = typer.Option(None, "--settings", metavar="FILE", help=_SETTINGS_HELP),
-    service_manager: str | None = typer.Option(None, "--service-manager", metavar="auto|systemd|direct",
+    distro: Optional[str] = typer.Option(None, "--distro", help=_DISTRO_HELP),
+    ipv6: Optional[str] = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
+    phc: Optional[str] = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
+    at_boot: Optional[bool] = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
+    settings: Optional[str] = typer.Option(None, "--settings", metavar="FILE", help=_SETTINGS_HELP),
+    service_manager: Optional[str] = typer.Option(None, "--service-manager", metavar="auto|systemd|direct",
                                                help=_SM_HELP),
     diff: bool = typer.Option(False, "--diff", help="Show the change as a unified diff."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Stop after planning: write nothing, restart nothing."),
-    wait: float | None = typer.Option(None, "--wait", metavar="SECONDS", min=0, max=3600, help=_WAIT_HELP),
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", min=0, max=3600, help=_WAIT_HELP),
     lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", min=0,
                                        help="How long to wait for another apply to finish."),
     output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
