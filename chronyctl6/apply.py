@@ -70,16 +70,17 @@ def _apply(request: Request, options: Options) -> ApplyResult:
         if not plan.pending:
             return _result(plan, action="none")
         validated = _validate_tool_present() and options.validate
+        # Resolved before anything is written: a host we cannot restart chronyd on gets no new file.
+        manager = _manager(plan, running=plan.config.old, target=plan.config.new) if request.live else None
         backup = _write_all(plan, validated=validated)
-        if not request.live:
+        if manager is None:
             return _result(plan, action="none", backup=backup, validated=validated)
-        manager = _manager(plan)
         action = "restart" if plan.config.changed else "reload"
         try:
             _activate(manager, action)
             selected, waited = _wait(plan, options.wait)
         except ChronyCtlError as exc:
-            _roll_back(plan, manager)
+            _roll_back(plan, _manager(plan, running=plan.config.new, target=plan.config.old or b""))
             raise RolledBack(
                 f"{exc.message}; the previous configuration is restored and chronyd restarted on it",
                 hint=exc.hint or "see what would change with `chronyctl6 apply --dry-run --diff`",
@@ -123,11 +124,17 @@ def _write_all(plan: Plan, *, validated: bool) -> str | None:
     return str(saved) if saved else None
 
 
-def _manager(plan: Plan) -> service.ServiceManager:
-    pidfile = next((d.args[0] for d in reversed(conf.parse(plan.config.new.decode()))
-                    if d.keyword == "pidfile" and d.args), None)
+def _pidfile(config: bytes | None) -> str | None:
+    found = [d.args[0] for d in conf.parse((config or b"").decode(errors="replace"))
+             if d.keyword == "pidfile" and d.args]
+    return found[-1] if found else None
+
+
+def _manager(plan: Plan, *, running: bytes | None, target: bytes) -> service.ServiceManager:
+    """The manager that moves chronyd from the `running` configuration to `target`."""
     return service.choose(plan.settings.service_manager, unit=plan.platform.unit,
-                          config_path=plan.platform.config_path, pidfile=pidfile)
+                          config_path=plan.platform.config_path, pidfile=_pidfile(target),
+                          previous_pidfile=_pidfile(running))
 
 
 def _activate(manager: service.ServiceManager, action: str) -> None:

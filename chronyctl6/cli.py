@@ -57,11 +57,14 @@ def fail(error: ChronyCtlError) -> NoReturn:
     raise typer.Exit(int(error.status))
 
 
-def _guard(call: Callable[[], T]) -> T:
-    """Known errors: one line and a hint. Unexpected ones say so; traceback only with --debug."""
+def _guard(call: Callable[[], T], *, json_errors: bool = False) -> T:
+    """Known errors: one line and a hint. Unexpected ones say so; traceback only with --debug.
+    With json_errors, a known error is also one JSON object on stdout, for fleet tooling."""
     try:
         return call()
     except ChronyCtlError as exc:
+        if json_errors:
+            emit_json({"ok": False, "error": exc.message, "hint": exc.hint, "exit_status": int(exc.status)})
         fail(exc)
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
@@ -164,7 +167,7 @@ def apply(
     request = _request(root, distro, ipv6, phc, at_boot, service_manager, settings)
     chosen_wait = wait if wait is not None else _guard(lambda: load_settings(request)).wait
     result = _guard(lambda: run_apply(request, Options(dry_run=dry_run, wait=chosen_wait,
-                                                       lock_timeout=lock_timeout)))
+                                                       lock_timeout=lock_timeout)), json_errors=output == "json")
     if output == "json":
         emit_json(result.as_dict())
         return
