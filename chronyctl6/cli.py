@@ -1,5 +1,7 @@
 """The command line: the only module that imports typer or prints.
 
+Options are spelled `Optional[X]`, not `X | None`: Debian 12's typer 0.7.0 knows only the former.
+
 Each command turns its options into a request, calls the core, renders the returned result
 as text or JSON, and maps errors to exit statuses in one place (`_guard`).
 """
@@ -7,9 +9,8 @@ as text or JSON, and maps errors to exit statuses in one place (`_guard`).
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Optional, TypeVar
 
 import typer
 
@@ -25,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 
 T = TypeVar("T")
@@ -55,11 +57,14 @@ def fail(error: ChronyCtlError) -> NoReturn:
     raise typer.Exit(int(error.status))
 
 
-def _guard(call: Callable[[], T]) -> T:
-    """Known errors: one line and a hint. Unexpected ones say so; traceback only with --debug."""
+def _guard(call: Callable[[], T], *, json_errors: bool = False) -> T:
+    """Known errors: one line and a hint. Unexpected ones say so; traceback only with --debug.
+    With json_errors, a known error is also one JSON object on stdout, for fleet tooling."""
     try:
         return call()
     except ChronyCtlError as exc:
+        if json_errors:
+            emit_json({"ok": False, "error": exc.message, "hint": exc.hint, "exit_status": int(exc.status)})
         fail(exc)
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
@@ -74,9 +79,140 @@ def emit_json(obj: Any) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=True))
 
 
+# ---- render / apply / boot -------------------------------------------------------------
+
+_ROOT_HELP = ("Work on the image mounted at DIR (image builds): read DIR/etc/os-release, write under "
+              "DIR, never restart anything, no root needed.")
+_IPV6_HELP = ("Time Sync endpoint: on = fd00:ec2::123; off = 169.254.169.123; auto = IPv6 when this "
+              "host has a global IPv6 address, else IPv4 (an IPv6-only host always gets IPv6). "
+              "With --root, auto means: choose at every boot.")
+_PHC_HELP = "ENA PTP hardware clock refclock: auto = when /dev/ptp_ena (or an ENA ptp device) exists."
+_BOOT_HELP = ("Choose the endpoint at every boot (chronyctl6-boot.service writes "
+              "/run/chronyctl6/timesync.sources) instead of fixing it in chrony.conf: for baked images.")
+_OUTPUT_HELP = "Output format: text or json."
+_DISTRO_HELP = "Override os-release detection: amzn2, amzn2023, rhel, debian, ubuntu, sles."
+_SETTINGS_HELP = "Settings file (default DIR/etc/chronyctl6/settings.toml)."
+_SM_HELP = ("How to restart chronyd: systemd, or direct (a plain process, for hosts without systemd). "
+            "auto = systemd if it runs.")
+_WAIT_HELP = ("Wait until chronyd selects a Time Sync source; if it does not in time, restore the previous "
+              "configuration, restart chronyd on it and fail.")
+_SETTLE_HELP = "Wait up to this long for an IPv6 address to come up before choosing IPv4."
+
+
+def _request(root: str, distro: str | None, ipv6: str | None, phc: str | None,
+             at_boot: bool | None, service_manager: str | None, settings: str | None) -> Any:
+    from pathlib import Path
+
+    from chronyctl6.plan import Request
+
+    return Request(root=Path(root), distro=distro, ipv6=ipv6, phc=phc, at_boot=at_boot,
+                   service_manager=service_manager,
+                   settings_path=Path(settings) if settings else None)
+
+
+def _check_output(output: str) -> None:
+    if output not in ("text", "json"):
+        fail(ChronyCtlError(f"-o {output!r}: use text or json", hint=None))
+
+
+@app.command()
+def render(
+    root: str = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP),
+    distro: Optional[str] = typer.Option(None, "--distro", help=_DISTRO_HELP),
+    ipv6: Optional[str] = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
+    phc: Optional[str] = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
+    at_boot: Optional[bool] = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
+    settings: Optional[str] = typer.Option(None, "--settings", metavar="FILE", help=_SETTINGS_HELP),
+) -> None:
+    """Print the chrony.conf that `apply` would write. Reads only; needs no root.
+
+    Example: chronyctl6 render --root /mnt/image --distro debian
+    """
+    from chronyctl6.plan import make_plan
+
+    plan = _guard(lambda: make_plan(_request(root, distro, ipv6, phc, at_boot, None, settings)))
+    for line in plan.warnings:
+        typer.echo(f"chronyctl6: warning: {line}", err=True)
+    typer.echo(plan.config.new.decode(), nl=False)
+
+
+@app.command()
+def apply(
+    root: str = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP),
+    distro: Optional[str] = typer.Option(None, "--distro", help=_DISTRO_HELP),
+    ipv6: Optional[str] = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
+    phc: Optional[str] = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
+    at_boot: Optional[bool] = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
+    settings: Optional[str] = typer.Option(None, "--settings", metavar="FILE", help=_SETTINGS_HELP),
+    service_manager: Optional[str] = typer.Option(None, "--service-manager", metavar="auto|systemd|direct",
+                                               help=_SM_HELP),
+    diff: bool = typer.Option(False, "--diff", help="Show the change as a unified diff."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Stop after planning: write nothing, restart nothing."),
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", min=0, max=3600, help=_WAIT_HELP),
+    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", min=0,
+                                       help="How long to wait for another apply to finish."),
+    output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
+) -> None:
+    """Render, validate with chronyd, write atomically (with a backup), restart chronyd.
+
+    Nothing changed: nothing written, nothing restarted. Only a .sources drop-in changed:
+    `chronyc reload sources` instead of a restart. Exit 0 done (or nothing to do), 1 failed
+    (nothing written, or rolled back), 2 bad input, 3 another apply holds the lock, 4 not root.
+    """
+    from chronyctl6.apply import Options
+    from chronyctl6.apply import apply as run_apply
+    from chronyctl6.plan import load_settings
+
+    _check_output(output)
+    request = _request(root, distro, ipv6, phc, at_boot, service_manager, settings)
+    chosen_wait = wait if wait is not None else _guard(lambda: load_settings(request)).wait
+    result = _guard(lambda: run_apply(request, Options(dry_run=dry_run, wait=chosen_wait,
+                                                       lock_timeout=lock_timeout)), json_errors=output == "json")
+    if output == "json":
+        emit_json(result.as_dict())
+        return
+    for line in result.warnings:
+        typer.echo(f"chronyctl6: warning: {line}", err=True)
+    for dropped in result.dropped:
+        typer.echo(f"dropped: {dropped['line']}  ({dropped['reason']})")
+    if diff and result.diff:
+        typer.echo(result.diff, nl=False)
+    if not result.changed:
+        typer.echo(f"{result.path}: up to date, nothing to do")
+    elif result.dry_run:
+        typer.echo(f"{result.path}: would change (dry run, nothing written)")
+    else:
+        typer.echo(f"wrote {', '.join(result.files)}" + (f" (backup: {result.backup})" if result.backup else "")
+                   + ("" if result.validated else " [not validated: chronyd is not installed]"))
+        if result.action != "none":
+            typer.echo(f"chronyd: {result.action}")
+        if result.selected:
+            typer.echo(f"chronyd selected {result.selected} after {result.waited_seconds:g} s")
+
+
+@app.command()
+def boot(
+    settle: float = typer.Option(0.0, "--settle", metavar="SECONDS", min=0, max=120, help=_SETTLE_HELP),
+    output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
+) -> None:
+    """The baked-image boot step: write /run/chronyctl6/timesync.sources with this launch's one
+    Time Sync endpoint (IPv6 if the instance has an IPv6 address). Runs from
+    chronyctl6-boot.service before chronyd; run by hand, it also reloads chronyd's sources."""
+    from chronyctl6.boot import boot as run_boot
+
+    _check_output(output)
+    result = _guard(lambda: run_boot(_request("/", None, None, None, None, None, None), settle=settle))
+    if output == "json":
+        emit_json(result.as_dict())
+        return
+    typer.echo(f"Time Sync endpoint for this boot: {result.endpoint} ({result.reason})")
+    typer.echo(f"{result.path}: " + ("written" if result.changed else "already up to date")
+               + ("; chronyd reloaded its sources" if result.reloaded else ""))
+
+
 def main() -> None:
     app(prog_name="chronyctl6")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

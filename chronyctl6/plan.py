@@ -1,0 +1,189 @@
+"""Work out a change before making it: read the host, decide, render, diff.
+
+Nothing here writes. `render`, `apply --dry-run` and `apply` all start from `make_plan`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chronyctl6 import conf, host, platforms, render, settings
+from chronyctl6.errors import BadInput
+from chronyctl6.platforms import Platform
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the operator asked for. None: take it from settings.toml, else the default."""
+
+    root: Path = Path("/")
+    distro: str | None = None
+    ipv6: str | None = None
+    phc: str | None = None
+    at_boot: bool | None = None
+    service_manager: str | None = None
+    settings_path: Path | None = None
+
+    @property
+    def live(self) -> bool:
+        """Changing the running host (not an image mounted at --root)."""
+        return self.root.resolve() == Path("/")
+
+    def under_root(self, path: str) -> Path:
+        return self.root / path.lstrip("/")
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: Path  # the real path (under --root)
+    shown: str  # the path as the instance sees it
+    old: bytes | None
+    new: bytes
+    kind: str  # "config": restart needed; "sources": a reload is enough
+
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+    def diff(self) -> str:
+        old = (self.old or b"").decode(errors="replace").splitlines(keepends=True)
+        new = self.new.decode().splitlines(keepends=True)
+        fromfile = self.shown if self.old is not None else "/dev/null"
+        return "".join(difflib.unified_diff(old, new, fromfile, self.shown))
+
+
+@dataclass(frozen=True)
+class Plan:
+    request: Request
+    settings: settings.Settings
+    platform: Platform
+    choices: render.Choices
+    rendered: render.Rendered
+    changes: tuple[FileChange, ...]
+    boot_endpoint: render.Endpoint | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def config(self) -> FileChange:
+        return self.changes[0]
+
+    @property
+    def pending(self) -> tuple[FileChange, ...]:
+        return tuple(c for c in self.changes if c.changed)
+
+    @property
+    def expected_source(self) -> str | None:
+        """The Time Sync address chronyd should end up selecting."""
+        endpoint = self.choices.endpoint or self.boot_endpoint
+        return endpoint.address if endpoint else None
+
+    def diff(self) -> str:
+        return "".join(c.diff() for c in self.pending)
+
+
+def load_settings(request: Request) -> settings.Settings:
+    path = request.settings_path or request.under_root(settings.SETTINGS_PATH)
+    text = host.read_text(path)
+    base = settings.parse(text, where=str(path)) if text is not None else settings.Settings()
+    return base.override(
+        distro=request.distro,
+        ipv6=request.ipv6,
+        phc=request.phc,
+        at_boot=request.at_boot,
+        service_manager=request.service_manager,
+    )
+
+
+def load_platform(request: Request, chosen: settings.Settings) -> Platform:
+    if chosen.distro:
+        return platforms.by_name(chosen.distro)
+    where = request.under_root("/etc/os-release")
+    text = host.read_text(where)
+    if text is None:  # os-release(5): /usr/lib/os-release is the fallback
+        text = host.read_text(request.under_root("/usr/lib/os-release"))
+    return platforms.detect(text, where=str(where))
+
+
+def make_plan(request: Request) -> Plan:
+    if not request.root.is_dir():
+        raise BadInput(f"--root {request.root} is not a directory")
+    chosen = load_settings(request)
+    platform = load_platform(request, chosen)
+    network = host.read_network() if request.live else None
+    phc = host.find_phc(request.root) if request.live else None
+    choices = render.decide(chosen, platform, network=network, phc_device=phc)
+
+    config_path = request.under_root(platform.config_path)
+    if not config_path.parent.is_dir():
+        raise BadInput(
+            f"{config_path.parent} does not exist: is chrony installed"
+            + ("" if request.live else " in this image") + "?",
+            hint="install chrony first" + ("" if platform.name == (chosen.distro or "") else
+                                            ", or pass --distro if the distribution is misdetected"),
+        )
+    old = _read_bytes(config_path)
+    rendered = render.render_config(choices, old.decode(errors="replace") if old is not None else None)
+    changes = [FileChange(config_path, platform.config_path, old, rendered.text.encode(), "config")]
+
+    boot_endpoint = None
+    if choices.at_boot and request.live and network is not None:
+        boot_endpoint = render.choose_endpoint(chosen.ipv6, network)
+        changes.append(boot_sources_change(request, platform, boot_endpoint, chosen.timesync_options))
+
+    warnings = list(choices.warnings)
+    if choices.at_boot and not request.live:
+        warnings.append("the Time Sync endpoint is chosen at every boot: enable chronyctl6-boot.service "
+                        "in the image (the package does)")
+    if request.live and not choices.at_boot:
+        warnings.extend(_conflicting_dropins(request, rendered.text, choices))
+    return Plan(request, chosen, platform, choices, rendered, tuple(changes), boot_endpoint,
+                tuple(warnings))
+
+
+def boot_sources_change(
+    request: Request, platform: Platform, endpoint: render.Endpoint, options: tuple[str, ...]
+) -> FileChange:
+    shown = f"{platform.runtime_sourcedir}/{render.BOOT_SOURCES_NAME}"
+    path = request.under_root(shown)
+    return FileChange(path, shown, _read_bytes(path), render.render_boot_sources(endpoint, options).encode(),
+                      "sources")
+
+
+def _conflicting_dropins(request: Request, text: str, choices: render.Choices) -> list[str]:
+    """Sources that other *.sources drop-ins add beside ours: a second Time Sync line, or a
+    non-smeared pool (Amazon Linux and Ubuntu 24.04 ship theirs that way)."""
+    chosen = choices.endpoint.address if choices.endpoint else None
+    found = []
+    for d in conf.parse(text):
+        if d.keyword != "sourcedir" or not d.args:
+            continue
+        directory = request.under_root(d.args[0])
+        if not directory.is_dir():
+            continue
+        for dropin in sorted(directory.glob("*.sources")):
+            for source in conf.parse(host.read_text(dropin) or ""):
+                if source.keyword not in conf.SOURCE_KEYWORDS or not source.args:
+                    continue
+                target = source.args[0]
+                if conf.is_timesync(target) and target != chosen:
+                    found.append(f"{dropin} adds a second Time Sync line ({source.line}): remove it")
+                elif not conf.is_smeared(target):
+                    found.append(f"{dropin} adds non-smeared {source.line}: remove it, or "
+                                 "accept mixed leap handling")
+    return found
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        raise BadInput(f"{path} is a directory, not a chrony configuration") from None
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
