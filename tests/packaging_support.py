@@ -116,11 +116,13 @@ def debian_root_tarball() -> Path:
 
 def chroot(root: Path, *argv: str, timeout: float = 120, check: bool = True,
            ) -> subprocess.CompletedProcess[str]:
-    """Run a program inside the throwaway root, in a network namespace of its own.
+    """Run a program inside the throwaway root, in namespaces of its own.
 
-    The suite already runs in a fresh namespace; a second one costs nothing and keeps the rule
-    even when a single test is run by hand.
+    A network namespace (the suite already runs in a fresh one; a second costs nothing and
+    keeps the rule when a single test is run by hand), and mount and PID namespaces so that a
+    private /proc (psutil needs it) is mounted in the root and vanishes with the namespace.
     """
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
-    return run(["unshare", "-n", "--", "chroot", root, *argv], timeout=timeout, env=env,
-               check=check)
+    script = 'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"'
+    return run(["unshare", "--net", "--mount", "--pid", "--fork", "--", "sh", "-c", script,
+                root, *argv], timeout=timeout, env=env, check=check)

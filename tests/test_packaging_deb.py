@@ -8,6 +8,7 @@ from there with chroot, in a network namespace of its own. Nothing is ever boote
 from __future__ import annotations
 
 import gzip
+import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -211,3 +212,18 @@ def test_purge_leaves_nothing_behind(root: Path, deb: Path) -> None:
     assert [p for p in files if (root / p.lstrip("/")).exists()] == []
     # Leave the root as the other tests expect it, whatever order they run in.
     chroot(root, "dpkg", "-i", f"/root/{deb.name}")
+
+
+def test_image_bake_with_installed_package(root: Path) -> None:
+    """What the image builders run: `apply --root` on an image, then nothing left to change."""
+    image = root / "srv" / "image"
+    shutil.rmtree(image, ignore_errors=True)
+    shutil.copytree(REPO / "tests" / "fixtures" / "stock" / "debian12", image, symlinks=True)
+    first = json.loads(chroot(root, "chronyctl6", "apply", "--root", "/srv/image",
+                              "--ipv6", "on", "--phc", "off", "-o", "json").stdout)
+    assert first["changed"] is True
+    written = (image / "etc" / "chrony" / "chrony.conf").read_text(encoding="utf-8")
+    assert written.count(TIME_SYNC_V6) == 1
+    again = json.loads(chroot(root, "chronyctl6", "apply", "--root", "/srv/image",
+                              "--ipv6", "on", "--phc", "off", "-o", "json").stdout)
+    assert again["changed"] is False

@@ -29,6 +29,7 @@ from tests.packaging_support import (
     run,
 )
 
+FIXTURES = REPO / "tests" / "fixtures"
 SPEC = PACKAGING / "rpm" / "chronyctl6.spec"
 UNITDIR = "/usr/lib/systemd/system"
 SITE = "/usr/lib/python3.11/site-packages"
@@ -111,7 +112,10 @@ def test_payload_runs_with_python311_and_typer_070(payload_root: Path) -> None:
                    "import chronyctl6, typer; print(chronyctl6.__file__, typer.__version__)")
     module, typer_version = where.stdout.split()
     assert module.startswith(f"{SITE}/chronyctl6/") and typer_version == "0.7.0"
-    rendered = chroot(payload_root, "env", env, "chronyctl6", "render", "--root", "/",
+    # An Amazon Linux 2023 image (the stock files it ships), as an image build would render it.
+    image = payload_root / "srv" / "image"
+    shutil.copytree(FIXTURES / "stock" / "amzn2023", image, symlinks=True)
+    rendered = chroot(payload_root, "env", env, "chronyctl6", "render", "--root", "/srv/image",
                       "--ipv6", "off", "--phc", "off").stdout
     assert rendered.count("server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4") == 1
     active = [line for line in rendered.splitlines() if not line.lstrip().startswith("#")]
