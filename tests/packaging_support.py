@@ -114,6 +114,24 @@ def debian_root_tarball() -> Path:
     return tarball
 
 
+def unpack_root(base: Path) -> Path:
+    """A fresh copy of the cached Debian 12 root under base/root."""
+    require(Path("/usr/sbin/chroot").exists(), "chroot (coreutils)")
+    tarball = debian_root_tarball()
+    root = base / "root"
+    root.mkdir()
+    run(["tar", "-C", root, "-xf", tarball], timeout=180)
+    return root
+
+
+def install_deb(root: Path, deb: Path) -> None:
+    """dpkg -i, not apt: every Depends must already be met by Debian's own packages."""
+    if chroot(root, "dpkg-query", "-W", "chronyctl6", check=False).returncode == 0:
+        return
+    shutil.copy(deb, root / "root" / deb.name)
+    chroot(root, "dpkg", "-i", f"/root/{deb.name}")
+
+
 def chroot(root: Path, *argv: str, timeout: float = 120, check: bool = True,
            ) -> subprocess.CompletedProcess[str]:
     """Run a program inside the throwaway root, in namespaces of its own.

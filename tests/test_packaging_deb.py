@@ -22,10 +22,10 @@ from tests.packaging_support import (
     REPO,
     built_deb,
     chroot,
-    debian_root_tarball,
-    require,
+    install_deb,
     require_tools,
     run,
+    unpack_root,
 )
 
 UNITS = ("chronyctl6-boot.service", "chronyctl6-check.service", "chronyctl6-check.timer")
@@ -42,16 +42,10 @@ def deb() -> Path:
 @pytest.fixture(scope="module")
 def root(deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh Debian 12 root from the cached tarball, with the .deb installed by dpkg."""
-    require(Path("/usr/sbin/chroot").exists(), "chroot (coreutils)")
-    tarball = debian_root_tarball()
     base = tmp_path_factory.mktemp("debroot")
-    target = base / "root"
-    target.mkdir()
     try:
-        run(["tar", "-C", target, "-xf", tarball], timeout=120)
-        shutil.copy(deb, target / "root" / deb.name)
-        # dpkg, not apt: every Depends must already be satisfied by Debian's own packages.
-        chroot(target, "dpkg", "-i", f"/root/{deb.name}")
+        target = unpack_root(base)
+        install_deb(target, deb)
         yield target
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,63 @@
+# Packer example: bake chronyctl6 into an Amazon Linux 2023 AMI (the provisioners are the part to
+# copy into your own template; they work the same on RHEL-family and Debian/Ubuntu sources).
+#   packer build -var package=../../dist/chronyctl6-0.1.0-1.noarch.rpm chronyctl6.pkr.hcl
+# The image chooses its Time Sync endpoint on every launch (chronyctl6-boot.service), so one AMI
+# is right in dual-stack, IPv6-only and IPv4-only subnets.
+
+variable "region" {
+  type    = string
+  default = "eu-west-1"
+}
+
+variable "instance_type" {
+  type    = string
+  default = "t3.small"
+}
+
+variable "package" {
+  type        = string
+  description = "Path of the chronyctl6 .rpm (or .deb) built by packaging/build-rpm (build-deb)."
+}
+
+locals {
+  # AMI names may not contain ':'.
+  stamp = regex_replace(timestamp(), "[- TZ:]", "")
+}
+
+source "amazon-ebs" "al2023" {
+  region        = var.region
+  instance_type = var.instance_type
+  ssh_username  = "ec2-user"
+  ami_name      = "al2023-chronyctl6-${local.stamp}"
+  source_ami_filter {
+    filters = {
+      name                = "al2023-ami-2023.*-x86_64"
+      virtualization-type = "hvm"
+    }
+    owners      = ["amazon"]
+    most_recent = true
+  }
+}
+
+build {
+  sources = ["source.amazon-ebs.al2023"]
+
+  provisioner "file" {
+    source      = var.package
+    destination = "/tmp/chronyctl6.pkg"
+  }
+
+  provisioner "shell" {
+    execute_command = "sudo -S env {{ .Vars }} bash -euo pipefail '{{ .Path }}'"
+    inline = [
+      "if command -v dnf >/dev/null; then mv /tmp/chronyctl6.pkg /tmp/chronyctl6.rpm && dnf install -y /tmp/chronyctl6.rpm; else mv /tmp/chronyctl6.pkg /tmp/chronyctl6.deb && apt-get install -y /tmp/chronyctl6.deb; fi",
+      # On the build instance: validate, write, restart chronyd, and fail the build unless
+      # chronyd selects Time Sync within 60 s (the change is rolled back then).
+      "chronyctl6 apply --at-boot --wait 60 --diff",
+      "systemctl enable chronyctl6-boot.service",
+      "if [ -d /var/lib/prometheus/node-exporter ]; then systemctl enable chronyctl6-check.timer; fi",
+      # Nothing left to change: the image is baked as applied.
+      "chronyctl6 apply --at-boot --dry-run -o json | grep -q '\"changed\": false'",
+    ]
+  }
+}
