@@ -102,6 +102,32 @@ def built_rpm() -> Path:
     return rpm
 
 
+def wheelhouse() -> Path:
+    """The wheels the vendored RPM bundles, fetched by prepare-tests (PyPI, outside the netns)."""
+    cache = Path(os.environ.get("CHRONYCTL6_TEST_CACHE", "/var/cache/chronyctl6-test"))
+    path = cache / f"wheels-cp311-{os.uname().machine}"
+    require(
+        len(list(path.glob("*.whl"))) >= 6,
+        f"no wheels in {path}: run `packaging/prepare-tests` (or packaging/fetch-wheels {path}) "
+        "outside the tests' network namespace",
+    )
+    return path
+
+
+@functools.cache
+def built_vendored_rpm() -> Path:
+    require_tools("rpmbuild")
+    wheels = wheelhouse()
+    started = time.monotonic()
+    nodeps = ["--nodeps"] if Path("/etc/debian_version").exists() else []
+    env = {**os.environ, "CHRONYCTL6_WHEELHOUSE": str(wheels)}
+    proc = run([PACKAGING / "build-rpm", scratch() / "rpm-vendor", *nodeps], timeout=600, env=env)
+    TIMINGS["build-rpm --with vendor"] = time.monotonic() - started
+    rpm = Path(proc.stdout.strip().splitlines()[-1])
+    assert rpm.is_file(), proc.stdout
+    return rpm
+
+
 def debian_root_tarball() -> Path:
     """The cached Debian 12 root (python3 deps, chrony, systemd's tools), built by test-root."""
     proc = run([PACKAGING / "test-root", "--path"], timeout=30)

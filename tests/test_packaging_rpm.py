@@ -10,6 +10,7 @@ the RPM installs into.
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import shutil
 import subprocess
@@ -23,10 +24,11 @@ from tests.packaging_support import (
     PACKAGING,
     REPO,
     built_rpm,
+    built_vendored_rpm,
     chroot,
-    debian_root_tarball,
     require_tools,
     run,
+    unpack_root,
 )
 
 FIXTURES = REPO / "tests" / "fixtures"
@@ -44,19 +46,20 @@ def _query(rpm: Path, fmt: str) -> str:
     return run(["rpm", "-qp", "--queryformat", fmt, rpm]).stdout
 
 
+def _unpack_payload(rpm: Path, root: Path) -> None:
+    require_tools("rpm2cpio", "cpio")
+    cpio = subprocess.run(["rpm2cpio", rpm], capture_output=True, check=True, timeout=60)
+    subprocess.run(["cpio", "-idm", "--quiet"], input=cpio.stdout, cwd=root, check=True,
+                   timeout=60)
+
+
 @pytest.fixture(scope="module")
 def payload_root(rpm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh Debian 12 root with the RPM's payload unpacked over it (no rpm database)."""
-    require_tools("rpm2cpio", "cpio")
-    tarball = debian_root_tarball()
     base = tmp_path_factory.mktemp("rpmroot")
-    root = base / "root"
-    root.mkdir()
     try:
-        run(["tar", "-C", root, "-xf", tarball], timeout=120)
-        cpio = subprocess.run(["rpm2cpio", rpm], capture_output=True, check=True, timeout=60)
-        subprocess.run(["cpio", "-idm", "--quiet"], input=cpio.stdout, cwd=root, check=True,
-                       timeout=60)
+        root = unpack_root(base)
+        _unpack_payload(rpm, root)
         yield root
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -100,6 +103,7 @@ def test_rpmlint_clean(rpm: Path) -> None:
     packaging/rpm/rpmlint.toml."""
     require_tools("rpmlint")
     proc = run(["rpmlint", "-c", PACKAGING / "rpm" / "rpmlint.toml", rpm, SPEC], check=False)
+    # (The spec is linted once here; it covers the --with vendor branches too.)
     findings = [line for line in proc.stdout.splitlines() if re.search(r": [EW]: ", line)]
     assert proc.returncode == 0 and findings == [], proc.stdout + proc.stderr
 
@@ -138,3 +142,46 @@ def test_rpm_man_page(payload_root: Path) -> None:
     proc = run(["man", "--warnings", "-l", "-Tutf8", page],
                env={"PATH": "/usr/bin:/bin", "MANWIDTH": "100", "LANG": "C.UTF-8"})
     assert proc.stderr == ""
+
+
+def test_vendored_rpm_runs_without_any_distro_python_package(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """--with vendor (Amazon Linux 2023, RHEL 9): only python3 >= 3.11 and chrony required, and
+    it runs in a root from which Debian's typer, click, jinja2, markupsafe, psutil and ntplib
+    have been purged."""
+    rpm = built_vendored_rpm()
+    requires = set(run(["rpm", "-qpR", rpm]).stdout.split())
+    assert not any("typer" in r or "jinja2" in r or "ntplib" in r or "psutil" in r
+                   for r in requires), requires
+    assert _query(rpm, "%{ARCH}") == os.uname().machine
+    require_tools("rpmlint")
+    lint = run(["rpmlint", "-c", PACKAGING / "rpm" / "rpmlint.toml", rpm], check=False)
+    assert lint.returncode == 0 and not re.search(r": [EW]: ", lint.stdout), lint.stdout
+
+    base = tmp_path_factory.mktemp("vendorroot")
+    try:
+        root = unpack_root(base)
+        chroot(root, "dpkg", "--purge", "--force-depends", "python3-typer", "python3-click",
+               "python3-jinja2", "python3-markupsafe", "python3-psutil", "python3-ntplib")
+        _unpack_payload(rpm, root)
+        # The private directory (%{_libdir}/chronyctl6): where the bundled chronyctl6 sits.
+        (cli,) = [f for f in run(["rpm", "-qpl", rpm]).stdout.split()
+                  if f.endswith("/chronyctl6/cli.py")]
+        vendordir = cli.removesuffix("/chronyctl6/cli.py")
+        assert vendordir in ("/usr/lib64/chronyctl6", "/usr/lib/chronyctl6"), vendordir
+        version = chroot(root, "chronyctl6", "--version").stdout.strip()
+        assert version == f"chronyctl6 {__version__}"
+        image = root / "srv" / "image"
+        shutil.copytree(FIXTURES / "stock" / "amzn2023", image, symlinks=True)
+        rendered = chroot(root, "chronyctl6", "render", "--root", "/srv/image", "--ipv6", "off",
+                          "--phc", "off").stdout
+        assert rendered.count("server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4") == 1
+        # The launcher runs -I: PYTHONPATH cannot swap a bundled module for another.
+        where = chroot(root, "env", "PYTHONPATH=/nonexistent", "python3", "-I", "-c",
+                       f"import sys; sys.path.insert(0, {vendordir!r}); "
+                       "import typer, psutil, ntplib, jinja2; "
+                       "print(typer.__file__, psutil.__file__, ntplib.__file__, jinja2.__file__)")
+        assert all(p.startswith(vendordir + "/") for p in where.stdout.split())
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
