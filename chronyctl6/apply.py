@@ -4,6 +4,7 @@ and roll back when the restart or the verification fails."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,16 +70,17 @@ def _apply(request: Request, options: Options) -> ApplyResult:
         if not plan.pending:
             return _result(plan, action="none")
         validated = _validate_tool_present() and options.validate
+        # Resolved before anything is written: a host we cannot restart chronyd on gets no new file.
+        manager = _manager(plan, running=plan.config.old, target=plan.config.new) if request.live else None
         backup = _write_all(plan, validated=validated)
-        if not request.live:
+        if manager is None:
             return _result(plan, action="none", backup=backup, validated=validated)
-        manager = _manager(plan)
         action = "restart" if plan.config.changed else "reload"
         try:
             _activate(manager, action)
             selected, waited = _wait(plan, options.wait)
         except ChronyCtlError as exc:
-            _roll_back(plan, manager)
+            _roll_back(plan, _manager(plan, running=plan.config.new, target=plan.config.old or b""))
             raise RolledBack(
                 f"{exc.message}; the previous configuration is restored and chronyd restarted on it",
                 hint=exc.hint or "see what would change with `chronyctl6 apply --dry-run --diff`",
@@ -91,32 +93,48 @@ def _validate_tool_present() -> bool:
     return runner.which("chronyd") is not None
 
 
-def _validate(candidate: Path) -> None:
-    done = chrony.validate_config(str(candidate))
-    if not done.ok:
-        raise ValidationFailed(
-            f"chronyd rejects the new configuration: {done.brief()}",
-            hint="nothing was written; check the settings.toml values chronyd names",
-        )
+def _validator(root: Path) -> Callable[[Path], None]:
+    def validate(candidate: Path) -> None:
+        done = chrony.validate_config(str(candidate), root=str(root))
+        if not done.ok:
+            raise ValidationFailed(
+                f"chronyd rejects the new configuration: {done.brief()}",
+                hint="nothing was written; check the settings.toml values chronyd names",
+            )
+
+    return validate
 
 
 def _write_all(plan: Plan, *, validated: bool) -> str | None:
-    backup = None
+    """Each file: temp beside it → validated (the config) → previous one backed up → replaced."""
+    backups: dict[Path, Path | None] = {}
     for change in plan.pending:
-        if change.kind == "config":
-            saved = fsio.backup(change.path)
-            backup = str(saved) if saved else None
         change.path.parent.mkdir(parents=True, exist_ok=True)
-        check = _validate if (validated and change.kind == "config") else None
-        fsio.atomic_write(change.path, change.new, validate=check)
-    return backup
+        validate = _validator(plan.request.root) if (validated and change.kind == "config") else None
+
+        def before_replace(candidate: Path, change: FileChange = change,
+                           validate: Callable[[Path], None] | None = validate) -> None:
+            if validate is not None:
+                validate(candidate)
+            if change.kind == "config":
+                backups[change.path] = fsio.backup(change.path)
+
+        fsio.atomic_write(change.path, change.new, validate=before_replace)
+    saved = backups.get(plan.config.path)
+    return str(saved) if saved else None
 
 
-def _manager(plan: Plan) -> service.ServiceManager:
-    pidfile = next((d.args[0] for d in reversed(conf.parse(plan.config.new.decode()))
-                    if d.keyword == "pidfile" and d.args), None)
+def _pidfile(config: bytes | None) -> str | None:
+    found = [d.args[0] for d in conf.parse((config or b"").decode(errors="replace"))
+             if d.keyword == "pidfile" and d.args]
+    return found[-1] if found else None
+
+
+def _manager(plan: Plan, *, running: bytes | None, target: bytes) -> service.ServiceManager:
+    """The manager that moves chronyd from the `running` configuration to `target`."""
     return service.choose(plan.settings.service_manager, unit=plan.platform.unit,
-                          config_path=plan.platform.config_path, pidfile=pidfile)
+                          config_path=plan.platform.config_path, pidfile=_pidfile(target),
+                          previous_pidfile=_pidfile(running))
 
 
 def _activate(manager: service.ServiceManager, action: str) -> None:

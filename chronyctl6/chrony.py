@@ -6,10 +6,13 @@ thin and go through the runner. chronyc always gets `-n`: it must never look up 
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
-from chronyctl6 import runner
+from chronyctl6 import conf, runner
 from chronyctl6.errors import CommandFailed
 
 LEAP_STATUSES = ("Normal", "Insert second", "Delete second", "Not synchronised")
@@ -162,7 +165,19 @@ def chronyd_version() -> tuple[int, ...] | None:
     return tuple(int(p) for p in match.group(1).split(".")) if match else None
 
 
-def validate_config(path: str) -> runner.Completed:
+def validate_config(path: str, root: str = "/") -> runner.Completed:
     """Parse a candidate config with the real chronyd (`-p` prints it and exits; `-u root`
-    because a privilege drop could stop chronyd from reading a file it does not own)."""
-    return runner.run(["chronyd", "-p", "-u", "root", "-f", path], timeout=15)
+    because a privilege drop could stop chronyd from reading a file it does not own).
+
+    For an image mounted at root, the files it includes are read from the image."""
+    if root == "/":
+        return runner.run(["chronyd", "-p", "-u", "root", "-f", path], timeout=15)
+    candidate = Path(path)
+    fd, name = tempfile.mkstemp(dir=candidate.parent, prefix=f".{candidate.name}.chronyctl6-",
+                                suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(conf.rebase_includes(candidate.read_text(), root))
+        return runner.run(["chronyd", "-p", "-u", "root", "-f", name], timeout=15)
+    finally:
+        Path(name).unlink(missing_ok=True)

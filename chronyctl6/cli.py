@@ -1,5 +1,7 @@
 """The command line: the only module that imports typer or prints.
 
+Options are spelled `Optional[X]`, not `X | None`: Debian 12's typer 0.7.0 knows only the former.
+
 Each command turns its options into a request, calls the core, renders the returned result
 as text or JSON, and maps errors to exit statuses in one place (`_guard`).
 """
@@ -7,9 +9,8 @@ as text or JSON, and maps errors to exit statuses in one place (`_guard`).
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, Optional, TypeVar
 
 import typer
 
@@ -56,11 +57,14 @@ def fail(error: ChronyCtlError) -> NoReturn:
     raise typer.Exit(int(error.status))
 
 
-def _guard(call: Callable[[], T]) -> T:
-    """Known errors: one line and a hint. Unexpected ones say so; traceback only with --debug."""
+def _guard(call: Callable[[], T], *, json_errors: bool = False) -> T:
+    """Known errors: one line and a hint. Unexpected ones say so; traceback only with --debug.
+    With json_errors, a known error is also one JSON object on stdout, for fleet tooling."""
     try:
         return call()
     except ChronyCtlError as exc:
+        if json_errors:
+            emit_json({"ok": False, "error": exc.message, "hint": exc.hint, "exit_status": int(exc.status)})
         fail(exc)
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
@@ -86,6 +90,13 @@ _PHC_HELP = "ENA PTP hardware clock refclock: auto = when /dev/ptp_ena (or an EN
 _BOOT_HELP = ("Choose the endpoint at every boot (chronyctl6-boot.service writes "
               "/run/chronyctl6/timesync.sources) instead of fixing it in chrony.conf: for baked images.")
 _OUTPUT_HELP = "Output format: text or json."
+_DISTRO_HELP = "Override os-release detection: amzn2, amzn2023, rhel, debian, ubuntu, sles."
+_SETTINGS_HELP = "Settings file (default DIR/etc/chronyctl6/settings.toml)."
+_SM_HELP = ("How to restart chronyd: systemd, or direct (a plain process, for hosts without systemd). "
+            "auto = systemd if it runs.")
+_WAIT_HELP = ("Wait until chronyd selects a Time Sync source; if it does not in time, restore the previous "
+              "configuration, restart chronyd on it and fail.")
+_SETTLE_HELP = "Wait up to this long for an IPv6 address to come up before choosing IPv4."
 
 
 def _request(root: str, distro: str | None, ipv6: str | None, phc: str | None,
@@ -107,11 +118,11 @@ def _check_output(output: str) -> None:
 @app.command()
 def render(
     root: str = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP),
-    distro: str | None = typer.Option(None, "--distro", help="Override os-release detection: amzn2, amzn2023, rhel, debian, ubuntu, sles."),
-    ipv6: str | None = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
-    phc: str | None = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
-    at_boot: bool | None = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
-    settings: str | None = typer.Option(None, "--settings", metavar="FILE", help="Settings file (default DIR/etc/chronyctl6/settings.toml)."),
+    distro: Optional[str] = typer.Option(None, "--distro", help=_DISTRO_HELP),
+    ipv6: Optional[str] = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
+    phc: Optional[str] = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
+    at_boot: Optional[bool] = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
+    settings: Optional[str] = typer.Option(None, "--settings", metavar="FILE", help=_SETTINGS_HELP),
 ) -> None:
     """Print the chrony.conf that `apply` would write. Reads only; needs no root.
 
@@ -128,16 +139,18 @@ def render(
 @app.command()
 def apply(
     root: str = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP),
-    distro: str | None = typer.Option(None, "--distro", help="Override os-release detection."),
-    ipv6: str | None = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
-    phc: str | None = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
-    at_boot: bool | None = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
-    settings: str | None = typer.Option(None, "--settings", metavar="FILE", help="Settings file (default DIR/etc/chronyctl6/settings.toml)."),
-    service_manager: str | None = typer.Option(None, "--service-manager", metavar="auto|systemd|direct", help="How to restart chronyd: systemd, or direct (a plain process, for hosts without systemd). auto = systemd if it runs."),
+    distro: Optional[str] = typer.Option(None, "--distro", help=_DISTRO_HELP),
+    ipv6: Optional[str] = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
+    phc: Optional[str] = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
+    at_boot: Optional[bool] = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
+    settings: Optional[str] = typer.Option(None, "--settings", metavar="FILE", help=_SETTINGS_HELP),
+    service_manager: Optional[str] = typer.Option(None, "--service-manager", metavar="auto|systemd|direct",
+                                               help=_SM_HELP),
     diff: bool = typer.Option(False, "--diff", help="Show the change as a unified diff."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Stop after planning: write nothing, restart nothing."),
-    wait: float | None = typer.Option(None, "--wait", metavar="SECONDS", min=0, max=3600, help="Wait until chronyd selects a Time Sync source; if it does not in time, restore the previous configuration and fail."),
-    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", min=0, help="How long to wait for another apply to finish."),
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", min=0, max=3600, help=_WAIT_HELP),
+    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", min=0,
+                                       help="How long to wait for another apply to finish."),
     output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
 ) -> None:
     """Render, validate with chronyd, write atomically (with a backup), restart chronyd.
@@ -154,7 +167,7 @@ def apply(
     request = _request(root, distro, ipv6, phc, at_boot, service_manager, settings)
     chosen_wait = wait if wait is not None else _guard(lambda: load_settings(request)).wait
     result = _guard(lambda: run_apply(request, Options(dry_run=dry_run, wait=chosen_wait,
-                                                       lock_timeout=lock_timeout)))
+                                                       lock_timeout=lock_timeout)), json_errors=output == "json")
     if output == "json":
         emit_json(result.as_dict())
         return
@@ -179,7 +192,7 @@ def apply(
 
 @app.command()
 def boot(
-    settle: float = typer.Option(0.0, "--settle", metavar="SECONDS", min=0, max=120, help="Wait up to this long for an IPv6 address to come up before choosing IPv4."),
+    settle: float = typer.Option(0.0, "--settle", metavar="SECONDS", min=0, max=120, help=_SETTLE_HELP),
     output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
 ) -> None:
     """The baked-image boot step: write /run/chronyctl6/timesync.sources with this launch's one
@@ -304,4 +317,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -107,3 +107,19 @@ MANAGED_MARK = "managed by chronyctl6"
 def is_managed(text: str) -> bool:
     """chronyctl6 wrote this file (its header says so in the first lines)."""
     return any(MANAGED_MARK in line for line in text.splitlines()[:3])
+
+
+INCLUDE_KEYWORDS = frozenset({"include", "confdir", "sourcedir"})
+
+
+def rebase_includes(text: str, root: str) -> str:
+    """The same configuration with the files it pulls in taken under root: how an image's
+    chrony.conf is validated on the machine that builds the image."""
+    out = []
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0].lower() in INCLUDE_KEYWORDS:
+            words = [words[0], *(root.rstrip("/") + w if w.startswith("/") else w for w in words[1:])]
+            line = " ".join(words)
+        out.append(line)
+    return "\n".join(out) + "\n"

@@ -87,6 +87,7 @@ def decide(
     else:
         endpoint = choose_endpoint(settings.ipv6, network)
 
+    phc: str | None = None
     if settings.phc == "on":
         if phc_device is None and network is not None:
             raise BadInput("--phc on, but this host has no ENA PTP hardware clock (/dev/ptp_ena)",
@@ -94,8 +95,6 @@ def decide(
         phc = phc_device or conf.PHC_DEVICES[0]
     elif settings.phc == "auto" and network is not None:
         phc = phc_device
-    else:
-        phc = None
 
     for source in settings.extra_sources:
         if not conf.is_smeared(source.host):
@@ -161,7 +160,7 @@ def render_boot_sources(endpoint: Endpoint, options: tuple[str, ...]) -> str:
 
 def _context(choices: Choices, *, overridden: set[str], carried: list[str]) -> dict[str, object]:
     def stock(line: str, comment: str) -> str:
-        return "" if line.split()[0] in overridden else f"\n# {comment}\n{line}"
+        return "" if line.split(maxsplit=1)[0] in overridden else f"\n# {comment}\n{line}"
 
     endpoint = choices.endpoint
     return {

@@ -68,6 +68,9 @@ class Direct:
     config_path: str
     pidfile: str = DEFAULT_PIDFILE
     extra_args: list[str] = field(default_factory=list)
+    # Where the chronyd now running may have written its pid: a new configuration can move the
+    # pidfile, and stopping must find the old chronyd all the same.
+    previous_pidfiles: list[str] = field(default_factory=list)
     name: str = "direct"
     stop_timeout: float = 10.0
     start_timeout: float = 10.0
@@ -89,16 +92,16 @@ class Direct:
         raise CommandFailed(f"chronyd did not write {self.pidfile} within {self.start_timeout:g} s")
 
     def stop(self) -> None:
-        pid = self.main_pid()
-        if pid is None:
-            return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + self.stop_timeout
-        while time.monotonic() < deadline:
-            if not _alive(pid):
-                return
-            time.sleep(0.05)
-        raise CommandFailed(f"chronyd (pid {pid}) did not stop within {self.stop_timeout:g} s")
+        for pidfile in dict.fromkeys([self.pidfile, *self.previous_pidfiles]):
+            pid = _pid_from(pidfile)
+            if pid is None:
+                continue
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + self.stop_timeout
+            while _alive(pid):
+                if time.monotonic() >= deadline:
+                    raise CommandFailed(f"chronyd (pid {pid}) did not stop within {self.stop_timeout:g} s")
+                time.sleep(0.05)
 
     def reload_sources(self) -> None:
         chrony.reload_sources()
@@ -107,11 +110,16 @@ class Direct:
         return self.main_pid() is not None
 
     def main_pid(self) -> int | None:
-        try:
-            pid = int(Path(self.pidfile).read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if _alive(pid) and _is_chronyd(pid) else None
+        return _pid_from(self.pidfile)
+
+
+def _pid_from(pidfile: str) -> int | None:
+    """The pid of the chronyd that wrote pidfile, if it still runs."""
+    try:
+        pid = int(Path(pidfile).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) and _is_chronyd(pid) else None
 
 
 def _alive(pid: int) -> bool:
@@ -140,7 +148,8 @@ def systemd_running() -> bool:
     return Path("/run/systemd/system").is_dir()
 
 
-def choose(name: str, *, unit: str, config_path: str, pidfile: str | None) -> ServiceManager:
+def choose(name: str, *, unit: str, config_path: str, pidfile: str | None,
+           previous_pidfile: str | None = None) -> ServiceManager:
     """`auto` takes systemd where it runs; it never falls back to starting chronyd by hand."""
     if name == "auto":
         if not systemd_running():
@@ -153,5 +162,6 @@ def choose(name: str, *, unit: str, config_path: str, pidfile: str | None) -> Se
         return Systemd(unit=unit)
     if name == "direct":
         extra = shlex.split(os.environ.get(CHRONYD_ARGS_ENV, ""))
-        return Direct(config_path=config_path, pidfile=pidfile or DEFAULT_PIDFILE, extra_args=extra)
+        return Direct(config_path=config_path, pidfile=pidfile or DEFAULT_PIDFILE, extra_args=extra,
+                      previous_pidfiles=[previous_pidfile or DEFAULT_PIDFILE])
     raise BadInput(f"unknown service manager {name!r}", hint="use auto, systemd or direct")

@@ -48,7 +48,7 @@ DIRECTIVES = frozenset({
     "ntsprocesses", "ntsrefresh", "ntsrotate", "ntsservercert", "ntsserverkey",
     "ntstrustedcerts", "nosystemcert", "port", "ptpport", "ratelimit", "reselectdist", "rtcautotrim",
     "rtcdevice", "rtcfile", "rtconutc", "rtcsync", "sched_priority", "smoothtime",
-    "stratumweight", "tempcomp", "driftfile", "pidfile", "user", "confdir", "maxupdateskew",
+    "stratumweight", "tempcomp", "driftfile", "pidfile", "user", "confdir",
 })
 
 _HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")

@@ -1,0 +1,40 @@
+"""Small shared helpers for tests that run the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import FIXTURES, REPO
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the real chronyctl6 as a separate process."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "chronyctl6", *args], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, check=False)
+
+
+def cli_json(*args: str) -> dict[str, Any]:
+    done = cli(*args, "-o", "json")
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def stock_root(tmp_path: Path, distro: str, name: str | None = None) -> Path:
+    root = tmp_path / (name or distro)
+    shutil.copytree(FIXTURES / "stock" / distro, root)
+    return root
+
+
+def write_settings(root: Path, text: str) -> Path:
+    path = root / "etc/chronyctl6/settings.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
