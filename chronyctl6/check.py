@@ -106,7 +106,7 @@ def describe_failure(m: ntp.Measurement) -> str:
     if m.error is not None:
         return f"cannot send to {where}: {m.error}"
     if m.kiss_code is not None and not m.samples:
-        return f"{where} sent a kiss-of-death ({m.kiss_code})"
+        return f"{where} sent a kiss-of-death ({m.kiss_code}): kiss_of_death, backed off"
     if not m.rejected:
         return f"no reply from {where} ({m.sent} requests)"
     reasons = ", ".join(f"{reason} x{count}" for reason, count in sorted(m.rejected.items()))
@@ -160,10 +160,12 @@ def evaluate(
     return CheckResult(status, summary, thresholds, measurements, chosen, chronyd, notes)
 
 
-def chronyd_tracking(timeout: float = 2.0) -> tuple[Tracking | None, str | None]:
+def chronyd_tracking(
+    socket: str | None = None, timeout: float = 2.0
+) -> tuple[Tracking | None, str | None]:
     """chronyd's tracking, or why there is none. Never fails the check."""
     try:
-        done = chrony.chronyc("tracking", timeout=timeout)
+        done = chrony.chronyc("tracking", timeout=timeout, socket=socket)
     except ChronyCtlError as exc:  # chronyc missing or hung
         return None, exc.message
     if not done.ok:
@@ -175,10 +177,18 @@ def chronyd_tracking(timeout: float = 2.0) -> tuple[Tracking | None, str | None]
 
 
 def ipv6_route_hint(measurements: list[ntp.Measurement]) -> str | None:
-    """Say so when IPv6 cannot work here, and point at the IPv4 endpoint."""
+    """Say so when IPv6 cannot work here, and point at the IPv4 endpoint. Only for servers
+    beyond this host (fd00:ec2::123, not ::1) that got nowhere: no route, or no answer at all
+    (an answer of any kind proves the path works)."""
+    import ipaddress
     import socket
 
-    v6 = [m for m in measurements if m.target.family == socket.AF_INET6 and m.best is None]
+    def remote(m: ntp.Measurement) -> bool:
+        ip = ipaddress.ip_address(m.target.address.split("%")[0])
+        return not (ip.is_loopback or ip.is_link_local)
+
+    v6 = [m for m in measurements if m.target.family == socket.AF_INET6 and remote(m)
+          and m.best is None and not m.rejected]
     if not v6:
         return None
     if any(ntp.unreachable(m) for m in v6):
@@ -204,6 +214,7 @@ def run(
     timeout: float = DEFAULT_TIMEOUT,
     thresholds: Thresholds | None = None,
     ask_chronyd: bool = True,
+    chronyd_socket: str | None = None,
 ) -> CheckResult:
     thresholds = thresholds or Thresholds()
     if not 1 <= samples <= ntp.MAX_SAMPLES:
@@ -215,6 +226,8 @@ def run(
         raise CheckUsageError(f"--timeout {timeout:g}: use more than 0 and at most 60 seconds")
     targets = [t for server in servers for t in ntp.resolve(server, port)]
     measurements = ntp.measure(targets, samples=samples, timeout=timeout)
-    tracking, problem = chronyd_tracking() if ask_chronyd else (None, "not asked")
+    tracking, problem = (
+        chronyd_tracking(chronyd_socket) if ask_chronyd else (None, "--no-chronyd")
+    )
     hint = ipv6_route_hint(measurements)
     return evaluate(measurements, thresholds, tracking, problem, hint)

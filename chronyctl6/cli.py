@@ -235,7 +235,7 @@ _CHECK_OUTPUT_HELP = "text, json, nagios (one line with perfdata) or prometheus 
 
 
 @app.command(cls=_PluginCommand)
-def check(  # noqa: PLR0917 (typer passes options as parameters)
+def check(
     server: list[str] | None = typer.Option(  # noqa: B008 (typer's classic style)
         None, "--server", "-s", metavar="ADDR", help=_SERVER_HELP),
     port: int = typer.Option(123, "--port", min=1, max=65535, help="The servers' UDP port."),
@@ -248,6 +248,10 @@ def check(  # noqa: PLR0917 (typer passes options as parameters)
                                help="CRITICAL when |offset| + error bound reaches this."),
     output: str = typer.Option("text", "-o", "--output", help=_CHECK_OUTPUT_HELP),
     textfile: str | None = typer.Option(None, "--textfile", metavar="PATH", help=_TEXTFILE_HELP),
+    chronyd: bool = typer.Option(True, "--chronyd/--no-chronyd",
+                                 help="Also ask chronyd (chronyc tracking) and compare."),
+    chronyd_socket: str | None = typer.Option(None, "--chronyd-socket", metavar="PATH",
+                                              help="chronyd's command socket, if not the default."),
 ) -> None:
     """Measure this clock's offset against Time Sync directly, and what chronyd believes.
 
@@ -272,7 +276,8 @@ def check(  # noqa: PLR0917 (typer passes options as parameters)
             )
         thresholds = chk.Thresholds(warn, crit)
         return chk.run(server or [chk.DEFAULT_SERVER], port=port, samples=samples,
-                       timeout=timeout, thresholds=thresholds)
+                       timeout=timeout, thresholds=thresholds, ask_chronyd=chronyd,
+                       chronyd_socket=chronyd_socket)
 
     try:
         result = measure()

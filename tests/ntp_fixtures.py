@@ -7,7 +7,6 @@ says it is: any error the client reports is the client's.
 
 from __future__ import annotations
 
-import os
 import random
 import select
 import socket
@@ -28,7 +27,7 @@ def require_isolated_netns() -> None:
     """
     import pytest
 
-    links = sorted(os.listdir("/sys/class/net"))
+    links = sorted(name for _index, name in socket.if_nameindex())  # this namespace's links
     if links != ["lo"]:
         pytest.fail(
             f"not in a fresh network namespace (links: {links}); run the suite under unshare -n"
@@ -99,10 +98,12 @@ class Responder:
         host: str = "::1",
         port: int = 0,
         request_delay: Callable[[], float] | None = None,
+        spray_for: float = 0.0,
     ) -> None:
         self.behaviour = behaviour
         self.state = state or ServerState()
         self.request_delay = request_delay
+        self.spray_for = spray_for  # keep re-sending each answer for this long (a flood)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.bind((host, port))
@@ -135,14 +136,88 @@ class Responder:
                 time.sleep(self.request_delay())
             rx = server_now(self.state)
             self.requests.append(request)
-            for reply in self.behaviour(request, rx, self.state):
-                data = reply.data
-                sock = self.other if reply.from_other_port else self.sock
-                if data[40:48] == TX_PLACEHOLDER:
-                    data = data[:40] + server_now(self.state) + data[48:]
-                sock.sendto(data, peer)
+            replies = self.behaviour(request, rx, self.state)
+            until = time.monotonic() + self.spray_for
+            while True:
+                for reply in replies:
+                    data = reply.data
+                    sock = self.other if reply.from_other_port else self.sock
+                    if data[40:48] == TX_PLACEHOLDER:
+                        data = data[:40] + server_now(self.state) + data[48:]
+                    sock.sendto(data, peer)
+                if time.monotonic() >= until or self._stop.is_set():
+                    break
+                time.sleep(0.002)
 
 
 def exponential_delay(mean: float, seed: int | None = None) -> Callable[[], float]:
     rng = random.Random(seed)
     return lambda: rng.expovariate(1 / mean)
+
+
+# ---- hostile servers: each function answers a request with one bad reply --------------------
+
+
+def _tamper(**changes: object) -> Behaviour:
+    def behaviour(request: bytes, rx: bytes, state: ServerState) -> list[Reply]:
+        bad = ServerState(**{**state.__dict__, **changes})
+        return [Reply(reply_header(bad) + request[40:48] + rx + TX_PLACEHOLDER)]
+
+    return behaviour
+
+
+def kiss(code: str) -> Behaviour:
+    return _tamper(stratum=0, leap=3, ref_id=code.encode())
+
+
+def wrong_origin(request: bytes, rx: bytes, state: ServerState) -> list[Reply]:
+    other = bytes(b ^ 0x5A for b in request[40:48])
+    return [Reply(reply_header(state) + other + rx + TX_PLACEHOLDER)]
+
+
+def zero_transmit(request: bytes, rx: bytes, state: ServerState) -> list[Reply]:
+    return [Reply(reply_header(state) + request[40:48] + rx + bytes(8))]
+
+
+def zero_receive(request: bytes, rx: bytes, state: ServerState) -> list[Reply]:
+    return [Reply(reply_header(state) + request[40:48] + bytes(8) + TX_PLACEHOLDER)]
+
+
+def truncated(request: bytes, rx: bytes, state: ServerState) -> list[Reply]:
+    return [Reply((reply_header(state) + request[40:48] + rx)[:44])]
+
+
+def from_other_port(request: bytes, rx: bytes, state: ServerState) -> list[Reply]:
+    return [Reply(reply_header(state) + request[40:48] + rx + TX_PLACEHOLDER, True)]
+
+
+def silent(request: bytes, rx: bytes, state: ServerState) -> list[Reply]:
+    return []
+
+
+def stray_then_honest(request: bytes, rx: bytes, state: ServerState) -> list[Reply]:
+    """Garbage first (the client must keep waiting, not give up), then the real answer."""
+    return [*wrong_origin(request, rx, state), *truncated(request, rx, state),
+            *honest(request, rx, state)]
+
+
+def flood(request: bytes, rx: bytes, state: ServerState) -> list[Reply]:
+    """No answer, only stray packets (with Responder(spray_for=...), a stream of them)."""
+    return wrong_origin(request, rx, state) * 20
+
+
+HOSTILE: dict[str, tuple[Behaviour, str]] = {
+    "wrong origin": (wrong_origin, "wrong_origin"),
+    "mode 3": (_tamper(mode=3), "bad_mode"),
+    "version 0": (_tamper(version=0), "bad_version"),
+    "version 5": (_tamper(version=5), "bad_version"),
+    "leap 3": (_tamper(leap=3), "unsynchronised"),
+    "stratum 0 RATE": (kiss("RATE"), "kiss_of_death"),
+    "stratum 0 DENY": (kiss("DENY"), "kiss_of_death"),
+    "stratum 0 RSTR": (kiss("RSTR"), "kiss_of_death"),
+    "stratum 16": (_tamper(stratum=16), "bad_stratum"),
+    "zero transmit timestamp": (zero_transmit, "zero_timestamp"),
+    "zero receive timestamp": (zero_receive, "zero_timestamp"),
+    "truncated packet": (truncated, "truncated"),
+    "reply from another port": (from_other_port, "wrong_source"),
+}
