@@ -134,9 +134,10 @@ def make_plan(request: Request) -> Plan:
         changes.append(boot_sources_change(request, platform, boot_endpoint, chosen.timesync_options))
 
     warnings = list(choices.warnings)
-    if choices.at_boot and not request.live:
-        warnings.append("the Time Sync endpoint is chosen at every boot: enable chronyctl6-boot.service "
-                        "in the image (the package does)")
+    if choices.at_boot and not any(request.under_root(f"{d}/chronyctl6-boot.service").is_file()
+                                   for d in ("/usr/lib/systemd/system", "/lib/systemd/system", "/etc/systemd/system")):
+        warnings.append("the Time Sync endpoint is chosen at every boot, but chronyctl6-boot.service is not "
+                        "installed here: install the chronyctl6 package, or run `chronyctl6 boot` before chronyd")
     if request.live and not choices.at_boot:
         warnings.extend(_conflicting_dropins(request, rendered.text, choices))
     return Plan(request, chosen, platform, choices, rendered, tuple(changes), boot_endpoint,

@@ -212,3 +212,24 @@ def test_live_apply_needs_root() -> None:
                           cwd=str(Path(__file__).resolve().parent.parent))
     assert done.returncode == 4, done.stderr
     assert "needs root" in done.stderr
+
+
+def test_choosing_at_boot_enables_the_boot_unit_in_the_image(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    unit = root / "lib/systemd/system/chronyctl6-boot.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text("[Service]\nExecStart=/usr/bin/chronyctl6 boot\n")
+    done = cli("apply", "--root", str(root))
+    assert done.returncode == 0, done.stderr
+    link = root / "etc/systemd/system/multi-user.target.wants/chronyctl6-boot.service"
+    assert link.is_symlink() and os.readlink(link) == "/lib/systemd/system/chronyctl6-boot.service"
+    # A fixed endpoint does not need it, and a second bake leaves the link alone.
+    assert cli("apply", "--root", str(root)).returncode == 0 and link.is_symlink()
+
+
+def test_at_boot_without_the_unit_says_how_to_run_the_boot_step(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    done = cli("apply", "--root", str(root))
+    assert done.returncode == 0
+    assert "chronyctl6-boot.service is not installed here" in done.stderr
+    assert not (root / "etc/systemd/system").exists()
