@@ -129,9 +129,11 @@ def _single_csv_line(text: str, count: int, what: str) -> list[str]:
     return fields
 
 
-def chronyc(*args: str, timeout: float = 5.0) -> runner.Completed:
-    """Run chronyc against the local chronyd (its default command socket), numbers only."""
-    return runner.run(["chronyc", "-n", "-c", *args], timeout=timeout)
+def chronyc(*args: str, timeout: float = 5.0, socket: str | None = None) -> runner.Completed:
+    """Run chronyc against the local chronyd (its default command socket, or the Unix socket
+    given), numbers only."""
+    where = ["-h", socket] if socket else []
+    return runner.run(["chronyc", "-n", "-c", *where, *args], timeout=timeout)
 
 
 def tracking() -> Tracking:

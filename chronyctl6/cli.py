@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, NoReturn, Optional, TypeVar
+from typing import Any, List, NoReturn, Optional, TypeVar
 
 import typer
 
@@ -118,7 +118,7 @@ def _check_output(output: str) -> None:
 @app.command()
 def render(
     root: str = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP),
-    distro: Optional[str] = typer.Option(None, "--distro", help=_DISTRO_HELP),
+    distro: Optional[str] = typer.Option(None, "--distro", metavar="NAME", help=_DISTRO_HELP),
     ipv6: Optional[str] = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
     phc: Optional[str] = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
     at_boot: Optional[bool] = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
@@ -126,7 +126,10 @@ def render(
 ) -> None:
     """Print the chrony.conf that `apply` would write. Reads only; needs no root.
 
-    Example: chronyctl6 render --root /mnt/image --distro debian
+    \b
+    Examples:
+      chronyctl6 render                           what apply would write here
+      chronyctl6 render --root /mnt/image --distro debian --ipv6 on
     """
     from chronyctl6.plan import make_plan
 
@@ -139,7 +142,7 @@ def render(
 @app.command()
 def apply(
     root: str = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP),
-    distro: Optional[str] = typer.Option(None, "--distro", help=_DISTRO_HELP),
+    distro: Optional[str] = typer.Option(None, "--distro", metavar="NAME", help=_DISTRO_HELP),
     ipv6: Optional[str] = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
     phc: Optional[str] = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
     at_boot: Optional[bool] = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
@@ -158,6 +161,13 @@ def apply(
     Nothing changed: nothing written, nothing restarted. Only a .sources drop-in changed:
     `chronyc reload sources` instead of a restart. Exit 0 done (or nothing to do), 1 failed
     (nothing written, or rolled back), 2 bad input, 3 another apply holds the lock, 4 not root.
+
+    \b
+    Examples:
+      sudo chronyctl6 apply --diff --wait 30      on a running instance
+      sudo chronyctl6 apply --dry-run --diff      only show what would change
+      chronyctl6 apply --root /mnt/image          bake an image (endpoint chosen at boot)
+      sudo chronyctl6 apply -o json --wait 30     for SSM Run Command or Ansible
     """
     from chronyctl6.apply import Options
     from chronyctl6.apply import apply as run_apply
@@ -208,6 +218,113 @@ def boot(
     typer.echo(f"Time Sync endpoint for this boot: {result.endpoint} ({result.reason})")
     typer.echo(f"{result.path}: " + ("written" if result.changed else "already up to date")
                + ("; chronyd reloaded its sources" if result.reloaded else ""))
+
+# ---- check --------------------------------------------------------------------------------
+
+class _PluginCommand(typer.core.TyperCommand):
+    """Bad arguments exit 3 (UNKNOWN), as the Nagios plugin API wants, not click's 2."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:
+            if getattr(exc, "exit_code", None) == 2:
+                exc.exit_code = 3  # type: ignore[attr-defined]
+            raise
+
+
+_CHECK_OUTPUTS = ("text", "json", "nagios", "prometheus")
+_SERVER_HELP = ("NTP server to ask; repeat to ask several at once (the one with the smallest "
+                "distance to UTC decides). Default fd00:ec2::123, the Time Sync IPv6 endpoint; "
+                "169.254.169.123 is the IPv4 one.")
+_SAMPLES_HELP = ("Requests per server, 1 to 8 (a burst Time Sync's rate limit allows); the "
+                 "minimum-delay valid reply is the answer.")
+_TEXTFILE_HELP = ("Also write the Prometheus metrics atomically to PATH (a .prom file in "
+                  "node_exporter's textfile directory).")
+_CHECK_OUTPUT_HELP = "text, json, nagios (one line with perfdata) or prometheus (text format)."
+
+
+@app.command(cls=_PluginCommand)
+def check(
+    server: Optional[List[str]] = typer.Option(  # noqa: B008 (typer's classic style)
+        None, "--server", "-s", metavar="ADDR", help=_SERVER_HELP),
+    port: int = typer.Option(123, "--port", min=1, max=65535, help="The servers' UDP port."),
+    samples: int = typer.Option(6, "--samples", metavar="N", help=_SAMPLES_HELP),
+    timeout: float = typer.Option(2.0, "--timeout", metavar="SECONDS",
+                                  help="Deadline for the whole measurement, whatever arrives."),
+    warn: float = typer.Option(0.1, "--warn", metavar="SECONDS",
+                               help="WARNING when |offset| + error bound reaches this."),
+    crit: float = typer.Option(1.0, "--crit", metavar="SECONDS",
+                               help="CRITICAL when |offset| + error bound reaches this."),
+    output: str = typer.Option("text", "-o", "--output", help=_CHECK_OUTPUT_HELP),
+    textfile: Optional[str] = typer.Option(None, "--textfile", metavar="PATH", help=_TEXTFILE_HELP),
+    chronyd: bool = typer.Option(True, "--chronyd/--no-chronyd",
+                                 help="Also ask chronyd (chronyc tracking) and compare."),
+    chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
+                                              help="chronyd's command socket, if not the default."),
+) -> None:
+    """Measure this clock's offset against Time Sync directly, and what chronyd believes.
+
+    The offset is positive when this clock is BEHIND the server (server time minus local
+    time). Each request carries a random nonce; replies that do not echo it, or are not a
+    synchronised server's (mode 4, stratum 1-15, leap not 3, non-zero timestamps, from the
+    address and port asked), are refused and counted; a kiss-of-death (RATE, DENY, RSTR) stops
+    the burst. When chronyd runs, its tracking is shown, and a disagreement beyond both error
+    bounds (or chronyd not synchronised) is a WARNING.
+
+    Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (no valid reply, bad arguments).
+    """
+    from chronyctl6 import check as chk
+    from chronyctl6 import check_format as fmt
+
+    def measure() -> chk.CheckResult:
+        if output not in _CHECK_OUTPUTS:
+            raise chk.CheckUsageError(f"-o {output!r}: use {', '.join(_CHECK_OUTPUTS)}")
+        if textfile is not None and not textfile.endswith(".prom"):
+            raise chk.CheckUsageError(
+                f"--textfile {textfile}: node_exporter reads only files ending in .prom"
+            )
+        thresholds = chk.Thresholds(warn, crit)
+        return chk.run(server or [chk.DEFAULT_SERVER], port=port, samples=samples,
+                       timeout=timeout, thresholds=thresholds, ask_chronyd=chronyd,
+                       chronyd_socket=chronyd_socket)
+
+    try:
+        result = measure()
+    except ChronyCtlError as exc:
+        if output == "nagios":
+            typer.echo(f"NTP UNKNOWN: {exc.message}".replace("|", "/"))
+        elif output == "json":
+            emit_json({"status": "UNKNOWN", "exit_code": 3, "error": exc.message, "hint": exc.hint})
+        typer.echo(f"chronyctl6: error: {exc.message}", err=True)
+        if exc.hint:
+            typer.echo(f"chronyctl6: hint: {exc.hint}", err=True)
+        raise typer.Exit(int(chk.CheckStatus.UNKNOWN)) from None
+    except Exception as exc:
+        if _debug:
+            raise
+        typer.echo(f"chronyctl6: unexpected error: {exc!r} (run with --debug for a traceback)",
+                   err=True)
+        raise typer.Exit(int(chk.CheckStatus.UNKNOWN)) from exc
+    if textfile is not None:
+        from pathlib import Path
+
+        from chronyctl6.fsio import atomic_write
+
+        try:
+            atomic_write(Path(textfile), fmt.to_prometheus(result).encode())
+        except ChronyCtlError as exc:
+            typer.echo(f"chronyctl6: error: {exc.message}", err=True)
+            raise typer.Exit(int(chk.CheckStatus.UNKNOWN)) from None
+    if output == "json":
+        emit_json(fmt.to_json(result))
+    elif output == "nagios":
+        typer.echo(fmt.to_nagios(result))
+    elif output == "prometheus":
+        typer.echo(fmt.to_prometheus(result), nl=False)
+    else:
+        typer.echo(fmt.to_text(result))
+    raise typer.Exit(int(result.status))
 
 
 def main() -> None:

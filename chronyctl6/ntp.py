@@ -1,0 +1,380 @@
+"""A validated NTP client exchange: the measurement behind `chronyctl6 check`.
+
+ntplib builds and parses the packets; the exchange is our own, because ntplib's `request`
+accepts whatever comes back (no origin check, no mode/stratum/leap checks), times the round
+trip on the wall clock, and restarts its timeout for every stray packet. Here a request's
+transmit timestamp is a random nonce, a reply must echo it, and one deadline bounds the whole
+measurement. Every reply we refuse is counted with its reason.
+
+Offsets are positive when the local clock is behind the server (the server's time is later).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import ntplib
+
+from chronyctl6.errors import ChronyCtlError
+
+NTP_PORT = 123
+PACKET_LEN = 48
+MODE_CLIENT = 3
+MODE_SERVER = 4
+# Time Sync, like chronyd's default `ratelimit`, lets a client send a burst of 8 quickly.
+MAX_SAMPLES = 8
+DEFAULT_SAMPLES = 6
+DEFAULT_SPACING = 0.012  # seconds between two requests to the same server
+DEFAULT_LOST_AFTER = 0.5  # a request still unanswered after this is taken as lost
+# Kiss codes after which RFC 5905 says to stop (DENY, RSTR) or slow down (RATE): for a
+# one-shot check both mean "send nothing more to this server".
+KISS_STOP = frozenset({"RATE", "DENY", "RSTR"})
+
+_NS = 1_000_000_000
+_ERA = 1 << 32  # seconds in one NTP era; timestamps wrap in 2036
+_NTP_DELTA = int(ntplib.NTP.NTP_DELTA)  # seconds from 1900 (NTP epoch) to 1970
+# Python only names these on some builds; the values are Linux's.
+_IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
+_IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
+
+
+class Reject:
+    """Why a reply was refused (the keys of Measurement.rejected)."""
+
+    TRUNCATED = "truncated"
+    WRONG_SOURCE = "wrong_source"
+    WRONG_ORIGIN = "wrong_origin"
+    BAD_MODE = "bad_mode"
+    BAD_VERSION = "bad_version"
+    KISS_OF_DEATH = "kiss_of_death"
+    UNSYNCHRONISED = "unsynchronised"  # leap indicator 3
+    BAD_STRATUM = "bad_stratum"
+    ZERO_TIMESTAMP = "zero_timestamp"
+    NEGATIVE_DELAY = "negative_delay"
+    UNREACHABLE = "icmp_unreachable"  # not a reply: an ICMP error for one of our requests
+
+
+class NtpError(ChronyCtlError):
+    """The measurement could not start (bad name, no route)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    server: str  # as the user gave it
+    family: int
+    sockaddr: tuple[str, int] | tuple[str, int, int, int]
+
+    @property
+    def address(self) -> str:
+        return self.sockaddr[0]
+
+    @property
+    def port(self) -> int:
+        return self.sockaddr[1]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One accepted exchange. Times in seconds."""
+
+    offset: float  # > 0: the local clock is behind the server
+    delay: float  # round trip less the server's own processing time
+    stratum: int
+    leap: int
+    version: int
+    ref_id: str
+    root_delay: float
+    root_dispersion: float
+
+    @property
+    def error_bound(self) -> float:
+        """The true offset to the server lies within offset +- this (path asymmetry)."""
+        return self.delay / 2
+
+    @property
+    def distance(self) -> float:
+        """The bound against UTC: our path to the server plus the server's root distance."""
+        return self.delay / 2 + self.root_dispersion + self.root_delay / 2
+
+
+@dataclass
+class Measurement:
+    """Everything one server's burst produced."""
+
+    target: Target
+    sent: int = 0
+    samples: list[Sample] = field(default_factory=list)
+    rejected: Counter[str] = field(default_factory=Counter)
+    details: list[str] = field(default_factory=list)  # first few rejections, for people
+    kiss_code: str | None = None
+    error: str | None = None  # the burst could not be sent at all
+    send_errno: int | None = None
+
+    @property
+    def best(self) -> Sample | None:
+        """The minimum-delay sample: the one least distorted by queueing on the path."""
+        return min(self.samples, key=lambda s: s.delay) if self.samples else None
+
+    def reject(self, reason: str, detail: str) -> None:
+        self.rejected[reason] += 1
+        if len(self.details) < 10:
+            self.details.append(f"{reason}: {detail}")
+
+
+def resolve(server: str, port: int = NTP_PORT) -> list[Target]:
+    """Every address a server name gives (an IP literal gives itself, without DNS)."""
+    host = server[1:-1] if server.startswith("[") and server.endswith("]") else server
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP)
+    except socket.gaierror as exc:
+        raise NtpError(
+            f"cannot resolve NTP server {server!r}: {exc.strerror}",
+            hint="give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)",
+        ) from exc
+    targets: list[Target] = []
+    for family, _type, _proto, _name, sockaddr in infos:
+        if family not in (socket.AF_INET, socket.AF_INET6):
+            continue
+        target = Target(server, family, sockaddr)  # type: ignore[arg-type]
+        if target not in targets:
+            targets.append(target)
+    if not targets:
+        raise NtpError(f"NTP server {server!r} has no IPv4 or IPv6 address")
+    return targets
+
+
+def request_packet(nonce: bytes) -> bytes:
+    """An NTPv4 client request whose transmit timestamp is the nonce, not our clock: it
+    tells the server nothing about us, and a reply must echo it as its origin timestamp."""
+    return bytes(ntplib.NTPPacket(version=4, mode=MODE_CLIENT).to_data()[:40]) + nonce
+
+
+def ntp_to_unix_ns(raw: bytes, near_ns: int) -> int:
+    """A 64-bit NTP timestamp in ns since 1970, in the NTP era nearest near_ns.
+
+    Integer maths: ntplib's float conversion keeps only about 0.5 us at today's values.
+    """
+    value = int.from_bytes(raw, "big")
+    secs, frac = value >> 32, value & 0xFFFFFFFF
+    ns = (secs - _NTP_DELTA) * _NS + ((frac * _NS) >> 32)
+    era_ns = _ERA * _NS
+    return ns + round((near_ns - ns) / era_ns) * era_ns
+
+
+def ref_id_text(ref_id: int, stratum: int) -> str:
+    """Stratum 0/1 carry four ASCII letters (a kiss code or a clock type); others an address
+    or a hash, shown as 8 hex digits like `chronyc tracking` does."""
+    raw = ref_id.to_bytes(4, "big")
+    if stratum <= 1:
+        text = raw.rstrip(b"\0").decode("ascii", "replace")
+        if text and text.isprintable() and text.isascii():
+            return text
+    return f"{ref_id:08X}"
+
+
+def _same_endpoint(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    host_a, host_b = str(a[0]).split("%")[0], str(b[0]).split("%")[0]
+    family = socket.AF_INET6 if ":" in host_a else socket.AF_INET
+    try:
+        same_host = socket.inet_pton(family, host_a) == socket.inet_pton(family, host_b)
+    except OSError:
+        same_host = host_a == host_b
+    return same_host and a[1] == b[1]
+
+
+class _Exchange:
+    """One server's burst: sends spaced requests, matches replies to them by nonce."""
+
+    def __init__(self, target: Target, samples: int, spacing: float, lost_after: float) -> None:
+        self.m = Measurement(target)
+        self.samples = samples
+        self.spacing = spacing
+        self.lost_after = lost_after
+        self.outstanding: dict[bytes, tuple[int, int]] = {}  # nonce -> (wall ns, monotonic ns)
+        self.last_send = -1.0  # monotonic seconds
+        self.stopped = False  # kiss-of-death or a send error: nothing more goes out
+        self.sock = socket.socket(target.family, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        # Deliver ICMP errors (port unreachable) on this unconnected socket too, so a server
+        # that is not listening is seen at once rather than at the deadline.
+        if target.family == socket.AF_INET6:
+            self.sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
+        else:
+            self.sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+
+    def next_send(self) -> float | None:
+        """When the next request may go (monotonic seconds), or None if no more will."""
+        if self.stopped or self.m.sent >= self.samples:
+            return None
+        if self.m.sent == 0:
+            return 0.0
+        gap = self.spacing if not self.outstanding else max(self.spacing, self.lost_after)
+        return self.last_send + gap
+
+    def finished(self, now: float) -> bool:
+        if self.next_send() is not None:
+            return False
+        if not self.outstanding or self.stopped:
+            return True
+        # All sent: wait a while for stragglers, or until the deadline if none was valid.
+        return bool(self.m.samples) and now - self.last_send >= self.lost_after
+
+    def send(self) -> None:
+        nonce = os.urandom(8)
+        data = request_packet(nonce)
+        wall, mono = time.time_ns(), time.monotonic_ns()
+        try:
+            self.sock.sendto(data, self.m.target.sockaddr)
+        except OSError as exc:
+            self.m.error = exc.strerror or str(exc)
+            self.m.send_errno = exc.errno
+            self.stopped = True
+            return
+        self.outstanding[nonce] = (wall, mono)
+        self.m.sent += 1
+        self.last_send = mono / _NS
+
+    def receive(self) -> None:
+        """Read every datagram waiting; judge each."""
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(1024)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._icmp_error(exc)
+                continue
+            mono4 = time.monotonic_ns()
+            self._judge(data, peer, mono4)
+
+    def _icmp_error(self, exc: OSError) -> None:
+        drained = 0
+        while True:
+            try:
+                self.sock.recvmsg(1024, 1024, socket.MSG_ERRQUEUE)
+            except OSError:
+                break
+            drained += 1
+        for _ in range(max(1, drained)):
+            self.m.reject(Reject.UNREACHABLE, exc.strerror or str(exc))
+            # The error answers one of our requests: stop waiting for the oldest.
+            if self.outstanding:
+                del self.outstanding[next(iter(self.outstanding))]
+
+    def _judge(self, data: bytes, peer: tuple[object, ...], mono4: int) -> None:
+        m, target = self.m, self.m.target
+        where = f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0]) else f"{peer[0]}:{peer[1]}"
+        if not _same_endpoint(peer, target.sockaddr):
+            m.reject(Reject.WRONG_SOURCE, f"reply from {where}, not the server's address and port")
+            return
+        if len(data) < PACKET_LEN:
+            m.reject(Reject.TRUNCATED, f"{len(data)} bytes, an NTP header is {PACKET_LEN}")
+            return
+        sent = self.outstanding.get(bytes(data[24:32]))
+        if sent is None:
+            m.reject(Reject.WRONG_ORIGIN, "origin timestamp is no nonce we sent (or a duplicate)")
+            return
+        p = ntplib.NTPPacket()
+        p.from_data(data)
+        if p.mode != MODE_SERVER:
+            m.reject(Reject.BAD_MODE, f"mode {p.mode}, a server reply is mode {MODE_SERVER}")
+            return
+        if not 1 <= p.version <= 4:
+            m.reject(Reject.BAD_VERSION, f"version {p.version}")
+            return
+        del self.outstanding[bytes(data[24:32])]  # answered, whatever we make of it now
+        if p.stratum == 0:
+            code = ref_id_text(p.ref_id, 0)
+            m.reject(Reject.KISS_OF_DEATH, f"kiss code {code}")
+            m.kiss_code = code
+            if code in KISS_STOP:
+                self.stopped = True
+            return
+        if p.leap == 3:
+            m.reject(Reject.UNSYNCHRONISED, "leap indicator 3: the server is not synchronised")
+            return
+        if p.stratum > 15:
+            m.reject(Reject.BAD_STRATUM, f"stratum {p.stratum}: the server is not synchronised")
+            return
+        if data[32:40] == bytes(8) or data[40:48] == bytes(8):
+            m.reject(Reject.ZERO_TIMESTAMP, "receive or transmit timestamp is zero")
+            return
+        wall1, mono1 = sent
+        # t4 from the monotonic round trip, so a clock step mid-exchange cannot skew it.
+        rtt = mono4 - mono1
+        t1, t4 = wall1, wall1 + rtt
+        t2 = ntp_to_unix_ns(data[32:40], t1)
+        t3 = ntp_to_unix_ns(data[40:48], t1)
+        delay = rtt - (t3 - t2)
+        if delay < 0:
+            m.reject(Reject.NEGATIVE_DELAY, "the server's processing time exceeds the round trip")
+            return
+        m.samples.append(
+            Sample(
+                offset=((t2 - t1) + (t3 - t4)) / 2 / _NS,
+                delay=delay / _NS,
+                stratum=p.stratum,
+                leap=p.leap,
+                version=p.version,
+                ref_id=ref_id_text(p.ref_id, p.stratum),
+                root_delay=p.root_delay,
+                root_dispersion=p.root_dispersion,
+            )
+        )
+
+
+def measure(
+    targets: list[Target],
+    *,
+    samples: int = DEFAULT_SAMPLES,
+    timeout: float = 2.0,
+    spacing: float = DEFAULT_SPACING,
+    lost_after: float = DEFAULT_LOST_AFTER,
+) -> list[Measurement]:
+    """Run a burst against every target at once; return within `timeout` seconds whatever
+    arrives (stray packets only cost their own handling, never extend the wait)."""
+    deadline = time.monotonic() + timeout
+    exchanges: list[_Exchange] = []
+    try:
+        for target in targets:
+            exchanges.append(_Exchange(target, samples, spacing, lost_after))
+        while True:
+            now = time.monotonic()
+            for ex in exchanges:
+                due = ex.next_send()
+                if due is not None and due <= now:
+                    ex.send()
+            now = time.monotonic()
+            active = [ex for ex in exchanges if not ex.finished(now)]
+            if not active or now >= deadline:
+                break
+            wake = deadline
+            for ex in active:
+                due = ex.next_send()
+                if due is not None:
+                    wake = min(wake, due)
+                elif ex.m.samples:
+                    wake = min(wake, ex.last_send + ex.lost_after)
+            readable, _, _ = select.select([ex.sock for ex in active], [], [], max(0.0, wake - now))
+            for ex in active:
+                if ex.sock in readable:
+                    ex.receive()
+    finally:
+        for ex in exchanges:
+            ex.sock.close()
+    return [ex.m for ex in exchanges]
+
+
+def unreachable(measurement: Measurement) -> bool:
+    """The kernel refused to send: no route or no source address for that family."""
+    return measurement.send_errno in (
+        errno.ENETUNREACH,
+        errno.EHOSTUNREACH,
+        errno.EADDRNOTAVAIL,
+    )
