@@ -10,13 +10,14 @@ keyed by its package list, because building it needs Debian's mirror (so it is b
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -140,14 +141,32 @@ def debian_root_tarball() -> Path:
     return tarball
 
 
-def unpack_root(base: Path) -> Path:
-    """A fresh copy of the cached Debian 12 root under base/root."""
+@functools.cache
+def pristine_root() -> Path:
+    """The cached Debian 12 root, unpacked once per run; tests only ever see overlays of it."""
     require(Path("/usr/sbin/chroot").exists(), "chroot (coreutils)")
     tarball = debian_root_tarball()
-    root = base / "root"
+    root = scratch() / "pristine"
     root.mkdir()
     run(["tar", "-C", root, "-xf", tarball], timeout=180)
     return root
+
+
+@contextlib.contextmanager
+def fresh_root(base: Path) -> Iterator[Path]:
+    """A throwaway Debian 12 root at base/root: an overlay over the pristine one, so each test
+    module starts from the same untouched tree without unpacking 300 MB again."""
+    lower = pristine_root()
+    upper, work, merged = base / "upper", base / "work", base / "root"
+    for path in (upper, work, merged):
+        path.mkdir()
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    run(["mount", "-t", "overlay", "overlay", "-o", options, merged], timeout=30)
+    try:
+        yield merged
+    finally:
+        if run(["umount", merged], check=False, timeout=30).returncode != 0:
+            run(["umount", "--lazy", merged], check=False, timeout=30)
 
 
 def install_deb(root: Path, deb: Path) -> None:

@@ -22,10 +22,10 @@ from tests.packaging_support import (
     REPO,
     built_deb,
     chroot,
+    fresh_root,
     install_deb,
     require_tools,
     run,
-    unpack_root,
 )
 
 UNITS = ("chronyctl6-boot.service", "chronyctl6-check.service", "chronyctl6-check.timer")
@@ -42,13 +42,9 @@ def deb() -> Path:
 @pytest.fixture(scope="module")
 def root(deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh Debian 12 root from the cached tarball, with the .deb installed by dpkg."""
-    base = tmp_path_factory.mktemp("debroot")
-    try:
-        target = unpack_root(base)
+    with fresh_root(tmp_path_factory.mktemp("debroot")) as target:
         install_deb(target, deb)
         yield target
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_changelog_version_is_the_package_version() -> None:

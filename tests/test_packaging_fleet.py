@@ -28,11 +28,11 @@ from tests.packaging_support import (
     REPO,
     built_deb,
     chroot,
+    fresh_root,
     install_deb,
     require,
     require_tools,
     run,
-    unpack_root,
 )
 
 SSM_DOC = PACKAGING / "ssm" / "chronyctl6-apply.yml"
@@ -53,11 +53,8 @@ def _load(path: Path) -> Any:
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    base = tmp_path_factory.mktemp("fleetroot")
-    try:
-        yield unpack_root(base)
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+    with fresh_root(tmp_path_factory.mktemp("fleetroot")) as target:
+        yield target
 
 
 # ---- SSM -----------------------------------------------------------------------------------

@@ -26,9 +26,9 @@ from tests.packaging_support import (
     built_rpm,
     built_vendored_rpm,
     chroot,
+    fresh_root,
     require_tools,
     run,
-    unpack_root,
 )
 
 FIXTURES = REPO / "tests" / "fixtures"
@@ -56,13 +56,9 @@ def _unpack_payload(rpm: Path, root: Path) -> None:
 @pytest.fixture(scope="module")
 def payload_root(rpm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh Debian 12 root with the RPM's payload unpacked over it (no rpm database)."""
-    base = tmp_path_factory.mktemp("rpmroot")
-    try:
-        root = unpack_root(base)
+    with fresh_root(tmp_path_factory.mktemp("rpmroot")) as root:
         _unpack_payload(rpm, root)
         yield root
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_spec_version_is_the_package_version() -> None:
@@ -159,9 +155,7 @@ def test_vendored_rpm_runs_without_any_distro_python_package(
     lint = run(["rpmlint", "-c", PACKAGING / "rpm" / "rpmlint.toml", rpm], check=False)
     assert lint.returncode == 0 and not re.search(r": [EW]: ", lint.stdout), lint.stdout
 
-    base = tmp_path_factory.mktemp("vendorroot")
-    try:
-        root = unpack_root(base)
+    with fresh_root(tmp_path_factory.mktemp("vendorroot")) as root:
         chroot(root, "dpkg", "--purge", "--force-depends", "python3-typer", "python3-click",
                "python3-jinja2", "python3-markupsafe", "python3-psutil", "python3-ntplib")
         _unpack_payload(rpm, root)
@@ -183,5 +177,3 @@ def test_vendored_rpm_runs_without_any_distro_python_package(
                        "import typer, psutil, ntplib, jinja2; "
                        "print(typer.__file__, psutil.__file__, ntplib.__file__, jinja2.__file__)")
         assert all(p.startswith(vendordir + "/") for p in where.stdout.split())
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
