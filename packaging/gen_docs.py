@@ -8,8 +8,9 @@ writes DIR/chronyctl6.1 and DIR/completions/{bash/chronyctl6,zsh/_chronyctl6,fis
 The man page is built from click's command tree (the one typer builds), so every command and
 option the program has is documented and nothing else. The completion scripts are the ones the
 program prints for `--show-completion SHELL`: they call back into chronyctl6, so completions follow
-the installed version. Uses only click's public API, so it works with Debian 12's typer 0.7.0 /
-click 8.1 and with current releases alike.
+the installed version. Uses only the click command API (duck-typed: typer 0.7.0 builds on click
+8.1, current typer on its own vendored copy of click), so it works with Debian 12's typer and with
+current releases alike.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
-import click
 import typer
 
 PROG = "chronyctl6"
@@ -60,15 +61,22 @@ def roff_option(names: str) -> str:
 
 
 def paragraphs(text: str | None) -> list[str]:
-    """Split help text into roff paragraphs (typer keeps the docstring's blank lines)."""
+    """Help text as roff: typer keeps the docstring's blank lines between paragraphs, and click
+    marks a paragraph that must keep its line breaks (an examples table) with a \\b line."""
     if not text:
         return []
-    # click marks a paragraph that must not be rewrapped with \b; roff rewraps anyway.
-    cleaned = [p.replace("\b\n", "").strip() for p in text.split("\n\n")]
-    return [" ".join(p.split()) for p in cleaned if p]
+    out = []
+    for para in text.split("\n\n"):
+        if para.startswith("\b\n"):
+            lines = para[2:].splitlines()
+            out.append("\n".join([".nf", *(roff_escape(line) or "\\&" for line in lines), ".fi"]))
+        elif para.strip():
+            out.append(roff_escape(" ".join(para.split())))
+    return out
 
 
-def option_records(command: click.Command, ctx: click.Context) -> list[tuple[str, str]]:
+# The click objects are typed Any: they come from click or from typer's vendored copy of it.
+def option_records(command: Any, ctx: Any) -> list[tuple[str, str]]:
     records = []
     for param in command.get_params(ctx):
         if getattr(param, "hidden", False):
@@ -79,7 +87,7 @@ def option_records(command: click.Command, ctx: click.Context) -> list[tuple[str
     return records
 
 
-def usage(command: click.Command, ctx: click.Context) -> str:
+def usage(command: Any, ctx: Any) -> str:
     return " ".join(command.collect_usage_pieces(ctx))
 
 
@@ -91,22 +99,21 @@ def render_options(records: Iterable[tuple[str, str]]) -> list[str]:
 
 
 def render_man(app: typer.Typer, version: str, date: str) -> str:
-    group = typer.main.get_command(app)
-    assert isinstance(group, click.Group)
-    root_ctx = click.Context(group, info_name=PROG)
+    group: Any = typer.main.get_command(app)
+    root_ctx = group.context_class(group, info_name=PROG)
     summary = paragraphs(group.help)
     lines = [
         f'.TH CHRONYCTL6 1 "{date}" "{PROG} {version}" "User Commands"',
         ".SH NAME",
         # whatis(1) wants one short line: the summary up to its parenthesis.
-        f"{PROG} \\- {roff_escape(summary[0].split(' (')[0] if summary else PROG)}",
+        f"{PROG} \\- {summary[0].split(' (')[0] if summary else PROG}",
         ".SH SYNOPSIS",
         f".B {PROG}",
         roff_escape(usage(group, root_ctx)).replace("-", "\\-"),
         ".SH DESCRIPTION",
     ]
     for para in summary[1:] or summary:
-        lines += [roff_escape(para), ".PP"]
+        lines += [para, ".PP"]
     lines += [
         "Every command is listed under COMMANDS with its options;",
         f"\\fB{PROG} \\fICOMMAND\\fB \\-\\-help\\fR prints the same text.",
@@ -118,10 +125,12 @@ def render_man(app: typer.Typer, version: str, date: str) -> str:
         command = group.get_command(root_ctx, name)
         if command is None or command.hidden:
             continue
-        ctx = click.Context(command, info_name=name, parent=root_ctx)
+        ctx = command.context_class(command, info_name=name, parent=root_ctx)
         lines += [f'.SS "{PROG} {name} {roff_escape(usage(command, ctx))}"']
-        for para in paragraphs(command.help) or [command.get_short_help_str(limit=200)]:
-            lines += [roff_escape(para), ".PP"]
+        for para in paragraphs(command.help) or [
+            roff_escape(command.get_short_help_str(limit=200))
+        ]:
+            lines += [para, ".PP"]
         lines += render_options(option_records(command, ctx))
     lines += [".SH FILES"]
     for path, what in FILES:
