@@ -50,14 +50,19 @@ build {
   provisioner "shell" {
     execute_command = "sudo -S env {{ .Vars }} bash -euo pipefail '{{ .Path }}'"
     inline = [
-      "if command -v dnf >/dev/null; then mv /tmp/chronyctl6.pkg /tmp/chronyctl6.rpm && dnf install -y /tmp/chronyctl6.rpm; else mv /tmp/chronyctl6.pkg /tmp/chronyctl6.deb && apt-get install -y /tmp/chronyctl6.deb; fi",
+      "if command -v dnf >/dev/null; then mv /tmp/chronyctl6.pkg /tmp/chronyctl6.rpm; dnf install -y /tmp/chronyctl6.rpm; else mv /tmp/chronyctl6.pkg /tmp/chronyctl6.deb; DEBIAN_FRONTEND=noninteractive apt-get install -y /tmp/chronyctl6.deb; fi",
+      # Pin "choose the endpoint at every boot" in the image's settings (prepended: a top-level
+      # key after a [table] would land inside it), so any later apply keeps that choice.
+      "mkdir -p /etc/chronyctl6",
+      "grep -qs '^at_boot' /etc/chronyctl6/settings.toml || { echo 'at_boot = true'; cat /etc/chronyctl6/settings.toml 2>/dev/null || true; } > /etc/chronyctl6/settings.new",
+      "if [ -e /etc/chronyctl6/settings.new ]; then chmod 0644 /etc/chronyctl6/settings.new && mv /etc/chronyctl6/settings.new /etc/chronyctl6/settings.toml; fi",
       # On the build instance: validate, write, restart chronyd, and fail the build unless
       # chronyd selects Time Sync within 60 s (the change is rolled back then).
-      "chronyctl6 apply --at-boot --wait 60 --diff",
+      "chronyctl6 apply --wait 60 --diff",
       "systemctl enable chronyctl6-boot.service",
       "if [ -d /var/lib/prometheus/node-exporter ]; then systemctl enable chronyctl6-check.timer; fi",
       # Nothing left to change: the image is baked as applied.
-      "chronyctl6 apply --at-boot --dry-run -o json | grep -q '\"changed\": false'",
+      "chronyctl6 apply --dry-run -o json | grep -q '\"changed\": false'",
     ]
   }
 }

@@ -5,7 +5,9 @@ in a simulated dual-stack EC2 instance. ansible-core runs the role there (connec
 through nsenter, as a pull-mode `ansible-pull` would): it installs the .deb, writes the settings,
 applies with --wait so chrony.service is restarted by systemd and must select the Time Sync IPv6
 endpoint, enables the boot step and the check timer. A second run changes nothing. The check
-service, started by systemd, writes node_exporter's textfile.
+service, started by systemd, writes node_exporter's textfile. Then the SSM Command document's
+script, its parameters pasted in as SSM does, applies (nothing left to change) and checks the
+clock against Time Sync.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from sandbox import TIME_SYNC_V6, Ec2
+from sandbox import TIME_SYNC_V4, TIME_SYNC_V6, Ec2
 from sandbox.booted import BootedInstance
 from tests.packaging_support import PACKAGING, built_deb, debian_root_tarball, require
 
@@ -58,7 +61,7 @@ def _selected(vm: BootedInstance) -> str | None:
     return None
 
 
-def test_ansible_role_on_the_booted_instance(
+def test_ansible_role_then_ssm_document_on_the_booted_instance(
     vm: BootedInstance, ec2_factory: Callable[..., Ec2]
 ) -> None:
     deb = built_deb()
@@ -100,3 +103,70 @@ def test_ansible_role_on_the_booted_instance(
     assert f'chronyctl6_check_up{{server="{TIME_SYNC_V6}"}} 1.0' in metrics, metrics
     assert re.search(r"^chronyctl6_check_offset_seconds\{server=\"fd00:ec2::123\"\} ", metrics,
                      re.M), metrics
+
+    # The SSM document's script, as Run Command would run it on this instance.
+    doc = yaml.safe_load((PACKAGING / "ssm" / "chronyctl6-apply.yml").read_text(encoding="utf-8"))
+    values = {name: spec["default"] for name, spec in doc["parameters"].items()}
+    # The defaults leave the choices the role pinned in settings.toml: nothing left to change.
+    values.update(Action="apply-and-check", WaitSeconds="30")
+    lines = doc["mainSteps"][0]["inputs"]["runCommand"]
+    script = "\n".join(re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: values[m.group(1)], line)
+                       for line in lines)
+    vm.path("/root/ssm.sh").write_text(script + "\n", encoding="utf-8")
+    ssm = vm.run(["bash", "/root/ssm.sh"], timeout=180)
+    assert ssm.returncode == 0, ssm.stdout + ssm.stderr
+    assert '"changed": false' in ssm.stdout and '"status": "OK"' in ssm.stdout, ssm.stdout
+
+
+def _component_commands(phase: str) -> list[str]:
+    doc = yaml.safe_load((PACKAGING / "imagebuilder" / "chronyctl6-component.yml")
+                         .read_text(encoding="utf-8"))
+    (steps,) = [p["steps"] for p in doc["phases"] if p["name"] == phase]
+    return [command for step in steps for command in step["inputs"]["commands"]]
+
+
+def test_packer_bake_then_image_builder_phases_on_relaunch(
+    vm: BootedInstance, ec2_factory: Callable[..., Ec2]
+) -> None:
+    """Packer's provisioners bake the image on a dual-stack build instance (the package installed
+    from the uploaded file, applied with --wait, units enabled); Image Builder's validate phase
+    accepts the result; the image relaunched into an IPv4-only subnet passes Image Builder's
+    test phase with the IPv4 endpoint, chosen at boot with no manual step."""
+    try:
+        import hcl2
+    except ImportError:
+        require(False, "python-hcl2 (pip install python-hcl2)")
+        return
+    with (PACKAGING / "packer" / "chronyctl6.pkr.hcl").open(encoding="utf-8") as handle:
+        template = hcl2.load(handle)
+    (build,) = template["build"]
+    (file_step,) = [p['"file"'] for p in build["provisioner"] if '"file"' in p]
+    (shell_step,) = [p['"shell"'] for p in build["provisioner"] if '"shell"' in p]
+    destination = file_step["destination"].strip('"')
+    inline = [line.strip('"').replace('\\"', '"') for line in shell_step["inline"]]
+    vm.path("/root/packer.sh").write_text("\n".join(inline) + "\n", encoding="utf-8")
+
+    build_ec2 = ec2_factory(ipv6=True)
+    vm.boot(build_ec2.instance.netns_path)
+    # What the file provisioner uploads, once booted (nspawn gives the instance its own /tmp).
+    vm.copy_in(built_deb(), "/root/upload.pkg")
+    vm.run(["cp", "/root/upload.pkg", destination], check=True)
+    # execute_command: sudo -S env {{ .Vars }} bash -euo pipefail '{{ .Path }}' (we are root).
+    baked = vm.run(["bash", "-euo", "pipefail", "/root/packer.sh"], timeout=300)
+    assert baked.returncode == 0, baked.stdout + baked.stderr
+    assert _selected(vm) == TIME_SYNC_V6
+    for command in _component_commands("validate"):
+        done = vm.run(["bash", "-c", command], timeout=120)
+        assert done.returncode == 0, command + done.stdout + done.stderr
+    vm.poweroff()
+    build_ec2.close()
+
+    launch_ec2 = ec2_factory(ipv6=False)
+    vm.boot(launch_ec2.instance.netns_path)
+    for command in _component_commands("test"):
+        done = vm.run(["bash", "-c", command], timeout=180)
+        assert done.returncode == 0, command + done.stdout + done.stderr
+    dropin = vm.run(["cat", "/run/chronyctl6/timesync.sources"], check=True).stdout
+    servers = [line for line in dropin.splitlines() if line.startswith("server ")]
+    assert servers == [f"server {TIME_SYNC_V4} prefer iburst minpoll 4 maxpoll 4"], dropin
+    assert _selected(vm) == TIME_SYNC_V4
