@@ -30,8 +30,8 @@ MODE_SERVER = 4
 # Time Sync, like chronyd's default `ratelimit`, lets a client send a burst of 8 quickly.
 MAX_SAMPLES = 8
 DEFAULT_SAMPLES = 6
-DEFAULT_SPACING = 0.012  # seconds between two requests to the same server
-DEFAULT_LOST_AFTER = 0.5  # a request still unanswered after this is taken as lost
+DEFAULT_SPACING = 0.004  # seconds a request waits for the previous one's reply, at most
+_STRAGGLER_SLACK = 0.001  # seconds; see _Exchange.straggler_cutoff
 # Kiss codes after which RFC 5905 says to stop (DENY, RSTR) or slow down (RATE): for a
 # one-shot check both mean "send nothing more to this server".
 KISS_STOP = frozenset({"RATE", "DENY", "RSTR"})
@@ -191,11 +191,10 @@ def _same_endpoint(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
 class _Exchange:
     """One server's burst: sends spaced requests, matches replies to them by nonce."""
 
-    def __init__(self, target: Target, samples: int, spacing: float, lost_after: float) -> None:
+    def __init__(self, target: Target, samples: int, spacing: float) -> None:
         self.m = Measurement(target)
         self.samples = samples
         self.spacing = spacing
-        self.lost_after = lost_after
         self.outstanding: dict[bytes, tuple[int, int]] = {}  # nonce -> (wall ns, monotonic ns)
         self.last_send = -1.0  # monotonic seconds
         self.stopped = False  # kiss-of-death or a send error: nothing more goes out
@@ -209,21 +208,34 @@ class _Exchange:
             self.sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
 
     def next_send(self) -> float | None:
-        """When the next request may go (monotonic seconds), or None if no more will."""
+        """When the next request may go (monotonic seconds), or None if no more will.
+
+        A reply frees the next request at once; without one, the next goes `spacing` after
+        the last, so a slow or lost reply delays the burst by little. Against Time Sync
+        (replies in well under a millisecond) the burst is over in a few milliseconds."""
         if self.stopped or self.m.sent >= self.samples:
             return None
-        if self.m.sent == 0:
-            return 0.0
-        gap = self.spacing if not self.outstanding else max(self.spacing, self.lost_after)
-        return self.last_send + gap
+        if self.m.sent == 0 or not self.outstanding:
+            return self.last_send
+        return self.last_send + self.spacing
+
+    def straggler_cutoff(self) -> float | None:
+        """When waiting for the replies still out stops being worth it: once the youngest has
+        been out for twice the best delay, a reply could no longer be the minimum-delay
+        sample. None while there is no valid sample (then only the deadline ends the wait)."""
+        best = self.m.best
+        if best is None or not self.outstanding:
+            return None
+        youngest = max(mono for _wall, mono in self.outstanding.values()) / _NS
+        return youngest + 2 * best.delay + _STRAGGLER_SLACK
 
     def finished(self, now: float) -> bool:
         if self.next_send() is not None:
             return False
         if not self.outstanding or self.stopped:
             return True
-        # All sent: wait a while for stragglers, or until the deadline if none was valid.
-        return bool(self.m.samples) and now - self.last_send >= self.lost_after
+        cutoff = self.straggler_cutoff()
+        return cutoff is not None and now >= cutoff
 
     def send(self) -> None:
         nonce = os.urandom(8)
@@ -335,7 +347,6 @@ def measure(
     samples: int = DEFAULT_SAMPLES,
     timeout: float = 2.0,
     spacing: float = DEFAULT_SPACING,
-    lost_after: float = DEFAULT_LOST_AFTER,
 ) -> list[Measurement]:
     """Run a burst against every target at once; return within `timeout` seconds whatever
     arrives (stray packets only cost their own handling, never extend the wait)."""
@@ -343,7 +354,7 @@ def measure(
     exchanges: list[_Exchange] = []
     try:
         for target in targets:
-            exchanges.append(_Exchange(target, samples, spacing, lost_after))
+            exchanges.append(_Exchange(target, samples, spacing))
         while True:
             now = time.monotonic()
             for ex in exchanges:
@@ -357,10 +368,11 @@ def measure(
             wake = deadline
             for ex in active:
                 due = ex.next_send()
+                cutoff = ex.straggler_cutoff()
                 if due is not None:
                     wake = min(wake, due)
-                elif ex.m.samples:
-                    wake = min(wake, ex.last_send + ex.lost_after)
+                elif cutoff is not None:
+                    wake = min(wake, cutoff)
             readable, _, _ = select.select([ex.sock for ex in active], [], [], max(0.0, wake - now))
             for ex in active:
                 if ex.sock in readable:

@@ -91,7 +91,8 @@ def test_minimum_delay_sample_wins_under_asymmetric_delay() -> None:
                    request_delay=exponential_delay(0.004, seed=7)) as r:
         m = measure(r, samples=8)
     best = m.best
-    assert best is not None and len(m.samples) == 8
+    # Replies still out once they could no longer beat the best delay are not waited for.
+    assert best is not None and m.sent == 8 and 2 <= len(m.samples) <= 8
     assert best.delay == min(s.delay for s in m.samples)
     for s in m.samples:
         assert abs(s.offset - 0.25) <= s.error_bound + EPS  # every sample is consistent
@@ -113,7 +114,7 @@ def test_stray_packets_are_counted_and_the_real_reply_still_taken() -> None:
 def test_hostile_reply_is_refused_with_its_reason(name: str) -> None:
     behaviour, reason = HOSTILE[name]
     with Responder(behaviour, ServerState(offset=0.5)) as r:
-        m = measure(r, samples=3, timeout=0.6, lost_after=0.2)
+        m = measure(r, samples=3, timeout=0.6)
         asked = len(r.requests)
     assert m.samples == [] and m.best is None
     assert m.rejected[reason] >= 1
@@ -136,7 +137,7 @@ def test_unknown_kiss_code_is_refused_but_does_not_stop_the_burst() -> None:
 def test_no_reply_ends_at_the_deadline() -> None:
     with Responder(silent) as r:
         start = time.monotonic()
-        m = measure(r, samples=4, timeout=0.6, lost_after=0.1)
+        m = measure(r, samples=4, timeout=0.6)
         elapsed = time.monotonic() - start
     assert m.samples == [] and not m.rejected and m.sent == 4
     assert 0.55 <= elapsed < 0.6 + 1.0  # a correctness bound, generous for a loaded machine
