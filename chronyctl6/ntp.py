@@ -30,7 +30,7 @@ MODE_SERVER = 4
 # Time Sync, like chronyd's default `ratelimit`, lets a client send a burst of 8 quickly.
 MAX_SAMPLES = 8
 DEFAULT_SAMPLES = 6
-DEFAULT_SPACING = 0.004  # seconds a request waits for the previous one's reply, at most
+DEFAULT_SPACING = 0.001  # seconds a request waits for the previous one's reply, at most
 _STRAGGLER_SLACK = 0.001  # seconds; see _Exchange.straggler_cutoff
 # Kiss codes after which RFC 5905 says to stop (DENY, RSTR) or slow down (RATE): for a
 # one-shot check both mean "send nothing more to this server".
