@@ -87,7 +87,7 @@ def tools(python: str) -> list[Tool]:
         Tool("chronyctl6 check", [python, "-m", "chronyctl6", "check", "--server", "::1",
                                  "--port", "123", "-o", "json", "--warn", "5", "--crit", "10"],
              lambda out: float(json.loads(out)["offset"])),
-        Tool("ntplib (1 request)", [python, "-c", NTPLIB_SCRIPT], lambda out: float(out)),
+        Tool("ntplib (1 request)", [python, "-c", NTPLIB_SCRIPT], float),
     ]
     sntp = shutil.which("sntp")
     if sntp:
@@ -117,6 +117,49 @@ def run_once(tool: Tool, truth: float) -> None:
     tool.walls.append(wall)
 
 
+class Floors:
+    """What a verdict costs besides the measurement: interpreter start-up and the CLI
+    framework; and the two exchanges timed in-process (no start-up at all)."""
+
+    def __init__(self, python: str) -> None:
+        import ntplib
+
+        from chronyctl6 import ntp
+
+        client = ntplib.NTPClient()
+        targets = ntp.resolve("::1", 123)
+        self.steps: dict[str, Callable[[], float]] = {
+            "python -c pass": lambda: _proc([python, "-c", "pass"]),
+            "chronyctl6 --version (interpreter + typer + cli.py)":
+                lambda: _proc([python, "-m", "chronyctl6", "--version"]),
+            "in-process: chronyctl6 ntp.measure, 6 samples": lambda: _timed(
+                lambda: ntp.measure(targets, samples=6)),
+            "in-process: ntplib request, 1 sample": lambda: _timed(
+                lambda: client.request("::1", version=4, port=123, timeout=2)),
+        }
+        self.runs: dict[str, list[float]] = {label: [] for label in self.steps}
+
+    def run_once(self) -> None:
+        for label, step in self.steps.items():
+            self.runs[label].append(step())
+
+    def medians_ms(self) -> dict[str, float]:
+        return {label: statistics.median(v) * 1000 for label, v in self.runs.items() if v}
+
+
+def _proc(argv: list[str]) -> float:
+    start = time.monotonic()
+    subprocess.run(argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                   capture_output=True, timeout=30, check=False)
+    return time.monotonic() - start
+
+
+def _timed(call: Callable[[], object]) -> float:
+    start = time.monotonic()
+    call()
+    return time.monotonic() - start
+
+
 def quantile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -124,7 +167,7 @@ def quantile(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=25)
+    parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--offset", type=float, default=0.250)
     parser.add_argument("--mean-delay", type=float, default=0.005)
     parser.add_argument("--seed", type=int, default=1)
@@ -146,6 +189,7 @@ def main() -> None:
     delay = exponential_delay(args.mean_delay, seed=args.seed)
     found = tools(args.python)
     with Responder(state=state, host="::1", port=123, request_delay=delay):
+        floors = Floors(args.python)
         for tool in found:  # warm the page cache; not counted
             run_once(tool, args.offset)
             tool.errors.clear()
@@ -154,6 +198,7 @@ def main() -> None:
         for _ in range(args.trials):
             for tool in found:  # interleaved, so machine load falls on all alike
                 run_once(tool, args.offset)
+            floors.run_once()
 
     print(f"server clock +{args.offset:.3f} s, request path delay exponential with mean "
           f"{args.mean_delay * 1000:g} ms; {args.trials} trials each; python {versions[0]}, "
@@ -176,6 +221,9 @@ def main() -> None:
               "chronyctl6 error <= 0.25, wall <= 2.0)")
         for name, (err, wall) in summary.items():
             print(f"  {name:<20} error x{err / base[0]:.3f}   wall x{wall / base[1]:.2f}")
+    print("\nwhere chronyctl6's wall time goes (medians, ms):")
+    for label, value in floors.medians_ms().items():
+        print(f"  {label:<58} {value:7.1f}")
 
 
 if __name__ == "__main__":
