@@ -103,6 +103,8 @@ class CheckResult:
 
 def describe_failure(m: ntp.Measurement) -> str:
     where = m.target.address
+    if m.error is not None and not m.target.resolved:
+        return m.error
     if m.error is not None:
         return f"cannot send to {where}: {m.error}"
     if m.kiss_code is not None and not m.samples:
@@ -224,10 +226,18 @@ def run(
         )
     if not 0 < timeout <= 60:
         raise CheckUsageError(f"--timeout {timeout:g}: use more than 0 and at most 60 seconds")
-    targets = [t for server in servers for t in ntp.resolve(server, port)]
-    measurements = ntp.measure(targets, samples=samples, timeout=timeout)
+    targets: list[ntp.Target] = []
+    unresolved: list[ntp.Measurement] = []
+    for server in servers:
+        try:
+            targets += ntp.resolve(server, port)
+        except ntp.NtpError as exc:  # one bad name must not hide the other servers' answers
+            unresolved.append(ntp.unresolved(server, port, exc.message))
+    measurements = ntp.measure(targets, samples=samples, timeout=timeout) + unresolved
     tracking, problem = (
         chronyd_tracking(chronyd_socket) if ask_chronyd else (None, "--no-chronyd")
     )
     hint = ipv6_route_hint(measurements)
+    if hint is None and unresolved and not any(m.best for m in measurements):
+        hint = "give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)"
     return evaluate(measurements, thresholds, tracking, problem, hint)

@@ -78,6 +78,10 @@ class Target:
     def port(self) -> int:
         return self.sockaddr[1]
 
+    @property
+    def resolved(self) -> bool:
+        return self.family != socket.AF_UNSPEC
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -130,8 +134,11 @@ class Measurement:
 def resolve(server: str, port: int = NTP_PORT) -> list[Target]:
     """Every address a server name gives (an IP literal gives itself, without DNS)."""
     host = server[1:-1] if server.startswith("[") and server.endswith("]") else server
+    # A colon cannot be in a host name: such a server is an IPv6 literal, never looked up.
+    flags = socket.AI_NUMERICHOST if ":" in host else 0
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP,
+                                   flags=flags)
     except socket.gaierror as exc:
         raise NtpError(
             f"cannot resolve NTP server {server!r}: {exc.strerror}",
@@ -147,6 +154,11 @@ def resolve(server: str, port: int = NTP_PORT) -> list[Target]:
     if not targets:
         raise NtpError(f"NTP server {server!r} has no IPv4 or IPv6 address")
     return targets
+
+
+def unresolved(server: str, port: int, why: str) -> Measurement:
+    """The record of a server whose name gave no address: nothing was sent."""
+    return Measurement(Target(server, socket.AF_UNSPEC, (server, port)), error=why)
 
 
 def request_packet(nonce: bytes) -> bytes:

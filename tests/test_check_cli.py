@@ -268,3 +268,17 @@ def test_check_imports_nothing_it_does_not_need() -> None:
     assert "chronyctl6.ntp" in loaded  # the probe did run a check
     for heavy in ("jinja2", "psutil", "chronyctl6.render", "chronyctl6.plan", "chronyctl6.apply"):
         assert heavy not in loaded, heavy
+
+
+def test_a_server_that_does_not_resolve_is_unknown_with_a_hint() -> None:
+    code, out = check("--server", "fd00:ec2::123::1", "-o", "json")
+    data = json.loads(out)
+    assert code == 3 and data["status"] == "UNKNOWN"
+    assert "cannot resolve" in data["summary"] and "--server" in data["hint"]
+
+
+def test_a_bad_name_does_not_hide_a_good_server() -> None:
+    with Responder(state=ServerState(offset=0.002)) as r:
+        code, out = check("--server", "fd00:ec2::123::1", "--server", "::1",
+                          "--port", str(r.port))
+    assert code == 0 and out.startswith("OK: ") and "cannot resolve" in out

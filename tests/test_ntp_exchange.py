@@ -170,3 +170,9 @@ def test_no_ipv6_route_is_a_send_error() -> None:
 def test_bracketed_ipv6_literal_and_numeric_resolution() -> None:
     (t,) = ntp.resolve("[::1]", 1234)
     assert (t.address, t.port) == ("::1", 1234)
+
+
+def test_a_bad_ipv6_literal_is_a_clear_error_without_any_lookup() -> None:
+    # A colon marks an IPv6 literal: it is parsed, never sent to DNS.
+    with pytest.raises(ntp.NtpError, match="cannot resolve NTP server 'fd00:ec2::123::1'"):
+        ntp.resolve("fd00:ec2::123::1")
