@@ -252,7 +252,10 @@ class _Exchange:
     def send(self) -> None:
         nonce = os.urandom(8)
         data = request_packet(nonce)
-        wall, mono = time.time_ns(), time.monotonic_ns()
+        # Monotonic first: t4 = t1 + round trip then errs late, never early, so the interval
+        # [t1, t4] always holds the server's [t2, t3] and the error bound stays a bound.
+        mono = time.monotonic_ns()
+        wall = time.time_ns()
         try:
             self.sock.sendto(data, self.m.target.sockaddr)
         except OSError as exc:
