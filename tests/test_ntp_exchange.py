@@ -13,10 +13,14 @@ import pytest
 from chronyctl6 import ntp
 from tests.ntp_fixtures import (
     HOSTILE,
+    Reply,
     Responder,
     ServerState,
     exponential_delay,
     flood,
+    honest,
+    kiss,
+    reply_header,
     require_isolated_netns,
     silent,
     stray_then_honest,
@@ -127,8 +131,6 @@ def test_hostile_reply_is_refused_with_its_reason(name: str) -> None:
 
 
 def test_unknown_kiss_code_is_refused_but_does_not_stop_the_burst() -> None:
-    from tests.ntp_fixtures import kiss
-
     with Responder(kiss("XYZZ")) as r:
         m = measure(r, samples=3, timeout=1.0)
     assert m.kiss_code == "XYZZ" and m.sent == 3 and m.rejected["kiss_of_death"] == 3
@@ -176,3 +178,15 @@ def test_a_bad_ipv6_literal_is_a_clear_error_without_any_lookup() -> None:
     # A colon marks an IPv6 literal: it is parsed, never sent to DNS.
     with pytest.raises(ntp.NtpError, match="cannot resolve NTP server 'fd00:ec2::123::1'"):
         ntp.resolve("fd00:ec2::123::1")
+
+
+def test_a_spoofed_kiss_of_death_does_not_stop_the_burst() -> None:
+    def spoofed_rate_then_honest(request: bytes, rx: bytes, state: ServerState) -> list[Reply]:
+        kod = ServerState(stratum=0, leap=3, ref_id=b"RATE")
+        forged = reply_header(kod) + bytes(8) + rx + rx  # an off-path attacker cannot echo the nonce
+        return [Reply(forged), *honest(request, rx, state)]
+
+    with Responder(spoofed_rate_then_honest) as r:
+        m = measure(r, samples=3)
+    assert m.kiss_code is None and m.sent == 3 and len(m.samples) == 3
+    assert m.rejected == {"wrong_origin": 3}
