@@ -32,6 +32,9 @@ MAX_SAMPLES = 8
 DEFAULT_SAMPLES = 6
 DEFAULT_SPACING = 0.001  # seconds a request waits for the previous one's reply, at most
 _STRAGGLER_SLACK = 0.001  # seconds; see _Exchange.straggler_cutoff
+# What an ICMP error for one of our requests looks like on the socket.
+_ICMP_ERRORS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH,
+                          errno.EHOSTDOWN, errno.ENETDOWN, errno.EACCES, errno.EPERM})
 # Kiss codes after which RFC 5905 says to stop (DENY, RSTR) or slow down (RATE): for a
 # one-shot check both mean "send nothing more to this server".
 KISS_STOP = frozenset({"RATE", "DENY", "RSTR"})
@@ -267,14 +270,19 @@ class _Exchange:
         self.m.sent += 1
         self.last_send = mono / _NS
 
-    def receive(self) -> None:
-        """Read every datagram waiting; judge each."""
-        while True:
+    def receive(self, deadline: float) -> None:
+        """Read every datagram waiting and judge each; a flood cannot hold us past the
+        deadline."""
+        while time.monotonic() < deadline:
             try:
                 data, peer = self.sock.recvfrom(1024)
             except BlockingIOError:
                 return
             except OSError as exc:
+                if exc.errno not in _ICMP_ERRORS:
+                    self.m.error = exc.strerror or str(exc)
+                    self.stopped = True
+                    return
                 self._icmp_error(exc)
                 continue
             mono4 = time.monotonic_ns()
@@ -391,7 +399,7 @@ def measure(
             readable, _, _ = select.select([ex.sock for ex in active], [], [], max(0.0, wake - now))
             for ex in active:
                 if ex.sock in readable:
-                    ex.receive()
+                    ex.receive(deadline)
     finally:
         for ex in exchanges:
             ex.sock.close()
