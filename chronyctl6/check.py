@@ -108,7 +108,7 @@ def describe_failure(m: ntp.Measurement) -> str:
     if m.error is not None:
         return f"cannot send to {where}: {m.error}"
     if m.kiss_code is not None and not m.samples:
-        return f"{where} sent a kiss-of-death ({m.kiss_code}): kiss_of_death, backed off"
+        return f"{where} sent a kiss-of-death ({m.kiss_code}): kiss_of_death, sent nothing more"
     if not m.rejected:
         return f"no reply from {where} ({m.sent} requests)"
     reasons = ", ".join(f"{reason} x{count}" for reason, count in sorted(m.rejected.items()))
@@ -127,7 +127,7 @@ def evaluate(
     usable = [m for m in measurements if m.best is not None]
     notes = [describe_failure(m) for m in measurements if m.best is None]
     for m in measurements:
-        if m.kiss_code is not None:
+        if m.kiss_code is not None and m.samples:
             notes.append(f"{m.target.address} sent kiss code {m.kiss_code}: backed off")
     chronyd = compare_chronyd(None, tracking) if tracking else ChronydView(None, chronyd_problem)
     if not usable:
