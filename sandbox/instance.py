@@ -203,6 +203,14 @@ mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp
         except (OSError, ValueError):
             return None
 
+    def start_decoy(self, name: str) -> int:
+        """A do-nothing process whose name (comm) is `name`, e.g. systemd-timesyncd, for checks
+        that look for a conflicting time daemon: the real one must never run here."""
+        decoy = f"/run/sandbox-decoys/{name}"
+        self.run(["sh", "-c", f"mkdir -p /run/sandbox-decoys && cp /bin/sleep {decoy}"], check=True)
+        done = self.run(["sh", "-c", f"{decoy} infinity </dev/null >/dev/null 2>&1 & echo $!"], check=True)
+        return int(done.stdout.strip())
+
     def start_chronyd(self, config: str | None = None, *extra: str) -> None:
         """Start the instance's chronyd by hand (-x), after writing `config` to the distro's path."""
         if config is not None:
