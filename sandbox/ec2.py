@@ -134,8 +134,7 @@ class Ec2:
                 ipv4=INSTANCE_V4 if self.ipv4 else None, ipv6=INSTANCE_V6 if self.ipv6 else None,
                 settings=self.settings,
             )
-            self._instance.prepare()
-            self._instance.mount()
+            self._instance.build()
             self._network()
             self._start_timesync()
             self._start_imds()

@@ -59,9 +59,22 @@ class Instance:
     def hostname(self) -> str:
         return "ip-" + self.ipv4.replace(".", "-") if self.ipv4 else "ipv6-only"
 
-    def prepare(self) -> None:
-        """Lay out the overlay upper directories before anything is mounted."""
-        w = self.workdir
+    @property
+    def layers(self) -> str:
+        """Where the instance's own layers live: a tmpfs in its mount namespace only, so they
+        need no particular filesystem under /tmp (an overlay upper cannot be on overlayfs) and
+        vanish with the instance."""
+        return f"{self.workdir}/layers"
+
+    def build(self) -> None:
+        self.holder.run(["sh", "-ec", f"mkdir -p {self.layers}\n"
+                         f"mount -t tmpfs -o mode=0755,size=64m sandbox-layers {self.layers}"],
+                        timeout=20, check=True)
+        self._prepare(self.path(self.layers))
+        self._mount()
+
+    def _prepare(self, w: Path) -> None:
+        """Lay out the overlay upper directories (reached from outside through /proc/PID/root)."""
         for d in ("etc-upper", "etc-work", "var-upper", "var-work", "run"):
             (w / d).mkdir(mode=0o755)
         etc = w / "etc-upper"
@@ -92,8 +105,8 @@ class Instance:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
 
-    def mount(self) -> None:
-        w = self.workdir
+    def _mount(self) -> None:
+        w = self.layers
         script = f"""set -e
 hostname {self.hostname}
 mount -t overlay overlay -o lowerdir=/etc,upperdir={w}/etc-upper,workdir={w}/etc-work /etc
