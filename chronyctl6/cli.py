@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, NoReturn, Optional, TypeVar
+from typing import Any, List, NoReturn, Optional, TypeVar
 
 import typer
 
@@ -118,7 +118,7 @@ def _check_output(output: str) -> None:
 @app.command()
 def render(
     root: str = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP),
-    distro: Optional[str] = typer.Option(None, "--distro", help=_DISTRO_HELP),
+    distro: Optional[str] = typer.Option(None, "--distro", metavar="NAME", help=_DISTRO_HELP),
     ipv6: Optional[str] = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
     phc: Optional[str] = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
     at_boot: Optional[bool] = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
@@ -126,7 +126,10 @@ def render(
 ) -> None:
     """Print the chrony.conf that `apply` would write. Reads only; needs no root.
 
-    Example: chronyctl6 render --root /mnt/image --distro debian
+    \b
+    Examples:
+      chronyctl6 render                           what apply would write here
+      chronyctl6 render --root /mnt/image --distro debian --ipv6 on
     """
     from chronyctl6.plan import make_plan
 
@@ -139,7 +142,7 @@ def render(
 @app.command()
 def apply(
     root: str = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP),
-    distro: Optional[str] = typer.Option(None, "--distro", help=_DISTRO_HELP),
+    distro: Optional[str] = typer.Option(None, "--distro", metavar="NAME", help=_DISTRO_HELP),
     ipv6: Optional[str] = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
     phc: Optional[str] = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
     at_boot: Optional[bool] = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
@@ -158,6 +161,13 @@ def apply(
     Nothing changed: nothing written, nothing restarted. Only a .sources drop-in changed:
     `chronyc reload sources` instead of a restart. Exit 0 done (or nothing to do), 1 failed
     (nothing written, or rolled back), 2 bad input, 3 another apply holds the lock, 4 not root.
+
+    \b
+    Examples:
+      sudo chronyctl6 apply --diff --wait 30      on a running instance
+      sudo chronyctl6 apply --dry-run --diff      only show what would change
+      chronyctl6 apply --root /mnt/image          bake an image (endpoint chosen at boot)
+      sudo chronyctl6 apply -o json --wait 30     for SSM Run Command or Ansible
     """
     from chronyctl6.apply import Options
     from chronyctl6.apply import apply as run_apply
@@ -236,7 +246,7 @@ _CHECK_OUTPUT_HELP = "text, json, nagios (one line with perfdata) or prometheus 
 
 @app.command(cls=_PluginCommand)
 def check(
-    server: list[str] | None = typer.Option(  # noqa: B008 (typer's classic style)
+    server: Optional[List[str]] = typer.Option(  # noqa: B008 (typer's classic style)
         None, "--server", "-s", metavar="ADDR", help=_SERVER_HELP),
     port: int = typer.Option(123, "--port", min=1, max=65535, help="The servers' UDP port."),
     samples: int = typer.Option(6, "--samples", metavar="N", help=_SAMPLES_HELP),
@@ -247,10 +257,10 @@ def check(
     crit: float = typer.Option(1.0, "--crit", metavar="SECONDS",
                                help="CRITICAL when |offset| + error bound reaches this."),
     output: str = typer.Option("text", "-o", "--output", help=_CHECK_OUTPUT_HELP),
-    textfile: str | None = typer.Option(None, "--textfile", metavar="PATH", help=_TEXTFILE_HELP),
+    textfile: Optional[str] = typer.Option(None, "--textfile", metavar="PATH", help=_TEXTFILE_HELP),
     chronyd: bool = typer.Option(True, "--chronyd/--no-chronyd",
                                  help="Also ask chronyd (chronyc tracking) and compare."),
-    chronyd_socket: str | None = typer.Option(None, "--chronyd-socket", metavar="PATH",
+    chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
                                               help="chronyd's command socket, if not the default."),
 ) -> None:
     """Measure this clock's offset against Time Sync directly, and what chronyd believes.
