@@ -48,6 +48,9 @@ class Instance:
         self.ipv4 = ipv4
         self.ipv6 = ipv6
         self.settings = settings
+        # How `chronyctl6` is run on the instance: this checkout's by default; a test of an
+        # installed package sets e.g. ["/usr/bin/chronyctl6"].
+        self.cli: list[str] = [sys.executable, "-m", "chronyctl6"]
 
     # ------------------------------------------------------------ building
 
@@ -127,10 +130,10 @@ mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp
         env: Mapping[str, str] | None = None,
         input_text: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run argv on the instance as root. `chronyctl6` is this checkout's, via `python -m`."""
+        """Run argv on the instance as root. `chronyctl6` means `self.cli` (this checkout's)."""
         argv = list(argv)
         if argv and argv[0] == "chronyctl6":
-            argv = [sys.executable, "-m", "chronyctl6", *argv[1:]]
+            argv = [*self.cli, *argv[1:]]
         full_env = {"CHRONYCTL6_CHRONYD_ARGS": "-x", **(env or {})}
         done = self.holder.run(argv, timeout=timeout, env=full_env, input_text=input_text)
         if check and done.returncode != 0:
