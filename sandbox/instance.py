@@ -9,7 +9,6 @@ real paths with no --root: exactly what they do on a live instance.
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import stat
@@ -18,18 +17,18 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from chronyctl6 import chrony
 from sandbox.distros import Distro
 from sandbox.namespaces import Holder, SandboxError
+from sandbox.probe import Probes
 
 SETTINGS_PATH = "/etc/chronyctl6/settings.toml"
 DEFAULT_SETTINGS = 'service_manager = "direct"\n'
 CHRONYD_PIDFILE = "/run/chrony/chronyd.pid"
 
 
-class Instance:
+class Instance(Probes):
     def __init__(
         self,
         holder: Holder,
@@ -189,28 +188,6 @@ mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp
             f"chronyd on the instance did not select {address or 'a source'} within {timeout:g} s; "
             f"sources:\n{self.chronyc('sources').stdout}"
         )
-
-    def ntp_query(
-        self, address: str, *, count: int = 1, interval: float = 0.2, timeout: float = 1.0
-    ) -> list[dict[str, Any]]:
-        """NTP exchanges made from the instance (sandbox.ntp query): what a client there sees."""
-        argv = [sys.executable, "-m", "sandbox.ntp", "query", address, "--count", str(count),
-                "--interval", str(interval), "--timeout", str(timeout)]
-        done = self.run(argv, timeout=count * (interval + timeout) + 20, check=True)
-        return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-
-    def http(
-        self, method: str, host: str, path: str, headers: Mapping[str, str] | None = None,
-        *, timeout: float = 2.0,
-    ) -> dict[str, Any]:
-        """One HTTP request made from the instance (sandbox.probe): status, body, or errno."""
-        argv = [sys.executable, "-m", "sandbox.probe", "http", method, host, path,
-                "--timeout", str(timeout)]
-        for name, value in (headers or {}).items():
-            argv += ["-H", f"{name}: {value}"]
-        done = self.run(argv, timeout=timeout + 20, check=True)
-        result: dict[str, Any] = json.loads(done.stdout)
-        return result
 
     def chronyd_pid(self) -> int | None:
         """chronyd's pid as seen from the instance (its own PID namespace)."""
