@@ -132,7 +132,9 @@ def environment() -> jinja2.Environment:
 
 def render_config(choices: Choices, existing: str | None) -> Rendered:
     runtime_dir = choices.platform.runtime_sourcedir
-    verdicts = [conf.judge(d, runtime_sourcedir=runtime_dir) for d in conf.parse(existing or "")]
+    verdicts = [conf.judge(d, runtime_sourcedir=runtime_dir,
+                           replaced_sourcedirs=choices.platform.replaced_sourcedirs)
+                for d in conf.parse(existing or "")]
     kept = [v.directive for v in verdicts if v.fate is conf.Fate.KEEP]
     dropped = tuple(v for v in verdicts if v.fate is conf.Fate.DROP)
 
