@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, NoReturn, Optional, TypeVar
+from typing import Any, List, NoReturn, Optional, TypeVar
 
 import typer
 
@@ -240,7 +240,7 @@ _CHECK_OUTPUT_HELP = "text, json, nagios (one line with perfdata) or prometheus 
 
 @app.command(cls=_PluginCommand)
 def check(
-    server: list[str] | None = typer.Option(  # noqa: B008 (typer's classic style)
+    server: Optional[List[str]] = typer.Option(  # noqa: B008 (typer's classic style)
         None, "--server", "-s", metavar="ADDR", help=_SERVER_HELP),
     port: int = typer.Option(123, "--port", min=1, max=65535, help="The servers' UDP port."),
     samples: int = typer.Option(6, "--samples", metavar="N", help=_SAMPLES_HELP),
@@ -251,10 +251,10 @@ def check(
     crit: float = typer.Option(1.0, "--crit", metavar="SECONDS",
                                help="CRITICAL when |offset| + error bound reaches this."),
     output: str = typer.Option("text", "-o", "--output", help=_CHECK_OUTPUT_HELP),
-    textfile: str | None = typer.Option(None, "--textfile", metavar="PATH", help=_TEXTFILE_HELP),
+    textfile: Optional[str] = typer.Option(None, "--textfile", metavar="PATH", help=_TEXTFILE_HELP),
     chronyd: bool = typer.Option(True, "--chronyd/--no-chronyd",
                                  help="Also ask chronyd (chronyc tracking) and compare."),
-    chronyd_socket: str | None = typer.Option(None, "--chronyd-socket", metavar="PATH",
+    chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
                                               help="chronyd's command socket, if not the default."),
 ) -> None:
     """Measure this clock's offset against Time Sync directly, and what chronyd believes.

@@ -12,6 +12,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 IN_CI = os.environ.get("CI") == "true"
+# The simulated EC2 instance's fixtures (ec2, ec2_factory): see sandbox/pytest_plugin.py.
+pytest_plugins = ["sandbox.pytest_plugin"]
 _skipped: list[str] = []
 
 

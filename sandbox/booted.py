@@ -1,0 +1,190 @@
+"""A booted instance: a Debian root of its own, booted with systemd as init by systemd-nspawn,
+joined to a simulated EC2 instance's network namespace.
+
+    with BootedInstance(rootfs_tarball, workdir) as vm:
+        vm.boot(ec2.instance.netns_path)
+        vm.run(["systemctl", "is-active", "chrony"])
+        vm.poweroff()
+        vm.boot(other_ec2.instance.netns_path)   # the same disk, launched into another subnet
+
+Only the root file system built for the purpose (mmdebstrap, see packaging/test-root) is ever
+booted, never this machine's own: booting that would empty the shared /tmp and start every
+enabled service. The container may not set the clock, so its chrony.service gets `-x` and a
+drop-in that resets `ConditionCapability=CAP_SYS_TIME`. Every wait has a deadline, and a
+container that does not power off in time is killed by its own process id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from sandbox.namespaces import SandboxError
+
+BOOT_TIMEOUT = 90.0
+POWEROFF_TIMEOUT = 30.0
+PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+CHRONY_DROPIN = """\
+# chronyctl6's booted test instance: a container may not set the clock. chronyd runs with -x
+# (see /etc/default/chrony), so it has no need of CAP_SYS_TIME.
+[Unit]
+ConditionCapability=
+"""
+
+
+class BootedInstance:
+    def __init__(self, rootfs_tarball: Path, workdir: Path, *, hostname: str = "booted-instance") -> None:
+        self.tarball = rootfs_tarball
+        self.workdir = workdir
+        self.root = workdir / "root"
+        self.hostname = hostname
+        self._nspawn: subprocess.Popen[bytes] | None = None
+        self._init_pid: int | None = None
+        self.boots = 0
+
+    # ---- the disk ---------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Unpack the cached root and make it bootable here. Call once, before the first boot."""
+        self.root.mkdir(parents=True)
+        subprocess.run(["tar", "-C", str(self.root), "-xf", str(self.tarball)], check=True, timeout=180)
+        dropin = self.root / "etc/systemd/system/chrony.service.d/chronyctl6-sandbox.conf"
+        dropin.parent.mkdir(parents=True, exist_ok=True)
+        dropin.write_text(CHRONY_DROPIN)
+        (self.root / "etc/default/chrony").write_text('# chronyctl6 sandbox: never touch the clock\n'
+                                                      'DAEMON_OPTS="-F 1 -x"\n')
+        (self.root / "etc/hostname").write_text(self.hostname + "\n")
+        # An empty machine-id: systemd makes one at first boot, as on a freshly launched image.
+        (self.root / "etc/machine-id").write_text("")
+
+    def copy_in(self, source: Path, target: str) -> None:
+        destination = self.root / target.lstrip("/")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination)
+
+    def path(self, path: str) -> Path:
+        return self.root / path.lstrip("/")
+
+    # ---- power ------------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._nspawn is not None and self._nspawn.poll() is None
+
+    def boot(self, netns_path: str, *, timeout: float = BOOT_TIMEOUT) -> float:
+        """Boot into the given network namespace; returns seconds until systemd said running."""
+        if self.running:
+            raise SandboxError("the instance is already running")
+        self.boots += 1
+        log = (self.workdir / f"boot-{self.boots}.log").open("wb")
+        argv = [
+            "systemd-nspawn", "--boot", "--register=no", "--keep-unit", "--quiet",
+            "--directory", str(self.root), "--machine", self.hostname,
+            f"--network-namespace-path={netns_path}", "--resolv-conf=off", "--timezone=off",
+            "--console=passive",
+        ]
+        start = time.monotonic()
+        self._nspawn = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                        start_new_session=True)
+        log.close()
+        deadline = start + timeout
+        self._init_pid = None
+        state = ""
+        while time.monotonic() < deadline:
+            if not self.running:
+                raise SandboxError(f"systemd-nspawn exited during boot: {self.boot_log()[-2000:]}")
+            if self._init_pid is None:
+                self._init_pid = _child_named(self._nspawn.pid, "systemd")
+            elif (state := self.run(["systemctl", "is-system-running"], timeout=10).stdout.strip()) in (
+                    "running", "degraded"):
+                return round(time.monotonic() - start, 2)
+            time.sleep(0.2)
+        self.kill()
+        raise SandboxError(f"the instance did not finish booting within {timeout:g} s (state {state!r})")
+
+    def poweroff(self, *, timeout: float = POWEROFF_TIMEOUT) -> None:
+        if not self.running:
+            return
+        with contextlib.suppress(subprocess.TimeoutExpired, OSError):
+            self.run(["systemctl", "poweroff"], timeout=10)
+        assert self._nspawn is not None
+        try:
+            self._nspawn.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self._init_pid = None
+
+    def kill(self) -> None:
+        """The container's own init first (nspawn then exits), then nspawn itself."""
+        for pid in (self._init_pid, self._nspawn.pid if self._nspawn else None):
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        if self._nspawn is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._nspawn.wait(timeout=10)
+        self._init_pid = None
+
+    def boot_log(self) -> str:
+        return (self.workdir / f"boot-{self.boots}.log").read_text(errors="replace")
+
+    # ---- inside -----------------------------------------------------------------------------
+
+    def run(self, argv: Sequence[str], *, timeout: float = 120.0, check: bool = False,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a program inside the booted instance: all of its namespaces, its root."""
+        if self._init_pid is None:
+            raise SandboxError("the instance is not running")
+        full_env = {"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/root", **(env or {})}
+        done = subprocess.run(["nsenter", "--target", str(self._init_pid), "--all", "--", "env", "-i",
+                               *(f"{k}={v}" for k, v in full_env.items()), *argv],
+                              capture_output=True, text=True, timeout=timeout, check=False)
+        if check and done.returncode != 0:
+            raise SandboxError(f"{' '.join(argv)} failed in the instance: {done.stderr.strip()[-1000:]}")
+        return done
+
+    def systemctl_show(self, unit: str, prop: str) -> str:
+        return self.run(["systemctl", "show", f"--property={prop}", "--value", unit], check=True).stdout.strip()
+
+    def main_pid(self, unit: str) -> int:
+        return int(self.systemctl_show(unit, "MainPID"))
+
+    # ---- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        try:
+            self.poweroff()
+        finally:
+            self.kill()
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> BootedInstance:
+        self.prepare()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _child_named(parent: int, name: str) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if ppid == parent and comm == name:
+            return int(entry.name)
+    return None

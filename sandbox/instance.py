@@ -1,0 +1,216 @@
+"""The simulated instance: its own network, /etc, /var, /run and /tmp, and commands run on it.
+
+One holder owns the instance's namespaces. Its mount namespace gets one overlay on /etc (the
+host's /etc below, this instance's files above), one on /var (so /var/lib/chrony starts empty
+and belongs to the instance), a private /run (chronyd's pid file and command socket) and a tmpfs
+/tmp. Every command is `nsenter` into all of it, so chronyctl6, chronyd and chronyc use their
+real paths with no --root: exactly what they do on a live instance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from chronyctl6 import chrony
+from sandbox.distros import Distro
+from sandbox.namespaces import Holder, SandboxError
+
+SETTINGS_PATH = "/etc/chronyctl6/settings.toml"
+DEFAULT_SETTINGS = 'service_manager = "direct"\n'
+CHRONYD_PIDFILE = "/run/chrony/chronyd.pid"
+
+
+class Instance:
+    def __init__(
+        self,
+        holder: Holder,
+        workdir: Path,
+        distro: Distro,
+        *,
+        mac: str,
+        ipv4: str | None,
+        ipv6: str | None,
+        settings: str = DEFAULT_SETTINGS,
+    ) -> None:
+        self.holder = holder
+        self.workdir = workdir
+        self.distro = distro
+        self.mac = mac
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6
+        self.settings = settings
+
+    # ------------------------------------------------------------ building
+
+    @property
+    def netns_path(self) -> str:
+        return self.holder.netns_path
+
+    @property
+    def hostname(self) -> str:
+        return "ip-" + self.ipv4.replace(".", "-") if self.ipv4 else "ipv6-only"
+
+    def prepare(self) -> None:
+        """Lay out the overlay upper directories before anything is mounted."""
+        w = self.workdir
+        for d in ("etc-upper", "etc-work", "var-upper", "var-work", "run"):
+            (w / d).mkdir(mode=0o755)
+        etc = w / "etc-upper"
+        for name in self.distro.hide_etc:
+            _whiteout(etc / name)
+        files = {**self.distro.etc_files, SETTINGS_PATH.removeprefix("/etc/"): self.settings}
+        for name in self.distro.etc_dirs:
+            (etc / name).mkdir(parents=True, exist_ok=True, mode=0o755)
+        for name, text in files.items():
+            target = etc / name
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+            target.write_text(text)
+            target.chmod(0o644)
+        try:
+            user = pwd.getpwnam(self.distro.chrony_user)
+            owner = (user.pw_uid, user.pw_gid)
+        except KeyError:
+            owner = (0, 0)
+        # A fresh instance: nothing of the host's chrony state shows through.
+        for rel in ("lib/chrony", "log/chrony"):
+            state = w / "var-upper" / rel
+            state.mkdir(parents=True, mode=0o755)
+            os.chown(state, *owner)
+            state.chmod(0o750 if rel == "lib/chrony" else 0o755)
+            os.setxattr(state, "trusted.overlay.opaque", b"y")
+        for rel, text in self.distro.run_files.items():
+            target = w / "run" / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+
+    def mount(self) -> None:
+        w = self.workdir
+        script = f"""set -e
+hostname {self.hostname}
+mount -t overlay overlay -o lowerdir=/etc,upperdir={w}/etc-upper,workdir={w}/etc-work /etc
+mount -t overlay overlay -o lowerdir=/var,upperdir={w}/var-upper,workdir={w}/var-work /var
+mount --bind {w}/run /run
+mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp
+"""
+        self.holder.run(["sh", "-c", script], timeout=20, check=True)
+
+    # ------------------------------------------------------------ using
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = 60.0,
+        check: bool = False,
+        env: Mapping[str, str] | None = None,
+        input_text: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run argv on the instance as root. `chronyctl6` is this checkout's, via `python -m`."""
+        argv = list(argv)
+        if argv and argv[0] == "chronyctl6":
+            argv = [sys.executable, "-m", "chronyctl6", *argv[1:]]
+        full_env = {"CHRONYCTL6_CHRONYD_ARGS": "-x", **(env or {})}
+        done = self.holder.run(argv, timeout=timeout, env=full_env, input_text=input_text)
+        if check and done.returncode != 0:
+            raise SandboxError(
+                f"{' '.join(argv)} failed on the instance ({done.returncode}):\n"
+                f"{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
+        return done
+
+    def path(self, path: str) -> Path:
+        """A path inside the instance, reachable from outside through its holder's root."""
+        return Path(f"/proc/{self.holder.pid}/root") / path.lstrip("/")
+
+    def read_text(self, path: str) -> str:
+        return self.path(path).read_text()
+
+    def write_text(self, path: str, text: str) -> None:
+        target = self.path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+    def chronyc(self, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
+        return self.run(["chronyc", "-n", "-c", *args], timeout=timeout)
+
+    def sources(self) -> list[chrony.Source]:
+        done = self.chronyc("sources")
+        if done.returncode != 0:
+            raise SandboxError(f"chronyc sources failed on the instance: {done.stderr.strip()}")
+        return chrony.parse_sources(done.stdout)
+
+    def tracking(self) -> chrony.Tracking:
+        done = self.chronyc("tracking")
+        if done.returncode != 0:
+            raise SandboxError(f"chronyc tracking failed on the instance: {done.stderr.strip()}")
+        return chrony.parse_tracking(done.stdout)
+
+    def selected(self) -> str | None:
+        """The address of chronyd's selected source, or None (no chronyd, or nothing selected)."""
+        done = self.chronyc("sources")
+        if done.returncode != 0:
+            return None
+        return next((s.name for s in chrony.parse_sources(done.stdout) if s.selected), None)
+
+    def wait_selected(self, address: str | None = None, timeout: float = 30.0) -> float:
+        """Seconds until chronyd selects `address` (any source if None); SandboxError at the deadline."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            name = self.selected()
+            if name is not None and (address is None or name == address):
+                return time.monotonic() - started
+            time.sleep(0.1)
+        raise SandboxError(
+            f"chronyd on the instance did not select {address or 'a source'} within {timeout:g} s; "
+            f"sources:\n{self.chronyc('sources').stdout}"
+        )
+
+    def ntp_query(
+        self, address: str, *, count: int = 1, interval: float = 0.2, timeout: float = 1.0
+    ) -> list[dict[str, Any]]:
+        """NTP exchanges made from the instance (sandbox.ntp query): what a client there sees."""
+        argv = [sys.executable, "-m", "sandbox.ntp", "query", address, "--count", str(count),
+                "--interval", str(interval), "--timeout", str(timeout)]
+        done = self.run(argv, timeout=count * (interval + timeout) + 20, check=True)
+        return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+    def http(
+        self, method: str, host: str, path: str, headers: Mapping[str, str] | None = None,
+        *, timeout: float = 2.0,
+    ) -> dict[str, Any]:
+        """One HTTP request made from the instance (sandbox.probe): status, body, or errno."""
+        argv = [sys.executable, "-m", "sandbox.probe", "http", method, host, path,
+                "--timeout", str(timeout)]
+        for name, value in (headers or {}).items():
+            argv += ["-H", f"{name}: {value}"]
+        done = self.run(argv, timeout=timeout + 20, check=True)
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    def chronyd_pid(self) -> int | None:
+        """chronyd's pid as seen from the instance (its own PID namespace)."""
+        try:
+            return int(self.read_text(CHRONYD_PIDFILE).strip())
+        except (OSError, ValueError):
+            return None
+
+    def start_chronyd(self, config: str | None = None, *extra: str) -> None:
+        """Start the instance's chronyd by hand (-x), after writing `config` to the distro's path."""
+        if config is not None:
+            self.write_text(self.distro.chrony_conf_path, config)
+        self.run(["chronyd", "-x", "-f", self.distro.chrony_conf_path, *extra], timeout=20, check=True)
+
+
+def _whiteout(path: Path) -> None:
+    """An overlayfs whiteout: the lower layer's entry of this name does not exist above."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))

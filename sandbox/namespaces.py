@@ -1,0 +1,195 @@
+"""Namespace holders: a PID 1 that owns fresh net, mount, UTS and PID namespaces.
+
+Every process the sandbox starts on either side is entered into a holder's namespaces with
+`nsenter`, so killing the holder's PID 1 makes the kernel kill all of them, and the network
+namespace (with its veth end) and the mount namespace (with its overlays) go away with the last
+process. `unshare --kill-child` plus a parent-death signal on unshare itself means that even a
+SIGKILLed pytest leaves nothing running behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PR_SET_PDEATHSIG = 1
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be built, or refused to be."""
+
+
+def _die_with_parent() -> None:
+    # Runs in the child between fork and exec: if pytest dies, unshare gets SIGKILL, and
+    # --kill-child passes that on to the namespace's PID 1.
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for programs the sandbox runs: sbin on PATH, this checkout importable."""
+    env = {
+        "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": "/root",
+        "PYTHONPATH": str(REPO_ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in env["PATH"].split(":"):
+        env["PATH"] = f"{bindir}:{env['PATH']}"
+    env.update(extra or {})
+    return env
+
+
+def ns_inode(pid: int, kind: str = "net") -> int:
+    return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
+
+
+class Holder:
+    """PID 1 (sandbox.reaper) of new net+mount+UTS+PID namespaces, with a private /proc."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.log: Path | None = None  # where unshare's own complaints go
+        self._unshare: subprocess.Popen[bytes] | None = None
+        self.pid = 0  # PID 1 of the new namespaces, as seen from here
+        self.net_inode = 0
+        self.mnt_inode = 0
+
+    def start(self, log: Path, timeout: float = 10.0) -> None:
+        argv = [
+            "unshare", "--net", "--mount", "--uts", "--pid", "--fork", "--kill-child",
+            "--mount-proc", "--propagation", "private",
+            "--", sys.executable, "-m", "sandbox.reaper",
+        ]
+        self.log = log
+        with open(log, "ab") as out:
+            self._unshare = subprocess.Popen(
+                argv, env=python_env(), cwd=REPO_ROOT, preexec_fn=_die_with_parent,  # noqa: PLW1509
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            )
+        outer = self._unshare.pid
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._unshare.poll() is not None:
+                raise SandboxError(f"unshare for the {self.name} namespaces exited with {self._unshare.returncode}")
+            try:
+                children = Path(f"/proc/{outer}/task/{outer}/children").read_text().split()
+                # Once the reaper runs, --mount-proc has been done and the namespaces are final.
+                if children and b"sandbox.reaper" in Path(f"/proc/{children[0]}/cmdline").read_bytes():
+                    self.pid = int(children[0])
+                    self.net_inode = ns_inode(self.pid, "net")
+                    self.mnt_inode = ns_inode(self.pid, "mnt")
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.005)
+        raise SandboxError(f"the {self.name} namespaces were not ready within {timeout:g} s")
+
+    @property
+    def netns_path(self) -> str:
+        """What `systemd-nspawn --network-namespace-path=` and `nsenter --net=` take."""
+        return f"/proc/{self.pid}/ns/net"
+
+    def enter(self, argv: Sequence[str], *, wd: str = "/", mount: bool = True) -> list[str]:
+        flags = ["--net", "--uts", "--pid"] + (["--mount"] if mount else [])
+        return ["nsenter", f"--target={self.pid}", *flags, f"--wd={wd}", "--", *argv]
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = 60.0,
+        env: Mapping[str, str] | None = None,
+        wd: str = "/",
+        input_text: str | None = None,
+        check: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            self.enter(argv, wd=wd), env=python_env(env), capture_output=True, text=True,
+            timeout=timeout, input=input_text, check=False,
+        )
+        if check and done.returncode != 0:
+            raise SandboxError(
+                f"{' '.join(argv)} in the {self.name} namespace failed ({done.returncode}): "
+                f"{done.stderr.strip()[-500:]}"
+            )
+        return done
+
+    def popen(self, argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+        with open(log, "ab") as out:
+            return subprocess.Popen(
+                self.enter(argv, wd=str(REPO_ROOT)), env=python_env(env), stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT,
+            )
+
+    def proc_net(self, table: str) -> str:
+        """/proc/net/TABLE as seen inside the namespace (no process needed)."""
+        try:
+            return Path(f"/proc/{self.pid}/net/{table}").read_text()
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Kill PID 1; the kernel kills everything else in the PID namespace."""
+        if self.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        if self._unshare is not None:
+            try:
+                self._unshare.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._unshare.kill()
+                self._unshare.wait(timeout)
+
+
+def bound_ports(holder: Holder, table: str) -> set[int]:
+    """Local ports with a socket (udp, udp6) or a listener (tcp, tcp6) in the holder's netns."""
+    ports: set[int] = set()
+    for line in holder.proc_net(table).splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        if table.startswith("tcp") and fields[3] != "0A":  # 0A = LISTEN
+            continue
+        ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def refuse_real_network() -> None:
+    """Refuse to build a sandbox in a network namespace that could reach a real network.
+
+    The sandbox's own namespaces reach nothing, but a bug in it must never send a packet to
+    fd00:ec2::/32 or 169.254.0.0/16 from the host's namespace; tests run under `unshare -n`.
+    """
+    addrs = json.loads(_ip("-j", "addr", "show"))
+    for link in addrs:
+        if "LOOPBACK" in link.get("flags", []):
+            continue
+        if link.get("addr_info"):
+            raise SandboxError(
+                f"this network namespace has an address on {link['ifname']}: the sandbox runs only "
+                "in an isolated namespace",
+                )
+    for family in ("-4", "-6"):
+        if json.loads(_ip(family, "-j", "route", "show", "default") or "[]"):
+            raise SandboxError(
+                "this network namespace has a default route: run the sandbox inside `unshare -n`"
+            )
+
+
+def _ip(*args: str) -> str:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10, check=False)
+    if done.returncode != 0:
+        raise SandboxError(f"ip {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout

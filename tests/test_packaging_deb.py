@@ -1,0 +1,213 @@
+"""The Debian package: built with Debian's tooling, lintian clean, and working when installed.
+
+The .deb is installed with dpkg into a throwaway Debian 12 root that holds only Debian's own
+python3 packages (typer 0.7.0, click 8.1.3, jinja2, psutil, ntplib 0.3.3) and chrony, and run
+from there with chroot, in a network namespace of its own. Nothing is ever booted.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chronyctl6 import __version__
+from tests.packaging_support import (
+    PACKAGING,
+    REPO,
+    built_deb,
+    chroot,
+    debian_root_tarball,
+    require,
+    require_tools,
+    run,
+)
+
+UNITS = ("chronyctl6-boot.service", "chronyctl6-check.service", "chronyctl6-check.timer")
+TIME_SYNC_V6 = "server fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4"
+# What Debian 12 ships, and so what the package must work with.
+DEBIAN12_PYTHON = {"python3-typer": "0.7.0", "python3-click": "8.1.3", "python3-ntplib": "0.3.3"}
+
+
+@pytest.fixture(scope="module")
+def deb() -> Path:
+    return built_deb()
+
+
+@pytest.fixture(scope="module")
+def root(deb: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh Debian 12 root from the cached tarball, with the .deb installed by dpkg."""
+    require(Path("/usr/sbin/chroot").exists(), "chroot (coreutils)")
+    tarball = debian_root_tarball()
+    base = tmp_path_factory.mktemp("debroot")
+    target = base / "root"
+    target.mkdir()
+    try:
+        run(["tar", "-C", target, "-xf", tarball], timeout=120)
+        shutil.copy(deb, target / "root" / deb.name)
+        # dpkg, not apt: every Depends must already be satisfied by Debian's own packages.
+        chroot(target, "dpkg", "-i", f"/root/{deb.name}")
+        yield target
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_changelog_version_is_the_package_version() -> None:
+    require_tools("dpkg-parsechangelog")
+    changelog = PACKAGING / "debian" / "changelog"
+    version = run(["dpkg-parsechangelog", "-l", changelog, "-SVersion"]).stdout.strip()
+    assert version == __version__
+
+
+def test_deb_fields_and_contents(deb: Path) -> None:
+    fields = {
+        name: run(["dpkg-deb", "-f", deb, name]).stdout.strip()
+        for name in ("Package", "Version", "Architecture", "Depends")
+    }
+    assert fields["Package"] == "chronyctl6"
+    assert fields["Version"] == __version__
+    assert fields["Architecture"] == "all"
+    depends = {d.strip().split(" ")[0] for d in fields["Depends"].split(",")}
+    for needed in ("chrony", "python3-typer", "python3-jinja2", "python3-psutil", "python3-ntplib"):
+        assert needed in depends, fields["Depends"]
+
+    listing = run(["dpkg-deb", "-c", deb]).stdout
+    paths = {line.split()[-1].lstrip(".") for line in listing.splitlines()}
+    expected = {
+        "/usr/bin/chronyctl6",
+        "/usr/lib/python3/dist-packages/chronyctl6/cli.py",
+        "/usr/share/man/man1/chronyctl6.1.gz",
+        "/usr/share/bash-completion/completions/chronyctl6",
+        "/usr/share/zsh/vendor-completions/_chronyctl6",
+        "/usr/share/fish/vendor_completions.d/chronyctl6.fish",
+        *(f"/lib/systemd/system/{unit}" for unit in UNITS),
+    }
+    assert expected <= paths, sorted(expected - paths)
+    # Every template in the repository ships, inside the package as chronyctl6.templates.
+    templates = sorted((REPO / "templates").glob("*.j2"))
+    assert templates, "the repository has no templates/*.j2"
+    for template in templates:
+        assert f"/usr/lib/python3/dist-packages/chronyctl6/templates/{template.name}" in paths
+
+
+def test_lintian_clean(deb: Path) -> None:
+    """No error, warning, info or pedantic tag, except the overrides justified in the package.
+
+    The tags are read from the output: lintian 2.116's --fail-on also counts hints its own
+    screens mask (M:, e.g. dist-info/top_level.txt), so --fail-on info cannot be used.
+    """
+    require_tools("lintian")
+    proc = run(["lintian", "--pedantic", "--display-info", "--fail-on", "error,warning", deb],
+               check=False, timeout=300)
+    tags = [line for line in proc.stdout.splitlines() if re.match(r"^[EWIPX]: ", line)]
+    assert proc.returncode == 0 and not tags, proc.stdout + proc.stderr
+
+
+def test_installed_against_debians_own_python_packages(root: Path) -> None:
+    versions = dict(
+        line.split("\t")
+        for line in chroot(root, "dpkg-query", "-W", *DEBIAN12_PYTHON, "chronyctl6")
+        .stdout.splitlines()
+    )
+    for package, version in DEBIAN12_PYTHON.items():
+        assert versions[package].startswith(version), versions
+    assert versions["chronyctl6"] == __version__
+    where = chroot(root, "python3", "-c",
+                   "import typer, chronyctl6; print(typer.__file__); print(chronyctl6.__file__)")
+    assert all(p.startswith("/usr/lib/python3/dist-packages/") for p in where.stdout.split())
+
+
+def test_version_from_installed_package(root: Path) -> None:
+    assert chroot(root, "chronyctl6", "--version").stdout.strip() == f"chronyctl6 {__version__}"
+    proc = chroot(root, "python3", "-m", "chronyctl6", "--version")
+    assert proc.stdout.strip() == f"chronyctl6 {__version__}"
+
+
+def test_render_from_installed_package(root: Path) -> None:
+    """Render against the root's own Debian 12 stock chrony.conf; its chronyd accepts it."""
+    proc = chroot(root, "chronyctl6", "render", "--root", "/", "--ipv6", "on", "--phc", "off")
+    assert proc.stdout.count(TIME_SYNC_V6) == 1, proc.stdout
+    assert "169.254.169.123" not in proc.stdout
+    active = [line for line in proc.stdout.splitlines() if line.strip().startswith("leapsectz")]
+    assert active == [], "Time Sync smears leap seconds: no active leapsectz beside it"
+    (root / "root" / "rendered.conf").write_text(proc.stdout, encoding="utf-8")
+    chroot(root, "chronyd", "-p", "-f", "/root/rendered.conf")
+
+
+def test_units_verify_as_installed(root: Path) -> None:
+    """systemd-analyze accepts the installed units against the root's own systemd and chrony."""
+    require_tools("systemd-analyze")
+    proc = run(
+        ["systemd-analyze", "verify", "--man=no", f"--root={root}",
+         *(f"/lib/systemd/system/{unit}" for unit in UNITS)],
+        check=False,
+        timeout=120,
+    )
+    # verify exits 0 on unknown keys and bad dependencies too: any message is a failure.
+    assert proc.returncode == 0 and proc.stdout + proc.stderr == "", proc.stdout + proc.stderr
+    boot = (root / "lib/systemd/system/chronyctl6-boot.service").read_text(encoding="utf-8")
+    for line in ("Type=oneshot", "RemainAfterExit=yes", "After=network-online.target",
+                 "Wants=network-online.target", "ExecStart=/usr/bin/chronyctl6 boot",
+                 "WantedBy=multi-user.target"):
+        assert line in boot.splitlines()
+    assert any(line.startswith("Before=") and {"chrony.service", "chronyd.service"}
+               <= set(line[len("Before="):].split()) for line in boot.splitlines())
+    # Installing must not turn the boot step or the timer on (image builds and fleets do).
+    wants = root / "etc/systemd/system/multi-user.target.wants/chronyctl6-boot.service"
+    assert not wants.exists()
+
+
+def _installed_commands(root: Path) -> list[str]:
+    code = ("import click, typer.main, chronyctl6.cli as c; g = typer.main.get_command(c.app); "
+            "ctx = click.Context(g); print('\\n'.join(g.list_commands(ctx)))")
+    return chroot(root, "python3", "-c", code).stdout.split()
+
+
+def test_bash_completion_as_installed(root: Path) -> None:
+    script = (
+        "source /usr/share/bash-completion/completions/chronyctl6; "
+        'COMP_WORDS=(chronyctl6 "$1"); COMP_CWORD=1; _chronyctl6_completion chronyctl6; '
+        'printf "%s\\n" "${COMPREPLY[@]}"'
+    )
+    version = chroot(root, "bash", "-c", script, "complete", "--vers").stdout.split()
+    assert version == ["--version"]
+    commands = chroot(root, "bash", "-c", script, "complete", "").stdout.split()
+    installed = _installed_commands(root)
+    assert {"render", "apply", "boot"} <= set(installed)
+    assert set(installed) <= set(commands), commands
+
+
+def test_zsh_and_fish_completions_parse(root: Path) -> None:
+    require_tools("zsh", "fish")
+    run(["zsh", "-n", root / "usr/share/zsh/vendor-completions/_chronyctl6"])
+    run(["fish", "--no-execute", root / "usr/share/fish/vendor_completions.d/chronyctl6.fish"])
+    zsh = (root / "usr/share/zsh/vendor-completions/_chronyctl6").read_text(encoding="utf-8")
+    assert zsh.startswith("#compdef chronyctl6\n")
+
+
+def test_man_page_documents_every_command(root: Path) -> None:
+    require_tools("man", "groff")
+    page = root / "usr/share/man/man1/chronyctl6.1.gz"
+    roff = gzip.decompress(page.read_bytes()).decode("utf-8")
+    assert roff.startswith(".TH CHRONYCTL6 1 ")
+    proc = run(["man", "--warnings", "-l", "-Tutf8", page],
+               env={"PATH": "/usr/bin:/bin", "MANWIDTH": "100", "LANG": "C.UTF-8"})
+    assert proc.stderr == "", proc.stderr
+    text = re.sub(r".\x08", "", proc.stdout)
+    for command in _installed_commands(root):
+        assert f"chronyctl6 {command}" in text, command
+    assert "--root" in text and "/etc/chronyctl6/settings.toml" in text
+
+
+def test_purge_leaves_nothing_behind(root: Path, deb: Path) -> None:
+    owned = chroot(root, "dpkg", "-L", "chronyctl6").stdout.split()
+    files = [p for p in owned if (root / p.lstrip("/")).is_file()]
+    assert files
+    chroot(root, "dpkg", "--purge", "chronyctl6")
+    assert [p for p in files if (root / p.lstrip("/")).exists()] == []
+    # Leave the root as the other tests expect it, whatever order they run in.
+    chroot(root, "dpkg", "-i", f"/root/{deb.name}")

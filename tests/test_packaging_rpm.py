@@ -1,0 +1,136 @@
+"""The RPM for Amazon Linux and the RHEL family: built by rpmbuild from the spec, linted, run.
+
+rpmbuild runs here on Debian with `--nodeps`: Debian's rpm database knows none of the
+dpkg-installed build dependencies (python3-setuptools, -wheel, -typer), which are installed by
+dpkg all the same. The payload is then unpacked into a throwaway Debian 12 root (python 3.11,
+Debian's typer 0.7.0) and run from there, pointing Python at the RHEL site-packages directory
+the RPM installs into.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chronyctl6 import __version__
+from tests.packaging_support import (
+    PACKAGING,
+    REPO,
+    built_rpm,
+    chroot,
+    debian_root_tarball,
+    require_tools,
+    run,
+)
+
+SPEC = PACKAGING / "rpm" / "chronyctl6.spec"
+UNITDIR = "/usr/lib/systemd/system"
+SITE = "/usr/lib/python3.11/site-packages"
+
+
+@pytest.fixture(scope="module")
+def rpm() -> Path:
+    return built_rpm()
+
+
+def _query(rpm: Path, fmt: str) -> str:
+    return run(["rpm", "-qp", "--queryformat", fmt, rpm]).stdout
+
+
+@pytest.fixture(scope="module")
+def payload_root(rpm: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh Debian 12 root with the RPM's payload unpacked over it (no rpm database)."""
+    require_tools("rpm2cpio", "cpio")
+    tarball = debian_root_tarball()
+    base = tmp_path_factory.mktemp("rpmroot")
+    root = base / "root"
+    root.mkdir()
+    try:
+        run(["tar", "-C", root, "-xf", tarball], timeout=120)
+        cpio = subprocess.run(["rpm2cpio", rpm], capture_output=True, check=True, timeout=60)
+        subprocess.run(["cpio", "-idm", "--quiet"], input=cpio.stdout, cwd=root, check=True,
+                       timeout=60)
+        yield root
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_spec_version_is_the_package_version() -> None:
+    version = re.search(r"^Version:\s*(\S+)", SPEC.read_text(encoding="utf-8"), re.M)
+    assert version is not None and version.group(1) == __version__
+
+
+def test_rpm_header(rpm: Path) -> None:
+    assert _query(rpm, "%{NAME} %{VERSION} %{ARCH}") == f"chronyctl6 {__version__} noarch"
+    requires = set(run(["rpm", "-qpR", rpm]).stdout.split())
+    for needed in ("chrony", "python3-typer", "python3-jinja2", "python3-psutil",
+                   "python3-ntplib"):
+        assert needed in requires, requires
+
+
+def test_rpm_contents(rpm: Path) -> None:
+    files = set(run(["rpm", "-qpl", rpm]).stdout.split())
+    expected = {
+        "/usr/bin/chronyctl6",
+        f"{SITE}/chronyctl6/cli.py",
+        "/usr/share/man/man1/chronyctl6.1.gz",
+        "/usr/share/bash-completion/completions/chronyctl6",
+        "/usr/share/zsh/site-functions/_chronyctl6",
+        "/usr/share/fish/vendor_completions.d/chronyctl6.fish",
+        f"{UNITDIR}/chronyctl6-boot.service",
+        f"{UNITDIR}/chronyctl6-check.service",
+        f"{UNITDIR}/chronyctl6-check.timer",
+    }
+    assert expected <= files, sorted(expected - files)
+    templates = sorted((REPO / "templates").glob("*.j2"))
+    assert templates
+    for template in templates:
+        assert f"{SITE}/chronyctl6/templates/{template.name}" in files
+
+
+def test_rpmlint_clean(rpm: Path) -> None:
+    """No error or warning on the package or the spec, beyond the filters justified in
+    packaging/rpm/rpmlint.toml."""
+    require_tools("rpmlint")
+    proc = run(["rpmlint", "-c", PACKAGING / "rpm" / "rpmlint.toml", rpm, SPEC], check=False)
+    findings = [line for line in proc.stdout.splitlines() if re.search(r": [EW]: ", line)]
+    assert proc.returncode == 0 and findings == [], proc.stdout + proc.stderr
+
+
+def test_payload_runs_with_python311_and_typer_070(payload_root: Path) -> None:
+    env = f"PYTHONPATH={SITE}"
+    version = chroot(payload_root, "env", env, "chronyctl6", "--version").stdout.strip()
+    assert version == f"chronyctl6 {__version__}"
+    where = chroot(payload_root, "env", env, "python3", "-c",
+                   "import chronyctl6, typer; print(chronyctl6.__file__, typer.__version__)")
+    module, typer_version = where.stdout.split()
+    assert module.startswith(f"{SITE}/chronyctl6/") and typer_version == "0.7.0"
+    rendered = chroot(payload_root, "env", env, "chronyctl6", "render", "--root", "/",
+                      "--ipv6", "off", "--phc", "off").stdout
+    assert rendered.count("server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4") == 1
+    active = [line for line in rendered.splitlines() if not line.lstrip().startswith("#")]
+    assert not any("fd00:ec2::123" in line for line in active), rendered
+
+
+def test_rpm_units_verify(payload_root: Path) -> None:
+    require_tools("systemd-analyze")
+    units = [f"{UNITDIR}/{u}" for u in
+             ("chronyctl6-boot.service", "chronyctl6-check.service", "chronyctl6-check.timer")]
+    proc = run(["systemd-analyze", "verify", "--man=no", f"--root={payload_root}", *units],
+               check=False)
+    assert proc.returncode == 0 and proc.stdout + proc.stderr == "", proc.stdout + proc.stderr
+
+
+def test_rpm_man_page(payload_root: Path) -> None:
+    require_tools("man")
+    page = payload_root / "usr/share/man/man1/chronyctl6.1.gz"
+    assert gzip.decompress(page.read_bytes()).startswith(b".TH CHRONYCTL6 1 ")
+    proc = run(["man", "--warnings", "-l", "-Tutf8", page],
+               env={"PATH": "/usr/bin:/bin", "MANWIDTH": "100", "LANG": "C.UTF-8"})
+    assert proc.stderr == ""
