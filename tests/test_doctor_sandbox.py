@@ -1,0 +1,241 @@
+"""doctor and status ON the simulated EC2 instance: each trap reproduced, found, and the right fix
+printed with the instance's own ids; a healthy instance passes everything; the IMDS token never
+shows, neither in doctor's output with --debug nor in the metadata service's log."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from sandbox import TIME_SYNC_V4, TIME_SYNC_V6, Ec2
+
+pytestmark = pytest.mark.e2e
+
+Factory = Callable[..., Ec2]
+Record = Callable[[str, object], None]
+# The IMDS fake's tokens are 56 URL-safe characters, like EC2's. Nothing else doctor prints
+# (ids, addresses, paths) is a run of 40 such characters.
+TOKEN_LIKE = re.compile(r"[A-Za-z0-9_-]{40,}")
+IDS = ("ec2", "nitro", "imds-ipv6", "ipv6-address", "route-ipv6", "timesync-ipv6", "timesync-ipv4",
+       "chrony", "chronyd", "config-timesync", "config-smear", "phc", "other-daemons")
+
+
+class Run:
+    def __init__(self, ec2: Ec2, *args: str) -> None:
+        inst = ec2.instance
+        started = time.monotonic()
+        self.text = inst.run(["chronyctl6", "--debug", "doctor", *args], timeout=60)
+        self.text_seconds = time.monotonic() - started
+        self.json = inst.run(["chronyctl6", "--debug", "doctor", "-o", "json", *args], timeout=60)
+        self.report: dict[str, Any] = json.loads(self.json.stdout)
+        self.checks: dict[str, dict[str, Any]] = {c["id"]: c for c in self.report["checks"]}
+        assert self.text.returncode == self.json.returncode == self.report["status"]
+        assert_no_token(ec2, self.text, self.json)
+
+    def status(self, cid: str) -> str:
+        return str(self.checks[cid]["status"])
+
+    def fix(self, cid: str) -> str:
+        fix = self.checks[cid]["fix"]
+        assert isinstance(fix, str), self.checks[cid]
+        assert f"fix: {fix}" in self.text.stdout  # printed for people too, in full
+        return fix
+
+
+def assert_no_token(ec2: Ec2, *runs: subprocess.CompletedProcess[str]) -> None:
+    for done in runs:
+        assert "debug:" in done.stderr  # --debug did log what the client did...
+        for stream in (done.stdout, done.stderr):
+            assert not TOKEN_LIKE.search(stream), TOKEN_LIKE.search(stream)  # ...but never a token
+    log = ec2.imds_log.read_text() if ec2.imds_log.exists() else ""
+    assert not TOKEN_LIKE.search(log)
+    for entry in ec2.imds_requests():
+        assert entry["token"] in ("none", "valid", "invalid", "issued")
+
+
+def apply(ec2: Ec2) -> None:
+    done = ec2.instance.run(["chronyctl6", "apply", "--wait", "30"], timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_healthy_instance_passes_every_check(ec2_factory: Factory, record_property: Record) -> None:
+    ec2 = ec2_factory()
+    apply(ec2)
+    run = Run(ec2)
+    assert {cid: run.status(cid) for cid in IDS} == dict.fromkeys(IDS, "pass"), run.text.stdout
+    assert list(run.checks) == list(IDS)
+    assert run.json.returncode == 0 and "13 checks: 13 pass" in run.text.stdout
+    assert ec2.instance_id in run.checks["ec2"]["evidence"]
+    assert "IMDSv2" in run.checks["imds-ipv6"]["evidence"]
+    # Doctor used tokens over both families, and every GET carried a valid one.
+    entries = ec2.imds_requests()
+    assert {e["client"] for e in entries if e["method"] == "PUT" and e["status"] == 200} == {
+        "192.0.2.10", "2001:db8:0:1::10"}
+    assert all(e["token"] == "valid" for e in entries if e["method"] == "GET")  # noqa: S105 (a state)
+    record_property("doctor_seconds", round(run.text_seconds, 2))
+    print(f"\nhealthy instance: doctor took {run.text_seconds:.2f} s (process start included)")
+
+
+def test_imds_ipv6_off(ec2_factory: Factory, record_property: Record) -> None:
+    ec2 = ec2_factory(imds_ipv6=False)
+    run = Run(ec2)
+    assert run.status("imds-ipv6") == "warn"  # Time Sync over IPv6 still works without it
+    assert "time-out, no refusal" in run.checks["imds-ipv6"]["evidence"]
+    assert run.fix("imds-ipv6") == (
+        f"aws ec2 modify-instance-metadata-options --instance-id {ec2.instance_id} --http-protocol-ipv6 enabled "
+        "--region us-east-1  # needs AWS CLI v2.2.33 or later")
+    assert run.status("ec2") == "pass" and run.status("timesync-ipv6") == "pass"
+    assert run.text.returncode == 2  # chronyd is not running on this fresh instance
+    # One connect time-out of about a second, not one per request.
+    assert run.text_seconds < 4
+    record_property("doctor_seconds", round(run.text_seconds, 2))
+
+
+@pytest.mark.parametrize("subnet_ipv6", [False, True])
+def test_instance_without_ipv6(ec2_factory: Factory, subnet_ipv6: bool) -> None:
+    ec2 = ec2_factory(ipv6=False, subnet_ipv6=subnet_ipv6)
+    run = Run(ec2)
+    assign = (f"aws ec2 assign-ipv6-addresses --network-interface-id {ec2.eni_id} --ipv6-address-count 1 "
+              "--region us-east-1")
+    assert run.status("ipv6-address") == "fail"
+    fix = run.fix("ipv6-address")
+    if subnet_ipv6:
+        assert fix == assign
+    else:
+        assert "has no IPv6 CIDR" in run.checks["ipv6-address"]["evidence"]
+        assert fix.startswith(f"aws ec2 associate-vpc-cidr-block --vpc-id vpc-0{ec2.instance_id[3:]} "
+                              "--amazon-provided-ipv6-cidr-block")
+        assert f"associate-subnet-cidr-block --subnet-id {ec2.subnet_id} --ipv6-cidr-block" in fix
+        assert fix.endswith(assign)
+    assert run.status("route-ipv6") == "fail" and "ENETUNREACH" in run.checks["route-ipv6"]["evidence"]
+    assert run.status("timesync-ipv6") == "fail" and assign in run.fix("timesync-ipv6")
+    assert run.status("imds-ipv6") == "warn" and "no route" in run.checks["imds-ipv6"]["evidence"]
+    assert run.status("timesync-ipv4") == "pass"
+
+
+def test_non_nitro(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory(nitro=False)
+    run = Run(ec2)
+    assert run.status("nitro") == "fail" and "xen (m4.large)" in run.checks["nitro"]["evidence"]
+    assert run.fix("nitro") == "sudo chronyctl6 apply --ipv6 off"
+    assert run.status("imds-ipv6") == "skip"
+    assert run.status("timesync-ipv6") == "fail" and "no reply" in run.checks["timesync-ipv6"]["evidence"]
+    assert run.fix("timesync-ipv6").startswith("sudo chronyctl6 apply --ipv6 off")
+    assert run.status("timesync-ipv4") == "pass"
+
+
+def test_tokens_required_refuses_the_imdsv1_path(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory(tokens="required")
+    run = Run(ec2, "--imdsv1")
+    c = run.checks["imdsv1"]
+    assert c["status"] == "warn" and "HTTP 401" in c["evidence"] and "HttpTokens=required" in c["evidence"]
+    assert run.status("ec2") == "pass"  # IMDSv2 still did the work
+    tokenless = [e for e in ec2.imds_requests() if e["method"] == "GET" and e["token"] == "none"]  # noqa: S105
+    assert tokenless and all(e["status"] == 401 for e in tokenless)
+    assert "imdsv1" not in Run(ec2).checks  # not asked: never tried without a token
+
+
+def test_tokens_optional_allows_the_imdsv1_path(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory(tokens="optional")
+    run = Run(ec2, "--imdsv1")
+    assert run.status("imdsv1") == "pass" and "HTTP 200" in run.checks["imdsv1"]["evidence"]
+
+
+def test_time_sync_silent(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory(timesync="silent")
+    run = Run(ec2)
+    for cid in ("timesync-ipv6", "timesync-ipv4"):
+        assert run.status(cid) == "fail" and "no reply to 2 request(s)" in run.checks[cid]["evidence"], cid
+    assert run.status("route-ipv6") == "pass"  # the route is there; the server is silent
+    assert run.text_seconds < 4  # one NTP deadline for both families
+
+
+def test_systemd_timesyncd_beside_chronyd(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory()
+    apply(ec2)
+    inst = ec2.instance
+    # A process really named systemd-timesyncd that cannot touch the clock or the network: sleep.
+    # It lives in the instance's PID namespace and dies with the sandbox.
+    inst.run(["sh", "-c", "mkdir -p /run/fake && ln -sf /bin/sleep /run/fake/systemd-timesyncd && "
+                          "setsid /run/fake/systemd-timesyncd 120 </dev/null >/dev/null 2>&1 &"], check=True)
+    pid = inst.run(["pgrep", "-f", "/run/fake/systemd-timesyncd"], check=True).stdout.split()[0]
+    run = Run(ec2)
+    c = run.checks["other-daemons"]
+    assert c["status"] == "fail" and f"systemd-timesyncd (pid {pid})" in c["evidence"]
+    assert "beside chronyd" in c["evidence"]
+    assert run.fix("other-daemons") == "sudo systemctl disable --now systemd-timesyncd"
+    assert run.text.returncode == 2
+    status = json.loads(inst.run(["chronyctl6", "status", "-o", "json"], check=True).stdout)
+    assert [(p["name"], str(p["pid"])) for p in status["conflicting_daemons"]] == [("systemd-timesyncd", pid)]
+
+
+def test_both_time_sync_lines_configured(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory()
+    apply(ec2)
+    ec2.instance.write_text("/etc/chrony/sources.d/timesync-v4.sources",
+                            f"server {TIME_SYNC_V4} prefer iburst minpoll 4 maxpoll 4\n")
+    run = Run(ec2)
+    c = run.checks["config-timesync"]
+    assert c["status"] == "warn" and "both Time Sync endpoints" in c["evidence"]
+    assert f"/etc/chrony/sources.d/timesync-v4.sources:1: server {TIME_SYNC_V4}" in c["evidence"]
+    assert "/etc/chrony/chrony.conf:" in c["evidence"] and TIME_SYNC_V6 in c["evidence"]
+    assert run.fix("config-timesync") == "sudo chronyctl6 apply"
+    assert run.text.returncode == 1  # only this warning
+
+
+def test_stock_debian_with_a_time_sync_drop_in_mixes_smeared_and_not(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory()
+    inst = ec2.instance
+    inst.write_text("/etc/chrony/sources.d/timesync.sources", f"server {TIME_SYNC_V6} prefer iburst\n")
+    inst.start_chronyd()  # the stock file, as Debian ships it, with -x
+    run = Run(ec2)
+    c = run.checks["config-smear"]
+    assert c["status"] == "warn", c
+    assert "pool 2.debian.pool.ntp.org iburst (/etc/chrony/chrony.conf)" in c["evidence"]
+    assert "leapsectz right/UTC" in c["evidence"]
+    assert run.status("config-timesync") == "pass"
+    assert run.status("chronyd") == "pass" and "(chronyd -f)" in run.checks["chronyd"]["evidence"]
+
+
+def test_status_reads_the_instance_chronyd(ec2_factory: Factory, record_property: Record) -> None:
+    ec2 = ec2_factory()
+    inst = ec2.instance
+    stopped = inst.run(["chronyctl6", "status", "-o", "json"])
+    assert stopped.returncode == 1 and json.loads(stopped.stdout)["chronyd"] == []
+    apply(ec2)
+    inst.wait_selected(TIME_SYNC_V6, timeout=30)
+    started = time.monotonic()
+    done = inst.run(["chronyctl6", "status", "-o", "json"], check=True)
+    record_property("status_seconds", round(time.monotonic() - started, 2))
+    s = json.loads(done.stdout)
+    [proc] = s["chronyd"]
+    assert proc["pid"] == inst.chronyd_pid() and proc["user"] == "_chrony" and proc["uptime_seconds"] >= 0
+    assert s["config"]["path"] == "/etc/chrony/chrony.conf" and s["config"]["from"] == "chronyd -f"
+    assert s["config"]["drift"]["state"] == "in-sync"
+    assert s["selected"] == TIME_SYNC_V6
+    [src] = s["sources"]
+    assert src["selected"] and src["reach"] != "000" and 0 < src["reachability_ratio"] <= 1
+    t = s["tracking"]
+    assert t["ref_name"] == TIME_SYNC_V6 and t["leap_status"] == "Normal" and t["synchronised"]
+    assert abs(t["system_offset_seconds"]) < 0.01 and t["root_distance_seconds"] > 0
+    for key in ("frequency_ppm", "skew_ppm"):
+        assert isinstance(t[key], float)
+    assert s["conflicting_daemons"] == [] and s["errors"] == []
+
+    text = inst.run(["chronyctl6", "status"], check=True).stdout
+    assert f"chronyd: pid {proc['pid']}, user _chrony" in text
+    assert re.search(rf"\^\* {re.escape(TIME_SYNC_V6)} .* <- selected", text)
+    assert "leap Normal" in text and "conflicting daemons: none" in text
+
+    # Someone edits the file by hand: drift, and the diff that apply would make.
+    inst.write_text("/etc/chrony/chrony.conf", inst.read_text("/etc/chrony/chrony.conf") + "# hand edit\n")
+    drifted = json.loads(inst.run(["chronyctl6", "status", "-o", "json"], check=True).stdout)
+    assert drifted["config"]["drift"]["state"] == "drift"
+    assert drifted["config"]["drift"]["files"] == ["/etc/chrony/chrony.conf"]
+    assert "-# hand edit" in drifted["config"]["drift"]["diff"]
