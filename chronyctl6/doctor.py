@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from chronyctl6 import conf, conftree, host, imds, procs
+from chronyctl6 import conf, conftree, host, imds, ntp, procs
 from chronyctl6.host import HostNetwork
 from chronyctl6.platforms import Platform
 
@@ -235,8 +235,12 @@ def check_route_ipv6(f: Facts) -> Check:
     r = f.route_v6
     if r.ok:
         return Check("route-ipv6", Status.PASS, f"{r.destination} is routed, from {r.source}")
-    fix = fix_assign_ipv6(f.metadata) if not f.network.has_global_ipv6 else (
-        "sudo ip -6 route add fd00:ec2::/64 dev <interface>  # then find why the router's route is missing")
+    if not f.network.has_global_ipv6:
+        fix = fix_assign_ipv6(f.metadata)
+    else:
+        ifname = f.network.global_ipv6[0].rpartition("%")[2] or "<interface>"
+        fix = (f"sudo ip -6 route add fd00:ec2::/64 dev {ifname}  # then find out why the route the VPC "
+               "router advertises is missing")
     return Check("route-ipv6", Status.FAIL, f"no route to {r.destination} ({r.error})", fix)
 
 
@@ -418,18 +422,13 @@ def route_to(destination: str) -> Route:
 
 def measure_timesync(deadline: float) -> tuple[NtpOutcome, NtpOutcome]:
     """Both Time Sync addresses at once, through `check`'s validated exchange."""
-    from chronyctl6 import ntp
-
     targets = [*ntp.resolve(conf.TIMESYNC_IPV6), *ntp.resolve(conf.TIMESYNC_IPV4)]
     results = ntp.measure(targets, samples=NTP_SAMPLES, timeout=deadline)
     v6, v4 = (_outcome(m) for m in results)
     return v6, v4
 
 
-def _outcome(m: object) -> NtpOutcome:
-    from chronyctl6 import ntp
-
-    assert isinstance(m, ntp.Measurement)
+def _outcome(m: ntp.Measurement) -> NtpOutcome:
     address = m.target.address
     best = m.best
     if best is not None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from chronyctl6 import conf, conftree, doctor, imds, procs
+from chronyctl6 import conf, conftree, doctor, imds, ntp, procs
 from chronyctl6.doctor import Facts, NtpOutcome, Route, Status
 from chronyctl6.host import HostNetwork
 from chronyctl6.platforms import by_name
@@ -120,6 +122,13 @@ def test_no_ipv6_anywhere_gives_assign_and_subnet_commands_with_its_ids() -> Non
     for cid in ("route-ipv6", "timesync-ipv6", "imds-ipv6"):
         assert c[cid].status in (Status.FAIL, Status.WARN)
         assert "assign-ipv6-addresses --network-interface-id eni-0def" in (c[cid].fix or ""), cid
+
+
+def test_an_address_but_no_route() -> None:
+    f = replace(healthy(), route_v6=Route("fd00:ec2::123", None, "ENETUNREACH: Network is unreachable"))
+    c = by_id(f)["route-ipv6"]
+    assert c.status is Status.FAIL and "ENETUNREACH" in c.evidence
+    assert (c.fix or "").startswith("sudo ip -6 route add fd00:ec2::/64 dev eth0")
 
 
 def test_address_in_imds_but_not_configured_locally() -> None:
@@ -253,3 +262,30 @@ def test_config_tree_follows_include_confdir_and_sourcedir(tmp_path: Path) -> No
         ("/etc/chrony/extra/1.inc", "169.254.169.123")]
     assert [d.directive.line for d in tree.keyword("makestep")] == ["makestep 1 3"]
     assert conftree.load("/etc/missing.conf", tmp_path).missing == ("/etc/missing.conf",)
+
+
+def _measurement(**fields: object) -> ntp.Measurement:
+    [target] = ntp.resolve("fd00:ec2::123")
+    m = ntp.Measurement(target, sent=2)
+    for key, value in fields.items():
+        setattr(m, key, value)
+    return m
+
+
+def test_what_checks_exchange_saw_becomes_one_outcome() -> None:
+    sample = ntp.Sample(offset=0.0001, delay=0.0002, stratum=3, leap=0, version=4, ref_id="7F7F0101",
+                        root_delay=0.0, root_dispersion=0.0)
+    cases = [
+        (_measurement(samples=[sample]), "reply", "offset +0.100 ms, delay 0.200 ms, stratum 3, 1/2 replies"),
+        (_measurement(error="Network is unreachable", send_errno=errno.ENETUNREACH), "unreachable", "cannot send"),
+        (_measurement(error="Operation not permitted", send_errno=errno.EPERM), "error", "cannot send"),
+        (_measurement(kiss_code="RATE", rejected=Counter({ntp.Reject.KISS_OF_DEATH: 1})), "kiss", "RATE"),
+        (_measurement(rejected=Counter({ntp.Reject.UNREACHABLE: 2}), details=["icmp_unreachable: refused"]),
+         "unreachable", "ICMP"),
+        (_measurement(rejected=Counter({ntp.Reject.WRONG_ORIGIN: 2})), "rejected", "wrong_origin x2"),
+        (_measurement(), "timeout", "no reply to 2 request(s)"),
+    ]
+    for m, kind, text in cases:
+        outcome = doctor._outcome(m)
+        assert (outcome.kind, outcome.address) == (kind, "fd00:ec2::123")
+        assert text in outcome.detail, outcome
