@@ -315,23 +315,56 @@ def _timesync_lines(f: Facts) -> list[conftree.Located]:
     return [s for s in f.config.sources() if conf.is_timesync(s.directive.args[0])]
 
 
+def remove_lines_fix(tree: conftree.ConfigTree, drop: list[conftree.Located], then: str | None = None) -> str:
+    """The commands that take these lines out of the configuration chronyd reads.
+
+    Lines in the main file are chronyctl6's to rewrite (`apply`); apply leaves drop-ins alone, so
+    those are removed here: the whole file when nothing else is in it (a symlink, as Amazon Linux
+    2023 makes them, is removed, never edited through), else the lines by number."""
+    steps: list[str] = []
+    in_main = False
+    by_file: dict[str, list[conftree.Located]] = {}
+    for located in drop:
+        by_file.setdefault(located.file, []).append(located)
+    for file, lines in by_file.items():
+        if file == tree.main:
+            in_main = True
+            continue
+        everything = [d for d in tree.directives if d.file == file]
+        if len(everything) == len(lines):
+            steps.append(f"sudo rm {file}")
+        else:
+            numbers = ";".join(f"{x.directive.lineno}d" for x in sorted(lines, key=lambda x: x.directive.lineno))
+            steps.append(f"sudo sed -i '{numbers}' {file}")
+    if then is not None:
+        steps.append(then)
+    elif in_main:
+        steps.append(APPLY)
+    elif steps:
+        steps.append("sudo chronyc reload sources")
+    return " && ".join(steps)
+
+
 def check_config_timesync(f: Facts) -> Check:
     if f.config is None or f.config.main in f.config.missing:
         return Check("config-timesync", Status.SKIP, "no chrony configuration to read")
     lines = _timesync_lines(f)
     where = "; ".join(f"{s.file}:{s.directive.lineno}: {s.directive.line}" for s in lines)
     addresses = {s.directive.args[0] for s in lines}
+    md = f.metadata
+    ipv6_works = f.ntp_v6 is not None and f.ntp_v6.ok and (md is None or md.system == "nitro")
     if conf.TIMESYNC_IPV6 in addresses and conf.TIMESYNC_IPV4 in addresses:
+        keep = conf.TIMESYNC_IPV6 if ipv6_works or f.ntp_v6 is None else conf.TIMESYNC_IPV4
+        drop = [s for s in lines if s.directive.args[0] != keep]
         return Check("config-timesync", Status.WARN, f"both Time Sync endpoints are configured ({where}): "
-                     "they are the same server, and AWS advises listing one", APPLY)
+                     f"they are the same server, and AWS advises listing one; keep {keep}",
+                     remove_lines_fix(f.config, drop))
     if not lines:
         return Check("config-timesync", Status.FAIL,
                      f"no Time Sync line in {', '.join(f.config.files)}", APPLY)
-    md = f.metadata
-    if (addresses == {conf.TIMESYNC_IPV4} and f.ntp_v6 is not None and f.ntp_v6.ok
-            and (md is None or md.system == "nitro")):
+    if addresses == {conf.TIMESYNC_IPV4} and ipv6_works:
         return Check("config-timesync", Status.WARN, f"{where}: fd00:ec2::123 answers here, but chrony uses "
-                     "IPv4", f"{APPLY} --ipv6 on")
+                     "IPv4", remove_lines_fix(f.config, lines, then=f"{APPLY} --ipv6 on"))
     return Check("config-timesync", Status.PASS, where)
 
 
@@ -350,7 +383,8 @@ def check_config_smear(f: Facts) -> Check:
         problems.append(f"{leap[0].directive.line} ({leap[0].file}) makes chronyd apply leap seconds on top of "
                         "Time Sync's smear")
     if problems:
-        return Check("config-smear", Status.WARN, "; ".join(problems), APPLY)
+        return Check("config-smear", Status.WARN, "; ".join(problems),
+                     remove_lines_fix(f.config, (plain if smeared else []) + (leap if smeared else [])))
     kinds = "smeared" if smeared else "non-smeared" if plain else "no"
     return Check("config-smear", Status.PASS, f"{len(sources)} source line(s), all {kinds}; no mixing")
 

@@ -179,8 +179,20 @@ def test_both_time_sync_lines_configured() -> None:
     f = replace(healthy(), config=config("server 169.254.169.123 prefer iburst",
                                          extra={"/etc/chrony/sources.d/ts.sources": ("server fd00:ec2::123 iburst",)}))
     c = by_id(f)["config-timesync"]
-    assert c.status is Status.WARN and c.fix == "sudo chronyctl6 apply"
+    assert c.status is Status.WARN and c.fix == "sudo chronyctl6 apply"  # the IPv4 line is in chrony.conf
     assert "/etc/chrony/chrony.conf:1" in c.evidence and "/etc/chrony/sources.d/ts.sources:1" in c.evidence
+    assert "keep fd00:ec2::123" in c.evidence
+    # Amazon Linux 2023's way: the IPv4 line in a drop-in that apply leaves alone.
+    al = replace(healthy(), config=config("server fd00:ec2::123 prefer iburst", extra={
+        "/run/chrony.d/link-local.sources": ("server 169.254.169.123 prefer iburst",),
+        "/run/chrony.d/mixed.sources": ("pool time.aws.com iburst", "server 169.254.169.123 iburst")}))
+    assert by_id(al)["config-timesync"].fix == ("sudo rm /run/chrony.d/link-local.sources && "
+                                                "sudo sed -i '2d' /run/chrony.d/mixed.sources && "
+                                                "sudo chronyc reload sources")
+    # Where fd00:ec2::123 does not answer, the IPv4 line is the one to keep.
+    broken = replace(f, ntp_v6=NtpOutcome("fd00:ec2::123", "timeout", "no reply"))
+    assert by_id(broken)["config-timesync"].fix == "sudo rm /etc/chrony/sources.d/ts.sources && " \
+                                                   "sudo chronyc reload sources"
 
 
 def test_no_time_sync_line_or_ipv4_where_ipv6_works() -> None:
@@ -188,6 +200,10 @@ def test_no_time_sync_line_or_ipv4_where_ipv6_works() -> None:
         "config-timesync"].status is Status.FAIL
     v4 = by_id(replace(healthy(), config=config("server 169.254.169.123 prefer iburst")))["config-timesync"]
     assert v4.status is Status.WARN and v4.fix == "sudo chronyctl6 apply --ipv6 on"
+    dropin = replace(healthy(), config=config("sourcedir /run/chrony.d", extra={
+        "/run/chrony.d/link-local.sources": ("server 169.254.169.123 prefer iburst",)}))
+    assert by_id(dropin)["config-timesync"].fix == ("sudo rm /run/chrony.d/link-local.sources && "
+                                                    "sudo chronyctl6 apply --ipv6 on")
 
 
 def test_mixing_smeared_and_non_smeared_and_leapsectz() -> None:
@@ -197,6 +213,7 @@ def test_mixing_smeared_and_non_smeared_and_leapsectz() -> None:
     assert c.status is Status.WARN
     assert "server 203.0.113.5 iburst (/run/chrony-dhcp/eth0.sources)" in c.evidence
     assert "leapsectz right/UTC" in c.evidence
+    assert c.fix == "sudo rm /run/chrony-dhcp/eth0.sources && sudo chronyctl6 apply"
     only_pools = replace(healthy(), config=config("pool 2.debian.pool.ntp.org iburst"))
     assert by_id(only_pools)["config-smear"].status is Status.PASS  # nothing smeared to mix with
 

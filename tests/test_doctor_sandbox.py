@@ -59,6 +59,14 @@ def assert_no_token(ec2: Ec2, *runs: subprocess.CompletedProcess[str]) -> None:
         assert entry["token"] in ("none", "valid", "invalid", "issued")
 
 
+def assert_fix_works(ec2: Ec2, run: Run, cid: str) -> None:
+    """Run the printed fix on the instance (as root: without sudo); the check then passes."""
+    fix = run.fix(cid).replace("sudo ", "")
+    done = ec2.instance.run(["sh", "-ec", fix], timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert Run(ec2).status(cid) == "pass"
+
+
 def apply(ec2: Ec2) -> None:
     done = ec2.instance.run(["chronyctl6", "apply", "--wait", "30"], timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -185,8 +193,10 @@ def test_both_time_sync_lines_configured(ec2_factory: Factory) -> None:
     assert c["status"] == "warn" and "both Time Sync endpoints" in c["evidence"]
     assert f"/etc/chrony/sources.d/timesync-v4.sources:1: server {TIME_SYNC_V4}" in c["evidence"]
     assert "/etc/chrony/chrony.conf:" in c["evidence"] and TIME_SYNC_V6 in c["evidence"]
-    assert run.fix("config-timesync") == "sudo chronyctl6 apply"
+    assert run.fix("config-timesync") == ("sudo rm /etc/chrony/sources.d/timesync-v4.sources && "
+                                          "sudo chronyc reload sources")
     assert run.text.returncode == 1  # only this warning
+    assert_fix_works(ec2, run, "config-timesync")
 
 
 def test_stock_debian_with_a_time_sync_drop_in_mixes_smeared_and_not(ec2_factory: Factory) -> None:
@@ -201,6 +211,22 @@ def test_stock_debian_with_a_time_sync_drop_in_mixes_smeared_and_not(ec2_factory
     assert "leapsectz right/UTC" in c["evidence"]
     assert run.status("config-timesync") == "pass"
     assert run.status("chronyd") == "pass" and "(chronyd -f)" in run.checks["chronyd"]["evidence"]
+    assert run.fix("config-smear") == "sudo chronyctl6 apply"  # both lines are in Debian's chrony.conf
+    assert_fix_works(ec2, run, "config-smear")
+
+
+def test_amazon_linux_2023_stock_ipv4_drop_in(ec2_factory: Factory) -> None:
+    """AL2023 ships 169.254.169.123 as a /run/chrony.d symlink, which apply leaves alone."""
+    ec2 = ec2_factory(distro="amzn2023")
+    ec2.instance.start_chronyd()
+    run = Run(ec2)
+    c = run.checks["config-timesync"]
+    assert c["status"] == "warn" and "/run/chrony.d/link-local.sources:1" in c["evidence"]
+    assert run.fix("config-timesync") == "sudo rm /run/chrony.d/link-local.sources && sudo chronyctl6 apply --ipv6 on"
+    assert run.status("config-smear") == "pass"  # time.aws.com is smeared too
+    assert_fix_works(ec2, run, "config-timesync")
+    after = Run(ec2)
+    assert after.report["status"] == 0, after.text.stdout  # nothing else was wrong
 
 
 def test_status_reads_the_instance_chronyd(ec2_factory: Factory, record_property: Record) -> None:
