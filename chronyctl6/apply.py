@@ -73,6 +73,8 @@ def _apply(request: Request, options: Options) -> ApplyResult:
         # Resolved before anything is written: a host we cannot restart chronyd on gets no new file.
         manager = _manager(plan, running=plan.config.old, target=plan.config.new) if request.live else None
         backup = _write_all(plan, validated=validated)
+        if plan.choices.at_boot:
+            _enable_boot_unit(plan)
         if manager is None:
             return _result(plan, action="none", backup=backup, validated=validated)
         action = "restart" if plan.config.changed else "reload"
@@ -122,6 +124,28 @@ def _write_all(plan: Plan, *, validated: bool) -> str | None:
         fsio.atomic_write(change.path, change.new, validate=before_replace)
     saved = backups.get(plan.config.path)
     return str(saved) if saved else None
+
+
+BOOT_UNIT = "chronyctl6-boot.service"
+UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system", "/etc/systemd/system")
+
+
+def _enable_boot_unit(plan: Plan) -> None:
+    """What `systemctl enable` does for the boot step, done by hand so that it works in an image
+    too: the package installs the unit but enables nothing (installing must not change how a
+    host keeps time); choosing the endpoint at boot is what turns it on."""
+    unit = next((d for d in UNIT_DIRS if plan.request.under_root(f"{d}/{BOOT_UNIT}").is_file()), None)
+    if unit is None:
+        return  # not installed from a package; plan.warnings says what to do
+    link = plan.request.under_root(f"/etc/systemd/system/multi-user.target.wants/{BOOT_UNIT}")
+    if link.is_symlink() or link.exists():
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{BOOT_UNIT}{fsio.TEMP_MARK}link.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(f"{unit}/{BOOT_UNIT}")
+    tmp.replace(link)
+    fsio.fsync_dir(link.parent)
 
 
 def _pidfile(config: bytes | None) -> str | None:

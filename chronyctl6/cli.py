@@ -122,7 +122,7 @@ def _check_output(output: str) -> None:
 @app.command()
 def render(
     root: str = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP),
-    distro: Optional[str] = typer.Option(None, "--distro", help=_DISTRO_HELP),
+    distro: Optional[str] = typer.Option(None, "--distro", metavar="NAME", help=_DISTRO_HELP),
     ipv6: Optional[str] = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
     phc: Optional[str] = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
     at_boot: Optional[bool] = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
@@ -130,7 +130,10 @@ def render(
 ) -> None:
     """Print the chrony.conf that `apply` would write. Reads only; needs no root.
 
-    Example: chronyctl6 render --root /mnt/image --distro debian
+    \b
+    Examples:
+      chronyctl6 render                           what apply would write here
+      chronyctl6 render --root /mnt/image --distro debian --ipv6 on
     """
     from chronyctl6.plan import make_plan
 
@@ -143,7 +146,7 @@ def render(
 @app.command()
 def apply(
     root: str = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP),
-    distro: Optional[str] = typer.Option(None, "--distro", help=_DISTRO_HELP),
+    distro: Optional[str] = typer.Option(None, "--distro", metavar="NAME", help=_DISTRO_HELP),
     ipv6: Optional[str] = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
     phc: Optional[str] = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
     at_boot: Optional[bool] = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
@@ -162,6 +165,13 @@ def apply(
     Nothing changed: nothing written, nothing restarted. Only a .sources drop-in changed:
     `chronyc reload sources` instead of a restart. Exit 0 done (or nothing to do), 1 failed
     (nothing written, or rolled back), 2 bad input, 3 another apply holds the lock, 4 not root.
+
+    \b
+    Examples:
+      sudo chronyctl6 apply --diff --wait 30      on a running instance
+      sudo chronyctl6 apply --dry-run --diff      only show what would change
+      chronyctl6 apply --root /mnt/image          bake an image (endpoint chosen at boot)
+      sudo chronyctl6 apply -o json --wait 30     for SSM Run Command or Ansible
     """
     from chronyctl6.apply import Options
     from chronyctl6.apply import apply as run_apply

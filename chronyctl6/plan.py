@@ -134,11 +134,13 @@ def make_plan(request: Request) -> Plan:
         changes.append(boot_sources_change(request, platform, boot_endpoint, chosen.timesync_options))
 
     warnings = list(choices.warnings)
-    if choices.at_boot and not request.live:
-        warnings.append("the Time Sync endpoint is chosen at every boot: enable chronyctl6-boot.service "
-                        "in the image (the package does)")
-    if request.live and not choices.at_boot:
-        warnings.extend(_conflicting_dropins(request, rendered.text, choices))
+    if choices.at_boot and not any(request.under_root(f"{d}/chronyctl6-boot.service").is_file()
+                                   for d in ("/usr/lib/systemd/system", "/lib/systemd/system", "/etc/systemd/system")):
+        warnings.append("the Time Sync endpoint is chosen at every boot, but chronyctl6-boot.service is not "
+                        "installed here: install the chronyctl6 package, or run `chronyctl6 boot` before chronyd")
+    dropins, dropin_warnings = _dropin_changes(request, rendered.text, platform)
+    changes.extend(dropins)
+    warnings.extend(dropin_warnings)
     return Plan(request, chosen, platform, choices, rendered, tuple(changes), boot_endpoint,
                 tuple(warnings))
 
@@ -152,28 +154,56 @@ def boot_sources_change(
                       "sources")
 
 
-def _conflicting_dropins(request: Request, text: str, choices: render.Choices) -> list[str]:
+DISABLED_MARK = "# disabled by chronyctl6"
+
+
+def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[list[FileChange], list[str]]:
     """Sources that other *.sources drop-ins add beside ours: a second Time Sync line, or a
-    non-smeared pool (Amazon Linux and Ubuntu 24.04 ship theirs that way)."""
-    chosen = choices.endpoint.address if choices.endpoint else None
-    found = []
+    non-smeared pool (Amazon Linux ships its sources that way, Ubuntu 24.04 its pools).
+
+    In a persistent directory the line is commented out, with the reason, as part of the same
+    change (so it is diffed, backed up in memory and rolled back like the rest). A directory under
+    /run is filled again at every boot by whoever owns it: there, only a warning helps."""
+    changes: list[FileChange] = []
+    warnings: list[str] = []
     for d in conf.parse(text):
-        if d.keyword != "sourcedir" or not d.args:
+        if d.keyword != "sourcedir" or not d.args or d.args[0].rstrip("/") == platform.runtime_sourcedir:
             continue
         directory = request.under_root(d.args[0])
         if not directory.is_dir():
             continue
         for dropin in sorted(directory.glob("*.sources")):
-            for source in conf.parse(host.read_text(dropin) or ""):
-                if source.keyword not in conf.SOURCE_KEYWORDS or not source.args:
-                    continue
-                target = source.args[0]
-                if conf.is_timesync(target) and target != chosen:
-                    found.append(f"{dropin} adds a second Time Sync line ({source.line}): remove it")
-                elif not conf.is_smeared(target):
-                    found.append(f"{dropin} adds non-smeared {source.line}: remove it, or "
-                                 "accept mixed leap handling")
-    return found
+            old = dropin.read_text(errors="replace")
+            new_lines, why = [], []
+            for line in old.splitlines():
+                reason = _dropin_conflict(line)
+                if reason:
+                    why.append(f"{line.strip()} ({reason})")
+                    new_lines += [f"{DISABLED_MARK}: {reason}", f"# {line}"]
+                else:
+                    new_lines.append(line)
+            if not why:
+                continue
+            shown = f"{d.args[0].rstrip('/')}/{dropin.name}"
+            if d.args[0].startswith("/run/"):
+                warnings.append(f"{shown} adds {'; '.join(why)}; it is rewritten at every boot, so disable "
+                                "whatever writes it")
+            else:
+                changes.append(FileChange(dropin, shown, old.encode(), ("\n".join(new_lines) + "\n").encode(),
+                                          "sources"))
+    return changes, warnings
+
+
+def _dropin_conflict(line: str) -> str | None:
+    parsed = conf.parse(line)
+    if not parsed or parsed[0].keyword not in conf.SOURCE_KEYWORDS or not parsed[0].args:
+        return None
+    host = parsed[0].args[0]
+    if conf.is_timesync(host):
+        return "a second Time Sync line: chronyctl6 writes the one this instance uses"
+    if not conf.is_smeared(host):
+        return "non-smeared time beside Time Sync's leap-smeared time"
+    return None
 
 
 def _read_bytes(path: Path) -> bytes | None:

@@ -212,3 +212,47 @@ def test_live_apply_needs_root() -> None:
                           cwd=str(Path(__file__).resolve().parent.parent))
     assert done.returncode == 4, done.stderr
     assert "needs root" in done.stderr
+
+
+def test_choosing_at_boot_enables_the_boot_unit_in_the_image(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    unit = root / "lib/systemd/system/chronyctl6-boot.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text("[Service]\nExecStart=/usr/bin/chronyctl6 boot\n")
+    done = cli("apply", "--root", str(root))
+    assert done.returncode == 0, done.stderr
+    link = root / "etc/systemd/system/multi-user.target.wants/chronyctl6-boot.service"
+    assert link.is_symlink() and os.readlink(link) == "/lib/systemd/system/chronyctl6-boot.service"
+    # A fixed endpoint does not need it, and a second bake leaves the link alone.
+    assert cli("apply", "--root", str(root)).returncode == 0 and link.is_symlink()
+
+
+def test_at_boot_without_the_unit_says_how_to_run_the_boot_step(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    done = cli("apply", "--root", str(root))
+    assert done.returncode == 0
+    assert "chronyctl6-boot.service is not installed here" in done.stderr
+    assert not (root / "etc/systemd/system").exists()
+
+
+def test_conflicting_dropins_are_disabled_in_persistent_dirs_and_reported_under_run(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "amzn2023")
+    etc_d, run_d = root / "etc/chrony.d", root / "run/chrony.d"
+    run_d.mkdir(parents=True)
+    (etc_d / "link-local.sources").write_text("# Amazon Time Sync, IPv4\nserver 169.254.169.123 prefer iburst\n")
+    (etc_d / "ntp-pool.sources").write_text("pool 2.amazon.pool.ntp.org iburst\n")
+    (etc_d / "aws.sources").write_text("pool time.aws.com iburst\n")  # smeared: fine beside Time Sync
+    (run_d / "link-local-ipv4.sources").write_text("server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4\n")
+    done = cli("apply", "--root", str(root), "--ipv6", "on", "--diff")
+    assert done.returncode == 0, done.stderr
+    assert (etc_d / "link-local.sources").read_text() == (
+        "# Amazon Time Sync, IPv4\n# disabled by chronyctl6: a second Time Sync line: chronyctl6 writes the one "
+        "this instance uses\n# server 169.254.169.123 prefer iburst\n")
+    assert (etc_d / "ntp-pool.sources").read_text().endswith("# pool 2.amazon.pool.ntp.org iburst\n")
+    assert (etc_d / "aws.sources").read_text() == "pool time.aws.com iburst\n"
+    assert "-server 169.254.169.123 prefer iburst" in done.stdout  # shown in the diff
+    assert "/run/chrony.d/link-local-ipv4.sources adds server 169.254.169.123" in done.stderr
+    assert (run_d / "link-local-ipv4.sources").read_text().startswith("server ")
+    # Nothing left to disable on the second run.
+    again = cli("apply", "--root", str(root), "--ipv6", "on", "-o", "json")
+    assert '"changed": false' in again.stdout

@@ -1,0 +1,179 @@
+"""The booted instance: real systemd, real boot, the real .deb, in the simulated EC2 network.
+
+A Debian 12 root (packaging/test-root, cached) is unpacked once per module, booted with
+systemd-nspawn as init, and the .deb is installed in it with dpkg, the way an operator would.
+Each test then boots its own copy-on-write layer of that disk (overlayfs) into the network
+namespace of a fresh simulated EC2 instance, so the tests do not share state.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from sandbox import TIME_SYNC_V4, TIME_SYNC_V6, Ec2
+from sandbox.booted import BootedInstance
+from tests.conftest import require
+from tests.helpers import cli
+from tests.packaging_support import built_deb, debian_root_tarball
+
+pytestmark = pytest.mark.e2e
+SOURCES = ["chronyc", "-n", "-c", "sources"]
+
+
+def _ready() -> None:
+    for tool in ("systemd-nspawn", "nsenter", "tar"):
+        require(shutil.which(tool) is not None, f"{tool} is missing (apt-get install systemd-container)")
+
+
+@pytest.fixture(scope="module")
+def golden_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The Debian root with chronyctl6's .deb installed by dpkg inside the booted system."""
+    _ready()
+    deb = built_deb()
+    vm = BootedInstance(debian_root_tarball(), tmp_path_factory.mktemp("golden"))
+    isolated = subprocess.Popen(["unshare", "--net", "sleep", "600"])
+    try:
+        vm.prepare()
+        vm.copy_in(deb, f"/root/{deb.name}")
+        vm.boot(f"/proc/{isolated.pid}/ns/net")
+        done = vm.run(["dpkg", "-i", f"/root/{deb.name}"], timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        # Installing changes nothing about time keeping: the boot step is enabled by choosing it.
+        assert vm.run(["systemctl", "is-enabled", "chronyctl6-boot.service"]).stdout.strip() == "disabled"
+        vm.poweroff()
+        yield vm.root
+    finally:
+        vm.kill()
+        isolated.kill()
+        isolated.wait()
+        shutil.rmtree(vm.workdir, ignore_errors=True)
+
+
+class Layer(BootedInstance):
+    """A boot of the golden disk through a private overlay: what a test writes stays its own."""
+
+    def __init__(self, lower: Path, workdir: Path) -> None:
+        super().__init__(Path("/dev/null"), workdir)
+        self.lower = lower
+
+    def prepare(self) -> None:
+        for d in ("upper", "work", "root"):
+            (self.workdir / d).mkdir(parents=True)
+        subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                        f"lowerdir={self.lower},upperdir={self.workdir}/upper,workdir={self.workdir}/work",
+                        str(self.root)], check=True, timeout=30)
+
+    def close(self) -> None:
+        try:
+            self.poweroff()
+        finally:
+            self.kill()
+            subprocess.run(["umount", "--lazy", str(self.root)], check=False, timeout=30)
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def instance(golden_disk: Path, tmp_path: Path) -> Iterator[Layer]:
+    layer = Layer(golden_disk, tmp_path / "layer")
+    layer.prepare()
+    try:
+        yield layer
+    finally:
+        layer.close()
+
+
+def _selected(vm: BootedInstance) -> str | None:
+    for line in vm.run(SOURCES, check=True).stdout.splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[1] == "*":
+            return fields[2]
+    return None
+
+
+def _apply(vm: BootedInstance, *args: str) -> dict[str, object]:
+    done = vm.run(["chronyctl6", "apply", "-o", "json", *args], timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def test_apply_restarts_chrony_through_systemd(instance: Layer, ec2_factory: Callable[..., Ec2]) -> None:
+    ec2 = ec2_factory(ipv6=True)
+    instance.boot(ec2.instance.netns_path)
+    before = instance.main_pid("chrony.service")
+    result = _apply(instance, "--wait", "30")
+    assert result["action"] == "restart"
+    assert result["selected"] == TIME_SYNC_V6
+    after = instance.main_pid("chrony.service")
+    assert after not in (0, before)
+    assert instance.run(["systemctl", "is-active", "chrony.service"]).stdout.strip() == "active"
+    assert _selected(instance) == TIME_SYNC_V6
+
+
+def test_sources_only_change_reloads_without_restart(instance: Layer, ec2_factory: Callable[..., Ec2]) -> None:
+    ec2 = ec2_factory(ipv6=True)
+    instance.boot(ec2.instance.netns_path)
+    first = _apply(instance, "--at-boot", "--ipv6", "on", "--wait", "30")
+    assert first["action"] == "restart" and first["selected"] == TIME_SYNC_V6
+    pid = instance.main_pid("chrony.service")
+    second = _apply(instance, "--at-boot", "--ipv6", "off", "--wait", "30")
+    assert second["action"] == "reload"
+    assert second["files"] == ["/run/chronyctl6/timesync.sources"]
+    assert second["selected"] == TIME_SYNC_V4
+    assert instance.main_pid("chrony.service") == pid
+
+
+def test_baked_image_picks_the_right_endpoint_on_every_boot(
+    instance: Layer, ec2_factory: Callable[..., Ec2]
+) -> None:
+    # Baked from outside, as a chroot image builder does: the disk is not running.
+    done = cli("apply", "--root", str(instance.root))
+    assert done.returncode == 0, done.stderr
+    conf = (instance.root / "etc/chrony/chrony.conf").read_text()
+    assert "\nsourcedir /run/chronyctl6\n" in conf and "\nserver " not in conf
+    assert "not installed here" not in done.stderr
+
+    enabled = False
+    for ec2_options, expected in (({"ipv6": True}, TIME_SYNC_V6), ({"ipv6": False}, TIME_SYNC_V4),
+                                  ({"ipv6": True}, TIME_SYNC_V6)):
+        ec2 = ec2_factory(**ec2_options)
+        instance.boot(ec2.instance.netns_path)
+        if not enabled:
+            assert instance.run(["systemctl", "is-enabled", "chronyctl6-boot.service"]).stdout.strip() == "enabled"
+            enabled = True
+        dropin = instance.run(["cat", "/run/chronyctl6/timesync.sources"], check=True).stdout
+        assert f"server {expected} prefer iburst minpoll 4 maxpoll 4" in dropin
+        # The boot step finished before chronyd started.
+        boot_done = int(instance.systemctl_show("chronyctl6-boot.service", "ExecMainExitTimestampMonotonic"))
+        chrony_start = int(instance.systemctl_show("chrony.service", "ExecMainStartTimestampMonotonic"))
+        assert 0 < boot_done <= chrony_start
+        deadline_ok = instance.run(["chronyc", "-n", "waitsync", "120", "0", "0", "0.25"], timeout=60)
+        assert deadline_ok.returncode == 0, deadline_ok.stdout
+        assert _selected(instance) == expected
+        instance.poweroff()
+        ec2.close()
+
+
+def test_broken_change_is_rolled_back_under_systemd(instance: Layer, ec2_factory: Callable[..., Ec2]) -> None:
+    ec2 = ec2_factory(ipv6=True)
+    instance.boot(ec2.instance.netns_path)
+    _apply(instance, "--wait", "30")
+    good = instance.run(["cat", "/etc/chrony/chrony.conf"], check=True).stdout
+    # chronyd -p accepts it; chronyd itself dies at start (it cannot write its pid file there).
+    instance.run(["mkdir", "-p", "/etc/chronyctl6"], check=True)
+    instance.run(["sh", "-c", "echo \"directives = ['pidfile /nonexistent/dir/chronyd.pid']\" "
+                              "> /etc/chronyctl6/settings.toml"], check=True)
+    done = instance.run(["chronyctl6", "apply", "--wait", "20"], timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "previous configuration is restored" in done.stderr
+    assert instance.run(["cat", "/etc/chrony/chrony.conf"], check=True).stdout == good
+    assert instance.run(["systemctl", "is-active", "chrony.service"]).stdout.strip() == "active"
+    waited = instance.run(["chronyc", "-n", "waitsync", "120", "0", "0", "0.25"], timeout=60)
+    assert waited.returncode == 0
+    assert _selected(instance) == TIME_SYNC_V6
