@@ -13,9 +13,11 @@ silent time-out, which is what a disabled endpoint looks like from an instance).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -83,6 +85,7 @@ class Ec2:
         self.instance_holder = Holder("instance")
         self._instance: Instance | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
+        self._timesync_proc: subprocess.Popen[bytes] | None = None
         self.setup_seconds = 0.0
         self._closed = False
 
@@ -131,8 +134,7 @@ class Ec2:
                 ipv4=INSTANCE_V4 if self.ipv4 else None, ipv6=INSTANCE_V6 if self.ipv6 else None,
                 settings=self.settings,
             )
-            self._instance.prepare()
-            self._instance.mount()
+            self._instance.build()
             self._network()
             self._start_timesync()
             self._start_imds()
@@ -238,6 +240,20 @@ class Ec2:
     def _timesync_binds(self) -> list[str]:
         return [TIME_SYNC_V4] + ([TIME_SYNC_V6] if self.nitro else [])
 
+    def set_timesync(self, mode: TimeSync) -> None:
+        """Switch the Time Sync Service to another behaviour while the instance runs."""
+        if mode not in ("serving", "silent", "ratelimit", "kod"):
+            raise SandboxError(f"unknown timesync mode {mode!r}")
+        old = self._timesync_proc
+        if old is not None:
+            # nsenter forked the server into the PID namespace and waits for it: kill the server.
+            for child in _children(old.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
+            old.wait(timeout=10)
+        self.timesync = mode
+        self._start_timesync()
+
     def _start_timesync(self) -> None:
         ec2dir = self.workdir / "ec2"
         binds = self._timesync_binds()
@@ -256,7 +272,8 @@ class Ec2:
             argv = [sys.executable, "-m", "sandbox.ntp", "serve", "--mode",
                     "kod" if self.timesync == "kod" else "silent"]
             argv += [arg for a in binds for arg in ("--bind", a)]
-        self._procs.append(self.ec2.popen(argv, log=self.timesync_log))
+        self._timesync_proc = self.ec2.popen(argv, log=self.timesync_log)
+        self._procs.append(self._timesync_proc)
         self._wait(lambda: 123 in bound_ports(self.ec2, "udp")
                    and (not self.nitro or 123 in bound_ports(self.ec2, "udp6")),
                    "the Time Sync Service", self.timesync_log)
@@ -322,3 +339,10 @@ class Ec2:
             time.sleep(0.01)
         tail = log.read_text()[-2000:] if log.exists() else ""
         raise SandboxError(f"{what} did not come up within {timeout:g} s:\n{tail}")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []

@@ -59,9 +59,22 @@ class Instance:
     def hostname(self) -> str:
         return "ip-" + self.ipv4.replace(".", "-") if self.ipv4 else "ipv6-only"
 
-    def prepare(self) -> None:
-        """Lay out the overlay upper directories before anything is mounted."""
-        w = self.workdir
+    @property
+    def layers(self) -> str:
+        """Where the instance's own layers live: a tmpfs in its mount namespace only, so they
+        need no particular filesystem under /tmp (an overlay upper cannot be on overlayfs) and
+        vanish with the instance."""
+        return f"{self.workdir}/layers"
+
+    def build(self) -> None:
+        self.holder.run(["sh", "-ec", f"mkdir -p {self.layers}\n"
+                         f"mount -t tmpfs -o mode=0755,size=64m sandbox-layers {self.layers}"],
+                        timeout=20, check=True)
+        self._prepare(self.path(self.layers))
+        self._mount()
+
+    def _prepare(self, w: Path) -> None:
+        """Lay out the overlay upper directories (reached from outside through /proc/PID/root)."""
         for d in ("etc-upper", "etc-work", "var-upper", "var-work", "run"):
             (w / d).mkdir(mode=0o755)
         etc = w / "etc-upper"
@@ -92,8 +105,8 @@ class Instance:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
 
-    def mount(self) -> None:
-        w = self.workdir
+    def _mount(self) -> None:
+        w = self.layers
         script = f"""set -e
 hostname {self.hostname}
 mount -t overlay overlay -o lowerdir=/etc,upperdir={w}/etc-upper,workdir={w}/etc-work /etc
@@ -202,6 +215,14 @@ mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp
             return int(self.read_text(CHRONYD_PIDFILE).strip())
         except (OSError, ValueError):
             return None
+
+    def start_decoy(self, name: str) -> int:
+        """A do-nothing process whose name (comm) is `name`, e.g. systemd-timesyncd, for checks
+        that look for a conflicting time daemon: the real one must never run here."""
+        decoy = f"/run/sandbox-decoys/{name}"
+        self.run(["sh", "-c", f"mkdir -p /run/sandbox-decoys && cp /bin/sleep {decoy}"], check=True)
+        done = self.run(["sh", "-c", f"{decoy} infinity </dev/null >/dev/null 2>&1 & echo $!"], check=True)
+        return int(done.stdout.strip())
 
     def start_chronyd(self, config: str | None = None, *extra: str) -> None:
         """Start the instance's chronyd by hand (-x), after writing `config` to the distro's path."""
