@@ -315,34 +315,43 @@ def _timesync_lines(f: Facts) -> list[conftree.Located]:
     return [s for s in f.config.sources() if conf.is_timesync(s.directive.args[0])]
 
 
-def remove_lines_fix(tree: conftree.ConfigTree, drop: list[conftree.Located], then: str | None = None) -> str:
-    """The commands that take these lines out of the configuration chronyd reads.
+def remove_lines_fix(f: Facts, drop: list[conftree.Located], then: str | None = None) -> str:
+    """The commands that take these lines out of the configuration chronyd reads, and make it read
+    it again.
 
-    Lines in the main file are chronyctl6's to rewrite (`apply`); apply leaves drop-ins alone, so
-    those are removed here: the whole file when nothing else is in it (a symlink, as Amazon Linux
-    2023 makes them, is removed, never edited through), else the lines by number."""
+    `apply` rewrites the main file and comments such lines out of *.sources drop-ins in persistent
+    directories. It leaves /run alone (whoever fills it does so again at every boot) and *.conf
+    drop-ins: those are removed here, the whole file when nothing else is in it (a symlink, as
+    Amazon Linux 2023 makes them, is removed, never edited through), else the lines by number.
+    `chronyc reload sources` re-reads *.sources files only; anything else needs a restart."""
+    assert f.config is not None
+    tree = f.config
     steps: list[str] = []
-    in_main = False
+    needs_apply = needs_restart = under_run = False
     by_file: dict[str, list[conftree.Located]] = {}
     for located in drop:
         by_file.setdefault(located.file, []).append(located)
     for file, lines in by_file.items():
-        if file == tree.main:
-            in_main = True
+        if file == tree.main or (file.endswith(".sources") and not file.startswith("/run/")):
+            needs_apply = True
             continue
+        under_run = under_run or file.startswith("/run/")
+        needs_restart = needs_restart or not file.endswith(".sources")
         everything = [d for d in tree.directives if d.file == file]
         if len(everything) == len(lines):
             steps.append(f"sudo rm {file}")
         else:
             numbers = ";".join(f"{x.directive.lineno}d" for x in sorted(lines, key=lambda x: x.directive.lineno))
             steps.append(f"sudo sed -i '{numbers}' {file}")
-    if then is not None:
-        steps.append(then)
-    elif in_main:
-        steps.append(APPLY)
-    elif steps:
+    if then is not None or needs_apply:
+        steps.append(then or APPLY)
+    if needs_restart:
+        unit = f.platform.unit if f.platform is not None else "chronyd"
+        steps.append(f"sudo systemctl restart {unit}")
+    elif steps and then is None and not needs_apply:
         steps.append("sudo chronyc reload sources")
-    return " && ".join(steps)
+    fix = " && ".join(steps)
+    return fix + ("  # /run is filled again at boot: also stop whatever writes it" if under_run else "")
 
 
 def check_config_timesync(f: Facts) -> Check:
@@ -358,13 +367,13 @@ def check_config_timesync(f: Facts) -> Check:
         drop = [s for s in lines if s.directive.args[0] != keep]
         return Check("config-timesync", Status.WARN, f"both Time Sync endpoints are configured ({where}): "
                      f"they are the same server, and AWS advises listing one; keep {keep}",
-                     remove_lines_fix(f.config, drop))
+                     remove_lines_fix(f, drop))
     if not lines:
         return Check("config-timesync", Status.FAIL,
                      f"no Time Sync line in {', '.join(f.config.files)}", APPLY)
     if addresses == {conf.TIMESYNC_IPV4} and ipv6_works:
         return Check("config-timesync", Status.WARN, f"{where}: fd00:ec2::123 answers here, but chrony uses "
-                     "IPv4", remove_lines_fix(f.config, lines, then=f"{APPLY} --ipv6 on"))
+                     "IPv4", remove_lines_fix(f, lines, then=f"{APPLY} --ipv6 on"))
     return Check("config-timesync", Status.PASS, where)
 
 
@@ -384,7 +393,7 @@ def check_config_smear(f: Facts) -> Check:
                         "Time Sync's smear")
     if problems:
         return Check("config-smear", Status.WARN, "; ".join(problems),
-                     remove_lines_fix(f.config, (plain if smeared else []) + (leap if smeared else [])))
+                     remove_lines_fix(f, (plain if smeared else []) + (leap if smeared else [])))
     kinds = "smeared" if smeared else "non-smeared" if plain else "no"
     return Check("config-smear", Status.PASS, f"{len(sources)} source line(s), all {kinds}; no mixing")
 

@@ -188,11 +188,17 @@ def test_both_time_sync_lines_configured() -> None:
         "/run/chrony.d/mixed.sources": ("pool time.aws.com iburst", "server 169.254.169.123 iburst")}))
     assert by_id(al)["config-timesync"].fix == ("sudo rm /run/chrony.d/link-local.sources && "
                                                 "sudo sed -i '2d' /run/chrony.d/mixed.sources && "
-                                                "sudo chronyc reload sources")
-    # Where fd00:ec2::123 does not answer, the IPv4 line is the one to keep.
+                                                "sudo chronyc reload sources  # /run is filled again at boot: "
+                                                "also stop whatever writes it")
+    # Where fd00:ec2::123 does not answer, the IPv4 line is the one to keep; apply comments the
+    # other out of a persistent drop-in itself.
     broken = replace(f, ntp_v6=NtpOutcome("fd00:ec2::123", "timeout", "no reply"))
-    assert by_id(broken)["config-timesync"].fix == "sudo rm /etc/chrony/sources.d/ts.sources && " \
-                                                   "sudo chronyc reload sources"
+    assert by_id(broken)["config-timesync"].fix == "sudo chronyctl6 apply"
+    # A *.conf drop-in (confdir) apply never touches.
+    confd = replace(healthy(), config=config("server fd00:ec2::123 prefer iburst", extra={
+        "/etc/chrony/conf.d/old.conf": ("makestep 1 3", "server 169.254.169.123 iburst")}))
+    assert by_id(confd)["config-timesync"].fix == ("sudo sed -i '2d' /etc/chrony/conf.d/old.conf && "
+                                                   "sudo systemctl restart chrony")  # reload reads *.sources only
 
 
 def test_no_time_sync_line_or_ipv4_where_ipv6_works() -> None:
@@ -203,7 +209,8 @@ def test_no_time_sync_line_or_ipv4_where_ipv6_works() -> None:
     dropin = replace(healthy(), config=config("sourcedir /run/chrony.d", extra={
         "/run/chrony.d/link-local.sources": ("server 169.254.169.123 prefer iburst",)}))
     assert by_id(dropin)["config-timesync"].fix == ("sudo rm /run/chrony.d/link-local.sources && "
-                                                    "sudo chronyctl6 apply --ipv6 on")
+                                                    "sudo chronyctl6 apply --ipv6 on  # /run is filled "
+                                                    "again at boot: also stop whatever writes it")
 
 
 def test_mixing_smeared_and_non_smeared_and_leapsectz() -> None:
@@ -213,7 +220,8 @@ def test_mixing_smeared_and_non_smeared_and_leapsectz() -> None:
     assert c.status is Status.WARN
     assert "server 203.0.113.5 iburst (/run/chrony-dhcp/eth0.sources)" in c.evidence
     assert "leapsectz right/UTC" in c.evidence
-    assert c.fix == "sudo rm /run/chrony-dhcp/eth0.sources && sudo chronyctl6 apply"
+    assert c.fix == ("sudo rm /run/chrony-dhcp/eth0.sources && sudo chronyctl6 apply  # /run is filled again at "
+                     "boot: also stop whatever writes it")
     only_pools = replace(healthy(), config=config("pool 2.debian.pool.ntp.org iburst"))
     assert by_id(only_pools)["config-smear"].status is Status.PASS  # nothing smeared to mix with
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from sandbox import TIME_SYNC_V4, TIME_SYNC_V6, Ec2
+from sandbox.instance import CHRONYD_PIDFILE
 
 pytestmark = pytest.mark.e2e
 
@@ -60,11 +61,18 @@ def assert_no_token(ec2: Ec2, *runs: subprocess.CompletedProcess[str]) -> None:
 
 
 def assert_fix_works(ec2: Ec2, run: Run, cid: str) -> None:
-    """Run the printed fix on the instance (as root: without sudo); the check then passes."""
-    fix = run.fix(cid).replace("sudo ", "")
-    done = ec2.instance.run(["sh", "-ec", fix], timeout=120)
+    """Run the printed fix on the instance (as root: without sudo; the instance has no systemd, so
+    a service restart is chronyd stopped and started again); the check then passes, and the
+    chronyd that runs afterwards has no Time Sync source but the one the check kept."""
+    inst = ec2.instance
+    restart = (f"pid=$(cat {CHRONYD_PIDFILE}) && kill $pid && for i in $(seq 200); do "
+               f"[ -e /proc/$pid ] || break; sleep 0.05; done && chronyd -x -f {inst.distro.chrony_conf_path}")
+    fix = re.sub(r"systemctl restart \S+", restart, run.fix(cid).replace("sudo ", ""))
+    done = inst.run(["sh", "-ec", fix], timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert Run(ec2).status(cid) == "pass"
+    live = {s.name for s in inst.sources()} & {TIME_SYNC_V4, TIME_SYNC_V6}
+    assert len(live) == 1, live
 
 
 def apply(ec2: Ec2) -> None:
@@ -164,15 +172,21 @@ def test_time_sync_silent(ec2_factory: Factory) -> None:
     assert run.text_seconds < 4  # one NTP deadline for both families
 
 
+def test_time_sync_kiss_of_death(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory(timesync="kod")
+    run = Run(ec2)
+    for cid in ("timesync-ipv6", "timesync-ipv4"):
+        assert run.status(cid) == "fail" and "kiss-of-death RATE" in run.checks[cid]["evidence"], cid
+        assert "slow down" in run.fix(cid)
+
+
 def test_systemd_timesyncd_beside_chronyd(ec2_factory: Factory) -> None:
     ec2 = ec2_factory()
     apply(ec2)
     inst = ec2.instance
-    # A process really named systemd-timesyncd that cannot touch the clock or the network: sleep.
-    # It lives in the instance's PID namespace and dies with the sandbox.
-    inst.run(["sh", "-c", "mkdir -p /run/fake && ln -sf /bin/sleep /run/fake/systemd-timesyncd && "
-                          "setsid /run/fake/systemd-timesyncd 120 </dev/null >/dev/null 2>&1 &"], check=True)
-    pid = inst.run(["pgrep", "-f", "/run/fake/systemd-timesyncd"], check=True).stdout.split()[0]
+    # A process really named systemd-timesyncd that cannot touch the clock or the network (a copy
+    # of sleep), in the instance's PID namespace: it dies with the sandbox.
+    pid = str(inst.start_decoy("systemd-timesyncd"))
     run = Run(ec2)
     c = run.checks["other-daemons"]
     assert c["status"] == "fail" and f"systemd-timesyncd (pid {pid})" in c["evidence"]
@@ -183,18 +197,23 @@ def test_systemd_timesyncd_beside_chronyd(ec2_factory: Factory) -> None:
     assert [(p["name"], str(p["pid"])) for p in status["conflicting_daemons"]] == [("systemd-timesyncd", pid)]
 
 
-def test_both_time_sync_lines_configured(ec2_factory: Factory) -> None:
+@pytest.mark.parametrize(("dropin", "first", "fix"), [
+    # apply comments a Time Sync line out of a persistent *.sources drop-in itself...
+    ("/etc/chrony/sources.d/timesync-v4.sources", "# added by hand", "sudo chronyctl6 apply"),
+    # ...but never touches a *.conf drop-in: that line goes by number.
+    ("/etc/chrony/conf.d/legacy.conf", "makestep 1 3", "sudo sed -i '2d' /etc/chrony/conf.d/legacy.conf && "
+                                                       "sudo systemctl restart chrony"),
+])
+def test_both_time_sync_lines_configured(ec2_factory: Factory, dropin: str, first: str, fix: str) -> None:
     ec2 = ec2_factory()
     apply(ec2)
-    ec2.instance.write_text("/etc/chrony/sources.d/timesync-v4.sources",
-                            f"server {TIME_SYNC_V4} prefer iburst minpoll 4 maxpoll 4\n")
+    ec2.instance.write_text(dropin, f"{first}\nserver {TIME_SYNC_V4} prefer iburst minpoll 4 maxpoll 4\n")
     run = Run(ec2)
     c = run.checks["config-timesync"]
     assert c["status"] == "warn" and "both Time Sync endpoints" in c["evidence"]
-    assert f"/etc/chrony/sources.d/timesync-v4.sources:1: server {TIME_SYNC_V4}" in c["evidence"]
+    assert f"{dropin}:2: server {TIME_SYNC_V4}" in c["evidence"]
     assert "/etc/chrony/chrony.conf:" in c["evidence"] and TIME_SYNC_V6 in c["evidence"]
-    assert run.fix("config-timesync") == ("sudo rm /etc/chrony/sources.d/timesync-v4.sources && "
-                                          "sudo chronyc reload sources")
+    assert run.fix("config-timesync") == fix
     assert run.text.returncode == 1  # only this warning
     assert_fix_works(ec2, run, "config-timesync")
 
@@ -222,7 +241,8 @@ def test_amazon_linux_2023_stock_ipv4_drop_in(ec2_factory: Factory) -> None:
     run = Run(ec2)
     c = run.checks["config-timesync"]
     assert c["status"] == "warn" and "/run/chrony.d/link-local.sources:1" in c["evidence"]
-    assert run.fix("config-timesync") == "sudo rm /run/chrony.d/link-local.sources && sudo chronyctl6 apply --ipv6 on"
+    assert run.fix("config-timesync") == ("sudo rm /run/chrony.d/link-local.sources && sudo chronyctl6 apply "
+                                          "--ipv6 on  # /run is filled again at boot: also stop whatever writes it")
     assert run.status("config-smear") == "pass"  # time.aws.com is smeared too
     assert_fix_works(ec2, run, "config-timesync")
     after = Run(ec2)
