@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from chronyctl6 import conf, conftree, doctor, imds, ntp, procs
-from chronyctl6.doctor import Facts, NtpOutcome, Route, Status
+from chronyctl6 import conf, conftree, doctor, facts, imds, ntp, procs
+from chronyctl6.doctor import Status
+from chronyctl6.facts import Facts, NtpOutcome, Route
 from chronyctl6.host import HostNetwork
 from chronyctl6.platforms import by_name
 
@@ -311,6 +312,6 @@ def test_what_checks_exchange_saw_becomes_one_outcome() -> None:
         (_measurement(), "timeout", "no reply to 2 request(s)"),
     ]
     for m, kind, text in cases:
-        outcome = doctor._outcome(m)
+        outcome = facts._outcome(m)
         assert (outcome.kind, outcome.address) == (kind, "fd00:ec2::123")
         assert text in outcome.detail, outcome
