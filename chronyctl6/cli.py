@@ -351,6 +351,8 @@ def doctor(
     unused PTP hardware clock, other time daemons. Reads only; takes a few seconds at most.
 
     Exit 0 all passed, 1 a warning, 2 a failure.
+
+    Example: chronyctl6 doctor -o json | jq '.checks[] | select(.status != "pass")'
     """
     from chronyctl6 import doctor as doc
 
@@ -377,7 +379,10 @@ def status(
                                                  help="chronyd's command socket, if not the default."),
 ) -> None:
     """chronyd at a glance: process, configuration (and drift from what chronyctl6 would render),
-    sources with reachability, tracking, conflicting daemons. Exit 0 chronyd runs, 1 it does not."""
+    sources with reachability, tracking, conflicting daemons. Exit 0 chronyd runs, 1 it does not.
+
+    Example: chronyctl6 status -o json
+    """
     from chronyctl6 import status as st
 
     _check_output(output)
