@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Literal
 
 from sandbox import distros
+from sandbox.container import Container, attach
 from sandbox.instance import DEFAULT_SETTINGS, Instance
 from sandbox.namespaces import Holder, SandboxError, bound_ports, refuse_real_network
 
@@ -60,6 +61,7 @@ class Ec2:
         settings: str = DEFAULT_SETTINGS,
         metadata: dict[str, str] | None = None,
         ratelimit: str = "interval 12 burst 1 leak 4",
+        hop_limit: int = 1,
     ) -> None:
         if timesync not in ("serving", "silent", "ratelimit", "kod"):
             raise SandboxError(f"unknown timesync mode {timesync!r}")
@@ -71,6 +73,7 @@ class Ec2:
         self.timesync: TimeSync = timesync
         self.subnet_ipv6 = ipv6 if subnet_ipv6 is None else subnet_ipv6
         self.ratelimit = ratelimit
+        self.hop_limit = hop_limit  # HttpPutResponseHopLimit (EC2's default is 1)
         self.distro = distros.load(distro)
         suffix = os.urandom(8).hex()
         self.instance_id = "i-0" + suffix[:16]
@@ -83,6 +86,7 @@ class Ec2:
         self.workdir = Path()
         self.ec2 = Holder("ec2")
         self.instance_holder = Holder("instance")
+        self._containers: list[Container] = []
         self._instance: Instance | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
         self._timesync_proc: subprocess.Popen[bytes] | None = None
@@ -109,6 +113,16 @@ class Ec2:
         if not self.imds_log.exists():
             return []
         return [json.loads(line) for line in self.imds_log.read_text().splitlines() if line]
+
+    def container(self) -> Container:
+        """A container on the instance, one routed hop behind it (see container.py)."""
+        if self._instance is None:
+            raise SandboxError("the sandbox is not running")
+        box = attach(self.ec2, self.instance_holder,
+                     self.workdir / f"container-{len(self._containers)}.log",
+                     instance_v4=self._instance.ipv4, instance_v6=self._instance.ipv6)
+        self._containers.append(box)
+        return box
 
     def __enter__(self) -> Ec2:
         self.start()
@@ -147,7 +161,9 @@ class Ec2:
         if self._closed:
             return
         self._closed = True
-        # The instance first: systemd-nspawn or chronyd there must not outlive its network.
+        # Containers and the instance first: nothing there may outlive its network.
+        for box in self._containers:
+            box.holder.stop()
         self.instance_holder.stop()
         self.ec2.stop()
         for proc in self._procs:
@@ -163,9 +179,8 @@ class Ec2:
     def leftovers(self) -> list[str]:
         """What of this sandbox still exists (empty after close): processes, mounts, files."""
         found: list[str] = []
-        inodes = {h.net_inode for h in (self.ec2, self.instance_holder)} | {
-            h.mnt_inode for h in (self.ec2, self.instance_holder)
-        }
+        holders = [self.ec2, self.instance_holder, *(box.holder for box in self._containers)]
+        inodes = {h.net_inode for h in holders} | {h.mnt_inode for h in holders}
         inodes.discard(0)
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -316,6 +331,7 @@ class Ec2:
         config = {
             "binds": [IMDS_V4] + ([IMDS_V6] if self.imds_ipv6 else []),
             "tokens": self.tokens,
+            "hop_limit": self.hop_limit,
             "metadata": self._metadata(),
             "log": str(self.imds_log),
             "ready_file": str(ready),

@@ -181,6 +181,28 @@ def test_time_sync_can_go_silent_and_come_back_while_the_instance_runs(ec2: Ec2)
     assert after["outcome"] == "reply", after
 
 
+def test_hop_limit_1_keeps_the_token_from_a_container_behind_the_instance(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory(tokens="optional")  # hop_limit=1: EC2's default
+    box = ec2.container()
+    assert ec2.instance.http("PUT", IMDS_V4, "/latest/api/token", TTL)["status"] == 200
+    for host in (IMDS_V4, IMDS_V6):
+        put = box.http("PUT", host, "/latest/api/token", TTL, timeout=1.0)
+        assert (put["status"], put["error"]) == (None, "TIMEOUT"), put  # a time-out, not a refusal
+        # The rest of IMDS answers the container: only the token's reply is hop-limited.
+        assert box.http("GET", host, "/latest/meta-data/system")["body"] == "nitro"
+    [ntp] = box.ntp_query(TIME_SYNC_V6)
+    assert ntp["outcome"] == "reply", ntp
+
+
+def test_hop_limit_2_lets_the_container_have_a_token(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory(hop_limit=2)
+    box = ec2.container()
+    put = box.http("PUT", IMDS_V6, "/latest/api/token", TTL)
+    assert put["status"] == 200, put
+    got = box.http("GET", IMDS_V6, "/latest/meta-data/instance-id", {"X-aws-ec2-metadata-token": put["body"]})
+    assert got["body"] == ec2.instance_id
+
+
 # ------------------------------------------------------------------ the instance and its chronyd
 
 
@@ -242,7 +264,7 @@ def test_nothing_is_left_behind_even_when_the_test_fails() -> None:
     with pytest.raises(RuntimeError, match="the test failed"), box:
         box.instance.start_chronyd()
         assert box.instance.chronyd_pid() is not None
-        holders = (box.ec2.pid, box.instance_holder.pid)
+        holders = (box.ec2.pid, box.instance_holder.pid, box.container().holder.pid)
         raise RuntimeError("the test failed")
     assert box.leftovers() == []
     for pid in holders:
