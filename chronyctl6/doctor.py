@@ -86,10 +86,19 @@ APPLY = "sudo chronyctl6 apply"
 # ---------------------------------------------------------------- the checks (pure)
 
 
+_ANSWERED = frozenset({imds.Failure.NO_RESPONSE, imds.Failure.V1_REFUSED, imds.Failure.HTTP})
+
+
 def check_ec2(f: Facts) -> Check:
     md = f.metadata
     if md is None:
         tried = "; ".join(f"{r.host}: {r.failure}" for r in (f.imds_v6, f.imds_v4) if r is not None)
+        if any(r is not None and r.failure in _ANSWERED for r in (f.imds_v6, f.imds_v4)):
+            # Something took the connection: this is EC2, but no metadata reaches this host. Behind
+            # a container bridge that is the token reply's hop limit.
+            return Check("ec2", Status.WARN, f"IMDS accepts connections but no metadata could be read ({tried}): "
+                         "the token's answer is lost on the way (a container one hop too far?)",
+                         fix_hop_limit(None))
         return Check("ec2", Status.FAIL, f"no instance metadata service answered ({tried})",
                      "run this on an EC2 instance; if it is one, switch its metadata service on: "
                      + _aws(None, "modify-instance-metadata-options --instance-id <instance-id> "
@@ -142,6 +151,10 @@ def check_imdsv1(f: Facts) -> Check:
     failed = [r for r in (f.imds_v6, f.imds_v4) if r is not None and r.failure is imds.Failure.V1_REFUSED]
     if failed:
         return Check("imdsv1", Status.FAIL, failed[0].detail, fix_hop_limit(f.metadata))
+    fallback = [r for r in (f.imds_v6, f.imds_v4) if r is not None and r.token_failure is not None]
+    if fallback:
+        return Check("imdsv1", Status.WARN, f"{fallback[0].detail}; IMDSv1 was used as asked (HttpTokens=optional): "
+                     "IMDSv2 needs the token's answer to arrive", fix_hop_limit(f.metadata))
     if not statuses:
         return Check("imdsv1", Status.SKIP, "IMDS did not answer: cannot tell whether it allows IMDSv1")
     if 401 in statuses:

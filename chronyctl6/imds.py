@@ -116,6 +116,7 @@ class Client:
     total: float = DEFAULT_TOTAL
     allow_v1: bool = False
     version: str | None = None  # "v2" or "v1" once open
+    token_failure: Failure | None = None  # why the token request failed, when IMDSv1 took over
     requests: int = 0
     _token: Token | None = field(default=None, repr=False)
     _deadline: float = field(default=0.0, repr=False)
@@ -165,6 +166,7 @@ class Client:
             raise ImdsError(f"IMDS at {self.name} answered IMDSv1 with HTTP {status}", kind=Failure.HTTP,
                             host=self.host, http_status=status)
         self.version = "v1"
+        self.token_failure = why.kind
         log.debug("IMDS %s: token request failed (%s); using IMDSv1 as asked (--imdsv1)", self.name, why.kind)
         return self
 
@@ -285,6 +287,7 @@ class Reach:
     detail: str  # one line for people
     seconds: float
     v1_status: int | None = None  # the token-less probe's HTTP status, when --imdsv1 asked for it
+    token_failure: Failure | None = None  # the token request failed and IMDSv1 (asked for) took over
 
     @property
     def ok(self) -> bool:
@@ -299,7 +302,7 @@ def reach(host: str, *, allow_v1: bool = False, timeout: float = DEFAULT_TIMEOUT
     try:
         client.open()
         metadata = read_metadata(client)
-        v1_status = None
+        v1_status = 200 if client.version == "v1" else None
         if allow_v1 and client.version == "v2":
             try:
                 v1_status = client.probe_v1()
@@ -310,5 +313,7 @@ def reach(host: str, *, allow_v1: bool = False, timeout: float = DEFAULT_TIMEOUT
         v1 = 401 if exc.kind is Failure.V1_REFUSED else None
         return Reach(host, None, exc.kind, detail, round(time.monotonic() - started, 3), v1)
     via = f"IMDS{metadata.version}"
+    if client.token_failure is not None:
+        via += f": the token request got {client.token_failure}"
     return Reach(host, metadata, None, f"{client.name} answered ({via})", round(time.monotonic() - started, 3),
-                 v1_status)
+                 v1_status, client.token_failure)

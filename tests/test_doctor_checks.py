@@ -91,6 +91,20 @@ def test_hop_limit_and_refused_imdsv1() -> None:
     assert "--http-put-response-hop-limit 2" in (c.fix or "")
 
 
+def test_behind_a_hop_too_many_ec2_is_a_warning_with_the_hop_limit_fix() -> None:
+    lost = reach(imds.IMDS_V4, failure=imds.Failure.NO_RESPONSE, detail="connected, no answer")
+    f = replace(healthy(), imds_v6=replace(lost, host=imds.IMDS_V6), imds_v4=lost)
+    c = by_id(f)["ec2"]
+    assert c.status is Status.WARN and "no-response" in c.evidence
+    assert c.fix == ("aws ec2 modify-instance-metadata-options --instance-id <instance-id> "
+                     "--http-put-response-hop-limit 2")
+    fallback = replace(healthy(), imds_v4=replace(reach(imds.IMDS_V4), v1_status=200,
+                                                  token_failure=imds.Failure.NO_RESPONSE), imdsv1_asked=True)
+    c = by_id(fallback)["imdsv1"]
+    assert c.status is Status.WARN and "IMDSv1 was used as asked" in c.evidence
+    assert "--instance-id i-0abc --http-put-response-hop-limit 2" in (c.fix or "")
+
+
 def test_imdsv1_asked_for_on_an_instance_that_requires_tokens() -> None:
     f = replace(healthy(), imds_v6=replace(reach(imds.IMDS_V6), v1_status=401), imdsv1_asked=True)
     checks = doctor.run_checks(f)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from sandbox import TIME_SYNC_V4, TIME_SYNC_V6, Ec2
+from sandbox.container import Container
 from sandbox.instance import CHRONYD_PIDFILE
 
 pytestmark = pytest.mark.e2e
@@ -28,12 +30,19 @@ IDS = ("ec2", "nitro", "imds-ipv6", "ipv6-address", "route-ipv6", "timesync-ipv6
 
 
 class Run:
-    def __init__(self, ec2: Ec2, *args: str) -> None:
-        inst = ec2.instance
+    """doctor run twice (text and JSON, both with --debug) on the instance, or in a container on it."""
+
+    def __init__(self, ec2: Ec2, *args: str, container: Container | None = None) -> None:
+        def doctor(*extra: str) -> subprocess.CompletedProcess[str]:
+            if container is None:
+                return ec2.instance.run(["chronyctl6", "--debug", "doctor", *extra, *args], timeout=60)
+            return container.run([sys.executable, "-m", "chronyctl6", "--debug", "doctor", *extra, *args],
+                                 timeout=60)
+
         started = time.monotonic()
-        self.text = inst.run(["chronyctl6", "--debug", "doctor", *args], timeout=60)
+        self.text = doctor()
         self.text_seconds = time.monotonic() - started
-        self.json = inst.run(["chronyctl6", "--debug", "doctor", "-o", "json", *args], timeout=60)
+        self.json = doctor("-o", "json")
         self.report: dict[str, Any] = json.loads(self.json.stdout)
         self.checks: dict[str, dict[str, Any]] = {c["id"]: c for c in self.report["checks"]}
         assert self.text.returncode == self.json.returncode == self.report["status"]
@@ -161,6 +170,48 @@ def test_tokens_optional_allows_the_imdsv1_path(ec2_factory: Factory) -> None:
     ec2 = ec2_factory(tokens="optional")
     run = Run(ec2, "--imdsv1")
     assert run.status("imdsv1") == "pass" and "HTTP 200" in run.checks["imdsv1"]["evidence"]
+
+
+def test_container_one_hop_too_far_with_tokens_required_refuses_the_imdsv1_path(ec2_factory: Factory) -> None:
+    """HttpPutResponseHopLimit 1: the token's reply dies at the instance's forwarding; a token-less
+    request gets 401. This is the trap as it happens in Docker on EC2."""
+    ec2 = ec2_factory(tokens="required", hop_limit=1)
+    box = ec2.container()
+    hop = "aws ec2 modify-instance-metadata-options --instance-id <instance-id> --http-put-response-hop-limit 2"
+    plain = Run(ec2, container=box)
+    assert plain.status("ec2") == "warn" and "token's answer is lost" in plain.checks["ec2"]["evidence"]
+    assert plain.fix("ec2") == hop
+    assert plain.status("imds-ipv6") == "warn" and "connected, no answer" in plain.checks["imds-ipv6"]["evidence"]
+    assert plain.fix("imds-ipv6") == hop
+    assert "imdsv1" not in plain.checks
+    assert not [e for e in ec2.imds_requests() if e["method"] == "GET"]  # IMDSv1 not asked for: never tried
+
+    asked = Run(ec2, "--imdsv1", container=box)
+    c = asked.checks["imdsv1"]
+    assert c["status"] == "fail" and "refuses IMDSv1 (HttpTokens=required)" in c["evidence"]
+    assert asked.fix("imdsv1") == hop
+    gets = [e for e in ec2.imds_requests() if e["method"] == "GET"]
+    assert gets and all((e["status"], e["token"]) == (401, "none") for e in gets)
+    assert {e["client"] for e in gets} == {box.ipv4, box.ipv6}  # from the container, over both families
+    # NTP is not hop-limited: Time Sync answers the container through the instance.
+    assert asked.status("timesync-ipv6") == asked.status("timesync-ipv4") == "pass"
+
+
+def test_container_one_hop_too_far_with_tokens_optional_falls_back_to_imdsv1(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory(tokens="optional", hop_limit=1)
+    run = Run(ec2, "--imdsv1", container=ec2.container())
+    assert run.status("ec2") == "pass" and "IMDSv1" in run.checks["ec2"]["evidence"]
+    c = run.checks["imdsv1"]
+    assert c["status"] == "warn" and "no-response" in c["evidence"] and "IMDSv1 was used as asked" in c["evidence"]
+    assert run.fix("imdsv1") == (f"aws ec2 modify-instance-metadata-options --instance-id {ec2.instance_id} "
+                                 "--http-put-response-hop-limit 2 --region us-east-1")
+
+
+def test_container_with_hop_limit_2_gets_its_token(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory(tokens="required", hop_limit=2)
+    run = Run(ec2, container=ec2.container())
+    assert run.status("ec2") == "pass" and "IMDSv2" in run.checks["ec2"]["evidence"]
+    assert run.status("imds-ipv6") == "pass"
 
 
 def test_time_sync_silent(ec2_factory: Factory) -> None:
