@@ -100,7 +100,8 @@ _SM_HELP = ("How to restart chronyd: systemd, or direct (a plain process, for ho
             "auto = systemd if it runs.")
 _WAIT_HELP = ("Wait until chronyd selects a Time Sync source; if it does not in time, restore the previous "
               "configuration, restart chronyd on it and fail.")
-_SETTLE_HELP = "Wait up to this long for an IPv6 address to come up before choosing IPv4."
+_SETTLE_HELP = ("Where instance metadata says EC2 assigned an IPv6 address that is not up yet, wait up to this "
+                "long for it before choosing IPv4.")
 
 
 def _request(root: str, distro: str | None, ipv6: str | None, phc: str | None,
@@ -206,7 +207,7 @@ def apply(
 
 @app.command()
 def boot(
-    settle: float = typer.Option(0.0, "--settle", metavar="SECONDS", min=0, max=120, help=_SETTLE_HELP),
+    settle: float = typer.Option(10.0, "--settle", metavar="SECONDS", min=0, max=120, help=_SETTLE_HELP),
     output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
 ) -> None:
     """The baked-image boot step: write /run/chronyctl6/timesync.sources with this launch's one

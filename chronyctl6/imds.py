@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from chronyctl6.errors import ChronyCtlError
+from chronyctl6.host import HostNetwork, InstanceHint
 
 IMDS_V6 = "fd00:ec2::254"
 IMDS_V4 = "169.254.169.254"
@@ -317,3 +318,13 @@ def reach(host: str, *, allow_v1: bool = False, timeout: float = DEFAULT_TIMEOUT
         via += f": the token request got {client.token_failure}"
     return Reach(host, metadata, None, f"{client.name} answered ({via})", round(time.monotonic() - started, 3),
                  v1_status, client.token_failure)
+
+
+def instance_hint(network: HostNetwork, *, total: float = 2.0) -> InstanceHint:
+    """Nitro or Xen, and whether EC2 gave the interface an IPv6 address: over IPv4 IMDS where
+    the host has IPv4, else over IPv6. Bounded by `total`; never raises."""
+    host = IMDS_V4 if network.has_ipv4 else IMDS_V6
+    found = reach(host, total=total, timeout=min(DEFAULT_TIMEOUT, total))
+    if found.metadata is None:
+        return InstanceHint()
+    return InstanceHint(system=found.metadata.system, ipv6_assigned=bool(found.metadata.ipv6s))

@@ -81,18 +81,24 @@ def test_apply_on_an_ipv6_only_instance_selects_fd00_ec2_123(ec2_factory: Factor
     assert_runs_on(ec2, TIME_SYNC_V6)
 
 
-def test_non_nitro_instance_never_stays_on_the_unreachable_ipv6_endpoint(ec2_factory: Factory) -> None:
-    """On Xen the IPv6 endpoints do not exist even with an IPv6 address. Whatever apply chooses,
-    it must not leave chronyd configured for an endpoint that never answers."""
+def test_non_nitro_instance_gets_the_ipv4_endpoint_despite_its_ipv6_address(ec2_factory: Factory) -> None:
+    """On Xen the IPv6 endpoints do not exist even with an IPv6 address: `--ipv6 auto` reads
+    meta-data/system and takes IPv4."""
+    ec2 = ec2_factory(nitro=False)
+    done, _ = apply(ec2, "--wait", "30")
+    assert done.returncode == 0, done.stderr
+    assert_runs_on(ec2, TIME_SYNC_V4)
+    assert "a Xen instance" in ec2.instance.read_text(ec2.instance.distro.chrony_conf_path)
+
+
+def test_explicit_ipv6_on_a_non_nitro_instance_rolls_back(ec2_factory: Factory) -> None:
     ec2 = ec2_factory(nitro=False)
     inst = ec2.instance
     stock = inst.read_text(inst.distro.chrony_conf_path)
-    done, _ = apply(ec2, "--wait", "10")
-    if done.returncode == 0:
-        assert_runs_on(ec2, TIME_SYNC_V4)
-    else:
-        assert "previous configuration is restored" in done.stderr, done.stderr
-        assert inst.read_text(inst.distro.chrony_conf_path) == stock
+    done, _ = apply(ec2, "--ipv6", "on", "--wait", "10")
+    assert done.returncode == 1
+    assert "previous configuration is restored" in done.stderr, done.stderr
+    assert inst.read_text(inst.distro.chrony_conf_path) == stock
 
 
 def test_apply_again_changes_nothing_and_keeps_chronyd(ec2_factory: Factory) -> None:
