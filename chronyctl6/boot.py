@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from chronyctl6 import chrony, fsio, host, render
+from chronyctl6 import chrony, fsio, host, imds, render
 from chronyctl6.errors import CommandFailed, NotPermitted
 from chronyctl6.plan import Request, boot_sources_change, is_root, load_platform, load_settings
 
@@ -29,18 +29,21 @@ class BootResult:
         return dict(self.__dict__)
 
 
-def boot(request: Request, *, settle: float = 0.0) -> BootResult:
+def boot(request: Request, *, settle: float = 10.0) -> BootResult:
     if not is_root():
         raise NotPermitted("boot writes under /run and needs root", hint="it runs from chronyctl6-boot.service")
     chosen = load_settings(request)
     platform = load_platform(request, chosen)
     network = host.read_network()
     start = time.monotonic()
-    # IPv6 addresses (SLAAC, DHCPv6) can come up a little after IPv4: give them `settle` seconds.
-    while chosen.ipv6 == "auto" and not network.has_global_ipv6 and time.monotonic() - start < settle:
+    hint = imds.instance_hint(network) if chosen.ipv6 == "auto" else None
+    # An IPv6 address (router advertisement, DHCPv6) can come up a little after IPv4. Wait for it
+    # only where instance metadata says EC2 assigned one: an IPv4-only launch boots without delay.
+    coming = hint is not None and hint.ipv6_assigned and not hint.xen
+    while coming and not network.has_global_ipv6 and time.monotonic() - start < settle:
         time.sleep(0.2)
         network = host.read_network()
-    endpoint = render.choose_endpoint(chosen.ipv6, network)
+    endpoint = render.choose_endpoint(chosen.ipv6, network, hint)
     change = boot_sources_change(request, platform, endpoint, chosen.timesync_options)
     reloaded = False
     if change.changed:

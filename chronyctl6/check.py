@@ -103,10 +103,12 @@ class CheckResult:
 
 def describe_failure(m: ntp.Measurement) -> str:
     where = m.target.address
+    if m.error is not None and not m.target.resolved:
+        return m.error
     if m.error is not None:
         return f"cannot send to {where}: {m.error}"
     if m.kiss_code is not None and not m.samples:
-        return f"{where} sent a kiss-of-death ({m.kiss_code}): kiss_of_death, backed off"
+        return f"{where} sent a kiss-of-death ({m.kiss_code}): kiss_of_death, sent nothing more"
     if not m.rejected:
         return f"no reply from {where} ({m.sent} requests)"
     reasons = ", ".join(f"{reason} x{count}" for reason, count in sorted(m.rejected.items()))
@@ -125,7 +127,7 @@ def evaluate(
     usable = [m for m in measurements if m.best is not None]
     notes = [describe_failure(m) for m in measurements if m.best is None]
     for m in measurements:
-        if m.kiss_code is not None:
+        if m.kiss_code is not None and m.samples:
             notes.append(f"{m.target.address} sent kiss code {m.kiss_code}: backed off")
     chronyd = compare_chronyd(None, tracking) if tracking else ChronydView(None, chronyd_problem)
     if not usable:
@@ -224,10 +226,18 @@ def run(
         )
     if not 0 < timeout <= 60:
         raise CheckUsageError(f"--timeout {timeout:g}: use more than 0 and at most 60 seconds")
-    targets = [t for server in servers for t in ntp.resolve(server, port)]
-    measurements = ntp.measure(targets, samples=samples, timeout=timeout)
+    targets: list[ntp.Target] = []
+    unresolved: list[ntp.Measurement] = []
+    for server in servers:
+        try:
+            targets += ntp.resolve(server, port)
+        except ntp.NtpError as exc:  # one bad name must not hide the other servers' answers
+            unresolved.append(ntp.unresolved(server, port, exc.message))
+    measurements = ntp.measure(targets, samples=samples, timeout=timeout) + unresolved
     tracking, problem = (
         chronyd_tracking(chronyd_socket) if ask_chronyd else (None, "--no-chronyd")
     )
     hint = ipv6_route_hint(measurements)
+    if hint is None and unresolved and not any(m.best for m in measurements):
+        hint = "give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)"
     return evaluate(measurements, thresholds, tracking, problem, hint)

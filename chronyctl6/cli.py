@@ -48,6 +48,10 @@ def _root(
 ) -> None:
     global _debug
     _debug = debug
+    if debug:  # core modules log what they do (never a secret); --debug shows it on stderr
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG, format="chronyctl6: debug: %(name)s: %(message)s")
 
 
 def fail(error: ChronyCtlError) -> NoReturn:
@@ -96,7 +100,8 @@ _SM_HELP = ("How to restart chronyd: systemd, or direct (a plain process, for ho
             "auto = systemd if it runs.")
 _WAIT_HELP = ("Wait until chronyd selects a Time Sync source; if it does not in time, restore the previous "
               "configuration, restart chronyd on it and fail.")
-_SETTLE_HELP = "Wait up to this long for an IPv6 address to come up before choosing IPv4."
+_SETTLE_HELP = ("Where instance metadata says EC2 assigned an IPv6 address that is not up yet, wait up to this "
+                "long for it before choosing IPv4.")
 
 
 def _request(root: str, distro: str | None, ipv6: str | None, phc: str | None,
@@ -202,7 +207,7 @@ def apply(
 
 @app.command()
 def boot(
-    settle: float = typer.Option(0.0, "--settle", metavar="SECONDS", min=0, max=120, help=_SETTLE_HELP),
+    settle: float = typer.Option(10.0, "--settle", metavar="SECONDS", min=0, max=120, help=_SETTLE_HELP),
     output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
 ) -> None:
     """The baked-image boot step: write /run/chronyctl6/timesync.sources with this launch's one
@@ -325,6 +330,99 @@ def check(
     else:
         typer.echo(fmt.to_text(result))
     raise typer.Exit(int(result.status))
+
+
+# ---- doctor / status -------------------------------------------------------------------------
+
+_MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
+
+
+@app.command()
+def doctor(
+    imdsv1: bool = typer.Option(False, "--imdsv1",
+                                help="Allow IMDSv1 (no token) when the IMDSv2 token request fails, where the "
+                                     "instance allows it; also report whether it does."),
+    output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
+) -> None:
+    """Find out why IPv6 time sync does not work here, and print the command that fixes each problem.
+
+    Checks: on EC2, Nitro, IMDS over IPv6, an IPv6 address (locally and in IMDS), a route to
+    fd00:ec2::123, Time Sync answering NTP over IPv6 and IPv4, chrony installed and running, the
+    configuration it loaded (one Time Sync line, no smeared/non-smeared mix, leapsectz), an
+    unused PTP hardware clock, other time daemons. Reads only; takes a few seconds at most.
+
+    Exit 0 all passed, 1 a warning, 2 a failure.
+
+    Example: chronyctl6 doctor -o json | jq '.checks[] | select(.status != "pass")'
+    """
+    from chronyctl6 import doctor as doc
+
+    _check_output(output)
+    report = _guard(lambda: doc.doctor(doc.Options(imdsv1=imdsv1)))
+    if output == "json":
+        emit_json(report.as_dict())
+        raise typer.Exit(report.status)
+    width = max(len(c.id) for c in report.checks)
+    for c in report.checks:
+        typer.echo(f"{_MARK[str(c.status)]}  {c.id:<{width}}  {c.evidence}")
+        if c.fix:
+            typer.echo(f"{'':6}{'':<{width}}  fix: {c.fix}")
+    counts = {s: sum(1 for c in report.checks if str(c.status) == s) for s in _MARK}
+    typer.echo(f"{len(report.checks)} checks: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+               + f" ({report.seconds['total']:.1f} s)")
+    raise typer.Exit(report.status)
+
+
+@app.command()
+def status(
+    output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
+    chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
+                                                 help="chronyd's command socket, if not the default."),
+) -> None:
+    """chronyd at a glance: process, configuration (and drift from what chronyctl6 would render),
+    sources with reachability, tracking, conflicting daemons. Exit 0 chronyd runs, 1 it does not.
+
+    Example: chronyctl6 status -o json
+    """
+    from chronyctl6 import status as st
+
+    _check_output(output)
+    report = _guard(lambda: st.status(chronyc_socket=chronyd_socket))
+    if output == "json":
+        emit_json(report.as_dict())
+        raise typer.Exit(report.exit_status)
+    if not report.chronyd:
+        typer.echo("chronyd: not running")
+    for p in report.chronyd:
+        typer.echo(f"chronyd: pid {p.pid}, user {p.user}, up {_duration(p.uptime)}")
+    typer.echo(f"config: {report.config_path or '?'} ({report.config_from}); {report.drift.state}: "
+               f"{report.drift.detail}")
+    if report.sources:
+        typer.echo("sources:")
+        for s in report.sources:
+            typer.echo(f"  {s.mode}{s.state} {s.name:<40} stratum {s.stratum:>2}  reach {s.reach:03o} "
+                       f"({s.reachability_ratio:.0%})  offset {s.adjusted_offset:+.6f} s +/- {s.error:.6f} s"
+                       + ("  <- selected" if s.selected else ""))
+    t = report.tracking
+    if t is not None:
+        typer.echo(f"tracking: {t.ref_name or t.ref_id} stratum {t.stratum}, offset {t.system_offset:+.9f} s, "
+                   f"frequency {t.frequency_ppm:+.3f} ppm, skew {t.skew_ppm:.3f} ppm, root distance "
+                   f"{t.root_distance:.6f} s, leap {t.leap_status}")
+    for line in report.errors:
+        typer.echo(f"chronyctl6: error: {line}", err=True)
+    for line in report.warnings:
+        typer.echo(f"chronyctl6: warning: {line}", err=True)
+    if not report.others:
+        typer.echo("conflicting daemons: none")
+    raise typer.Exit(report.exit_status)
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    days, s = divmod(s, 86400)
+    hours, s = divmod(s, 3600)
+    minutes, s = divmod(s, 60)
+    return (f"{days}d " if days else "") + f"{hours:02d}:{minutes:02d}:{s:02d}"
 
 
 def main() -> None:

@@ -77,7 +77,8 @@ def is_timesync(host: str) -> bool:
         return False
 
 
-def judge(directive: Directive, *, runtime_sourcedir: str) -> Verdict:
+def judge(directive: Directive, *, runtime_sourcedir: str,
+          replaced_sourcedirs: tuple[tuple[str, str], ...] = ()) -> Verdict:
     """What a takeover does with one directive of a file chronyctl6 is about to replace."""
     kw, args = directive.keyword, directive.args
     if kw in SOURCE_KEYWORDS:
@@ -98,6 +99,9 @@ def judge(directive: Directive, *, runtime_sourcedir: str) -> Verdict:
         return Verdict(directive, Fate.DROP, "ENA PTP hardware clock: chronyctl6 manages it (--phc)")
     if kw == "sourcedir" and args and args[0].rstrip("/") == runtime_sourcedir:
         return Verdict(directive, Fate.DROP, "boot-time source directory: chronyctl6 manages it")
+    for directory, why in replaced_sourcedirs:
+        if kw == "sourcedir" and args and args[0].rstrip("/") == directory:
+            return Verdict(directive, Fate.DROP, why)
     return Verdict(directive, Fate.KEEP)
 
 

@@ -27,6 +27,18 @@ class HostNetwork:
         return bool(self.ipv4)
 
 
+@dataclass(frozen=True)
+class InstanceHint:
+    """What instance metadata says that local addresses cannot: None where IMDS did not answer."""
+
+    system: str | None = None  # nitro | xen
+    ipv6_assigned: bool | None = None  # the primary interface has IPv6 addresses in EC2
+
+    @property
+    def xen(self) -> bool:
+        return self.system == "xen"
+
+
 def read_network() -> HostNetwork:
     import psutil  # imported here: `check` must not pay for it at start-up
 

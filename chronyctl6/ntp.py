@@ -30,8 +30,11 @@ MODE_SERVER = 4
 # Time Sync, like chronyd's default `ratelimit`, lets a client send a burst of 8 quickly.
 MAX_SAMPLES = 8
 DEFAULT_SAMPLES = 6
-DEFAULT_SPACING = 0.012  # seconds between two requests to the same server
-DEFAULT_LOST_AFTER = 0.5  # a request still unanswered after this is taken as lost
+DEFAULT_SPACING = 0.001  # seconds a request waits for the previous one's reply, at most
+_STRAGGLER_SLACK = 0.001  # seconds; see _Exchange.straggler_cutoff
+# What an ICMP error for one of our requests looks like on the socket.
+_ICMP_ERRORS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH,
+                          errno.EHOSTDOWN, errno.ENETDOWN, errno.EACCES, errno.EPERM})
 # Kiss codes after which RFC 5905 says to stop (DENY, RSTR) or slow down (RATE): for a
 # one-shot check both mean "send nothing more to this server".
 KISS_STOP = frozenset({"RATE", "DENY", "RSTR"})
@@ -77,6 +80,10 @@ class Target:
     @property
     def port(self) -> int:
         return self.sockaddr[1]
+
+    @property
+    def resolved(self) -> bool:
+        return self.family != socket.AF_UNSPEC
 
 
 @dataclass(frozen=True)
@@ -130,8 +137,11 @@ class Measurement:
 def resolve(server: str, port: int = NTP_PORT) -> list[Target]:
     """Every address a server name gives (an IP literal gives itself, without DNS)."""
     host = server[1:-1] if server.startswith("[") and server.endswith("]") else server
+    # A colon cannot be in a host name: such a server is an IPv6 literal, never looked up.
+    flags = socket.AI_NUMERICHOST if ":" in host else 0
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP,
+                                   flags=flags)
     except socket.gaierror as exc:
         raise NtpError(
             f"cannot resolve NTP server {server!r}: {exc.strerror}",
@@ -147,6 +157,11 @@ def resolve(server: str, port: int = NTP_PORT) -> list[Target]:
     if not targets:
         raise NtpError(f"NTP server {server!r} has no IPv4 or IPv6 address")
     return targets
+
+
+def unresolved(server: str, port: int, why: str) -> Measurement:
+    """The record of a server whose name gave no address: nothing was sent."""
+    return Measurement(Target(server, socket.AF_UNSPEC, (server, port)), error=why)
 
 
 def request_packet(nonce: bytes) -> bytes:
@@ -191,11 +206,10 @@ def _same_endpoint(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
 class _Exchange:
     """One server's burst: sends spaced requests, matches replies to them by nonce."""
 
-    def __init__(self, target: Target, samples: int, spacing: float, lost_after: float) -> None:
+    def __init__(self, target: Target, samples: int, spacing: float) -> None:
         self.m = Measurement(target)
         self.samples = samples
         self.spacing = spacing
-        self.lost_after = lost_after
         self.outstanding: dict[bytes, tuple[int, int]] = {}  # nonce -> (wall ns, monotonic ns)
         self.last_send = -1.0  # monotonic seconds
         self.stopped = False  # kiss-of-death or a send error: nothing more goes out
@@ -209,26 +223,42 @@ class _Exchange:
             self.sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
 
     def next_send(self) -> float | None:
-        """When the next request may go (monotonic seconds), or None if no more will."""
+        """When the next request may go (monotonic seconds), or None if no more will.
+
+        A reply frees the next request at once; without one, the next goes `spacing` after
+        the last, so a slow or lost reply delays the burst by little. Against Time Sync
+        (replies in well under a millisecond) the burst is over in a few milliseconds."""
         if self.stopped or self.m.sent >= self.samples:
             return None
-        if self.m.sent == 0:
-            return 0.0
-        gap = self.spacing if not self.outstanding else max(self.spacing, self.lost_after)
-        return self.last_send + gap
+        if self.m.sent == 0 or not self.outstanding:
+            return self.last_send
+        return self.last_send + self.spacing
+
+    def straggler_cutoff(self) -> float | None:
+        """When waiting for the replies still out stops being worth it: once the youngest has
+        been out for twice the best delay, a reply could no longer be the minimum-delay
+        sample. None while there is no valid sample (then only the deadline ends the wait)."""
+        best = self.m.best
+        if best is None or not self.outstanding:
+            return None
+        youngest = max(mono for _wall, mono in self.outstanding.values()) / _NS
+        return youngest + 2 * best.delay + _STRAGGLER_SLACK
 
     def finished(self, now: float) -> bool:
         if self.next_send() is not None:
             return False
         if not self.outstanding or self.stopped:
             return True
-        # All sent: wait a while for stragglers, or until the deadline if none was valid.
-        return bool(self.m.samples) and now - self.last_send >= self.lost_after
+        cutoff = self.straggler_cutoff()
+        return cutoff is not None and now >= cutoff
 
     def send(self) -> None:
         nonce = os.urandom(8)
         data = request_packet(nonce)
-        wall, mono = time.time_ns(), time.monotonic_ns()
+        # Monotonic first: t4 = t1 + round trip then errs late, never early, so the interval
+        # [t1, t4] always holds the server's [t2, t3] and the error bound stays a bound.
+        mono = time.monotonic_ns()
+        wall = time.time_ns()
         try:
             self.sock.sendto(data, self.m.target.sockaddr)
         except OSError as exc:
@@ -240,14 +270,19 @@ class _Exchange:
         self.m.sent += 1
         self.last_send = mono / _NS
 
-    def receive(self) -> None:
-        """Read every datagram waiting; judge each."""
-        while True:
+    def receive(self, deadline: float) -> None:
+        """Read every datagram waiting and judge each; a flood cannot hold us past the
+        deadline."""
+        while time.monotonic() < deadline:
             try:
                 data, peer = self.sock.recvfrom(1024)
             except BlockingIOError:
                 return
             except OSError as exc:
+                if exc.errno not in _ICMP_ERRORS:
+                    self.m.error = exc.strerror or str(exc)
+                    self.stopped = True
+                    return
                 self._icmp_error(exc)
                 continue
             mono4 = time.monotonic_ns()
@@ -335,7 +370,6 @@ def measure(
     samples: int = DEFAULT_SAMPLES,
     timeout: float = 2.0,
     spacing: float = DEFAULT_SPACING,
-    lost_after: float = DEFAULT_LOST_AFTER,
 ) -> list[Measurement]:
     """Run a burst against every target at once; return within `timeout` seconds whatever
     arrives (stray packets only cost their own handling, never extend the wait)."""
@@ -343,7 +377,7 @@ def measure(
     exchanges: list[_Exchange] = []
     try:
         for target in targets:
-            exchanges.append(_Exchange(target, samples, spacing, lost_after))
+            exchanges.append(_Exchange(target, samples, spacing))
         while True:
             now = time.monotonic()
             for ex in exchanges:
@@ -357,14 +391,15 @@ def measure(
             wake = deadline
             for ex in active:
                 due = ex.next_send()
+                cutoff = ex.straggler_cutoff()
                 if due is not None:
                     wake = min(wake, due)
-                elif ex.m.samples:
-                    wake = min(wake, ex.last_send + ex.lost_after)
+                elif cutoff is not None:
+                    wake = min(wake, cutoff)
             readable, _, _ = select.select([ex.sock for ex in active], [], [], max(0.0, wake - now))
             for ex in active:
                 if ex.sock in readable:
-                    ex.receive()
+                    ex.receive(deadline)
     finally:
         for ex in exchanges:
             ex.sock.close()

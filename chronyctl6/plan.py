@@ -114,7 +114,8 @@ def make_plan(request: Request) -> Plan:
     platform = load_platform(request, chosen)
     network = host.read_network() if request.live else None
     phc = host.find_phc(request.root) if request.live else None
-    choices = render.decide(chosen, platform, network=network, phc_device=phc)
+    hint = _instance_hint(chosen, network)
+    choices = render.decide(chosen, platform, network=network, phc_device=phc, hint=hint)
 
     config_path = request.under_root(platform.config_path)
     if not config_path.parent.is_dir():
@@ -130,7 +131,7 @@ def make_plan(request: Request) -> Plan:
 
     boot_endpoint = None
     if choices.at_boot and request.live and network is not None:
-        boot_endpoint = render.choose_endpoint(chosen.ipv6, network)
+        boot_endpoint = render.choose_endpoint(chosen.ipv6, network, hint)
         changes.append(boot_sources_change(request, platform, boot_endpoint, chosen.timesync_options))
 
     warnings = list(choices.warnings)
@@ -143,6 +144,15 @@ def make_plan(request: Request) -> Plan:
     warnings.extend(dropin_warnings)
     return Plan(request, chosen, platform, choices, rendered, tuple(changes), boot_endpoint,
                 tuple(warnings))
+
+
+def _instance_hint(chosen: settings.Settings, network: host.HostNetwork | None) -> host.InstanceHint | None:
+    """Asked only where it can change the choice: a live host with `--ipv6 auto`."""
+    if network is None or chosen.ipv6 != "auto":
+        return None
+    from chronyctl6 import imds
+
+    return imds.instance_hint(network)
 
 
 def boot_sources_change(

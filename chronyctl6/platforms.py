@@ -21,6 +21,9 @@ class Platform:
     user: str  # the user chronyd drops privileges to
     template: str  # the template holding the distro's stock directives
     version_major: str = ""  # os-release VERSION_ID's major part, where one ID covers two platforms
+    # Source directories the distro fills at every boot with sources of its own choosing that
+    # conflict with Time Sync's single line: a takeover replaces them (reason: the text).
+    replaced_sourcedirs: tuple[tuple[str, str], ...] = ()
 
     @property
     def runtime_sourcedir(self) -> str:
@@ -33,7 +36,9 @@ PLATFORMS: tuple[Platform, ...] = (
     Platform("amzn2", "Amazon Linux 2", ("amzn",), "/etc/chrony.conf", "chronyd", "chrony",
              "amzn2.conf.j2", version_major="2"),
     Platform("amzn2023", "Amazon Linux 2023", ("amzn",), "/etc/chrony.conf", "chronyd", "chrony",
-             "amzn2023.conf.j2", version_major="2023"),
+             "amzn2023.conf.j2", version_major="2023",
+             replaced_sourcedirs=(("/run/chrony.d", "Amazon Linux fills it at every boot with the IPv4 Time "
+                                   "Sync line (and time.aws.com): a second Time Sync line beside chronyctl6's"),)),
     Platform("rhel", "RHEL family", ("rhel", "centos", "rocky", "almalinux", "ol", "fedora"),
              "/etc/chrony.conf", "chronyd", "chrony", "rhel.conf.j2"),
     Platform("debian", "Debian", ("debian",), "/etc/chrony/chrony.conf", "chrony", "_chrony",

@@ -15,7 +15,7 @@ import jinja2
 
 from chronyctl6 import conf
 from chronyctl6.errors import BadInput
-from chronyctl6.host import HostNetwork
+from chronyctl6.host import HostNetwork, InstanceHint
 from chronyctl6.platforms import Platform
 from chronyctl6.settings import Settings
 
@@ -50,8 +50,9 @@ class Rendered:
     carried: tuple[str, ...]
 
 
-def choose_endpoint(mode: str, network: HostNetwork) -> Endpoint:
-    """The single Time Sync endpoint for `--ipv6 auto|on|off` on a host with these addresses."""
+def choose_endpoint(mode: str, network: HostNetwork, hint: InstanceHint | None = None) -> Endpoint:
+    """The single Time Sync endpoint for `--ipv6 auto|on|off` on a host with these addresses
+    (and, where instance metadata answered, this kind of instance)."""
     if mode == "on":
         return Endpoint(conf.TIMESYNC_IPV6, "--ipv6 on")
     if mode == "off":
@@ -61,6 +62,8 @@ def choose_endpoint(mode: str, network: HostNetwork) -> Endpoint:
                 hint="use --ipv6 on (or auto) on an IPv6-only instance",
             )
         return Endpoint(conf.TIMESYNC_IPV4, "--ipv6 off")
+    if hint is not None and hint.xen and network.has_ipv4:
+        return Endpoint(conf.TIMESYNC_IPV4, "a Xen instance: fd00:ec2::123 answers only on Nitro instances")
     if network.has_global_ipv6:
         return Endpoint(conf.TIMESYNC_IPV6, f"this host has an IPv6 address ({network.global_ipv6[0]})")
     if network.has_ipv4:
@@ -75,6 +78,7 @@ def decide(
     *,
     network: HostNetwork | None,
     phc_device: str | None,
+    hint: InstanceHint | None = None,
 ) -> Choices:
     """network None means an image build (--root): the future network is unknown."""
     warnings: list[str] = []
@@ -85,7 +89,7 @@ def decide(
         address = conf.TIMESYNC_IPV6 if settings.ipv6 == "on" else conf.TIMESYNC_IPV4
         endpoint = Endpoint(address, f"--ipv6 {settings.ipv6}")
     else:
-        endpoint = choose_endpoint(settings.ipv6, network)
+        endpoint = choose_endpoint(settings.ipv6, network, hint)
 
     phc: str | None = None
     if settings.phc == "on":
@@ -132,7 +136,9 @@ def environment() -> jinja2.Environment:
 
 def render_config(choices: Choices, existing: str | None) -> Rendered:
     runtime_dir = choices.platform.runtime_sourcedir
-    verdicts = [conf.judge(d, runtime_sourcedir=runtime_dir) for d in conf.parse(existing or "")]
+    verdicts = [conf.judge(d, runtime_sourcedir=runtime_dir,
+                           replaced_sourcedirs=choices.platform.replaced_sourcedirs)
+                for d in conf.parse(existing or "")]
     kept = [v.directive for v in verdicts if v.fate is conf.Fate.KEEP]
     dropped = tuple(v for v in verdicts if v.fate is conf.Fate.DROP)
 

@@ -13,9 +13,11 @@ silent time-out, which is what a disabled endpoint looks like from an instance).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,7 @@ from types import TracebackType
 from typing import Literal
 
 from sandbox import distros
+from sandbox.container import Container, attach
 from sandbox.instance import DEFAULT_SETTINGS, Instance
 from sandbox.namespaces import Holder, SandboxError, bound_ports, refuse_real_network
 
@@ -58,6 +61,7 @@ class Ec2:
         settings: str = DEFAULT_SETTINGS,
         metadata: dict[str, str] | None = None,
         ratelimit: str = "interval 12 burst 1 leak 4",
+        hop_limit: int = 1,
     ) -> None:
         if timesync not in ("serving", "silent", "ratelimit", "kod"):
             raise SandboxError(f"unknown timesync mode {timesync!r}")
@@ -69,6 +73,7 @@ class Ec2:
         self.timesync: TimeSync = timesync
         self.subnet_ipv6 = ipv6 if subnet_ipv6 is None else subnet_ipv6
         self.ratelimit = ratelimit
+        self.hop_limit = hop_limit  # HttpPutResponseHopLimit (EC2's default is 1)
         self.distro = distros.load(distro)
         suffix = os.urandom(8).hex()
         self.instance_id = "i-0" + suffix[:16]
@@ -81,8 +86,10 @@ class Ec2:
         self.workdir = Path()
         self.ec2 = Holder("ec2")
         self.instance_holder = Holder("instance")
+        self._containers: list[Container] = []
         self._instance: Instance | None = None
         self._procs: list[subprocess.Popen[bytes]] = []
+        self._timesync_proc: subprocess.Popen[bytes] | None = None
         self.setup_seconds = 0.0
         self._closed = False
 
@@ -106,6 +113,16 @@ class Ec2:
         if not self.imds_log.exists():
             return []
         return [json.loads(line) for line in self.imds_log.read_text().splitlines() if line]
+
+    def container(self) -> Container:
+        """A container on the instance, one routed hop behind it (see container.py)."""
+        if self._instance is None:
+            raise SandboxError("the sandbox is not running")
+        box = attach(self.ec2, self.instance_holder,
+                     self.workdir / f"container-{len(self._containers)}.log",
+                     instance_v4=self._instance.ipv4, instance_v6=self._instance.ipv6)
+        self._containers.append(box)
+        return box
 
     def __enter__(self) -> Ec2:
         self.start()
@@ -131,8 +148,7 @@ class Ec2:
                 ipv4=INSTANCE_V4 if self.ipv4 else None, ipv6=INSTANCE_V6 if self.ipv6 else None,
                 settings=self.settings,
             )
-            self._instance.prepare()
-            self._instance.mount()
+            self._instance.build()
             self._network()
             self._start_timesync()
             self._start_imds()
@@ -145,7 +161,9 @@ class Ec2:
         if self._closed:
             return
         self._closed = True
-        # The instance first: systemd-nspawn or chronyd there must not outlive its network.
+        # Containers and the instance first: nothing there may outlive its network.
+        for box in self._containers:
+            box.holder.stop()
         self.instance_holder.stop()
         self.ec2.stop()
         for proc in self._procs:
@@ -161,9 +179,8 @@ class Ec2:
     def leftovers(self) -> list[str]:
         """What of this sandbox still exists (empty after close): processes, mounts, files."""
         found: list[str] = []
-        inodes = {h.net_inode for h in (self.ec2, self.instance_holder)} | {
-            h.mnt_inode for h in (self.ec2, self.instance_holder)
-        }
+        holders = [self.ec2, self.instance_holder, *(box.holder for box in self._containers)]
+        inodes = {h.net_inode for h in holders} | {h.mnt_inode for h in holders}
         inodes.discard(0)
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -238,6 +255,20 @@ class Ec2:
     def _timesync_binds(self) -> list[str]:
         return [TIME_SYNC_V4] + ([TIME_SYNC_V6] if self.nitro else [])
 
+    def set_timesync(self, mode: TimeSync) -> None:
+        """Switch the Time Sync Service to another behaviour while the instance runs."""
+        if mode not in ("serving", "silent", "ratelimit", "kod"):
+            raise SandboxError(f"unknown timesync mode {mode!r}")
+        old = self._timesync_proc
+        if old is not None:
+            # nsenter forked the server into the PID namespace and waits for it: kill the server.
+            for child in _children(old.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
+            old.wait(timeout=10)
+        self.timesync = mode
+        self._start_timesync()
+
     def _start_timesync(self) -> None:
         ec2dir = self.workdir / "ec2"
         binds = self._timesync_binds()
@@ -256,7 +287,8 @@ class Ec2:
             argv = [sys.executable, "-m", "sandbox.ntp", "serve", "--mode",
                     "kod" if self.timesync == "kod" else "silent"]
             argv += [arg for a in binds for arg in ("--bind", a)]
-        self._procs.append(self.ec2.popen(argv, log=self.timesync_log))
+        self._timesync_proc = self.ec2.popen(argv, log=self.timesync_log)
+        self._procs.append(self._timesync_proc)
         self._wait(lambda: 123 in bound_ports(self.ec2, "udp")
                    and (not self.nitro or 123 in bound_ports(self.ec2, "udp6")),
                    "the Time Sync Service", self.timesync_log)
@@ -299,6 +331,7 @@ class Ec2:
         config = {
             "binds": [IMDS_V4] + ([IMDS_V6] if self.imds_ipv6 else []),
             "tokens": self.tokens,
+            "hop_limit": self.hop_limit,
             "metadata": self._metadata(),
             "log": str(self.imds_log),
             "ready_file": str(ready),
@@ -322,3 +355,10 @@ class Ec2:
             time.sleep(0.01)
         tail = log.read_text()[-2000:] if log.exists() else ""
         raise SandboxError(f"{what} did not come up within {timeout:g} s:\n{tail}")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []

@@ -32,6 +32,7 @@ class Metadata:
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.tokens_required = config["tokens"] == "required"
+        self.hop_limit = int(config.get("hop_limit", 1))
         self.files: dict[str, str] = dict(config["metadata"])
         self.log_path: str = config["log"]
         self._tokens: dict[str, float] = {}
@@ -111,6 +112,12 @@ class Handler(BaseHTTPRequestHandler):
         if not 1 <= ttl <= MAX_TTL:
             self._reply(400, "Bad Request", "none")
             return
+        # HttpPutResponseHopLimit: the token's reply leaves with this TTL / hop limit, so a
+        # container one routed hop behind the instance never receives it (a time-out).
+        if self.connection.family == socket.AF_INET6:
+            self.connection.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, self.meta.hop_limit)
+        else:
+            self.connection.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, self.meta.hop_limit)
         self._reply(200, self.meta.issue(ttl), "issued", {TTL_HEADER: str(ttl)})
 
     def do_GET(self) -> None:

@@ -9,7 +9,6 @@ real paths with no --root: exactly what they do on a live instance.
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import stat
@@ -18,18 +17,18 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from chronyctl6 import chrony
 from sandbox.distros import Distro
 from sandbox.namespaces import Holder, SandboxError
+from sandbox.probe import Probes
 
 SETTINGS_PATH = "/etc/chronyctl6/settings.toml"
 DEFAULT_SETTINGS = 'service_manager = "direct"\n'
 CHRONYD_PIDFILE = "/run/chrony/chronyd.pid"
 
 
-class Instance:
+class Instance(Probes):
     def __init__(
         self,
         holder: Holder,
@@ -48,6 +47,9 @@ class Instance:
         self.ipv4 = ipv4
         self.ipv6 = ipv6
         self.settings = settings
+        # How `chronyctl6` is run on the instance: this checkout's by default; a test of an
+        # installed package sets e.g. ["/usr/bin/chronyctl6"].
+        self.cli: list[str] = [sys.executable, "-m", "chronyctl6"]
 
     # ------------------------------------------------------------ building
 
@@ -59,9 +61,22 @@ class Instance:
     def hostname(self) -> str:
         return "ip-" + self.ipv4.replace(".", "-") if self.ipv4 else "ipv6-only"
 
-    def prepare(self) -> None:
-        """Lay out the overlay upper directories before anything is mounted."""
-        w = self.workdir
+    @property
+    def layers(self) -> str:
+        """Where the instance's own layers live: a tmpfs in its mount namespace only, so they
+        need no particular filesystem under /tmp (an overlay upper cannot be on overlayfs) and
+        vanish with the instance."""
+        return f"{self.workdir}/layers"
+
+    def build(self) -> None:
+        self.holder.run(["sh", "-ec", f"mkdir -p {self.layers}\n"
+                         f"mount -t tmpfs -o mode=0755,size=64m sandbox-layers {self.layers}"],
+                        timeout=20, check=True)
+        self._prepare(self.path(self.layers))
+        self._mount()
+
+    def _prepare(self, w: Path) -> None:
+        """Lay out the overlay upper directories (reached from outside through /proc/PID/root)."""
         for d in ("etc-upper", "etc-work", "var-upper", "var-work", "run"):
             (w / d).mkdir(mode=0o755)
         etc = w / "etc-upper"
@@ -92,8 +107,8 @@ class Instance:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
 
-    def mount(self) -> None:
-        w = self.workdir
+    def _mount(self) -> None:
+        w = self.layers
         script = f"""set -e
 hostname {self.hostname}
 mount -t overlay overlay -o lowerdir=/etc,upperdir={w}/etc-upper,workdir={w}/etc-work /etc
@@ -114,10 +129,10 @@ mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp
         env: Mapping[str, str] | None = None,
         input_text: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run argv on the instance as root. `chronyctl6` is this checkout's, via `python -m`."""
+        """Run argv on the instance as root. `chronyctl6` means `self.cli` (this checkout's)."""
         argv = list(argv)
         if argv and argv[0] == "chronyctl6":
-            argv = [sys.executable, "-m", "chronyctl6", *argv[1:]]
+            argv = [*self.cli, *argv[1:]]
         full_env = {"CHRONYCTL6_CHRONYD_ARGS": "-x", **(env or {})}
         done = self.holder.run(argv, timeout=timeout, env=full_env, input_text=input_text)
         if check and done.returncode != 0:
@@ -174,34 +189,20 @@ mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp
             f"sources:\n{self.chronyc('sources').stdout}"
         )
 
-    def ntp_query(
-        self, address: str, *, count: int = 1, interval: float = 0.2, timeout: float = 1.0
-    ) -> list[dict[str, Any]]:
-        """NTP exchanges made from the instance (sandbox.ntp query): what a client there sees."""
-        argv = [sys.executable, "-m", "sandbox.ntp", "query", address, "--count", str(count),
-                "--interval", str(interval), "--timeout", str(timeout)]
-        done = self.run(argv, timeout=count * (interval + timeout) + 20, check=True)
-        return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-
-    def http(
-        self, method: str, host: str, path: str, headers: Mapping[str, str] | None = None,
-        *, timeout: float = 2.0,
-    ) -> dict[str, Any]:
-        """One HTTP request made from the instance (sandbox.probe): status, body, or errno."""
-        argv = [sys.executable, "-m", "sandbox.probe", "http", method, host, path,
-                "--timeout", str(timeout)]
-        for name, value in (headers or {}).items():
-            argv += ["-H", f"{name}: {value}"]
-        done = self.run(argv, timeout=timeout + 20, check=True)
-        result: dict[str, Any] = json.loads(done.stdout)
-        return result
-
     def chronyd_pid(self) -> int | None:
         """chronyd's pid as seen from the instance (its own PID namespace)."""
         try:
             return int(self.read_text(CHRONYD_PIDFILE).strip())
         except (OSError, ValueError):
             return None
+
+    def start_decoy(self, name: str) -> int:
+        """A do-nothing process whose name (comm) is `name`, e.g. systemd-timesyncd, for checks
+        that look for a conflicting time daemon: the real one must never run here."""
+        decoy = f"/run/sandbox-decoys/{name}"
+        self.run(["sh", "-c", f"mkdir -p /run/sandbox-decoys && cp /bin/sleep {decoy}"], check=True)
+        done = self.run(["sh", "-c", f"{decoy} infinity </dev/null >/dev/null 2>&1 & echo $!"], check=True)
+        return int(done.stdout.strip())
 
     def start_chronyd(self, config: str | None = None, *extra: str) -> None:
         """Start the instance's chronyd by hand (-x), after writing `config` to the distro's path."""

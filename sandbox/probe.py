@@ -11,9 +11,10 @@ import errno
 import http.client
 import json
 import socket
+import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -37,6 +38,43 @@ def http_request(method: str, host: str, path: str, headers: dict[str, str], tim
                 "elapsed": time.monotonic() - started}
     finally:
         conn.close()
+
+
+class Probes:
+    """What a program sees from a place in the sandbox (the instance, a container on it)."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float = 60.0,
+        check: bool = False,
+        env: Mapping[str, str] | None = None,
+        input_text: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        raise NotImplementedError
+
+    def ntp_query(
+        self, address: str, *, count: int = 1, interval: float = 0.2, timeout: float = 1.0
+    ) -> list[dict[str, Any]]:
+        """NTP exchanges made from here (sandbox.ntp query): reply, kiss, time-out or errno."""
+        argv = [sys.executable, "-m", "sandbox.ntp", "query", address, "--count", str(count),
+                "--interval", str(interval), "--timeout", str(timeout)]
+        done = self.run(argv, timeout=count * (interval + timeout) + 20, check=True)
+        return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+    def http(
+        self, method: str, host: str, path: str, headers: Mapping[str, str] | None = None,
+        *, timeout: float = 2.0,
+    ) -> dict[str, Any]:
+        """One HTTP request made from here (sandbox.probe http): status, body, or errno."""
+        argv = [sys.executable, "-m", "sandbox.probe", "http", method, host, path,
+                "--timeout", str(timeout)]
+        for name, value in (headers or {}).items():
+            argv += ["-H", f"{name}: {value}"]
+        done = self.run(argv, timeout=timeout + 20, check=True)
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ says it is: any error the client reports is the client's.
 
 from __future__ import annotations
 
+import heapq
 import random
 import select
 import socket
@@ -126,28 +127,37 @@ class Responder:
         self.other.close()
 
     def _serve(self) -> None:
+        # Requests wait out their own path delay independently (a heap of due times), as
+        # packets on a network path do; the server answers each when it "arrives".
+        due: list[tuple[float, int, bytes, tuple[object, ...]]] = []
+        count = 0
         while not self._stop.is_set():
-            readable, _, _ = select.select([self.sock], [], [], 0.05)
-            if not readable:
-                continue
-            request, peer = self.sock.recvfrom(1024)
-            if self.request_delay is not None:
-                # The request "arrives" later: a slow, queued request path.
-                time.sleep(self.request_delay())
-            rx = server_now(self.state)
-            self.requests.append(request)
-            replies = self.behaviour(request, rx, self.state)
-            until = time.monotonic() + self.spray_for
-            while True:
-                for reply in replies:
-                    data = reply.data
-                    sock = self.other if reply.from_other_port else self.sock
-                    if data[40:48] == TX_PLACEHOLDER:
-                        data = data[:40] + server_now(self.state) + data[48:]
-                    sock.sendto(data, peer)
-                if time.monotonic() >= until or self._stop.is_set():
-                    break
-                time.sleep(0.002)
+            wait = 0.05 if not due else max(0.0, min(0.05, due[0][0] - time.monotonic()))
+            readable, _, _ = select.select([self.sock], [], [], wait)
+            if readable:
+                request, peer = self.sock.recvfrom(1024)
+                delay = self.request_delay() if self.request_delay is not None else 0.0
+                count += 1
+                heapq.heappush(due, (time.monotonic() + delay, count, request, peer))
+            while due and due[0][0] <= time.monotonic():
+                _, _, request, peer = heapq.heappop(due)
+                self._answer(request, peer)
+
+    def _answer(self, request: bytes, peer: tuple[object, ...]) -> None:
+        rx = server_now(self.state)
+        self.requests.append(request)
+        replies = self.behaviour(request, rx, self.state)
+        until = time.monotonic() + self.spray_for
+        while True:
+            for reply in replies:
+                data = reply.data
+                sock = self.other if reply.from_other_port else self.sock
+                if data[40:48] == TX_PLACEHOLDER:
+                    data = data[:40] + server_now(self.state) + data[48:]
+                sock.sendto(data, peer)
+            if time.monotonic() >= until or self._stop.is_set():
+                break
+            time.sleep(0.002)
 
 
 def exponential_delay(mean: float, seed: int | None = None) -> Callable[[], float]:

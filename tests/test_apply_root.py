@@ -235,7 +235,7 @@ def test_at_boot_without_the_unit_says_how_to_run_the_boot_step(tmp_path: Path) 
     assert not (root / "etc/systemd/system").exists()
 
 
-def test_conflicting_dropins_are_disabled_in_persistent_dirs_and_reported_under_run(tmp_path: Path) -> None:
+def test_conflicting_dropins_are_disabled_and_boot_filled_dirs_replaced(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "amzn2023")
     etc_d, run_d = root / "etc/chrony.d", root / "run/chrony.d"
     run_d.mkdir(parents=True)
@@ -251,7 +251,9 @@ def test_conflicting_dropins_are_disabled_in_persistent_dirs_and_reported_under_
     assert (etc_d / "ntp-pool.sources").read_text().endswith("# pool 2.amazon.pool.ntp.org iburst\n")
     assert (etc_d / "aws.sources").read_text() == "pool time.aws.com iburst\n"
     assert "-server 169.254.169.123 prefer iburst" in done.stdout  # shown in the diff
-    assert "/run/chrony.d/link-local-ipv4.sources adds server 169.254.169.123" in done.stderr
+    # Amazon Linux refills /run/chrony.d at every boot: its sourcedir is replaced, not edited.
+    assert "dropped: sourcedir /run/chrony.d  (Amazon Linux fills it at every boot" in done.stdout
+    assert "\nsourcedir /run/chrony.d" not in (root / "etc/chrony.conf").read_text()
     assert (run_d / "link-local-ipv4.sources").read_text().startswith("server ")
     # Nothing left to disable on the second run.
     again = cli("apply", "--root", str(root), "--ipv6", "on", "-o", "json")

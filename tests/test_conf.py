@@ -44,3 +44,13 @@ def test_judge(line: str, fate: conf.Fate, why: str) -> None:
 def test_is_managed_reads_only_the_header() -> None:
     assert conf.is_managed("# This file is managed by chronyctl6.\n")
     assert not conf.is_managed("a\nb\nc\n# managed by chronyctl6\n")
+
+
+def test_judge_drops_a_distros_boot_filled_sourcedir() -> None:
+    replaced = (("/run/chrony.d", "boot-filled"),)
+    d = conf.parse("sourcedir /run/chrony.d/")[0]
+    verdict = conf.judge(d, runtime_sourcedir="/run/chronyctl6", replaced_sourcedirs=replaced)
+    assert verdict.fate is conf.Fate.DROP and verdict.reason == "boot-filled"
+    keep = conf.judge(conf.parse("sourcedir /etc/chrony.d")[0], runtime_sourcedir="/run/chronyctl6",
+                      replaced_sourcedirs=replaced)
+    assert keep.fate is conf.Fate.KEEP

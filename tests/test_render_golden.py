@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from chronyctl6 import chrony
+from chronyctl6.errors import BadInput
 from chronyctl6.plan import Request, make_plan
 from chronyctl6.runner import which
 from tests.conftest import FIXTURES, require
@@ -73,3 +74,24 @@ def test_every_golden_has_exactly_one_timesync_line() -> None:
 
 def test_golden_set_is_complete() -> None:
     assert {p.stem for p in GOLDEN.glob("*.conf")} == {f"{d}-{v}" for d in DISTROS for v in VARIANTS}
+
+
+def test_endpoint_choice_rules() -> None:
+    from chronyctl6.host import HostNetwork, InstanceHint
+    from chronyctl6.render import choose_endpoint
+
+    dual = HostNetwork(("2001:db8::10%eth0",), ("192.0.2.10%eth0",))
+    v4only = HostNetwork((), ("192.0.2.10%eth0",))
+    v6only = HostNetwork(("2001:db8::10%eth0",), ())
+    nothing = HostNetwork((), ())
+    assert choose_endpoint("auto", dual).address == "fd00:ec2::123"
+    assert choose_endpoint("auto", v4only).address == "169.254.169.123"
+    assert choose_endpoint("auto", v6only).address == "fd00:ec2::123"
+    assert choose_endpoint("auto", nothing).address == "fd00:ec2::123"  # never IPv4 without IPv4
+    assert choose_endpoint("auto", dual, InstanceHint(system="xen")).address == "169.254.169.123"
+    assert choose_endpoint("auto", v6only, InstanceHint(system="xen")).address == "fd00:ec2::123"
+    assert choose_endpoint("auto", dual, InstanceHint(system="nitro")).address == "fd00:ec2::123"
+    assert choose_endpoint("on", v4only).address == "fd00:ec2::123"
+    assert choose_endpoint("off", dual).address == "169.254.169.123"
+    with pytest.raises(BadInput):
+        choose_endpoint("off", v6only)

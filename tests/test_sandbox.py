@@ -153,10 +153,11 @@ def test_time_sync_silent_gives_time_outs_not_errors(ec2_factory: Factory) -> No
 
 def test_time_sync_rate_limit_drops_replies(ec2_factory: Factory) -> None:
     ec2 = ec2_factory(timesync="ratelimit")
-    results = ec2.instance.ntp_query(TIME_SYNC_V6, count=8, interval=0.1, timeout=0.3)
+    results = ec2.instance.ntp_query(TIME_SYNC_V6, count=12, interval=0.1, timeout=0.3)
     outcomes = [r["outcome"] for r in results]
     assert outcomes[0] == "reply", outcomes  # the burst allowance
-    assert outcomes.count("timeout") >= 5, outcomes  # then dropped (leak: about 1 in 16 answered)
+    # Then dropped: chrony's leak answers about 1 in 16 at random, so most of 11 time out.
+    assert outcomes.count("timeout") >= 6, outcomes
 
 
 def test_time_sync_kiss_of_death_rate(ec2_factory: Factory) -> None:
@@ -164,6 +165,42 @@ def test_time_sync_kiss_of_death_rate(ec2_factory: Factory) -> None:
     for address in (TIME_SYNC_V6, TIME_SYNC_V4):
         [r] = ec2.instance.ntp_query(address)
         assert (r["outcome"], r["stratum"], r["refid"]) == ("kiss", 0, "RATE"), r
+
+
+def test_time_sync_can_go_silent_and_come_back_while_the_instance_runs(ec2: Ec2) -> None:
+    [before] = ec2.instance.ntp_query(TIME_SYNC_V6)
+    assert before["outcome"] == "reply", before
+    ec2.set_timesync("silent")
+    [during] = ec2.instance.ntp_query(TIME_SYNC_V6, timeout=0.5)
+    assert during["outcome"] == "timeout", during
+    ec2.set_timesync("kod")
+    [kiss] = ec2.instance.ntp_query(TIME_SYNC_V6)
+    assert kiss["refid"] == "RATE", kiss
+    ec2.set_timesync("serving")
+    [after] = ec2.instance.ntp_query(TIME_SYNC_V6)
+    assert after["outcome"] == "reply", after
+
+
+def test_hop_limit_1_keeps_the_token_from_a_container_behind_the_instance(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory(tokens="optional")  # hop_limit=1: EC2's default
+    box = ec2.container()
+    assert ec2.instance.http("PUT", IMDS_V4, "/latest/api/token", TTL)["status"] == 200
+    for host in (IMDS_V4, IMDS_V6):
+        put = box.http("PUT", host, "/latest/api/token", TTL, timeout=1.0)
+        assert (put["status"], put["error"]) == (None, "TIMEOUT"), put  # a time-out, not a refusal
+        # The rest of IMDS answers the container: only the token's reply is hop-limited.
+        assert box.http("GET", host, "/latest/meta-data/system")["body"] == "nitro"
+    [ntp] = box.ntp_query(TIME_SYNC_V6)
+    assert ntp["outcome"] == "reply", ntp
+
+
+def test_hop_limit_2_lets_the_container_have_a_token(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory(hop_limit=2)
+    box = ec2.container()
+    put = box.http("PUT", IMDS_V6, "/latest/api/token", TTL)
+    assert put["status"] == 200, put
+    got = box.http("GET", IMDS_V6, "/latest/meta-data/instance-id", {"X-aws-ec2-metadata-token": put["body"]})
+    assert got["body"] == ec2.instance_id
 
 
 # ------------------------------------------------------------------ the instance and its chronyd
@@ -208,6 +245,15 @@ def test_amazon_linux_instance_has_its_own_etc_and_run(ec2_factory: Factory) -> 
         "direct" not in Path("/etc/chronyctl6/settings.toml").read_text()
 
 
+def test_instance_has_its_own_processes_and_a_decoy_time_daemon(ec2: Ec2) -> None:
+    inst = ec2.instance
+    pid = inst.start_decoy("systemd-timesyncd")
+    seen = inst.run([sys.executable, "-c", "import psutil; print(sorted(p.name() for p in psutil.process_iter()))"],
+                    check=True).stdout
+    assert "systemd-timesyncd" in seen and "chronyd" not in seen  # psutil sees the instance only
+    assert inst.read_text(f"/proc/{pid}/comm").strip() == "systemd-timesyncd"[:15]  # TASK_COMM_LEN
+
+
 # ------------------------------------------------------------------ safety and cleanup
 
 
@@ -218,7 +264,7 @@ def test_nothing_is_left_behind_even_when_the_test_fails() -> None:
     with pytest.raises(RuntimeError, match="the test failed"), box:
         box.instance.start_chronyd()
         assert box.instance.chronyd_pid() is not None
-        holders = (box.ec2.pid, box.instance_holder.pid)
+        holders = (box.ec2.pid, box.instance_holder.pid, box.container().holder.pid)
         raise RuntimeError("the test failed")
     assert box.leftovers() == []
     for pid in holders:

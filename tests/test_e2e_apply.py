@@ -1,0 +1,168 @@
+"""End to end on the simulated EC2 instance: chronyctl6's real job against real chronyd.
+
+Each instance starts as the distribution ships it (stock chrony.conf, no chronyd running,
+settings.toml saying service_manager = "direct"). chronyctl6 runs ON the instance with no
+--root: real paths, a real chronyd restarted through the direct service backend (with -x),
+read back with `chronyc -n -c sources`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sandbox import TIME_SYNC_V4, TIME_SYNC_V6, Ec2
+from sandbox.distros import FIXTURES
+from sandbox.namespaces import REPO_ROOT, python_env
+
+pytestmark = pytest.mark.e2e
+
+Factory = Callable[..., Ec2]
+Record = Callable[[str, object], None]
+DISTROS = ["debian", "amzn2023"]
+
+
+def apply(ec2: Ec2, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    done = ec2.instance.run(["chronyctl6", "apply", *args], timeout=120)
+    return done, time.monotonic() - started
+
+
+def assert_runs_on(ec2: Ec2, address: str) -> None:
+    """chronyd selected `address`, no other Time Sync line, and runs the file chronyctl6 wrote."""
+    inst = ec2.instance
+    sources = inst.sources()
+    assert [s.name for s in sources if s.selected] == [address], sources
+    config = inst.read_text(inst.distro.chrony_conf_path)
+    active = [ln.strip() for ln in config.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert f"server {address} prefer iburst minpoll 4 maxpoll 4" in active
+    other = TIME_SYNC_V4 if address == TIME_SYNC_V6 else TIME_SYNC_V6
+    assert not [ln for ln in active if other in ln]
+    assert not [ln for ln in active if ln.startswith("leapsectz")]
+    pid = inst.chronyd_pid()
+    assert pid is not None
+    cmdline = inst.run(["cat", f"/proc/{pid}/cmdline"], check=True).stdout.split("\0")
+    assert cmdline[:3] == ["/usr/sbin/chronyd", "-f", inst.distro.chrony_conf_path] and "-x" in cmdline
+
+
+@pytest.mark.parametrize("distro", DISTROS)
+def test_apply_on_a_fresh_instance_selects_fd00_ec2_123(
+    ec2_factory: Factory, distro: str, record_property: Record
+) -> None:
+    ec2 = ec2_factory(distro=distro)
+    done, seconds = apply(ec2, "--wait", "30")
+    assert done.returncode == 0, done.stderr
+    assert f"chronyd selected {TIME_SYNC_V6} after" in done.stdout
+    assert "chronyd: restart" in done.stdout
+    assert_runs_on(ec2, TIME_SYNC_V6)
+    record_property("apply_to_selected_seconds", round(seconds, 2))
+    print(f"\n{distro}: setup {ec2.setup_seconds:.2f} s, apply --wait to {TIME_SYNC_V6} selected {seconds:.2f} s")
+
+
+@pytest.mark.parametrize("distro", DISTROS)
+def test_apply_without_ipv6_selects_the_ipv4_endpoint(ec2_factory: Factory, distro: str) -> None:
+    ec2 = ec2_factory(distro=distro, ipv6=False)
+    done, _ = apply(ec2, "--wait", "30")
+    assert done.returncode == 0, done.stderr
+    assert f"chronyd selected {TIME_SYNC_V4} after" in done.stdout
+    assert_runs_on(ec2, TIME_SYNC_V4)
+
+
+def test_apply_on_an_ipv6_only_instance_selects_fd00_ec2_123(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory(ipv4=False)
+    done, _ = apply(ec2, "--wait", "30")
+    assert done.returncode == 0, done.stderr
+    assert_runs_on(ec2, TIME_SYNC_V6)
+
+
+def test_non_nitro_instance_gets_the_ipv4_endpoint_despite_its_ipv6_address(ec2_factory: Factory) -> None:
+    """On Xen the IPv6 endpoints do not exist even with an IPv6 address: `--ipv6 auto` reads
+    meta-data/system and takes IPv4."""
+    ec2 = ec2_factory(nitro=False)
+    done, _ = apply(ec2, "--wait", "30")
+    assert done.returncode == 0, done.stderr
+    assert_runs_on(ec2, TIME_SYNC_V4)
+    assert "a Xen instance" in ec2.instance.read_text(ec2.instance.distro.chrony_conf_path)
+
+
+def test_explicit_ipv6_on_a_non_nitro_instance_rolls_back(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory(nitro=False)
+    inst = ec2.instance
+    stock = inst.read_text(inst.distro.chrony_conf_path)
+    done, _ = apply(ec2, "--ipv6", "on", "--wait", "10")
+    assert done.returncode == 1
+    assert "previous configuration is restored" in done.stderr, done.stderr
+    assert inst.read_text(inst.distro.chrony_conf_path) == stock
+
+
+def test_apply_again_changes_nothing_and_keeps_chronyd(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory()
+    first, _ = apply(ec2, "--wait", "30")
+    assert first.returncode == 0, first.stderr
+    pid = ec2.instance.chronyd_pid()
+    again, _ = apply(ec2, "--wait", "30")
+    assert again.returncode == 0, again.stderr
+    assert "up to date, nothing to do" in again.stdout
+    assert ec2.instance.chronyd_pid() == pid
+
+
+def test_silent_time_sync_makes_apply_roll_back_and_say_so(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory(timesync="silent")
+    inst = ec2.instance
+    stock = inst.read_text(inst.distro.chrony_conf_path)
+    done, seconds = apply(ec2, "--wait", "6")
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert f"did not select {TIME_SYNC_V6} within 6 s" in done.stderr
+    assert "previous configuration is restored" in done.stderr
+    assert "chronyctl6 doctor" in done.stderr  # the hint
+    assert 6 <= seconds < 30
+    # Rolled back for real: the stock file, byte for byte, and chronyd running on it.
+    assert inst.read_text(inst.distro.chrony_conf_path) == stock
+    pid = inst.chronyd_pid()
+    assert pid is not None
+    assert inst.run(["kill", "-0", str(pid)]).returncode == 0
+    assert TIME_SYNC_V6 not in inst.chronyc("sources").stdout
+
+
+def bake_image(tmp_path: Path) -> str:
+    """What an image builder does once: `apply --root IMAGE --at-boot` on the mounted image."""
+    image = tmp_path / "image"
+    shutil.copytree(FIXTURES / "debian12", image)
+    done = subprocess.run(
+        [sys.executable, "-m", "chronyctl6", "apply", "--root", str(image), "--at-boot"],
+        capture_output=True, text=True, env=python_env(), cwd=REPO_ROOT, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    baked = (image / "etc/chrony/chrony.conf").read_text()
+    # The image fixes no endpoint: it is chosen at every boot.
+    assert TIME_SYNC_V6 not in baked and TIME_SYNC_V4 not in baked
+    assert "sourcedir /run/chronyctl6" in baked
+    return baked
+
+
+@pytest.mark.parametrize(("ipv6", "expected"), [(True, TIME_SYNC_V6), (False, TIME_SYNC_V4)],
+                         ids=["dual-stack-launch", "ipv4-only-launch"])
+def test_baked_image_boot_step_picks_the_launch_endpoint(
+    ec2_factory: Factory, tmp_path: Path, ipv6: bool, expected: str
+) -> None:
+    baked = bake_image(tmp_path)
+    ec2 = ec2_factory(ipv6=ipv6)
+    inst = ec2.instance
+    inst.write_text(inst.distro.chrony_conf_path, baked)
+    # Boot order: chronyctl6-boot.service, then chrony.service (here: chronyd by hand, -x).
+    boot = inst.run(["chronyctl6", "boot"], timeout=60)
+    assert boot.returncode == 0, boot.stderr
+    assert f"Time Sync endpoint for this boot: {expected}" in boot.stdout
+    assert "reloaded" not in boot.stdout  # chronyd was not up yet
+    sources_file = inst.read_text("/run/chronyctl6/timesync.sources")
+    assert f"server {expected} prefer iburst minpoll 4 maxpoll 4" in sources_file
+    inst.start_chronyd()
+    inst.wait_selected(expected, timeout=30)
+    names = [s.name for s in inst.sources()]
+    assert names == [expected], names  # exactly one Time Sync line, as AWS advises
