@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
+from pathlib import Path
 
-from chronyctl6 import chrony, ntp
+from chronyctl6 import chrony, conf, ntp
 from chronyctl6.chrony import Tracking
 from chronyctl6.errors import ChronyCtlError
 
@@ -21,8 +22,24 @@ IPV4_SERVER = "169.254.169.123"
 DEFAULT_WARN = 0.1
 DEFAULT_CRIT = 1.0
 DEFAULT_TIMEOUT = 2.0
+# Where chrony's Time Sync line lives: the boot step's drop-in first, then the distros' files.
+CONFIGURED_IN = ("/run/chronyctl6/timesync.sources", "/etc/chrony/chrony.conf", "/etc/chrony.conf")
 # chronyc prints 9 decimals; never call a rounding difference a disagreement.
 _SLACK = 1e-6
+
+
+def default_server(root: Path = Path("/")) -> str:
+    """The Time Sync endpoint chrony is configured with here, so that a baked image launched into
+    an IPv4-only subnet checks 169.254.169.123; fd00:ec2::123 where none is configured."""
+    for path in CONFIGURED_IN:
+        try:
+            text = (root / path.lstrip("/")).read_text(errors="replace")
+        except OSError:
+            continue
+        for d in conf.parse(text):
+            if d.keyword == "server" and d.args and conf.is_timesync(d.args[0]):
+                return d.args[0]
+    return DEFAULT_SERVER
 
 
 class CheckStatus(IntEnum):

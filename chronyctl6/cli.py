@@ -104,6 +104,15 @@ _SETTLE_HELP = ("Where instance metadata says EC2 assigned an IPv6 address that 
                 "long for it before choosing IPv4.")
 
 
+# The choices `render` and `apply` share, declared once (typer reads these as metadata only).
+_ROOT_OPTION = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP)
+_DISTRO_OPTION = typer.Option(None, "--distro", metavar="NAME", help=_DISTRO_HELP)
+_IPV6_OPTION = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP)
+_PHC_OPTION = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP)
+_AT_BOOT_OPTION = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP)
+_SETTINGS_OPTION = typer.Option(None, "--settings", metavar="FILE", help=_SETTINGS_HELP)
+
+
 def _request(root: str, distro: str | None, ipv6: str | None, phc: str | None,
              at_boot: bool | None, service_manager: str | None, settings: str | None) -> Any:
     from pathlib import Path
@@ -122,12 +131,12 @@ def _check_output(output: str) -> None:
 
 @app.command()
 def render(
-    root: str = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP),
-    distro: Optional[str] = typer.Option(None, "--distro", metavar="NAME", help=_DISTRO_HELP),
-    ipv6: Optional[str] = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
-    phc: Optional[str] = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
-    at_boot: Optional[bool] = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
-    settings: Optional[str] = typer.Option(None, "--settings", metavar="FILE", help=_SETTINGS_HELP),
+    root: str = _ROOT_OPTION,
+    distro: Optional[str] = _DISTRO_OPTION,
+    ipv6: Optional[str] = _IPV6_OPTION,
+    phc: Optional[str] = _PHC_OPTION,
+    at_boot: Optional[bool] = _AT_BOOT_OPTION,
+    settings: Optional[str] = _SETTINGS_OPTION,
 ) -> None:
     """Print the chrony.conf that `apply` would write. Reads only; needs no root.
 
@@ -146,12 +155,12 @@ def render(
 
 @app.command()
 def apply(
-    root: str = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP),
-    distro: Optional[str] = typer.Option(None, "--distro", metavar="NAME", help=_DISTRO_HELP),
-    ipv6: Optional[str] = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP),
-    phc: Optional[str] = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP),
-    at_boot: Optional[bool] = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP),
-    settings: Optional[str] = typer.Option(None, "--settings", metavar="FILE", help=_SETTINGS_HELP),
+    root: str = _ROOT_OPTION,
+    distro: Optional[str] = _DISTRO_OPTION,
+    ipv6: Optional[str] = _IPV6_OPTION,
+    phc: Optional[str] = _PHC_OPTION,
+    at_boot: Optional[bool] = _AT_BOOT_OPTION,
+    settings: Optional[str] = _SETTINGS_OPTION,
     service_manager: Optional[str] = typer.Option(None, "--service-manager", metavar="auto|systemd|direct",
                                                help=_SM_HELP),
     diff: bool = typer.Option(False, "--diff", help="Show the change as a unified diff."),
@@ -240,8 +249,9 @@ class _PluginCommand(typer.core.TyperCommand):
 
 _CHECK_OUTPUTS = ("text", "json", "nagios", "prometheus")
 _SERVER_HELP = ("NTP server to ask; repeat to ask several at once (the one with the smallest "
-                "distance to UTC decides). Default fd00:ec2::123, the Time Sync IPv6 endpoint; "
-                "169.254.169.123 is the IPv4 one.")
+                "distance to UTC decides). Default: the Time Sync endpoint chrony is configured with "
+                "(the boot step's choice where there is one), else fd00:ec2::123; 169.254.169.123 is the "
+                "IPv4 one.")
 _SAMPLES_HELP = ("Requests per server, 1 to 8 (a burst Time Sync's rate limit allows); the "
                  "minimum-delay valid reply is the answer.")
 _TEXTFILE_HELP = ("Also write the Prometheus metrics atomically to PATH (a .prom file in "
@@ -290,7 +300,7 @@ def check(
                 f"--textfile {textfile}: node_exporter reads only files ending in .prom"
             )
         thresholds = chk.Thresholds(warn, crit)
-        return chk.run(server or [chk.DEFAULT_SERVER], port=port, samples=samples,
+        return chk.run(server or [chk.default_server()], port=port, samples=samples,
                        timeout=timeout, thresholds=thresholds, ask_chronyd=chronyd,
                        chronyd_socket=chronyd_socket)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -175,3 +176,17 @@ def test_prometheus_label_values_are_escaped_and_parse() -> None:
     (s,) = families["chronyctl6_check_replies_rejected"].samples
     assert s.labels["reason"] == 'we"ird\\reason' and s.value == 2
     assert families["chronyctl6_check_offset_seconds"].samples[0].value == 0.001
+
+
+def test_default_server_is_the_configured_time_sync_endpoint(tmp_path: Path) -> None:
+    from chronyctl6.check import default_server
+
+    assert default_server(tmp_path) == "fd00:ec2::123"
+    conf_file = tmp_path / "etc/chrony/chrony.conf"
+    conf_file.parent.mkdir(parents=True)
+    conf_file.write_text("pool 2.debian.pool.ntp.org\nserver 169.254.169.123 prefer iburst\n")
+    assert default_server(tmp_path) == "169.254.169.123"
+    dropin = tmp_path / "run/chronyctl6/timesync.sources"
+    dropin.parent.mkdir(parents=True)
+    dropin.write_text("# chosen at boot\nserver fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4\n")
+    assert default_server(tmp_path) == "fd00:ec2::123"
