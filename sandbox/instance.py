@@ -10,6 +10,7 @@ real paths with no --root: exactly what they do on a live instance.
 from __future__ import annotations
 
 import os
+import shlex
 import pwd
 import stat
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from chronyctl6 import chrony
 from sandbox.distros import Distro
-from sandbox.namespaces import Holder, SandboxError
+from sandbox.namespaces import REPO_ROOT, Holder, SandboxError
 from sandbox.probe import Probes
 
 SETTINGS_PATH = "/etc/chronyctl6/settings.toml"
@@ -109,12 +110,17 @@ class Instance(Probes):
 
     def _mount(self) -> None:
         w = self.layers
+        repo = shlex.quote(str(REPO_ROOT))
         script = f"""set -e
 hostname {self.hostname}
 mount -t overlay overlay -o lowerdir=/etc,upperdir={w}/etc-upper,workdir={w}/etc-work /etc
 mount -t overlay overlay -o lowerdir=/var,upperdir={w}/var-upper,workdir={w}/var-work /var
 mount --bind {w}/run /run
+# A private /tmp, but the checkout whose chronyctl6 runs here stays visible even when it lives
+# under /tmp (CI clones anywhere): the shell's working directory keeps hold of it across the mount.
+cd {repo}
 mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp
+if [ ! -e {repo}/pyproject.toml ]; then mkdir -p {repo} && mount --bind . {repo}; fi
 """
         self.holder.run(["sh", "-c", script], timeout=20, check=True)
 

@@ -51,6 +51,16 @@ def python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def _reaper_running(pid: int) -> bool:
+    """The reaper blocks SIGCHLD first thing in main(), so a blocked SIGCHLD means Python has
+    found and imported it. Until then the namespace must not change under it: a mount over /tmp
+    would hide a checkout under /tmp from the very import that starts it."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigBlk:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGCHLD - 1)))
+    return False
+
+
 def ns_inode(pid: int, kind: str = "net") -> int:
     return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
 
@@ -86,7 +96,8 @@ class Holder:
             try:
                 children = Path(f"/proc/{outer}/task/{outer}/children").read_text().split()
                 # Once the reaper runs, --mount-proc has been done and the namespaces are final.
-                if children and b"sandbox.reaper" in Path(f"/proc/{children[0]}/cmdline").read_bytes():
+                if children and b"sandbox.reaper" in Path(f"/proc/{children[0]}/cmdline").read_bytes() \
+                        and _reaper_running(int(children[0])):
                     self.pid = int(children[0])
                     self.net_inode = ns_inode(self.pid, "net")
                     self.mnt_inode = ns_inode(self.pid, "mnt")
