@@ -10,8 +10,8 @@ real paths with no --root: exactly what they do on a live instance.
 from __future__ import annotations
 
 import os
-import shlex
 import pwd
+import shlex
 import stat
 import subprocess
 import sys

@@ -52,9 +52,12 @@ def python_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def _reaper_running(pid: int) -> bool:
-    """The reaper blocks SIGCHLD first thing in main(), so a blocked SIGCHLD means Python has
-    found and imported it. Until then the namespace must not change under it: a mount over /tmp
-    would hide a checkout under /tmp from the very import that starts it."""
+    """The reaper's main() blocks SIGCHLD, then sleeps in sigtimedwait (which shows as an empty
+    SigBlk while it waits): either means Python has found and imported it. Until then the
+    namespace must not change under it: a mount over /tmp would hide a checkout under /tmp from
+    the very import that starts it."""
+    if Path(f"/proc/{pid}/wchan").read_text().startswith("do_sigtimedwait"):
+        return True
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("SigBlk:"):
             return bool(int(line.split()[1], 16) & (1 << (signal.SIGCHLD - 1)))
