@@ -120,7 +120,7 @@ mount --bind {w}/run /run
 # under /tmp (CI clones anywhere): the shell's working directory keeps hold of it across the mount.
 cd {repo}
 mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp
-if [ ! -e {repo}/pyproject.toml ]; then mkdir -p {repo} && mount --bind . {repo}; fi
+if [ ! -e {repo}/pyproject.toml ]; then mkdir -p {repo} && mount --no-canonicalize --bind /proc/self/cwd {repo}; fi
 """
         self.holder.run(["sh", "-c", script], timeout=20, check=True)
 
