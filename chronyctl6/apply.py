@@ -10,7 +10,7 @@ from pathlib import Path
 
 from chronyctl6 import chrony, conf, fsio, runner, service
 from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
-from chronyctl6.plan import FileChange, Plan, Request, is_root, make_plan
+from chronyctl6.plan import BOOT_UNIT, FileChange, Plan, Request, boot_unit, is_root, make_plan
 
 
 class ValidationFailed(ChronyCtlError):
@@ -126,15 +126,11 @@ def _write_all(plan: Plan, *, validated: bool) -> str | None:
     return str(saved) if saved else None
 
 
-BOOT_UNIT = "chronyctl6-boot.service"
-UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system", "/etc/systemd/system")
-
-
 def _enable_boot_unit(plan: Plan) -> None:
     """What `systemctl enable` does for the boot step, done by hand so that it works in an image
     too: the package installs the unit but enables nothing (installing must not change how a
     host keeps time); choosing the endpoint at boot is what turns it on."""
-    unit = next((d for d in UNIT_DIRS if plan.request.under_root(f"{d}/{BOOT_UNIT}").is_file()), None)
+    unit = boot_unit(plan.request)
     if unit is None:
         return  # not installed from a package; plan.warnings says what to do
     link = plan.request.under_root(f"/etc/systemd/system/multi-user.target.wants/{BOOT_UNIT}")
@@ -143,7 +139,7 @@ def _enable_boot_unit(plan: Plan) -> None:
     link.parent.mkdir(parents=True, exist_ok=True)
     tmp = link.with_name(f".{BOOT_UNIT}{fsio.TEMP_MARK}link.tmp")
     tmp.unlink(missing_ok=True)
-    tmp.symlink_to(f"{unit}/{BOOT_UNIT}")
+    tmp.symlink_to(unit)
     tmp.replace(link)
     fsio.fsync_dir(link.parent)
 

@@ -135,8 +135,7 @@ def make_plan(request: Request) -> Plan:
         changes.append(boot_sources_change(request, platform, boot_endpoint, chosen.timesync_options))
 
     warnings = list(choices.warnings)
-    if choices.at_boot and not any(request.under_root(f"{d}/chronyctl6-boot.service").is_file()
-                                   for d in ("/usr/lib/systemd/system", "/lib/systemd/system", "/etc/systemd/system")):
+    if choices.at_boot and boot_unit(request) is None:
         warnings.append("the Time Sync endpoint is chosen at every boot, but chronyctl6-boot.service is not "
                         "installed here: install the chronyctl6 package, or run `chronyctl6 boot` before chronyd")
     dropins, dropin_warnings = _dropin_changes(request, rendered.text, platform)
@@ -144,6 +143,15 @@ def make_plan(request: Request) -> Plan:
     warnings.extend(dropin_warnings)
     return Plan(request, chosen, platform, choices, rendered, tuple(changes), boot_endpoint,
                 tuple(warnings))
+
+
+BOOT_UNIT = "chronyctl6-boot.service"
+UNIT_DIRS = ("/usr/lib/systemd/system", "/lib/systemd/system", "/etc/systemd/system")
+
+
+def boot_unit(request: Request) -> str | None:
+    """Where the boot step's unit is installed (as the host sees it), or None."""
+    return next((f"{d}/{BOOT_UNIT}" for d in UNIT_DIRS if request.under_root(f"{d}/{BOOT_UNIT}").is_file()), None)
 
 
 def _instance_hint(chosen: settings.Settings, network: host.HostNetwork | None) -> host.InstanceHint | None:
