@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sandbox.namespaces import Holder, SandboxError
+from sandbox.namespaces import Holder, veth_pair
 from sandbox.probe import Probes
 
 BRIDGE_V4 = "172.17.0.1"
@@ -59,13 +59,7 @@ def attach(ec2: Holder, instance: Holder, log: Path, *, instance_v4: str | None,
 
 def _wire(holder: Holder, ec2: Holder, instance: Holder, *, instance_v4: str | None,
           instance_v6: str | None) -> Container:
-    done = subprocess.run(
-        ["ip", "link", "add", "eth0", "netns", str(holder.pid), "type", "veth",
-         "peer", "name", "docker0", "netns", str(instance.pid)],
-        capture_output=True, text=True, timeout=10, check=False,
-    )
-    if done.returncode != 0:
-        raise SandboxError(f"could not create the container's veth pair: {done.stderr.strip()}")
+    veth_pair(holder, "eth0", instance, "docker0", what="container's veth pair")
     on_instance = [
         "echo 0 > /proc/sys/net/ipv6/conf/docker0/accept_dad",
         "ip link set docker0 up",

@@ -29,7 +29,7 @@ from typing import Literal
 from sandbox import distros
 from sandbox.container import Container, attach
 from sandbox.instance import DEFAULT_SETTINGS, Instance
-from sandbox.namespaces import Holder, SandboxError, bound_ports, refuse_real_network
+from sandbox.namespaces import Holder, SandboxError, bound_ports, refuse_real_network, veth_pair
 
 TIME_SYNC_V6 = "fd00:ec2::123"
 TIME_SYNC_V4 = "169.254.169.123"
@@ -205,13 +205,7 @@ class Ec2:
     # ------------------------------------------------------------ building
 
     def _network(self) -> None:
-        done = subprocess.run(
-            ["ip", "link", "add", "eth0", "netns", str(self.instance_holder.pid), "address", self.mac,
-             "type", "veth", "peer", "name", "nitro0", "netns", str(self.ec2.pid)],
-            capture_output=True, text=True, timeout=10, check=False,
-        )
-        if done.returncode != 0:
-            raise SandboxError(f"could not create the veth pair: {done.stderr.strip()}")
+        veth_pair(self.instance_holder, "eth0", self.ec2, "nitro0", mac=self.mac)
         nitro = [
             "ip link set lo up",
             "echo 0 > /proc/sys/net/ipv6/conf/nitro0/accept_dad",

@@ -64,6 +64,18 @@ def _reaper_running(pid: int) -> bool:
     return False
 
 
+def veth_pair(a: Holder, a_name: str, b: Holder, b_name: str, *, mac: str | None = None,
+              what: str = "veth pair") -> None:
+    """A veth pair with one end in each holder's network namespace (`mac` for a's end)."""
+    done = subprocess.run(
+        ["ip", "link", "add", a_name, "netns", str(a.pid), *(["address", mac] if mac else []),
+         "type", "veth", "peer", "name", b_name, "netns", str(b.pid)],
+        capture_output=True, text=True, timeout=10, check=False,
+    )
+    if done.returncode != 0:
+        raise SandboxError(f"could not create the {what}: {done.stderr.strip()}")
+
+
 def ns_inode(pid: int, kind: str = "net") -> int:
     return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
 
