@@ -124,16 +124,16 @@ class Floors:
     def __init__(self, python: str) -> None:
         import ntplib
 
-        from chronyctl6 import ntp
+        from chronyctl6.measure import exchange
 
         client = ntplib.NTPClient()
-        targets = ntp.resolve("::1", 123)
+        targets = exchange.resolve("::1", 123)
         self.steps: dict[str, Callable[[], float]] = {
             "python -c pass": lambda: _proc([python, "-c", "pass"]),
             "chronyctl6 --version (interpreter + typer + cli.py)":
                 lambda: _proc([python, "-m", "chronyctl6", "--version"]),
             "in-process: chronyctl6 ntp.measure, 6 samples": lambda: _timed(
-                lambda: ntp.measure(targets, samples=6)),
+                lambda: exchange.measure(targets, samples=6)),
             "in-process: ntplib request, 1 sample": lambda: _timed(
                 lambda: client.request("::1", version=4, port=123, timeout=2)),
         }

@@ -117,7 +117,7 @@ def _request(root: str, distro: str | None, ipv6: str | None, phc: str | None,
              at_boot: bool | None, service_manager: str | None, settings: str | None) -> Any:
     from pathlib import Path
 
-    from chronyctl6.plan import Request
+    from chronyctl6.configure.plan import Request
 
     return Request(root=Path(root), distro=distro, ipv6=ipv6, phc=phc, at_boot=at_boot,
                    service_manager=service_manager,
@@ -145,7 +145,7 @@ def render(
       chronyctl6 render                           what apply would write here
       chronyctl6 render --root /mnt/image --distro debian --ipv6 on
     """
-    from chronyctl6.plan import make_plan
+    from chronyctl6.configure.plan import make_plan
 
     plan = _guard(lambda: make_plan(_request(root, distro, ipv6, phc, at_boot, None, settings)))
     for line in plan.warnings:
@@ -183,9 +183,9 @@ def apply(
       chronyctl6 apply --root /mnt/image          bake an image (endpoint chosen at boot)
       sudo chronyctl6 apply -o json --wait 30     for SSM Run Command or Ansible
     """
-    from chronyctl6.apply import Options
-    from chronyctl6.apply import apply as run_apply
-    from chronyctl6.plan import load_settings
+    from chronyctl6.configure.apply import Options
+    from chronyctl6.configure.apply import apply as run_apply
+    from chronyctl6.configure.plan import load_settings
 
     _check_output(output)
     request = _request(root, distro, ipv6, phc, at_boot, service_manager, settings)
@@ -222,7 +222,7 @@ def boot(
     """The baked-image boot step: write /run/chronyctl6/timesync.sources with this launch's one
     Time Sync endpoint (IPv6 if the instance has an IPv6 address). Runs from
     chronyctl6-boot.service before chronyd; run by hand, it also reloads chronyd's sources."""
-    from chronyctl6.boot import boot as run_boot
+    from chronyctl6.configure.boot import boot as run_boot
 
     _check_output(output)
     result = _guard(lambda: run_boot(_request("/", None, None, None, None, None, None), settle=settle))
@@ -289,8 +289,8 @@ def check(
 
     Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (no valid reply, bad arguments).
     """
-    from chronyctl6 import check as chk
-    from chronyctl6 import check_format as fmt
+    from chronyctl6.measure import check as chk
+    from chronyctl6.measure import report as fmt
 
     def measure() -> chk.CheckResult:
         if output not in _CHECK_OUTPUTS:
@@ -324,7 +324,7 @@ def check(
     if textfile is not None:
         from pathlib import Path
 
-        from chronyctl6.fsio import atomic_write
+        from chronyctl6.effects.files import atomic_write
 
         try:
             atomic_write(Path(textfile), fmt.to_prometheus(result).encode())
@@ -365,7 +365,7 @@ def doctor(
 
     Example: chronyctl6 doctor -o json | jq '.checks[] | select(.status != "pass")'
     """
-    from chronyctl6 import doctor as doc
+    from chronyctl6.diagnose import doctor as doc
 
     _check_output(output)
     report = _guard(lambda: doc.doctor(doc.Options(imdsv1=imdsv1)))
@@ -394,7 +394,7 @@ def status(
 
     Example: chronyctl6 status -o json
     """
-    from chronyctl6 import status as st
+    from chronyctl6.diagnose import status as st
 
     _check_output(output)
     report = _guard(lambda: st.status(chronyc_socket=chronyd_socket))

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from chronyctl6 import chrony
+from chronyctl6.effects import chrony_tools
 from sandbox.distros import Distro
 from sandbox.namespaces import REPO_ROOT, Holder, SandboxError
 from sandbox.probe import Probes
@@ -163,24 +163,24 @@ if [ ! -e {repo}/pyproject.toml ]; then mkdir -p {repo} && mount --no-canonicali
     def chronyc(self, *args: str, timeout: float = 10.0) -> subprocess.CompletedProcess[str]:
         return self.run(["chronyc", "-n", "-c", *args], timeout=timeout)
 
-    def sources(self) -> list[chrony.Source]:
+    def sources(self) -> list[chrony_tools.Source]:
         done = self.chronyc("sources")
         if done.returncode != 0:
             raise SandboxError(f"chronyc sources failed on the instance: {done.stderr.strip()}")
-        return chrony.parse_sources(done.stdout)
+        return chrony_tools.parse_sources(done.stdout)
 
-    def tracking(self) -> chrony.Tracking:
+    def tracking(self) -> chrony_tools.Tracking:
         done = self.chronyc("tracking")
         if done.returncode != 0:
             raise SandboxError(f"chronyc tracking failed on the instance: {done.stderr.strip()}")
-        return chrony.parse_tracking(done.stdout)
+        return chrony_tools.parse_tracking(done.stdout)
 
     def selected(self) -> str | None:
         """The address of chronyd's selected source, or None (no chronyd, or nothing selected)."""
         done = self.chronyc("sources")
         if done.returncode != 0:
             return None
-        return next((s.name for s in chrony.parse_sources(done.stdout) if s.selected), None)
+        return next((s.name for s in chrony_tools.parse_sources(done.stdout) if s.selected), None)
 
     def wait_selected(self, address: str | None = None, timeout: float = 30.0) -> float:
         """Seconds until chronyd selects `address` (any source if None); SandboxError at the deadline."""

@@ -1,0 +1,1 @@
+"""Configuring chrony: platforms and settings, rendering, the plan of a change, applying it."""

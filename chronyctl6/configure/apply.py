@@ -1,0 +1,218 @@
+"""The life cycle of a change: plan → validate → lock → back up → write → restart → verify,
+and roll back when the restart or the verification fails."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chronyctl6.chronyconf import directives
+from chronyctl6.configure.plan import BOOT_UNIT, FileChange, Plan, Request, boot_unit, is_root, make_plan
+from chronyctl6.effects import chrony_tools, commands, files, service
+from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
+
+
+class ValidationFailed(ChronyCtlError):
+    pass
+
+
+class RolledBack(ChronyCtlError):
+    """The new configuration did not work; the previous one is back."""
+
+
+@dataclass
+class ApplyResult:
+    changed: bool
+    path: str
+    backup: str | None
+    action: str  # restart | reload | none
+    diff: str
+    dropped: list[dict[str, str]]
+    warnings: list[str]
+    dry_run: bool = False
+    validated: bool = False
+    selected: str | None = None
+    waited_seconds: float | None = None
+    files: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Options:
+    dry_run: bool = False
+    wait: float = 0.0
+    lock_timeout: float = 10.0
+    validate: bool = True
+
+
+def apply(request: Request, options: Options) -> ApplyResult:
+    if not request.live or options.dry_run:
+        return _apply(request, options)
+    if not is_root():
+        raise NotPermitted(
+            "apply changes the running chrony and needs root",
+            hint="run it with sudo, or use --dry-run / --root DIR to only look or build an image",
+        )
+    return _apply(request, options)
+
+
+def _apply(request: Request, options: Options) -> ApplyResult:
+    if options.dry_run:
+        return _result(make_plan(request), action="none", dry_run=True)
+    first = make_plan(request)  # fails fast on bad input, before taking the lock
+    with files.locked(first.config.path.parent, timeout=options.lock_timeout):
+        for change in first.changes:
+            files.remove_stale_temps(change.path.parent)
+        plan = make_plan(request)  # again under the lock: another apply may have just written
+        if not plan.pending:
+            return _result(plan, action="none")
+        validated = _validate_tool_present() and options.validate
+        # Resolved before anything is written: a host we cannot restart chronyd on gets no new file.
+        manager = _manager(plan, running=plan.config.old, target=plan.config.new) if request.live else None
+        backup = _write_all(plan, validated=validated)
+        if plan.choices.at_boot:
+            _enable_boot_unit(plan)
+        if manager is None:
+            return _result(plan, action="none", backup=backup, validated=validated)
+        action = "restart" if plan.config.changed else "reload"
+        try:
+            _activate(manager, action)
+            selected, waited = _wait(plan, options.wait)
+        except ChronyCtlError as exc:
+            _roll_back(plan, _manager(plan, running=plan.config.new, target=plan.config.old or b""))
+            raise RolledBack(
+                f"{exc.message}; the previous configuration is restored and chronyd restarted on it",
+                hint=exc.hint or "see what would change with `chronyctl6 apply --dry-run --diff`",
+            ) from exc
+        return _result(plan, action=action, backup=backup, validated=validated, selected=selected,
+                       waited=waited)
+
+
+def _validate_tool_present() -> bool:
+    return commands.which("chronyd") is not None
+
+
+def _validator(root: Path) -> Callable[[Path], None]:
+    def validate(candidate: Path) -> None:
+        done = chrony_tools.validate_config(str(candidate), root=str(root))
+        if not done.ok:
+            raise ValidationFailed(
+                f"chronyd rejects the new configuration: {done.brief()}",
+                hint="nothing was written; check the settings.toml values chronyd names",
+            )
+
+    return validate
+
+
+def _write_all(plan: Plan, *, validated: bool) -> str | None:
+    """Each file: temp beside it → validated (the config) → previous one backed up → replaced."""
+    backups: dict[Path, Path | None] = {}
+    for change in plan.pending:
+        change.path.parent.mkdir(parents=True, exist_ok=True)
+        validate = _validator(plan.request.root) if (validated and change.kind == "config") else None
+
+        def before_replace(candidate: Path, change: FileChange = change,
+                           validate: Callable[[Path], None] | None = validate) -> None:
+            if validate is not None:
+                validate(candidate)
+            if change.kind == "config":
+                backups[change.path] = files.backup(change.path)
+
+        files.atomic_write(change.path, change.new, validate=before_replace)
+    saved = backups.get(plan.config.path)
+    return str(saved) if saved else None
+
+
+def _enable_boot_unit(plan: Plan) -> None:
+    """What `systemctl enable` does for the boot step, done by hand so that it works in an image
+    too: the package installs the unit but enables nothing (installing must not change how a
+    host keeps time); choosing the endpoint at boot is what turns it on."""
+    unit = boot_unit(plan.request)
+    if unit is None:
+        return  # not installed from a package; plan.warnings says what to do
+    link = plan.request.under_root(f"/etc/systemd/system/multi-user.target.wants/{BOOT_UNIT}")
+    if link.is_symlink() or link.exists():
+        return
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{BOOT_UNIT}{files.TEMP_MARK}link.tmp")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(unit)
+    tmp.replace(link)
+    files.fsync_dir(link.parent)
+
+
+def _pidfile(config: bytes | None) -> str | None:
+    found = [d.args[0] for d in directives.parse((config or b"").decode(errors="replace"))
+             if d.keyword == "pidfile" and d.args]
+    return found[-1] if found else None
+
+
+def _manager(plan: Plan, *, running: bytes | None, target: bytes) -> service.ServiceManager:
+    """The manager that moves chronyd from the `running` configuration to `target`."""
+    return service.choose(plan.settings.service_manager, unit=plan.platform.unit,
+                          config_path=plan.platform.config_path, pidfile=_pidfile(target),
+                          previous_pidfile=_pidfile(running))
+
+
+def _activate(manager: service.ServiceManager, action: str) -> None:
+    if action == "restart":
+        manager.restart()
+    else:
+        manager.reload_sources()
+
+
+def _wait(plan: Plan, seconds: float) -> tuple[str | None, float | None]:
+    """Until chronyd selects a Time Sync source (the chosen endpoint, or the PHC)."""
+    if seconds <= 0:
+        return None, None
+    wanted = plan.expected_source
+    start = time.monotonic()
+    deadline = start + seconds
+    last: list[chrony_tools.Source] = []
+    while time.monotonic() < deadline:
+        try:
+            last = chrony_tools.sources()
+        except CommandFailed:
+            last = []  # chronyd may still be starting
+        for source in last:
+            if source.selected and (source.name == wanted or source.mode == "#"):
+                return source.name, round(time.monotonic() - start, 3)
+        time.sleep(0.25)
+    seen = ", ".join(f"{s.name} state {s.state} reach {s.reach:o}" for s in last) or "no sources"
+    raise CommandFailed(
+        f"chronyd did not select {wanted or 'a Time Sync source'} within {seconds:g} s ({seen})",
+        hint="run `chronyctl6 doctor` to see why Time Sync does not answer",
+    )
+
+
+def _roll_back(plan: Plan, manager: service.ServiceManager) -> None:
+    for change in plan.pending:
+        if change.old is None:
+            change.path.unlink(missing_ok=True)
+        else:
+            files.atomic_write(change.path, change.old)
+    action = "restart" if plan.config.changed else "reload"
+    _activate(manager, action)
+
+
+def _result(plan: Plan, *, action: str, dry_run: bool = False, backup: str | None = None,
+            validated: bool = False, selected: str | None = None,
+            waited: float | None = None) -> ApplyResult:
+    return ApplyResult(
+        changed=bool(plan.pending),
+        path=plan.config.shown,
+        backup=backup,
+        action=action,
+        diff=plan.diff(),
+        dropped=[{"line": v.directive.line, "reason": v.reason} for v in plan.rendered.dropped],
+        warnings=list(plan.warnings),
+        dry_run=dry_run,
+        validated=validated,
+        selected=selected,
+        waited_seconds=waited,
+        files=[c.shown for c in plan.pending],
+    )

@@ -1,0 +1,200 @@
+"""Decide the time sources and render chrony.conf from the templates.
+
+Pure but for reading the template files. `decide` turns settings and host facts into Choices;
+`render_config` turns Choices and the file being replaced into the new text.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from chronyctl6.chronyconf import directives
+from chronyctl6.configure.platforms import Platform
+from chronyctl6.configure.settings import Settings
+from chronyctl6.effects.host import HostNetwork, InstanceHint
+from chronyctl6.errors import BadInput
+
+BOOT_SOURCES_NAME = "timesync.sources"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    address: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Choices:
+    platform: Platform
+    endpoint: Endpoint | None  # None: chosen at boot by `chronyctl6 boot`
+    phc: str | None
+    timesync_options: tuple[str, ...]
+    extra_sources: tuple[str, ...] = ()
+    directives: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def at_boot(self) -> bool:
+        return self.endpoint is None
+
+
+@dataclass(frozen=True)
+class Rendered:
+    text: str
+    dropped: tuple[directives.Verdict, ...]
+    carried: tuple[str, ...]
+
+
+def choose_endpoint(mode: str, network: HostNetwork, hint: InstanceHint | None = None) -> Endpoint:
+    """The single Time Sync endpoint for `--ipv6 auto|on|off` on a host with these addresses
+    (and, where instance metadata answered, this kind of instance)."""
+    if mode == "on":
+        return Endpoint(directives.TIMESYNC_IPV6, "--ipv6 on")
+    if mode == "off":
+        if not network.has_ipv4:
+            raise BadInput(
+                "--ipv6 off on a host with no IPv4 address: chronyd could not reach 169.254.169.123",
+                hint="use --ipv6 on (or auto) on an IPv6-only instance",
+            )
+        return Endpoint(directives.TIMESYNC_IPV4, "--ipv6 off")
+    if hint is not None and hint.xen and network.has_ipv4:
+        return Endpoint(directives.TIMESYNC_IPV4, "a Xen instance: fd00:ec2::123 answers only on Nitro instances")
+    if network.has_global_ipv6:
+        return Endpoint(directives.TIMESYNC_IPV6, f"this host has an IPv6 address ({network.global_ipv6[0]})")
+    if network.has_ipv4:
+        return Endpoint(directives.TIMESYNC_IPV4, "this host has no IPv6 address, so fd00:ec2::123 is out of reach")
+    # Neither: an IPv6-only instance whose address is not up yet must still never get IPv4.
+    return Endpoint(directives.TIMESYNC_IPV6, "this host has no IPv4 address at all")
+
+
+def decide(
+    settings: Settings,
+    platform: Platform,
+    *,
+    network: HostNetwork | None,
+    phc_device: str | None,
+    hint: InstanceHint | None = None,
+) -> Choices:
+    """network None means an image build (--root): the future network is unknown."""
+    warnings: list[str] = []
+    at_boot = settings.at_boot or (network is None and settings.ipv6 == "auto")
+    if at_boot:
+        endpoint = None
+    elif network is None:
+        address = directives.TIMESYNC_IPV6 if settings.ipv6 == "on" else directives.TIMESYNC_IPV4
+        endpoint = Endpoint(address, f"--ipv6 {settings.ipv6}")
+    else:
+        endpoint = choose_endpoint(settings.ipv6, network, hint)
+
+    phc: str | None = None
+    if settings.phc == "on":
+        if phc_device is None and network is not None:
+            raise BadInput("--phc on, but this host has no ENA PTP hardware clock (/dev/ptp_ena)",
+                           hint="use --phc auto; the clock needs ENA 2.10+ with phc_enable=1")
+        phc = phc_device or directives.PHC_DEVICES[0]
+    elif settings.phc == "auto" and network is not None:
+        phc = phc_device
+
+    for source in settings.extra_sources:
+        if not directives.is_smeared(source.host):
+            warnings.append(
+                f"{source.kind} {source.host} serves non-smeared time: beside Time Sync's "
+                "leap-smeared time the two disagree by up to a second around a leap second"
+            )
+    return Choices(
+        platform=platform,
+        endpoint=endpoint,
+        phc=phc,
+        timesync_options=settings.timesync_options,
+        extra_sources=tuple(s.line for s in settings.extra_sources),
+        directives=settings.directives,
+        warnings=tuple(warnings),
+    )
+
+
+def template_dirs() -> list[Path]:
+    package = Path(__file__).resolve().parent.parent
+    # Installed: chronyctl6/templates; from a source checkout: templates/ beside the package.
+    return [d for d in (package / "templates", package.parent / "templates") if d.is_dir()]
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(d) for d in template_dirs()]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 -- chrony.conf, not HTML; values are validated in settings
+    )
+
+
+def render_config(choices: Choices, existing: str | None) -> Rendered:
+    runtime_dir = choices.platform.runtime_sourcedir
+    verdicts = [directives.judge(d, runtime_sourcedir=runtime_dir,
+                           replaced_sourcedirs=choices.platform.replaced_sourcedirs)
+                for d in directives.parse(existing or "")]
+    kept = [v.directive for v in verdicts if v.fate is directives.Fate.KEEP]
+    dropped = tuple(v for v in verdicts if v.fate is directives.Fate.DROP)
+
+    stock_all = {d.normalized for d in directives.parse(_render_stock(choices))}
+    # chrony takes the last of a single-valued directive; where the operator set one to a value
+    # of their own, theirs replaces the distro's stock line.
+    last: dict[str, directives.Directive] = {}
+    for d in kept:
+        if not d.multi:
+            last[d.keyword] = d
+    kept = [d for d in kept if d.multi or last[d.keyword] is d]
+    overridden = {k for k, d in last.items() if d.normalized not in stock_all}
+    from_settings = {" ".join(line.split()) for line in (*choices.directives, *choices.extra_sources)}
+    carried = list(dict.fromkeys(
+        d.line for d in kept if d.normalized not in stock_all | from_settings
+    ))
+    text = _render(choices, overridden=overridden, carried=carried)
+    return Rendered(text=text, dropped=dropped, carried=tuple(carried))
+
+
+def render_boot_sources(endpoint: Endpoint, options: tuple[str, ...]) -> str:
+    template = environment().get_template("timesync.sources.j2")
+    return template.render(endpoint=endpoint.address, reason=endpoint.reason, timesync_options=options)
+
+
+def _context(choices: Choices, *, overridden: set[str], carried: list[str]) -> dict[str, object]:
+    def stock(line: str, comment: str) -> str:
+        return "" if line.split(maxsplit=1)[0] in overridden else f"\n# {comment}\n{line}"
+
+    endpoint = choices.endpoint
+    return {
+        "platform": choices.platform,
+        "at_boot": choices.at_boot,
+        "endpoint": endpoint.address if endpoint else "",
+        "endpoint_desc": (f"{endpoint.address} ({endpoint.reason})" if endpoint
+                          else "chosen at boot (IPv6 if the instance has an IPv6 address)"),
+        "runtime_sourcedir": choices.platform.runtime_sourcedir,
+        "timesync_options": choices.timesync_options,
+        "phc": choices.phc,
+        "phc_desc": choices.phc or "none",
+        "extra_sources": choices.extra_sources,
+        "directives": choices.directives,
+        "carried": carried,
+        "stock": stock,
+    }
+
+
+def _render_stock(choices: Choices) -> str:
+    """The distro's stock directives alone: the template's `stock` block."""
+    template = environment().get_template(choices.platform.template)
+    context = template.new_context(_context(choices, overridden=set(), carried=[]))
+    return "".join(template.blocks["stock"](context))
+
+
+def _render(choices: Choices, *, overridden: set[str], carried: list[str]) -> str:
+    template = environment().get_template(choices.platform.template)
+    text = template.render(_context(choices, overridden=overridden, carried=carried))
+    # Blank lines left by stock lines an operator overrode: never more than one in a row.
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"

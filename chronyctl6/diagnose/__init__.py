@@ -1,0 +1,1 @@
+"""Diagnosing an instance: facts gathered once, doctor's checks, status."""

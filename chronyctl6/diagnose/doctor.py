@@ -1,0 +1,415 @@
+"""`chronyctl6 doctor`: why IPv6 time sync does not work here, and the command that fixes it.
+
+chronyctl6.diagnose.facts reads this host once into plain `Facts`; each check here is a pure function of
+those facts returning a `Check` (pass / warn / fail / skip, one line of evidence, the fix), so
+the checklist is data and is tested with plain data. A fix is a command filled in with this
+instance's own ids (instance, ENI, subnet, VPC, region) from IMDS.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from chronyctl6.chronyconf import directives, traversal
+from chronyctl6.configure.platforms import Platform
+from chronyctl6.diagnose.facts import Facts, NtpOutcome, Options, gather
+from chronyctl6.effects import daemons, metadata
+
+__all__ = ["CHECKS", "Check", "Facts", "NtpOutcome", "Options", "Report", "Status", "doctor", "run_checks"]
+
+MIN_CLI = "2.2.33"  # the AWS CLI release that has --http-protocol-ipv6
+RELOAD_SOURCES_SINCE = (4, 0)  # `sourcedir` and `chronyc reload sources` are chrony 4.0+
+
+
+class Status(StrEnum):
+    PASS = "pass"  # noqa: S105 (a check status)
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    status: Status
+    evidence: str  # one line
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"id": self.id, "status": str(self.status), "evidence": self.evidence, "fix": self.fix}
+
+
+# ---------------------------------------------------------------- fixes, with this instance's ids
+
+
+def _aws(md: metadata.InstanceMetadata | None, command: str) -> str:
+    region = f" --region {md.region}" if md is not None and md.region else ""
+    return f"aws ec2 {command}{region}"
+
+
+def _iid(md: metadata.InstanceMetadata | None) -> str:
+    return md.instance_id if md is not None and md.instance_id else "<instance-id>"
+
+
+def fix_imds_ipv6(md: metadata.InstanceMetadata | None) -> str:
+    return (_aws(md, f"modify-instance-metadata-options --instance-id {_iid(md)} --http-protocol-ipv6 enabled")
+            + f"  # needs AWS CLI v{MIN_CLI} or later")
+
+
+def fix_hop_limit(md: metadata.InstanceMetadata | None) -> str:
+    return _aws(md, f"modify-instance-metadata-options --instance-id {_iid(md)} --http-put-response-hop-limit 2")
+
+
+def fix_assign_ipv6(md: metadata.InstanceMetadata | None) -> str:
+    eni = md.interface_id if md is not None and md.interface_id else "<eni-id>"
+    assign = _aws(md, f"assign-ipv6-addresses --network-interface-id {eni} --ipv6-address-count 1")
+    if md is None or md.subnet_ipv6_cidrs:
+        return assign
+    # The subnet has no IPv6 CIDR yet: it needs a /64 of the VPC's block (and the VPC one first).
+    subnet = md.subnet_id or "<subnet-id>"
+    block = md.vpc_ipv6_cidrs[0] if md.vpc_ipv6_cidrs else "the VPC's IPv6 block"
+    steps = []
+    if not md.vpc_ipv6_cidrs:
+        steps.append(_aws(md, f"associate-vpc-cidr-block --vpc-id {md.vpc_id or '<vpc-id>'} "
+                              "--amazon-provided-ipv6-cidr-block"))
+    steps.append(_aws(md, f"associate-subnet-cidr-block --subnet-id {subnet} --ipv6-cidr-block "
+                          f"<a /64 of {block}>"))
+    steps.append(assign)
+    return " && ".join(steps)
+
+
+APPLY = "sudo chronyctl6 apply"
+
+
+# ---------------------------------------------------------------- the checks (pure)
+
+
+_ANSWERED = frozenset({metadata.Failure.NO_RESPONSE, metadata.Failure.V1_REFUSED, metadata.Failure.HTTP})
+
+
+def check_ec2(f: Facts) -> Check:
+    md = f.metadata
+    if md is None:
+        tried = "; ".join(f"{r.host}: {r.failure}" for r in (f.imds_v6, f.imds_v4) if r is not None)
+        if any(r is not None and r.failure in _ANSWERED for r in (f.imds_v6, f.imds_v4)):
+            # Something took the connection: this is EC2, but no metadata reaches this host. Behind
+            # a container bridge that is the token reply's hop limit.
+            return Check("ec2", Status.WARN, f"IMDS accepts connections but no metadata could be read ({tried}): "
+                         "the token's answer is lost on the way (a container one hop too far?)",
+                         fix_hop_limit(None))
+        return Check("ec2", Status.FAIL, f"no instance metadata service answered ({tried})",
+                     "run this on an EC2 instance; if it is one, switch its metadata service on: "
+                     + _aws(None, "modify-instance-metadata-options --instance-id <instance-id> "
+                                  "--http-endpoint enabled"))
+    return Check("ec2", Status.PASS, f"EC2 instance {md.instance_id} ({md.instance_type}), "
+                                     f"IMDS{md.version} at {md.endpoint}")
+
+
+def check_nitro(f: Facts) -> Check:
+    md = f.metadata
+    if md is None:
+        return Check("nitro", Status.SKIP, "no instance metadata: cannot tell")
+    if md.system == "nitro":
+        return Check("nitro", Status.PASS, f"meta-data/system: nitro ({md.instance_type})")
+    if md.system is None:
+        return Check("nitro", Status.WARN, f"IMDS has no meta-data/system for {md.instance_type}: an older "
+                                           "instance type, most likely not Nitro", f"{APPLY} --ipv6 off")
+    return Check("nitro", Status.FAIL,
+                 f"meta-data/system: {md.system} ({md.instance_type}): fd00:ec2::123 and fd00:ec2::254 answer "
+                 "only Nitro instances; use 169.254.169.123 (or move to a Nitro instance type)",
+                 f"{APPLY} --ipv6 off")
+
+
+def check_imds_ipv6(f: Facts) -> Check:
+    reach, md = f.imds_v6, f.metadata
+    if reach is None:
+        return Check("imds-ipv6", Status.SKIP, "not tried")
+    if reach.ok:
+        return Check("imds-ipv6", Status.PASS, f"{reach.detail} in {reach.seconds:.2f} s")
+    if md is not None and md.system not in ("nitro", None):
+        return Check("imds-ipv6", Status.SKIP, f"{md.system} instance: IMDS has no IPv6 endpoint")
+    # Time Sync over IPv6 does not need IMDS over IPv6; an IPv6-only instance does.
+    severity = Status.FAIL if not f.network.has_ipv4 else Status.WARN
+    kind = reach.failure
+    if kind is metadata.Failure.TIMEOUT:
+        return Check("imds-ipv6", severity, f"{metadata.IMDS_V6} never answered (time-out, no refusal): IMDS over "
+                                            "IPv6 is off on this instance (HttpProtocolIpv6=disabled)",
+                     fix_imds_ipv6(md))
+    if kind is metadata.Failure.UNREACHABLE:
+        return Check("imds-ipv6", severity, f"no route to {metadata.IMDS_V6}: this instance has no IPv6 address",
+                     fix_assign_ipv6(md))
+    if kind in (metadata.Failure.NO_RESPONSE, metadata.Failure.V1_REFUSED):
+        return Check("imds-ipv6", severity, f"{metadata.IMDS_V6}: {reach.detail}", fix_hop_limit(md))
+    return Check("imds-ipv6", severity, f"{metadata.IMDS_V6}: {reach.detail}", None)
+
+
+def check_imdsv1(f: Facts) -> Check:
+    """Only when the user asked for IMDSv1 (--imdsv1): does this instance allow it at all?"""
+    statuses = [r.v1_status for r in (f.imds_v6, f.imds_v4) if r is not None and r.v1_status is not None]
+    failed = [r for r in (f.imds_v6, f.imds_v4) if r is not None and r.failure is metadata.Failure.V1_REFUSED]
+    if failed:
+        return Check("imdsv1", Status.FAIL, failed[0].detail, fix_hop_limit(f.metadata))
+    fallback = [r for r in (f.imds_v6, f.imds_v4) if r is not None and r.token_failure is not None]
+    if fallback:
+        return Check("imdsv1", Status.WARN, f"{fallback[0].detail}; IMDSv1 was used as asked (HttpTokens=optional): "
+                     "IMDSv2 needs the token's answer to arrive", fix_hop_limit(f.metadata))
+    if not statuses:
+        return Check("imdsv1", Status.SKIP, "IMDS did not answer: cannot tell whether it allows IMDSv1")
+    if 401 in statuses:
+        return Check("imdsv1", Status.WARN, "--imdsv1 asked for, but the instance refuses requests without a "
+                                            "token (HTTP 401, HttpTokens=required); IMDSv2 was used",
+                     "leave out --imdsv1: this instance needs IMDSv2 tokens, and chronyctl6 uses them")
+    return Check("imdsv1", Status.PASS, f"IMDSv1 allowed (HTTP {statuses[0]} without a token, "
+                                        "HttpTokens=optional); IMDSv2 is still tried first")
+
+
+def check_ipv6_address(f: Facts) -> Check:
+    md = f.metadata
+    local = f.network.global_ipv6
+    listed = md.ipv6s if md is not None else ()
+    if local and (md is None or listed):
+        return Check("ipv6-address", Status.PASS, f"local {', '.join(local)}"
+                     + (f"; IMDS lists {', '.join(listed)}" if listed else "; IMDS not reachable to compare"))
+    if local and not listed:
+        return Check("ipv6-address", Status.WARN, f"local {', '.join(local)}, but IMDS lists no IPv6 address for "
+                     f"{md.mac if md else 'this interface'}: not an EC2-assigned address", fix_assign_ipv6(md))
+    if listed:
+        ifname = next((n for n, m in f.interfaces.items() if md is not None and m == md.mac), "the interface")
+        return Check("ipv6-address", Status.FAIL, f"IMDS lists {', '.join(listed)}, but no global IPv6 address "
+                     f"is configured on {ifname}: DHCPv6 has not run",
+                     f"sudo dhclient -6 {ifname}  # or: sudo networkctl reconfigure {ifname}, or reboot")
+    subnet = "" if md is None or md.subnet_ipv6_cidrs else f"; subnet {md.subnet_id} has no IPv6 CIDR"
+    return Check("ipv6-address", Status.FAIL, f"no global IPv6 address on any interface nor in IMDS{subnet}",
+                 fix_assign_ipv6(md))
+
+
+def check_route_ipv6(f: Facts) -> Check:
+    r = f.route_v6
+    if r.ok:
+        return Check("route-ipv6", Status.PASS, f"{r.destination} is routed, from {r.source}")
+    if not f.network.has_global_ipv6:
+        fix = fix_assign_ipv6(f.metadata)
+    else:
+        ifname = f.network.global_ipv6[0].rpartition("%")[2] or "<interface>"
+        fix = (f"sudo ip -6 route add fd00:ec2::/64 dev {ifname}  # then find out why the route the VPC "
+               "router advertises is missing")
+    return Check("route-ipv6", Status.FAIL, f"no route to {r.destination} ({r.error})", fix)
+
+
+def _check_timesync(f: Facts, outcome: NtpOutcome | None, family: str) -> Check:
+    cid = f"timesync-{family}"
+    if outcome is None:
+        return Check(cid, Status.SKIP, "not measured")
+    if outcome.ok:
+        return Check(cid, Status.PASS, f"{outcome.address} answered NTP: {outcome.detail}")
+    md = f.metadata
+    if family == "ipv4" and not f.network.has_ipv4 and outcome.kind == "unreachable":
+        return Check(cid, Status.SKIP, f"IPv6-only instance: {outcome.address} is out of reach, as expected")
+    evidence = f"{outcome.address}: {outcome.detail}"
+    fix: str | None = None
+    if family == "ipv6":
+        if md is not None and md.system not in ("nitro", None):
+            fix = f"{APPLY} --ipv6 off  # {md.system} instance: only 169.254.169.123 answers"
+        elif outcome.kind == "unreachable":
+            fix = fix_assign_ipv6(md)
+        elif outcome.kind == "timeout" and f.ntp_v4 is not None and f.ntp_v4.ok:
+            fix = f"{APPLY} --ipv6 off  # until fd00:ec2::123 answers: check security group / NACL rules for UDP 123"
+    if outcome.kind == "kiss":
+        fix = "slow down: another NTP client on this instance is querying Time Sync too fast (minpoll 4 is 16 s)"
+    return Check(cid, Status.FAIL, evidence, fix)
+
+
+def check_timesync_ipv6(f: Facts) -> Check:
+    return _check_timesync(f, f.ntp_v6, "ipv6")
+
+
+def check_timesync_ipv4(f: Facts) -> Check:
+    return _check_timesync(f, f.ntp_v4, "ipv4")
+
+
+def _install_fix(platform: Platform | None) -> str:
+    if platform is not None and platform.name in ("debian", "ubuntu"):
+        return "sudo apt-get install chrony"
+    if platform is not None and platform.name == "sles":
+        return "sudo zypper install chrony"
+    return "sudo dnf install chrony  # or yum on Amazon Linux 2"
+
+
+def check_chrony(f: Facts) -> Check:
+    if f.chrony_version is None:
+        return Check("chrony", Status.FAIL, "chronyd is not installed", _install_fix(f.platform))
+    text = ".".join(map(str, f.chrony_version))
+    if f.chrony_version < RELOAD_SOURCES_SINCE:
+        return Check("chrony", Status.WARN, f"chrony {text}: before 4.0 there is no sourcedir or "
+                     "`chronyc reload sources`, so a source change needs a restart", _install_fix(f.platform))
+    return Check("chrony", Status.PASS, f"chrony {text} (sourcedir and `chronyc reload sources` supported)")
+
+
+def check_chronyd(f: Facts) -> Check:
+    unit = f.platform.unit if f.platform is not None else "chronyd"
+    if not f.chronyd:
+        return Check("chronyd", Status.FAIL, "chronyd is not running", f"sudo systemctl enable --now {unit}")
+    p = f.chronyd[0]
+    evidence = (f"pid {p.pid} as {p.user}, up {p.uptime:.0f} s, config {f.config.main if f.config else '?'} "
+                f"({f.config_from})")
+    if len(f.chronyd) > 1:
+        pids = ", ".join(str(x.pid) for x in f.chronyd)
+        return Check("chronyd", Status.WARN, f"{len(f.chronyd)} chronyd processes ({pids}); {evidence}",
+                     f"sudo systemctl restart {unit}")
+    if f.config is not None and f.config.main in f.config.missing:
+        return Check("chronyd", Status.FAIL, f"{evidence}: that file does not exist", APPLY)
+    return Check("chronyd", Status.PASS, evidence)
+
+
+def _timesync_lines(f: Facts) -> list[traversal.Located]:
+    if f.config is None:
+        return []
+    return [s for s in f.config.sources() if directives.is_timesync(s.directive.args[0])]
+
+
+def remove_lines_fix(f: Facts, drop: list[traversal.Located], then: str | None = None) -> str:
+    """The commands that take these lines out of the configuration chronyd reads, and make it read
+    it again.
+
+    `apply` rewrites the main file and comments such lines out of *.sources drop-ins in persistent
+    directories. It leaves /run alone (whoever fills it does so again at every boot) and *.conf
+    drop-ins: those are removed here, the whole file when nothing else is in it (a symlink, as
+    Amazon Linux 2023 makes them, is removed, never edited through), else the lines by number.
+    `chronyc reload sources` re-reads *.sources files only; anything else needs a restart."""
+    assert f.config is not None
+    tree = f.config
+    steps: list[str] = []
+    needs_apply = needs_restart = under_run = False
+    by_file: dict[str, list[traversal.Located]] = {}
+    for located in drop:
+        by_file.setdefault(located.file, []).append(located)
+    for file, lines in by_file.items():
+        if file == tree.main or (file.endswith(".sources") and not file.startswith("/run/")):
+            needs_apply = True
+            continue
+        under_run = under_run or file.startswith("/run/")
+        needs_restart = needs_restart or not file.endswith(".sources")
+        everything = [d for d in tree.directives if d.file == file]
+        if len(everything) == len(lines):
+            steps.append(f"sudo rm {file}")
+        else:
+            numbers = ";".join(f"{x.directive.lineno}d" for x in sorted(lines, key=lambda x: x.directive.lineno))
+            steps.append(f"sudo sed -i '{numbers}' {file}")
+    if then is not None or needs_apply:
+        steps.append(then or APPLY)
+    if needs_restart:
+        unit = f.platform.unit if f.platform is not None else "chronyd"
+        steps.append(f"sudo systemctl restart {unit}")
+    elif steps and then is None and not needs_apply:
+        steps.append("sudo chronyc reload sources")
+    fix = " && ".join(steps)
+    return fix + ("  # /run is filled again at boot: also stop whatever writes it" if under_run else "")
+
+
+def check_config_timesync(f: Facts) -> Check:
+    if f.config is None or f.config.main in f.config.missing:
+        return Check("config-timesync", Status.SKIP, "no chrony configuration to read")
+    lines = _timesync_lines(f)
+    where = "; ".join(f"{s.file}:{s.directive.lineno}: {s.directive.line}" for s in lines)
+    addresses = {s.directive.args[0] for s in lines}
+    md = f.metadata
+    ipv6_works = f.ntp_v6 is not None and f.ntp_v6.ok and (md is None or md.system == "nitro")
+    if directives.TIMESYNC_IPV6 in addresses and directives.TIMESYNC_IPV4 in addresses:
+        keep = directives.TIMESYNC_IPV6 if ipv6_works or f.ntp_v6 is None else directives.TIMESYNC_IPV4
+        drop = [s for s in lines if s.directive.args[0] != keep]
+        return Check("config-timesync", Status.WARN, f"both Time Sync endpoints are configured ({where}): "
+                     f"they are the same server, and AWS advises listing one; keep {keep}",
+                     remove_lines_fix(f, drop))
+    if not lines:
+        return Check("config-timesync", Status.FAIL,
+                     f"no Time Sync line in {', '.join(f.config.files)}", APPLY)
+    if addresses == {directives.TIMESYNC_IPV4} and ipv6_works:
+        return Check("config-timesync", Status.WARN, f"{where}: fd00:ec2::123 answers here, but chrony uses "
+                     "IPv4", remove_lines_fix(f, lines, then=f"{APPLY} --ipv6 on"))
+    return Check("config-timesync", Status.PASS, where)
+
+
+def check_config_smear(f: Facts) -> Check:
+    if f.config is None or f.config.main in f.config.missing:
+        return Check("config-smear", Status.SKIP, "no chrony configuration to read")
+    sources = f.config.sources()
+    smeared = [s for s in sources if directives.is_smeared(s.directive.args[0])]
+    plain = [s for s in sources if not directives.is_smeared(s.directive.args[0])]
+    leap = f.config.keyword("leapsectz")
+    problems = []
+    if smeared and plain:
+        problems.append("non-smeared " + ", ".join(f"{s.directive.line} ({s.file})" for s in plain)
+                        + " beside smeared Time Sync: around a leap second they disagree by up to 1 s")
+    if smeared and leap:
+        problems.append(f"{leap[0].directive.line} ({leap[0].file}) makes chronyd apply leap seconds on top of "
+                        "Time Sync's smear")
+    if problems:
+        return Check("config-smear", Status.WARN, "; ".join(problems),
+                     remove_lines_fix(f, (plain if smeared else []) + (leap if smeared else [])))
+    kinds = "smeared" if smeared else "non-smeared" if plain else "no"
+    return Check("config-smear", Status.PASS, f"{len(sources)} source line(s), all {kinds}; no mixing")
+
+
+def check_phc(f: Facts) -> Check:
+    if f.phc is None:
+        return Check("phc", Status.PASS, "no ENA PTP hardware clock on this instance: nothing left unused")
+    used = f.config is not None and any(
+        len(r.directive.args) >= 2 and r.directive.args[0].upper() == "PHC" for r in f.config.refclocks())
+    if used:
+        return Check("phc", Status.PASS, f"{f.phc} is present and chrony uses it")
+    return Check("phc", Status.WARN, f"{f.phc} is present, but no `refclock PHC` uses it", f"{APPLY} --phc on")
+
+
+def check_other_daemons(f: Facts) -> Check:
+    if not f.others:
+        return Check("other-daemons", Status.PASS, "no ntpd, systemd-timesyncd or openntpd running")
+    names = ", ".join(f"{daemons.CONFLICTING.get(p.name, p.name)} (pid {p.pid})" for p in f.others)
+    units = " ".join(dict.fromkeys(daemons.STOP_UNITS.get(p.name, p.name) for p in f.others))
+    status = Status.FAIL if f.chronyd else Status.WARN
+    return Check("other-daemons", status, f"{names} running" + (" beside chronyd: they fight over the clock"
+                                                                 if f.chronyd else ""),
+                 f"sudo systemctl disable --now {units}")
+
+
+CHECKS: tuple[Callable[[Facts], Check], ...] = (
+    check_ec2, check_nitro, check_imds_ipv6, check_ipv6_address, check_route_ipv6,
+    check_timesync_ipv6, check_timesync_ipv4, check_chrony, check_chronyd, check_config_timesync,
+    check_config_smear, check_phc, check_other_daemons,
+)
+
+
+def run_checks(f: Facts) -> list[Check]:
+    checks = [c(f) for c in CHECKS]
+    if f.imdsv1_asked:
+        checks.insert(3, check_imdsv1(f))
+    return checks
+
+
+def exit_status(checks: list[Check]) -> int:
+    """0 every check passed (or had nothing to check), 1 a warning, 2 a failure."""
+    statuses = {c.status for c in checks}
+    return 2 if Status.FAIL in statuses else 1 if Status.WARN in statuses else 0
+
+
+@dataclass(frozen=True)
+class Report:
+    checks: list[Check]
+    seconds: dict[str, float]
+
+    @property
+    def status(self) -> int:
+        return exit_status(self.checks)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"status": self.status, "checks": [c.as_dict() for c in self.checks], "seconds": self.seconds}
+
+
+def doctor(options: Options) -> Report:
+    started = time.monotonic()
+    facts = gather(options)
+    checks = run_checks(facts)
+    seconds = {**facts.seconds, "total": round(time.monotonic() - started, 3)}
+    return Report(checks, seconds)

@@ -1,0 +1,185 @@
+"""What `chronyctl6 doctor` reads from this host, once, into plain data.
+
+IMDS over both families and one short NTP exchange per Time Sync address (`check`'s validated
+exchange) run at the same time, so the slowest of them bounds the whole: about 1 s when an
+endpoint is silent. Then addresses, the route to fd00:ec2::123, chrony's version, the time
+daemons running (psutil), the configuration chronyd loaded with its drop-ins, the PTP clock.
+The checks in chronyctl6.diagnose.doctor are pure functions of the Facts returned here.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from chronyctl6.chronyconf import directives, traversal
+from chronyctl6.configure.platforms import Platform
+from chronyctl6.effects import daemons, host, metadata
+from chronyctl6.effects.host import HostNetwork
+from chronyctl6.measure import exchange
+
+log = logging.getLogger(__name__)
+
+NTP_SAMPLES = 2
+NTP_DEADLINE = 1.0
+
+
+@dataclass(frozen=True)
+class NtpOutcome:
+    """One Time Sync address, as `check`'s validated exchange saw it."""
+
+    address: str
+    kind: str  # reply | timeout | unreachable | kiss | rejected | error
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == "reply"
+
+
+@dataclass(frozen=True)
+class Route:
+    destination: str
+    source: str | None  # the address the kernel would send from
+    error: str | None  # errno name when there is no route
+
+    @property
+    def ok(self) -> bool:
+        return self.source is not None
+
+
+@dataclass(frozen=True)
+class Facts:
+    imds_v6: metadata.Reach | None
+    imds_v4: metadata.Reach | None
+    network: HostNetwork
+    interfaces: dict[str, str]  # interface name -> MAC
+    route_v6: Route
+    ntp_v6: NtpOutcome | None
+    ntp_v4: NtpOutcome | None
+    chrony_version: tuple[int, ...] | None
+    chronyd: tuple[daemons.Proc, ...]
+    platform: Platform | None
+    config: traversal.ConfigTree | None
+    config_from: str  # how we know which file chronyd loaded
+    phc: str | None
+    others: tuple[daemons.Proc, ...]
+    imdsv1_asked: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def metadata(self) -> metadata.InstanceMetadata | None:
+        for reach in (self.imds_v6, self.imds_v4):
+            if reach is not None and reach.metadata is not None:
+                return reach.metadata
+        return None
+
+
+@dataclass(frozen=True)
+class Options:
+    imdsv1: bool = False
+    imds_timeout: float = metadata.DEFAULT_TIMEOUT
+    imds_total: float = metadata.DEFAULT_TOTAL
+    ntp_deadline: float = NTP_DEADLINE
+    root: Path = Path("/")
+
+
+def route_to(destination: str) -> Route:
+    """Which source address the kernel picks for destination: a UDP connect sends nothing."""
+    family = socket.AF_INET6 if ":" in destination else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect((destination, 123))
+        except OSError as exc:
+            name = errno.errorcode.get(exc.errno or 0, str(exc))
+            return Route(destination, None, f"{name}: {exc.strerror}")
+        return Route(destination, str(s.getsockname()[0]), None)
+
+
+def measure_timesync(deadline: float) -> tuple[NtpOutcome, NtpOutcome]:
+    """Both Time Sync addresses at once, through `check`'s validated exchange."""
+    targets = [*exchange.resolve(directives.TIMESYNC_IPV6), *exchange.resolve(directives.TIMESYNC_IPV4)]
+    results = exchange.measure(targets, samples=NTP_SAMPLES, timeout=deadline)
+    v6, v4 = (_outcome(m) for m in results)
+    return v6, v4
+
+
+def _outcome(m: exchange.Measurement) -> NtpOutcome:
+    address = m.target.address
+    best = m.best
+    if best is not None:
+        return NtpOutcome(address, "reply", f"offset {best.offset * 1e3:+.3f} ms, delay {best.delay * 1e3:.3f} ms, "
+                                            f"stratum {best.stratum}, {len(m.samples)}/{m.sent} replies")
+    if m.error is not None:
+        kind = "unreachable" if exchange.unreachable(m) else "error"
+        return NtpOutcome(address, kind, f"cannot send: {m.error}")
+    if m.kiss_code is not None:
+        return NtpOutcome(address, "kiss", f"kiss-of-death {m.kiss_code}: the server told us to stop")
+    if m.rejected:
+        if set(m.rejected) == {exchange.Reject.UNREACHABLE}:
+            return NtpOutcome(address, "unreachable", f"ICMP unreachable: {m.details[0] if m.details else ''}")
+        reasons = ", ".join(f"{k} x{v}" for k, v in sorted(m.rejected.items()))
+        return NtpOutcome(address, "rejected", f"{m.sent} sent, every reply refused ({reasons})")
+    return NtpOutcome(address, "timeout", f"no reply to {m.sent} request(s) within the deadline")
+
+
+def _interfaces() -> dict[str, str]:
+    import psutil
+
+    macs = {}
+    for name, addrs in psutil.net_if_addrs().items():
+        for a in addrs:
+            if a.family == psutil.AF_LINK and a.address and a.address != "00:00:00:00:00:00":
+                macs[name] = a.address.lower()
+    return macs
+
+
+def _platform(root: Path) -> Platform | None:
+    from chronyctl6.configure.plan import Request, load_platform, load_settings
+    from chronyctl6.errors import ChronyCtlError
+
+    request = Request(root=root)
+    try:
+        return load_platform(request, load_settings(request))
+    except ChronyCtlError:
+        return None
+
+
+def gather(options: Options) -> Facts:
+    from chronyctl6.effects import chrony_tools
+
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {host_: pool.submit(metadata.reach, host_, allow_v1=options.imdsv1, timeout=options.imds_timeout,
+                                      total=options.imds_total)
+                   for host_ in (metadata.IMDS_V6, metadata.IMDS_V4)}
+        t = time.monotonic()
+        ntp_v6, ntp_v4 = measure_timesync(options.ntp_deadline)
+        seconds["ntp"] = round(time.monotonic() - t, 3)
+        reach_v6, reach_v4 = futures[metadata.IMDS_V6].result(), futures[metadata.IMDS_V4].result()
+    seconds["imds"] = max(reach_v6.seconds, reach_v4.seconds)
+    log.debug("IMDS: %s; %s", reach_v6.detail, reach_v4.detail)
+
+    platform = _platform(options.root)
+    scan = daemons.scan()
+    config_path, config_from = None, "not known"
+    if scan.chronyd and scan.chronyd[0].config_path:
+        config_path, config_from = scan.chronyd[0].config_path, "chronyd -f"
+    elif platform is not None:
+        config_path = platform.config_path
+        config_from = f"{platform.label} default" + (", chronyd without -f" if scan.chronyd else "")
+    config = traversal.load(config_path, options.root) if config_path else None
+    seconds["total"] = round(time.monotonic() - started, 3)
+    return Facts(
+        imds_v6=reach_v6, imds_v4=reach_v4, network=host.read_network(), interfaces=_interfaces(),
+        route_v6=route_to(directives.TIMESYNC_IPV6), ntp_v6=ntp_v6, ntp_v4=ntp_v4,
+        chrony_version=chrony_tools.chronyd_version(), chronyd=scan.chronyd, platform=platform, config=config,
+        config_from=config_from, phc=host.find_phc(options.root), others=scan.others,
+        imdsv1_asked=options.imdsv1, seconds=seconds,
+    )

@@ -1,0 +1,186 @@
+"""chrony's own interfaces: `chronyd -p` to validate, `chronyc -c` to read state.
+
+Parsers are pure functions of chronyc's CSV output; the few functions that run chrony are
+thin and go through the runner. chronyc always gets `-n`: it must never look up a name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from chronyctl6.chronyconf import directives
+from chronyctl6.effects import commands
+from chronyctl6.errors import CommandFailed
+
+LEAP_STATUSES = ("Normal", "Insert second", "Delete second", "Not synchronised")
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """`chronyc -c tracking`. Offsets in seconds; system_offset > 0: the clock is behind NTP time."""
+
+    ref_id: str
+    ref_name: str
+    stratum: int
+    ref_time: float
+    system_offset: float
+    last_offset: float
+    rms_offset: float
+    frequency_ppm: float
+    residual_freq_ppm: float
+    skew_ppm: float
+    root_delay: float
+    root_dispersion: float
+    update_interval: float
+    leap_status: str
+
+    @property
+    def synchronised(self) -> bool:
+        return self.leap_status != "Not synchronised" and self.ref_id not in ("0", "00000000")
+
+    @property
+    def root_distance(self) -> float:
+        """Upper bound of the clock's error against UTC, as ClockBound computes it."""
+        return abs(self.system_offset) + self.root_dispersion + self.root_delay / 2
+
+
+@dataclass(frozen=True)
+class Source:
+    """One line of `chronyc -c sources`."""
+
+    mode: str  # ^ server, = peer, # reference clock
+    state: str  # * selected, + combined, - not combined, x falseticker, ~ too variable, ? unusable
+    name: str
+    stratum: int
+    poll: int
+    reach: int  # the 8-bit reachability register
+    last_rx: int | None  # seconds since the last sample, None if never
+    adjusted_offset: float
+    measured_offset: float
+    error: float
+
+    @property
+    def selected(self) -> bool:
+        return self.state == "*"
+
+    @property
+    def reachability_ratio(self) -> float:
+        return bin(self.reach).count("1") / 8
+
+
+def parse_tracking(text: str) -> Tracking:
+    fields = _single_csv_line(text, 14, "tracking")
+    try:
+        return Tracking(
+            ref_id=fields[0],
+            ref_name=fields[1],
+            stratum=int(fields[2]),
+            ref_time=float(fields[3]),
+            system_offset=float(fields[4]),
+            last_offset=float(fields[5]),
+            rms_offset=float(fields[6]),
+            frequency_ppm=float(fields[7]),
+            residual_freq_ppm=float(fields[8]),
+            skew_ppm=float(fields[9]),
+            root_delay=float(fields[10]),
+            root_dispersion=float(fields[11]),
+            update_interval=float(fields[12]),
+            leap_status=fields[13],
+        )
+    except ValueError as exc:
+        raise CommandFailed(f"chronyc tracking printed a field that is not a number: {exc}") from exc
+
+
+def parse_sources(text: str) -> list[Source]:
+    sources = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        f = line.split(",")
+        if len(f) != 10:
+            raise CommandFailed(f"chronyc sources printed an unexpected line: {line!r}")
+        try:
+            sources.append(
+                Source(
+                    mode=f[0],
+                    state=f[1],
+                    name=f[2],
+                    stratum=int(f[3]),
+                    poll=int(f[4]),
+                    reach=int(f[5], 8),
+                    last_rx=None if f[6] in ("-", "") else int(f[6]),
+                    adjusted_offset=float(f[7]),
+                    measured_offset=float(f[8]),
+                    error=float(f[9]),
+                )
+            )
+        except ValueError as exc:
+            raise CommandFailed(f"chronyc sources printed an unexpected line: {line!r}") from exc
+    return sources
+
+
+def _single_csv_line(text: str, count: int, what: str) -> list[str]:
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if len(lines) != 1 or len(fields := lines[0].split(",")) != count:
+        raise CommandFailed(f"chronyc {what} printed something unexpected: {text.strip()[:200]!r}")
+    return fields
+
+
+def chronyc(*args: str, timeout: float = 5.0, socket: str | None = None) -> commands.Completed:
+    """Run chronyc against the local chronyd (its default command socket, or the Unix socket
+    given), numbers only."""
+    where = ["-h", socket] if socket else []
+    return commands.run(["chronyc", "-n", "-c", *where, *args], timeout=timeout)
+
+
+def tracking() -> Tracking:
+    done = chronyc("tracking")
+    if not done.ok:
+        raise CommandFailed(f"chronyc tracking failed: {done.brief()}", hint="is chronyd running?")
+    return parse_tracking(done.stdout)
+
+
+def sources() -> list[Source]:
+    done = chronyc("sources")
+    if not done.ok:
+        raise CommandFailed(f"chronyc sources failed: {done.brief()}", hint="is chronyd running?")
+    return parse_sources(done.stdout)
+
+
+def reload_sources() -> None:
+    done = chronyc("reload", "sources")
+    if not done.ok:
+        raise CommandFailed(f"chronyc reload sources failed: {done.brief()}")
+
+
+_VERSION = re.compile(r"version (\d+(?:\.\d+)*)")
+
+
+def chronyd_version() -> tuple[int, ...] | None:
+    """chronyd's version, or None when chrony is not installed."""
+    if commands.which("chronyd") is None:
+        return None
+    match = _VERSION.search(commands.run(["chronyd", "--version"], timeout=5).stdout)
+    return tuple(int(p) for p in match.group(1).split(".")) if match else None
+
+
+def validate_config(path: str, root: str = "/") -> commands.Completed:
+    """Parse a candidate config with the real chronyd (`-p` prints it and exits; `-u root`
+    because a privilege drop could stop chronyd from reading a file it does not own).
+
+    For an image mounted at root, the files it includes are read from the image."""
+    if root == "/":
+        return commands.run(["chronyd", "-p", "-u", "root", "-f", path], timeout=15)
+    candidate = Path(path)
+    fd, name = tempfile.mkstemp(dir=candidate.parent, prefix=f".{candidate.name}.chronyctl6-",
+                                suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(directives.rebase_includes(candidate.read_text(), root))
+        return commands.run(["chronyd", "-p", "-u", "root", "-f", name], timeout=15)
+    finally:
+        Path(name).unlink(missing_ok=True)

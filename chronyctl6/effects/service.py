@@ -1,0 +1,167 @@
+"""The service-manager seam: how chronyd is restarted, reloaded and asked after.
+
+`systemd` is what runs on instances. `direct` manages chronyd as a plain process (a container
+without systemd, and the simulated instance the tests run): it stops the chronyd named by the
+pid file and starts `chronyd -f CONFIG` again, with extra arguments from CHRONYCTL6_CHRONYD_ARGS
+(the sandbox passes `-x` so that no test ever touches the host clock).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from chronyctl6.effects import chrony_tools, commands
+from chronyctl6.errors import BadInput, CommandFailed
+
+DEFAULT_PIDFILE = "/run/chrony/chronyd.pid"
+CHRONYD_ARGS_ENV = "CHRONYCTL6_CHRONYD_ARGS"
+
+
+class ServiceManager(Protocol):
+    name: str
+
+    def restart(self) -> None: ...
+
+    def reload_sources(self) -> None: ...
+
+    def is_active(self) -> bool: ...
+
+    def main_pid(self) -> int | None: ...
+
+
+@dataclass
+class Systemd:
+    unit: str
+    name: str = "systemd"
+
+    def argv(self, verb: str, *extra: str) -> list[str]:
+        return ["systemctl", verb, *extra, f"{self.unit}.service"]
+
+    def restart(self) -> None:
+        done = commands.run(self.argv("restart"), timeout=60)
+        if not done.ok:
+            raise CommandFailed(
+                f"systemctl restart {self.unit} failed: {done.brief()}",
+                hint=f"journalctl -u {self.unit} -n 50",
+            )
+
+    def reload_sources(self) -> None:
+        chrony_tools.reload_sources()
+
+    def is_active(self) -> bool:
+        return commands.run(self.argv("is-active", "--quiet"), timeout=15).ok
+
+    def main_pid(self) -> int | None:
+        done = commands.run(self.argv("show", "--property=MainPID", "--value"), timeout=15)
+        pid = done.stdout.strip()
+        return int(pid) if done.ok and pid.isdigit() and pid != "0" else None
+
+
+@dataclass
+class Direct:
+    config_path: str
+    pidfile: str = DEFAULT_PIDFILE
+    extra_args: list[str] = field(default_factory=list)
+    # Where the chronyd now running may have written its pid: a new configuration can move the
+    # pidfile, and stopping must find the old chronyd all the same.
+    previous_pidfiles: list[str] = field(default_factory=list)
+    name: str = "direct"
+    stop_timeout: float = 10.0
+    start_timeout: float = 10.0
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def start(self) -> None:
+        argv = ["chronyd", "-f", self.config_path, *self.extra_args]
+        done = commands.run(argv, timeout=self.start_timeout)
+        if not done.ok:
+            raise CommandFailed(f"chronyd did not start: {done.brief()}")
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.main_pid() is not None:
+                return
+            time.sleep(0.05)
+        raise CommandFailed(f"chronyd did not write {self.pidfile} within {self.start_timeout:g} s")
+
+    def stop(self) -> None:
+        for pidfile in dict.fromkeys([self.pidfile, *self.previous_pidfiles]):
+            pid = _pid_from(pidfile)
+            if pid is None:
+                continue
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + self.stop_timeout
+            while _alive(pid):
+                if time.monotonic() >= deadline:
+                    raise CommandFailed(f"chronyd (pid {pid}) did not stop within {self.stop_timeout:g} s")
+                time.sleep(0.05)
+
+    def reload_sources(self) -> None:
+        chrony_tools.reload_sources()
+
+    def is_active(self) -> bool:
+        return self.main_pid() is not None
+
+    def main_pid(self) -> int | None:
+        return _pid_from(self.pidfile)
+
+
+def _pid_from(pidfile: str) -> int | None:
+    """The pid of the chronyd that wrote pidfile, if it still runs."""
+    try:
+        pid = int(Path(pidfile).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid) and _is_chronyd(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (our own child not yet reaped) is not a running chronyd.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _is_chronyd(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "chronyd"
+    except OSError:
+        return False
+
+
+def systemd_running() -> bool:
+    """sd_booted(): systemd is PID 1 on this host."""
+    return Path("/run/systemd/system").is_dir()
+
+
+def choose(name: str, *, unit: str, config_path: str, pidfile: str | None,
+           previous_pidfile: str | None = None) -> ServiceManager:
+    """`auto` takes systemd where it runs; it never falls back to starting chronyd by hand."""
+    if name == "auto":
+        if not systemd_running():
+            raise BadInput(
+                "systemd is not running here, so chronyctl6 cannot restart chronyd",
+                hint="pass --service-manager direct to manage chronyd as a plain process",
+            )
+        name = "systemd"
+    if name == "systemd":
+        return Systemd(unit=unit)
+    if name == "direct":
+        extra = shlex.split(os.environ.get(CHRONYD_ARGS_ENV, ""))
+        return Direct(config_path=config_path, pidfile=pidfile or DEFAULT_PIDFILE, extra_args=extra,
+                      previous_pidfiles=[previous_pidfile or DEFAULT_PIDFILE])
+    raise BadInput(f"unknown service manager {name!r}", hint="use auto, systemd or direct")

@@ -1,0 +1,262 @@
+"""`chronyctl6 check`: is this clock right, and by how much?
+
+The verdict is pure: measurements (chronyctl6.measure.exchange) and chronyd's tracking in, a CheckResult
+out; `run` is the thin part that gathers them. Rendering for people, JSON, Nagios and
+Prometheus lives in chronyctl6.check_output.
+
+Statuses follow the Nagios plugin API: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from pathlib import Path
+
+from chronyctl6.chronyconf import directives
+from chronyctl6.effects import chrony_tools
+from chronyctl6.effects.chrony_tools import Tracking
+from chronyctl6.errors import ChronyCtlError
+from chronyctl6.measure import exchange
+
+DEFAULT_SERVER = "fd00:ec2::123"
+IPV4_SERVER = "169.254.169.123"
+DEFAULT_WARN = 0.1
+DEFAULT_CRIT = 1.0
+DEFAULT_TIMEOUT = 2.0
+# Where chrony's Time Sync line lives: the boot step's drop-in first, then the distros' files.
+CONFIGURED_IN = ("/run/chronyctl6/timesync.sources", "/etc/chrony/chrony.conf", "/etc/chrony.conf")
+# chronyc prints 9 decimals; never call a rounding difference a disagreement.
+_SLACK = 1e-6
+
+
+def default_server(root: Path = Path("/")) -> str:
+    """The Time Sync endpoint chrony is configured with here, so that a baked image launched into
+    an IPv4-only subnet checks 169.254.169.123; fd00:ec2::123 where none is configured."""
+    for path in CONFIGURED_IN:
+        try:
+            text = (root / path.lstrip("/")).read_text(errors="replace")
+        except OSError:
+            continue
+        for d in directives.parse(text):
+            if d.keyword == "server" and d.args and directives.is_timesync(d.args[0]):
+                return d.args[0]
+    return DEFAULT_SERVER
+
+
+class CheckStatus(IntEnum):
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+class CheckUsageError(ChronyCtlError):
+    """Bad arguments: UNKNOWN, like any plugin that cannot measure."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    warn: float = DEFAULT_WARN
+    crit: float = DEFAULT_CRIT
+
+    def __post_init__(self) -> None:
+        if not 0 < self.warn <= self.crit:
+            raise CheckUsageError(
+                f"thresholds --warn {self.warn:g} --crit {self.crit:g}: need 0 < warn <= crit",
+                hint="e.g. --warn 0.1 --crit 1",
+            )
+
+    def classify(self, worst_offset: float) -> CheckStatus:
+        """The status for the largest offset the measurement allows (|offset| + error bound)."""
+        if worst_offset >= self.crit:
+            return CheckStatus.CRITICAL
+        if worst_offset >= self.warn:
+            return CheckStatus.WARNING
+        return CheckStatus.OK
+
+
+@dataclass(frozen=True)
+class ChronydView:
+    """What chronyd believes, and whether that fits our own measurement."""
+
+    tracking: Tracking | None
+    problem: str | None = None  # why there is no view (chronyd not running)
+    difference: float | None = None  # |direct offset - chronyd's system offset|
+    allowed: float | None = None  # the most the two bounds let that difference be
+    disagrees: bool = False
+
+
+def compare_chronyd(sample: exchange.Sample | None, tracking: Tracking) -> ChronydView:
+    """chronyd disagrees when both claims cannot be true at once: our sample puts the true
+    offset within `offset +- distance` (path and the server's root distance), chronyd puts it
+    within `system_offset +- (root dispersion + root delay / 2)`; disjoint intervals mean one
+    of them is wrong."""
+    if sample is None or not tracking.synchronised:
+        return ChronydView(tracking)
+    difference = abs(sample.offset - tracking.system_offset)
+    allowed = sample.distance + tracking.root_dispersion + tracking.root_delay / 2 + _SLACK
+    return ChronydView(tracking, None, difference, allowed, difference > allowed)
+
+
+@dataclass
+class CheckResult:
+    status: CheckStatus
+    summary: str  # one line: the verdict and its main reason
+    thresholds: Thresholds
+    measurements: list[exchange.Measurement]
+    chosen: exchange.Measurement | None = None  # the server the verdict rests on
+    chronyd: ChronydView | None = None
+    notes: list[str] = field(default_factory=list)  # other things worth saying
+    hint: str | None = None
+
+    @property
+    def sample(self) -> exchange.Sample | None:
+        return self.chosen.best if self.chosen else None
+
+    @property
+    def worst_offset(self) -> float | None:
+        s = self.sample
+        return abs(s.offset) + s.error_bound if s else None
+
+
+def describe_failure(m: exchange.Measurement) -> str:
+    where = m.target.address
+    if m.error is not None and not m.target.resolved:
+        return m.error
+    if m.error is not None:
+        return f"cannot send to {where}: {m.error}"
+    if m.kiss_code is not None and not m.samples:
+        return f"{where} sent a kiss-of-death ({m.kiss_code}): kiss_of_death, sent nothing more"
+    if not m.rejected:
+        return f"no reply from {where} ({m.sent} requests)"
+    reasons = ", ".join(f"{reason} x{count}" for reason, count in sorted(m.rejected.items()))
+    return f"no valid reply from {where} ({m.sent} requests; rejected: {reasons})"
+
+
+def evaluate(
+    measurements: list[exchange.Measurement],
+    thresholds: Thresholds,
+    tracking: Tracking | None = None,
+    chronyd_problem: str | None = None,
+    ipv6_hint: str | None = None,
+) -> CheckResult:
+    """The verdict. The server with the smallest distance to UTC decides; chronyd's view can
+    only make it worse (a disagreement, or chronyd not synchronised, is a WARNING)."""
+    usable = [m for m in measurements if m.best is not None]
+    notes = [describe_failure(m) for m in measurements if m.best is None]
+    for m in measurements:
+        if m.kiss_code is not None and m.samples:
+            notes.append(f"{m.target.address} sent kiss code {m.kiss_code}: backed off")
+    chronyd = compare_chronyd(None, tracking) if tracking else ChronydView(None, chronyd_problem)
+    if not usable:
+        summary = notes[0] if notes else "no server to ask"
+        return CheckResult(
+            CheckStatus.UNKNOWN, summary, thresholds, measurements, None, chronyd, notes[1:],
+            ipv6_hint,
+        )
+    chosen = min(usable, key=lambda m: m.best.distance if m.best else float("inf"))
+    sample = chosen.best
+    assert sample is not None
+    worst = abs(sample.offset) + sample.error_bound
+    status = thresholds.classify(worst)
+    summary = (
+        f"offset {sample.offset:+.6f} s to {chosen.target.address} "
+        f"(+-{sample.error_bound:.6f} s)"
+    )
+    if status is not CheckStatus.OK:
+        limit = thresholds.crit if status is CheckStatus.CRITICAL else thresholds.warn
+        summary += f": could be {worst:.6f} s off, limit {limit:g} s"
+    if tracking is not None:
+        chronyd = compare_chronyd(sample, tracking)
+        if chronyd.disagrees:
+            status = max(status, CheckStatus.WARNING)
+            summary += (
+                f"; chronyd disagrees: it says {tracking.system_offset:+.6f} s, "
+                f"{chronyd.difference:.6f} s apart (bounds allow {chronyd.allowed:.6f} s)"
+            )
+        elif not tracking.synchronised:
+            status = max(status, CheckStatus.WARNING)
+            summary += "; chronyd is not synchronised"
+    return CheckResult(status, summary, thresholds, measurements, chosen, chronyd, notes)
+
+
+def chronyd_tracking(
+    socket: str | None = None, timeout: float = 2.0
+) -> tuple[Tracking | None, str | None]:
+    """chronyd's tracking, or why there is none. Never fails the check."""
+    try:
+        done = chrony_tools.chronyc("tracking", timeout=timeout, socket=socket)
+    except ChronyCtlError as exc:  # chronyc missing or hung
+        return None, exc.message
+    if not done.ok:
+        return None, f"chronyd is not answering ({done.brief()})"
+    try:
+        return chrony_tools.parse_tracking(done.stdout), None
+    except ChronyCtlError as exc:
+        return None, exc.message
+
+
+def ipv6_route_hint(measurements: list[exchange.Measurement]) -> str | None:
+    """Say so when IPv6 cannot work here, and point at the IPv4 endpoint. Only for servers
+    beyond this host (fd00:ec2::123, not ::1) that got nowhere: no route, or no answer at all
+    (an answer of any kind proves the path works)."""
+    import ipaddress
+    import socket
+
+    def remote(m: exchange.Measurement) -> bool:
+        ip = ipaddress.ip_address(m.target.address.split("%")[0])
+        return not (ip.is_loopback or ip.is_link_local)
+
+    v6 = [m for m in measurements if m.target.family == socket.AF_INET6 and remote(m)
+          and m.best is None and not m.rejected]
+    if not v6:
+        return None
+    if any(exchange.unreachable(m) for m in v6):
+        why = "this host has no usable IPv6 route"
+    else:
+        from chronyctl6.effects.host import read_network  # psutil: only on this failure path
+
+        if read_network().has_global_ipv6:
+            return None
+        why = "this host has no global IPv6 address"
+    return (
+        f"{why} to {v6[0].target.address}; the IPv6 endpoint needs a Nitro instance in a "
+        f"subnet with an IPv6 CIDR and an IPv6 address on the interface. "
+        f"Use the IPv4 endpoint meanwhile: --server {IPV4_SERVER}"
+    )
+
+
+def run(
+    servers: list[str],
+    *,
+    port: int = exchange.NTP_PORT,
+    samples: int = exchange.DEFAULT_SAMPLES,
+    timeout: float = DEFAULT_TIMEOUT,
+    thresholds: Thresholds | None = None,
+    ask_chronyd: bool = True,
+    chronyd_socket: str | None = None,
+) -> CheckResult:
+    thresholds = thresholds or Thresholds()
+    if not 1 <= samples <= exchange.MAX_SAMPLES:
+        raise CheckUsageError(
+            f"--samples {samples}: use 1 to {exchange.MAX_SAMPLES}",
+            hint="Time Sync, like chronyd, rate-limits a client to a burst of 8",
+        )
+    if not 0 < timeout <= 60:
+        raise CheckUsageError(f"--timeout {timeout:g}: use more than 0 and at most 60 seconds")
+    targets: list[exchange.Target] = []
+    unresolved: list[exchange.Measurement] = []
+    for server in servers:
+        try:
+            targets += exchange.resolve(server, port)
+        except exchange.NtpError as exc:  # one bad name must not hide the other servers' answers
+            unresolved.append(exchange.unresolved(server, port, exc.message))
+    measurements = exchange.measure(targets, samples=samples, timeout=timeout) + unresolved
+    tracking, problem = (
+        chronyd_tracking(chronyd_socket) if ask_chronyd else (None, "--no-chronyd")
+    )
+    hint = ipv6_route_hint(measurements)
+    if hint is None and unresolved and not any(m.best for m in measurements):
+        hint = "give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)"
+    return evaluate(measurements, thresholds, tracking, problem, hint)

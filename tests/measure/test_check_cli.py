@@ -1,0 +1,285 @@
+"""`chronyctl6 check` end to end against loopback NTP servers: exit codes, the four output
+formats (parsed by real parsers), the textfile, and what the command imports at start-up.
+
+Runs inside a fresh network namespace (the suite is started under `unshare -n`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
+
+from chronyctl6.cli import app
+from tests.ntp_fixtures import HOSTILE, Responder, ServerState, require_isolated_netns, silent
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _netns() -> None:
+    require_isolated_netns()
+
+
+def check(*args: str) -> tuple[int, str]:
+    """The command in-process. chronyd is left out unless a test names its socket: whatever
+    chronyd this machine runs must not sway these verdicts."""
+    hermetic = [] if "--chronyd-socket" in args else ["--no-chronyd"]
+    result = runner.invoke(app, ["check", *hermetic, *args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout
+
+
+def check_json(r: Responder, *args: str) -> tuple[int, dict[str, Any]]:
+    code, out = check("--server", r.host, "--port", str(r.port), "-o", "json", *args)
+    return code, json.loads(out)
+
+
+def metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        assert family.type == "gauge" and family.documentation
+        for s in family.samples:
+            found[(s.name, tuple(sorted(s.labels.items())))] = s.value
+            assert s.timestamp is None  # textfile collector: no timestamps
+    return found
+
+
+# ---- verdicts -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("offset", "warn", "crit", "status", "code"),
+    [
+        (0.25, "0.5", "1", "OK", 0),
+        (-0.25, "0.5", "1", "OK", 0),
+        (0.25, "0.1", "1", "WARNING", 1),
+        (-0.25, "0.1", "1", "WARNING", 1),
+        (0.25, "0.05", "0.2", "CRITICAL", 2),
+        (-0.25, "0.05", "0.2", "CRITICAL", 2),
+        (0.0, "0.1", "1", "OK", 0),
+    ],
+)
+def test_offset_and_thresholds_map_to_exit_codes(
+    offset: float, warn: str, crit: str, status: str, code: int
+) -> None:
+    with Responder(state=ServerState(offset=offset)) as r:
+        exit_code, out = check_json(r, "--warn", warn, "--crit", crit, "--samples", "3")
+    assert exit_code == code and out["status"] == status and out["exit_code"] == code
+    assert isinstance(out["offset"], float) and isinstance(out["error_bound"], float)
+    assert abs(out["offset"] - offset) <= out["error_bound"] + 2e-6
+    assert out["server"] == "::1" and out["stratum"] == 2 and out["leap"] == 0
+    assert out["ref_id"] == "A9FEA97B" and isinstance(out["delay"], float)
+    assert out["sent"] == 3 and out["valid"] == 3 and out["rejected"] == {}
+    samples = out["samples"]
+    assert isinstance(samples, list) and len(samples) == 3
+    assert all(isinstance(s["offset"], float) and s["delay"] >= 0 for s in samples)
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_server_is_never_ok(name: str) -> None:
+    behaviour, reason = HOSTILE[name]
+    with Responder(behaviour, ServerState(offset=0.0)) as r:
+        code, out = check_json(r, "--samples", "2", "--timeout", "0.6")
+        _, line = check("--server", "::1", "--port", str(r.port), "-o", "nagios",
+                        "--samples", "1", "--timeout", "0.4")
+    assert code == 3 and out["status"] == "UNKNOWN" and out["offset"] is None
+    assert out["rejected"].get(reason, 0) >= 1
+    assert line.startswith("NTP UNKNOWN: ") and reason in line and "|" not in line
+
+
+def test_no_reply_is_unknown_within_the_deadline() -> None:
+    with Responder(silent) as r:
+        start = time.monotonic()
+        code, out = check("--server", "::1", "--port", str(r.port), "--timeout", "0.5")
+        elapsed = time.monotonic() - start
+    assert code == 3 and out.startswith("UNKNOWN: no reply from ::1")
+    assert elapsed < 0.5 + 1.5  # the deadline holds (bound generous for a loaded machine)
+
+
+def test_best_of_several_servers_decides_and_the_dead_one_is_noted() -> None:
+    with Responder(state=ServerState(offset=0.01)) as good, Responder(silent) as dead:
+        code, out = check("--server", "::1", "--port", str(good.port), "--server", "127.0.0.1",
+                          "--samples", "2", "--timeout", "0.5", "-o", "json")
+    data = json.loads(out)
+    # Both names share the port: 127.0.0.1 has no listener there, ::1 answers.
+    assert code == 0 and data["server"] == "::1"
+    assert [s["address"] for s in data["servers"]] == ["::1", "127.0.0.1"]
+    assert data["servers"][1]["valid"] == 0
+    del dead
+
+
+def test_default_server_without_an_ipv6_route_points_at_the_ipv4_endpoint() -> None:
+    code, out = check()
+    assert code == 3
+    assert "fd00:ec2::123" in out and "Network is unreachable" in out
+    assert "--server 169.254.169.123" in out
+
+
+# ---- bad arguments are UNKNOWN (3), never click's 2 -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--samples", "0"],
+        ["--samples", "9"],
+        ["--samples", "many"],
+        ["--warn", "2", "--crit", "1"],
+        ["--warn", "0"],
+        ["--timeout", "0"],
+        ["-o", "xml"],
+        ["--bogus"],
+        ["--port", "0"],
+        ["--textfile", "metrics.txt"],
+    ],
+)
+def test_bad_arguments_exit_3(args: list[str]) -> None:
+    code, _ = check("--server", "::1", "--port", "9", *args) if "--port" not in args else check(
+        "--server", "::1", *args)
+    assert code == 3
+
+
+# ---- formats --------------------------------------------------------------------------------
+
+
+def test_nagios_line_with_perfdata() -> None:
+    with Responder(state=ServerState(offset=-0.05)) as r:
+        code, out = check("--server", "::1", "--port", str(r.port), "-o", "nagios",
+                          "--warn", "0.1", "--crit", "1")
+    assert code == 0 and out.count("\n") == 1
+    m = re.fullmatch(
+        r"NTP OK: Offset (-\d+\.\d{6}) secs\|offset=(-\d+\.\d{6})s;0\.1;1; "
+        r"delay=\d+\.\d{6}s;;;0; error_bound=\d+\.\d{6}s;;;0; root_distance=\d+\.\d{6}s;;;0; "
+        r"stratum=2;;;0;16\n",
+        out,
+    )
+    assert m is not None, out
+    assert m.group(1) == m.group(2) and abs(float(m.group(1)) + 0.05) < 0.01
+
+
+def test_prometheus_output_parses_and_says_what_json_says() -> None:
+    with Responder(state=ServerState(offset=0.125)) as r:
+        code, text = check("--server", "::1", "--port", str(r.port), "-o", "prometheus")
+    assert code == 1
+    found = metrics(text)
+    server = (("server", "::1"),)
+    assert found[("chronyctl6_check_status", ())] == 1
+    assert found[("chronyctl6_check_up", server)] == 1
+    assert abs(found[("chronyctl6_check_offset_seconds", server)] - 0.125) < 0.01
+    assert found[("chronyctl6_check_stratum", server)] == 2
+    assert found[("chronyctl6_check_requests_sent", server)] == 6
+    assert found[("chronyctl6_check_threshold_seconds", (("level", "warning"),))] == 0.1
+    assert ("chronyctl6_check_chronyd_up", ()) in found
+
+
+def test_prometheus_counts_rejections_by_reason() -> None:
+    behaviour, _ = HOSTILE["leap 3"]
+    with Responder(behaviour) as r:
+        code, text = check("--server", "::1", "--port", str(r.port), "-o", "prometheus",
+                           "--samples", "2", "--timeout", "0.5")
+    found = metrics(text)
+    assert code == 3 and found[("chronyctl6_check_status", ())] == 3
+    assert found[("chronyctl6_check_up", (("server", "::1"),))] == 0
+    key = ("chronyctl6_check_replies_rejected", (("reason", "unsynchronised"), ("server", "::1")))
+    assert found[key] >= 1
+    assert not any(name == "chronyctl6_check_offset_seconds" for name, _ in found)
+
+
+def test_textfile_is_written_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "chronyctl6.prom"
+    target.write_text("old\n")
+    with Responder(state=ServerState(offset=0.001)) as r:
+        code, out = check("--server", "::1", "--port", str(r.port), "--textfile", str(target))
+    assert code == 0 and out.startswith("OK: ")
+    found = metrics(target.read_text())
+    assert found[("chronyctl6_check_status", ())] == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chronyctl6.prom"]  # no temp left
+    assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_textfile_is_written_when_unknown_too(tmp_path: Path) -> None:
+    target = tmp_path / "ntp.prom"
+    with Responder(silent) as r:
+        code, _ = check("--server", "::1", "--port", str(r.port), "--timeout", "0.3",
+                        "--textfile", str(target))
+    assert code == 3 and metrics(target.read_text())[("chronyctl6_check_up", (("server", "::1"),))] == 0
+
+
+def test_text_output_says_which_way_the_clock_is_off() -> None:
+    with Responder(state=ServerState(offset=-0.02)) as r:
+        code, out = check("--server", "::1", "--port", str(r.port))
+    assert code == 0 and out.startswith("OK: offset -0.0")
+    assert "this clock is ahead of the server" in out and "6 sent, 6 valid, 0 rejected" in out
+
+
+def test_help_says_what_the_sign_means() -> None:
+    result = runner.invoke(app, ["check", "--help"])
+    assert result.exit_code == 0
+    assert "positive when this clock is BEHIND" in " ".join(result.stdout.split())
+
+
+# ---- the real command, as monitoring runs it -------------------------------------------------
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chronyctl6", *args], cwd=REPO, capture_output=True, text=True,
+        timeout=30, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})}, check=False,
+    )
+
+
+def test_exit_codes_of_the_real_process() -> None:
+    with Responder(state=ServerState(offset=0.3)) as r:
+        warn = run_cli("check", "--no-chronyd", "--server", "::1", "--port", str(r.port),
+                       "-o", "nagios")
+        crit = run_cli("check", "--no-chronyd", "--server", "::1", "--port", str(r.port),
+                       "--crit", "0.2", "-o", "nagios")
+    bad = run_cli("check", "--samples", "0")
+    assert (warn.returncode, crit.returncode, bad.returncode) == (1, 2, 3)
+    for done, word in ((warn, "WARNING"), (crit, "CRITICAL")):
+        m = re.match(rf"NTP {word}: Offset (\d+\.\d+) secs\|", done.stdout)
+        assert m is not None and abs(float(m.group(1)) - 0.3) < 0.01, done.stdout
+
+
+def test_check_imports_nothing_it_does_not_need() -> None:
+    probe = (
+        "import sys\n"
+        "from chronyctl6.cli import main\n"
+        "sys.argv = ['chronyctl6', 'check', '--server', '127.0.0.1', '--port', '9', '--no-chronyd',"
+        " '--timeout', '0.3', '-o', 'json']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True,
+                          text=True, timeout=30, check=False)
+    loaded = set(done.stderr.split())
+    assert "chronyctl6.measure.exchange" in loaded  # the probe did run a check
+    for heavy in ("jinja2", "psutil", "chronyctl6.configure.render", "chronyctl6.configure.plan",
+                  "chronyctl6.configure.apply"):
+        assert heavy not in loaded, heavy
+
+
+def test_a_server_that_does_not_resolve_is_unknown_with_a_hint() -> None:
+    code, out = check("--server", "fd00:ec2::123::1", "-o", "json")
+    data = json.loads(out)
+    assert code == 3 and data["status"] == "UNKNOWN"
+    assert "cannot resolve" in data["summary"] and "--server" in data["hint"]
+
+
+def test_a_bad_name_does_not_hide_a_good_server() -> None:
+    with Responder(state=ServerState(offset=0.002)) as r:
+        code, out = check("--server", "fd00:ec2::123::1", "--server", "::1",
+                          "--port", str(r.port))
+    assert code == 0 and out.startswith("OK: ") and "cannot resolve" in out

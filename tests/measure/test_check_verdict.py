@@ -1,0 +1,192 @@
+"""The verdict and its renderings as pure functions of plain data: thresholds, choosing the
+server, chronyd's view and the disagreement rule, Nagios and Prometheus text."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from chronyctl6.effects.chrony_tools import Tracking
+from chronyctl6.measure import report as fmt
+from chronyctl6.measure.check import (
+    CheckStatus,
+    CheckUsageError,
+    Thresholds,
+    compare_chronyd,
+    evaluate,
+)
+from chronyctl6.measure.exchange import Measurement, Sample, Target
+
+
+def sample(offset: float, delay: float = 0.0002, *, root_delay: float = 0.0,
+           root_dispersion: float = 0.0, leap: int = 0) -> Sample:
+    return Sample(offset, delay, 1, leap, 4, "AMZN", root_delay, root_dispersion)
+
+
+def measurement(address: str, *samples: Sample, **rejected: int) -> Measurement:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sockaddr = (address, 123, 0, 0) if family == socket.AF_INET6 else (address, 123)
+    m = Measurement(Target(address, family, sockaddr), sent=max(1, len(samples)))
+    m.samples.extend(samples)
+    m.rejected = Counter(rejected)
+    return m
+
+
+def tracking(system_offset: float, *, root_delay: float = 0.0001,
+             root_dispersion: float = 0.0001, leap: str = "Normal",
+             ref_id: str = "A9FEA97B") -> Tracking:
+    return Tracking(ref_id, "169.254.169.123", 4, 1.7e9, system_offset, 0.0, 0.0, 0.0, 0.0,
+                    0.0, root_delay, root_dispersion, 16.0, leap)
+
+
+@pytest.mark.parametrize(
+    ("worst", "status"),
+    [(0.0, CheckStatus.OK), (0.0999, CheckStatus.OK), (0.1, CheckStatus.WARNING),
+     (0.5, CheckStatus.WARNING), (1.0, CheckStatus.CRITICAL), (86400.0, CheckStatus.CRITICAL)],
+)
+def test_thresholds_classify(worst: float, status: CheckStatus) -> None:
+    assert Thresholds(0.1, 1.0).classify(worst) is status
+
+
+@pytest.mark.parametrize(("warn", "crit"), [(0.0, 1.0), (-1.0, 1.0), (2.0, 1.0)])
+def test_thresholds_must_be_ordered_and_positive(warn: float, crit: float) -> None:
+    with pytest.raises(CheckUsageError):
+        Thresholds(warn, crit)
+
+
+def test_verdict_uses_the_largest_offset_the_measurement_allows() -> None:
+    # 0.099 s with an error bound of 0.002 s might be 0.101 s: not OK against 0.1.
+    r = evaluate([measurement("fd00:ec2::123", sample(-0.099, delay=0.004))], Thresholds())
+    assert r.status is CheckStatus.WARNING and r.worst_offset == pytest.approx(0.101)
+
+
+def test_minimum_delay_sample_is_the_answer() -> None:
+    m = measurement("fd00:ec2::123", sample(0.003, 0.006), sample(0.0001, 0.0002),
+                    sample(-0.002, 0.004))
+    r = evaluate([m], Thresholds())
+    assert r.sample is not None and r.sample.offset == 0.0001 and r.status is CheckStatus.OK
+
+
+def test_server_with_smallest_distance_to_utc_decides() -> None:
+    far = measurement("169.254.169.123", sample(0.5, 0.0001, root_dispersion=0.2))
+    near = measurement("fd00:ec2::123", sample(0.001, 0.0004, root_dispersion=0.0001))
+    r = evaluate([far, near], Thresholds())
+    assert r.chosen is near and r.status is CheckStatus.OK
+
+
+def test_no_valid_reply_is_unknown_and_says_why() -> None:
+    m = measurement("fd00:ec2::123", wrong_origin=3, truncated=1)
+    r = evaluate([m], Thresholds())
+    assert r.status is CheckStatus.UNKNOWN and r.sample is None
+    assert "truncated x1" in r.summary and "wrong_origin x3" in r.summary
+
+
+def test_kiss_of_death_is_reported_with_its_code() -> None:
+    m = measurement("fd00:ec2::123", kiss_of_death=1)
+    m.kiss_code = "RATE"
+    r = evaluate([m], Thresholds())
+    assert r.status is CheckStatus.UNKNOWN and "RATE" in r.summary
+
+
+# ---- chronyd --------------------------------------------------------------------------------
+
+
+def test_chronyd_agrees_within_both_bounds() -> None:
+    view = compare_chronyd(sample(0.00010, delay=0.0002), tracking(0.00005))
+    assert view.disagrees is False and view.difference == pytest.approx(0.00005)
+
+
+def test_chronyd_disagrees_beyond_both_bounds() -> None:
+    # We see the clock 0.25 s behind, chronyd believes it is fine: one of us is wrong.
+    view = compare_chronyd(sample(0.25, delay=0.0002), tracking(0.0))
+    assert view.disagrees is True
+    assert view.allowed == pytest.approx(0.0001 + 0.0001 + 0.00005, abs=2e-6)
+
+
+def test_disagreement_bound_includes_the_servers_root_distance() -> None:
+    s = sample(0.004, delay=0.0002, root_delay=0.002, root_dispersion=0.003)
+    assert compare_chronyd(s, tracking(0.0)).disagrees is False  # 0.004 < 0.0041 + chronyd's
+    assert compare_chronyd(s, tracking(-0.002)).disagrees is True
+
+
+def test_disagreement_makes_an_ok_offset_a_warning() -> None:
+    r = evaluate([measurement("fd00:ec2::123", sample(0.05))], Thresholds(0.1, 1.0),
+                 tracking(0.0))
+    assert r.status is CheckStatus.WARNING and "chronyd disagrees" in r.summary
+
+
+def test_disagreement_never_softens_a_critical() -> None:
+    r = evaluate([measurement("fd00:ec2::123", sample(5.0))], Thresholds(0.1, 1.0),
+                 tracking(0.0))
+    assert r.status is CheckStatus.CRITICAL
+
+
+def test_unsynchronised_chronyd_is_a_warning_but_not_compared() -> None:
+    r = evaluate([measurement("fd00:ec2::123", sample(0.0001))], Thresholds(),
+                 tracking(0.0, leap="Not synchronised", ref_id="00000000"))
+    assert r.status is CheckStatus.WARNING and "not synchronised" in r.summary
+    assert r.chronyd is not None and r.chronyd.difference is None
+
+
+def test_no_chronyd_leaves_the_verdict_alone() -> None:
+    r = evaluate([measurement("fd00:ec2::123", sample(0.0001))], Thresholds(), None,
+                 "chronyd is not answering (506 Cannot talk to daemon)")
+    assert r.status is CheckStatus.OK
+    assert r.chronyd is not None and r.chronyd.problem is not None
+
+
+# ---- renderings -----------------------------------------------------------------------------
+
+
+def test_json_has_the_promised_fields_as_numbers() -> None:
+    r = evaluate([measurement("fd00:ec2::123", sample(0.000051, 0.0001))], Thresholds(),
+                 tracking(0.00004))
+    out = json.loads(json.dumps(fmt.to_json(r)))
+    for key in ("status", "server", "offset", "delay", "error_bound", "stratum", "leap",
+                "ref_id", "samples"):
+        assert key in out
+    assert out["status"] == "OK" and out["offset"] == 0.000051 and out["delay"] == 0.0001
+    assert out["error_bound"] == 0.00005 and out["samples"] == [{"offset": 0.000051,
+                                                                 "delay": 0.0001}]
+    assert out["chronyd"]["disagrees"] is False and out["chronyd"]["source"] == "169.254.169.123"
+
+
+def test_nagios_example_line() -> None:
+    r = evaluate([measurement("fd00:ec2::123", sample(0.000051, 0.0001))], Thresholds())
+    assert fmt.to_nagios(r).startswith("NTP OK: Offset 0.000051 secs|offset=0.000051s;0.1;1; ")
+
+
+def test_nagios_unknown_has_no_perfdata_separator_in_its_text() -> None:
+    m = measurement("fd00:ec2::123")
+    m.error = "weird | text"
+    line = fmt.to_nagios(evaluate([m], Thresholds()))
+    assert line.startswith("NTP UNKNOWN: ") and "|" not in line and "\n" not in line
+
+
+def test_prometheus_label_values_are_escaped_and_parse() -> None:
+    m = measurement("fd00:ec2::123", sample(0.001))
+    m.rejected = Counter({'we"ird\\reason': 2})
+    text = fmt.to_prometheus(evaluate([m], Thresholds()))
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    (s,) = families["chronyctl6_check_replies_rejected"].samples
+    assert s.labels["reason"] == 'we"ird\\reason' and s.value == 2
+    assert families["chronyctl6_check_offset_seconds"].samples[0].value == 0.001
+
+
+def test_default_server_is_the_configured_time_sync_endpoint(tmp_path: Path) -> None:
+    from chronyctl6.measure.check import default_server
+
+    assert default_server(tmp_path) == "fd00:ec2::123"
+    conf_file = tmp_path / "etc/chrony/chrony.conf"
+    conf_file.parent.mkdir(parents=True)
+    conf_file.write_text("pool 2.debian.pool.ntp.org\nserver 169.254.169.123 prefer iburst\n")
+    assert default_server(tmp_path) == "169.254.169.123"
+    dropin = tmp_path / "run/chronyctl6/timesync.sources"
+    dropin.parent.mkdir(parents=True)
+    dropin.write_text("# chosen at boot\nserver fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4\n")
+    assert default_server(tmp_path) == "fd00:ec2::123"

@@ -1,0 +1,192 @@
+"""The NTP exchange against real sockets: an honest server with a known clock offset, and
+hostile ones whose every bad reply must be refused with its reason.
+
+Runs inside a fresh network namespace (the suite is started under `unshare -n`).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from chronyctl6.measure import exchange
+from tests.ntp_fixtures import (
+    HOSTILE,
+    Reply,
+    Responder,
+    ServerState,
+    exponential_delay,
+    flood,
+    honest,
+    kiss,
+    reply_header,
+    require_isolated_netns,
+    silent,
+    stray_then_honest,
+    unix_ns_to_ntp,
+)
+
+# Float rounding of the packet's 16.16 root fields and of ns -> s; far below any delay.
+EPS = 2e-6
+
+
+@pytest.fixture(autouse=True)
+def _netns() -> None:
+    require_isolated_netns()
+
+
+def measure(r: Responder, **kwargs: float) -> exchange.Measurement:
+    targets = exchange.resolve(r.host, r.port)
+    assert len(targets) == 1
+    samples = int(kwargs.pop("samples", 4))
+    return exchange.measure(targets, samples=samples, **kwargs)[0]
+
+
+# ---- pure pieces ----------------------------------------------------------------------------
+
+
+def test_request_is_ntpv4_client_with_the_nonce_as_transmit_timestamp() -> None:
+    nonce = bytes(range(1, 9))
+    packet = exchange.request_packet(nonce)
+    assert len(packet) == 48
+    assert packet[0] >> 6 == 0 and (packet[0] >> 3) & 7 == 4 and packet[0] & 7 == 3
+    assert packet[40:48] == nonce
+    assert packet[24:40] == bytes(16)  # nothing about our clock leaks out
+
+
+@pytest.mark.parametrize("unix_ns", [0, 1_700_000_000_123_456_789, 2_085_978_496 * 10**9 + 5])
+def test_ntp_timestamps_convert_exactly_across_the_2036_era_boundary(unix_ns: int) -> None:
+    raw = unix_ns_to_ntp(unix_ns)
+    assert abs(exchange.ntp_to_unix_ns(raw, unix_ns + 10**9) - unix_ns) <= 1
+
+
+@pytest.mark.parametrize(
+    ("ref_id", "stratum", "text"),
+    [(b"RATE", 0, "RATE"), (b"GPS\0", 1, "GPS"), (b"\xa9\xfe\xa9\x7b", 3, "A9FEA97B"),
+     (b"\x00\x01\x02\x03", 0, "00010203")],
+)
+def test_ref_id_text(ref_id: bytes, stratum: int, text: str) -> None:
+    assert exchange.ref_id_text(int.from_bytes(ref_id, "big"), stratum) == text
+
+
+# ---- honest servers -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("offset", [0.25, -0.25, 3600.0, -0.0005])
+@pytest.mark.parametrize("host", ["::1", "127.0.0.1"])
+def test_offset_of_a_server_with_a_known_clock_offset(offset: float, host: str) -> None:
+    with Responder(state=ServerState(offset=offset), host=host) as r:
+        m = measure(r, samples=4)
+    assert m.sent == 4 and len(m.samples) == 4 and not m.rejected
+    best = m.best
+    assert best is not None
+    # Both clocks are this machine's: the truth is exactly `offset`, and the measurement
+    # must hold it within its own error bound.
+    assert abs(best.offset - offset) <= best.error_bound + EPS
+    assert best.delay >= 0 and best.stratum == 2 and best.leap == 0
+    assert best.ref_id == "A9FEA97B"
+    assert best.distance == pytest.approx(best.delay / 2 + best.root_dispersion
+                                          + best.root_delay / 2)
+
+
+def test_minimum_delay_sample_wins_under_asymmetric_delay() -> None:
+    with Responder(state=ServerState(offset=0.25),
+                   request_delay=exponential_delay(0.004, seed=7)) as r:
+        m = measure(r, samples=8)
+    best = m.best
+    # Replies still out once they could no longer beat the best delay are not waited for.
+    assert best is not None and m.sent == 8 and 2 <= len(m.samples) <= 8
+    assert best.delay == min(s.delay for s in m.samples)
+    for s in m.samples:
+        assert abs(s.offset - 0.25) <= s.error_bound + EPS  # every sample is consistent
+
+
+def test_stray_packets_are_counted_and_the_real_reply_still_taken() -> None:
+    with Responder(stray_then_honest, ServerState(offset=-1.5)) as r:
+        m = measure(r, samples=3)
+    assert len(m.samples) == 3
+    assert m.rejected == {"wrong_origin": 3, "truncated": 3}
+    best = m.best
+    assert best is not None and abs(best.offset + 1.5) <= best.error_bound + EPS
+
+
+# ---- hostile servers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_reply_is_refused_with_its_reason(name: str) -> None:
+    behaviour, reason = HOSTILE[name]
+    with Responder(behaviour, ServerState(offset=0.5)) as r:
+        m = measure(r, samples=3, timeout=0.6)
+        asked = len(r.requests)
+    assert m.samples == [] and m.best is None
+    assert m.rejected[reason] >= 1
+    assert set(m.rejected) == {reason}
+    assert any(d.startswith(reason) for d in m.details)
+    if reason == "kiss_of_death":
+        code = name.rsplit(maxsplit=1)[-1]
+        assert m.kiss_code == code
+        assert m.sent == 1 and asked == 1  # backed off: nothing after the kiss
+
+
+def test_unknown_kiss_code_is_refused_but_does_not_stop_the_burst() -> None:
+    with Responder(kiss("XYZZ")) as r:
+        m = measure(r, samples=3, timeout=1.0)
+    assert m.kiss_code == "XYZZ" and m.sent == 3 and m.rejected["kiss_of_death"] == 3
+
+
+def test_no_reply_ends_at_the_deadline() -> None:
+    with Responder(silent) as r:
+        start = time.monotonic()
+        m = measure(r, samples=4, timeout=0.6)
+        elapsed = time.monotonic() - start
+    assert m.samples == [] and not m.rejected and m.sent == 4
+    assert 0.55 <= elapsed < 0.6 + 1.0  # a correctness bound, generous for a loaded machine
+
+
+def test_a_flood_of_stray_packets_does_not_stretch_the_deadline() -> None:
+    with Responder(flood, spray_for=3.0) as r:
+        start = time.monotonic()
+        m = measure(r, samples=2, timeout=0.5)
+        elapsed = time.monotonic() - start
+    assert m.samples == [] and m.rejected["wrong_origin"] > 20
+    assert elapsed < 0.5 + 1.0
+
+
+def test_closed_port_is_seen_from_icmp_without_waiting_for_the_deadline() -> None:
+    with Responder() as r:
+        port = r.port  # nothing listens there once the responder is closed
+    start = time.monotonic()
+    m = exchange.measure(exchange.resolve("::1", port), samples=2, timeout=5.0)[0]
+    assert m.rejected["icmp_unreachable"] == 2 and not m.samples
+    assert time.monotonic() - start < 4.0
+
+
+def test_no_ipv6_route_is_a_send_error() -> None:
+    # In a fresh namespace only lo exists: the kernel refuses at once, nothing is sent.
+    m = exchange.measure(exchange.resolve("fd00:ec2::123"), samples=2, timeout=1.0)[0]
+    assert m.sent == 0 and m.error and exchange.unreachable(m)
+
+
+def test_bracketed_ipv6_literal_and_numeric_resolution() -> None:
+    (t,) = exchange.resolve("[::1]", 1234)
+    assert (t.address, t.port) == ("::1", 1234)
+
+
+def test_a_bad_ipv6_literal_is_a_clear_error_without_any_lookup() -> None:
+    # A colon marks an IPv6 literal: it is parsed, never sent to DNS.
+    with pytest.raises(exchange.NtpError, match="cannot resolve NTP server 'fd00:ec2::123::1'"):
+        exchange.resolve("fd00:ec2::123::1")
+
+
+def test_a_spoofed_kiss_of_death_does_not_stop_the_burst() -> None:
+    def spoofed_rate_then_honest(request: bytes, rx: bytes, state: ServerState) -> list[Reply]:
+        kod = ServerState(stratum=0, leap=3, ref_id=b"RATE")
+        forged = reply_header(kod) + bytes(8) + rx + rx  # an off-path attacker cannot echo the nonce
+        return [Reply(forged), *honest(request, rx, state)]
+
+    with Responder(spoofed_rate_then_honest) as r:
+        m = measure(r, samples=3)
+    assert m.kiss_code is None and m.sent == 3 and len(m.samples) == 3
+    assert m.rejected == {"wrong_origin": 3}
