@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +36,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         print(f"\nCI=true: {len(_skipped)} skipped test(s) count as failures: {', '.join(_skipped)}")
 
 
+# Tests in these folders send packets (NTP, instance metadata, the simulated instance): they run only
+# where this machine's network cannot be reached. The others send none and run anywhere; a socket
+# guard holds them to loopback in case one ever tries.
+SENDS_PACKETS = {"measure", "diagnose", "effects", "e2e", "packaging"}
+
+
 def _has_default_route() -> bool:
     for family in ("-4", "-6"):
         out = subprocess.run(["ip", family, "route", "show", "default"], capture_output=True,
@@ -46,9 +51,43 @@ def _has_default_route() -> bool:
     return False
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _isolated_network() -> Iterator[None]:
-    """The safety rule: nothing here may reach this machine's network."""
-    if _has_default_route():
-        pytest.exit("the tests must run in a fresh network namespace: use scripts/test", returncode=2)
-    yield
+def _sends_packets(item: pytest.Item) -> bool:
+    parts = Path(str(item.path)).resolve().relative_to(Path(__file__).resolve().parent).parts
+    return len(parts) > 1 and parts[0] in SENDS_PACKETS
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    if any(_sends_packets(item) for item in items) and _has_default_route():
+        raise pytest.UsageError("tests that send packets must run in a fresh network namespace "
+                                "(this one has a default route): use scripts/test")
+
+
+def _loopback_only(address: object) -> None:
+    host = address[0] if isinstance(address, tuple) else address
+    import ipaddress
+
+    try:
+        if host == "localhost" or ipaddress.ip_address(str(host).split("%")[0]).is_loopback:
+            return
+    except ValueError:
+        pass
+    raise AssertionError(f"a test outside {sorted(SENDS_PACKETS)} tried to reach {host!r}")
+
+
+@pytest.fixture(autouse=True)
+def _no_packets_off_loopback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests that send no packets by design are held to that in-process."""
+    if _sends_packets(request.node):
+        return
+    import socket
+
+    for name in ("connect", "connect_ex", "sendto"):
+        real = getattr(socket.socket, name)
+
+        def guarded(self: socket.socket, *args: object, _real: object = real) -> object:
+            if self.family in (socket.AF_INET, socket.AF_INET6):
+                _loopback_only(args[-1] if args else None)
+            return _real(self, *args)  # type: ignore[operator]
+
+        monkeypatch.setattr(socket.socket, name, guarded)
