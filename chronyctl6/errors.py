@@ -13,6 +13,7 @@ class ExitStatus(IntEnum):
     BAD_INPUT = 2  # bad flags or settings, unknown distro: nothing was written
     BUSY = 3  # another apply holds the lock
     NOT_PERMITTED = 4  # a live apply needs root
+    CHANGES_PENDING = 5  # apply --check: the host differs from what apply would make it
 
 
 class ChronyCtlError(Exception):

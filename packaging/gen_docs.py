@@ -170,7 +170,7 @@ def completion_script(shell: str, env: dict[str, str]) -> str:
 def build_date() -> str:
     # Reproducible builds: Debian and rpmbuild set SOURCE_DATE_EPOCH from the changelog.
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    when = dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch else dt.datetime.now(dt.UTC)
+    when = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch else dt.datetime.now(dt.timezone.utc)
     return when.strftime("%Y-%m-%d")
 
 

@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import tomllib
+import sys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Ubuntu 22.04's Python 3.10: the same parser, from its PyPI name
+    import tomli as tomllib
 from dataclasses import dataclass, field, replace
 from typing import Any
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum
 
 from chronyctl6.chronyconf import directives, traversal
 from chronyctl6.configure.platforms import Platform
@@ -24,11 +24,14 @@ MIN_CLI = "2.2.33"  # the AWS CLI release that has --http-protocol-ipv6
 RELOAD_SOURCES_SINCE = (4, 0)  # `sourcedir` and `chronyc reload sources` are chrony 4.0+
 
 
-class Status(StrEnum):
+class Status(str, Enum):
     PASS = "pass"  # noqa: S105 (a check status)
     WARN = "warn"
     FAIL = "fail"
     SKIP = "skip"
+
+    def __str__(self) -> str:  # as StrEnum (3.11+) would print it
+        return str(self.value)
 
 
 @dataclass(frozen=True)

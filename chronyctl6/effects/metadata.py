@@ -26,7 +26,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum
 
 from chronyctl6.effects.host import HostNetwork, InstanceHint
 from chronyctl6.errors import ChronyCtlError
@@ -44,7 +44,7 @@ MAX_BODY = 64 * 1024
 log = logging.getLogger(__name__)
 
 
-class Failure(StrEnum):
+class Failure(str, Enum):
     TIMEOUT = "timeout"
     NO_RESPONSE = "no-response"
     UNREACHABLE = "unreachable"
@@ -52,6 +52,9 @@ class Failure(StrEnum):
     HTTP = "http"  # an HTTP status that was not what we asked for
     V1_REFUSED = "v1-refused"  # a request without a token got 401: HttpTokens=required
     ERROR = "error"
+
+    def __str__(self) -> str:  # as StrEnum (3.11+) would print it
+        return str(self.value)
 
 
 _UNREACHABLE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL})
