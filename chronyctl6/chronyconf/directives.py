@@ -1,24 +1,86 @@
-"""chrony.conf as data: parse lines into directives and decide what a takeover keeps.
+"""chrony.conf as data: split lines and words as chronyd does, parse directives, and decide what
+a takeover keeps.
 
-Pure. chrony reads one directive a line; lines starting with #, %, ; or ! are comments.
+Pure. Confirmed in chrony's source (conf.c CNF_ReadFile / CNF_ParseLine, cmdparse.c
+CPS_NormalizeLine) and with chronyd 4.3 `-p`:
+- lines end at `\n` only (fgets); `\r`, `\v` and form feed are white space inside a line, like
+  space and tab (isspace in the C locale), so `# x\rcmdallow all` is one comment;
+  `\x1c`-`\x1e`, `\x85`, U+2028 are neither: they are part of a word;
+- a line is a comment when its first non-blank character is one of `!;#%`;
+- a NUL ends the line (strlen): what follows it up to the `\n` is not read;
+- a line of 2048 bytes or more is an error in a configuration file ("String too long"); a
+  *.sources file stops at such a line, and at a last line with no `\n`;
+- keywords are matched without regard to case.
+Text is bytes decoded with surrogateescape, so bytes that are not UTF-8 round-trip exactly.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import re
 from dataclasses import dataclass
 from enum import Enum
 
+from chronyctl6.chronyconf import sources
+
+# The source policy's names, where other layers have always imported them from.
+PHC_DEVICES = sources.PHC_DEVICES
+SMEARED_HOSTS = sources.SMEARED_HOSTS
+SOURCE_KEYWORDS = sources.SOURCE_KEYWORDS
+TIMESYNC_ADDRESSES = sources.TIMESYNC_ADDRESSES
+TIMESYNC_IPV4 = sources.TIMESYNC_IPV4
+TIMESYNC_IPV6 = sources.TIMESYNC_IPV6
+is_smeared = sources.is_smeared
+is_timesync = sources.is_timesync
+
 COMMENT_CHARS = "#%;!"
+WHITESPACE = " \t\n\v\f\r"  # C isspace() in the C locale
+MAX_LINE_BYTES = 2047  # chronyd's buffer is 2048 bytes with the line break
+_WORD_SEP = re.compile(f"[{re.escape(WHITESPACE)}]+")
+ENCODING = "utf-8"
+ERRORS = "surrogateescape"
 
-TIMESYNC_IPV6 = "fd00:ec2::123"
-TIMESYNC_IPV4 = "169.254.169.123"
-TIMESYNC_ADDRESSES = frozenset({TIMESYNC_IPV6, TIMESYNC_IPV4})
-# Sources that serve Amazon's leap-smeared time: mixing these with them is fine.
-SMEARED_HOSTS = TIMESYNC_ADDRESSES | {"time.aws.com"}
-PHC_DEVICES = ("/dev/ptp_ena", "/dev/ptp0")
 
-SOURCE_KEYWORDS = frozenset({"server", "pool", "peer"})
+def decode(data: bytes) -> str:
+    """Configuration bytes as text that encodes back to the very same bytes."""
+    return data.decode(ENCODING, ERRORS)
+
+
+def encode(text: str) -> bytes:
+    return text.encode(ENCODING, ERRORS)
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str  # without its `\n`, cut at a NUL as chronyd cuts it
+    lineno: int
+    terminated: bool  # ended by `\n` (a *.sources file ignores a last line without one)
+
+    @property
+    def too_long(self) -> bool:
+        return len(self.text) > MAX_LINE_BYTES // 4 and len(encode(self.text)) > MAX_LINE_BYTES - 1
+
+
+def split_lines(text: str) -> list[Line]:
+    """The lines chronyd reads: split at `\n` and nothing else."""
+    if not text:
+        return []
+    parts = text.split("\n")
+    last_terminated = parts[-1] == ""
+    if last_terminated:
+        parts.pop()
+    return [Line(part.split("\0", 1)[0], i, i < len(parts) or last_terminated)
+            for i, part in enumerate(parts, start=1)]
+
+
+def words(line: str) -> list[str]:
+    """A line's words as chronyd splits them (only C white space separates)."""
+    return [w for w in _WORD_SEP.split(line) if w]
+
+
+def strip(line: str) -> str:
+    return line.strip(WHITESPACE)
+
+
 # Directives chrony accepts more than once; any other one set twice means the last one wins,
 # so an operator's value of it replaces the distro's stock value.
 MULTI_KEYWORDS = frozenset({
@@ -44,14 +106,21 @@ class Directive:
         return self.keyword in MULTI_KEYWORDS
 
 
-def parse(text: str) -> list[Directive]:
-    directives = []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        words = raw.split()
-        if not words or words[0][0] in COMMENT_CHARS:
+def parse(text: str, *, sources_file: bool = False) -> list[Directive]:
+    """The directives of one file. sources_file: read as chronyd reads a *.sources file (it
+    stops at an over-long line or a last line without a line break)."""
+    found = []
+    for line in split_lines(text):
+        if sources_file and (not line.terminated or line.too_long):
+            break
+        ws = words(line.text)
+        if not ws or ws[0][0] in COMMENT_CHARS:
             continue
-        directives.append(Directive(words[0].lower(), tuple(words[1:]), raw.strip(), lineno))
-    return directives
+        shown = strip(line.text)
+        if any(c in shown for c in "\r\v\f"):
+            shown = " ".join(ws)  # never carry a character some readers take for a line break
+        found.append(Directive(ws[0].lower(), tuple(ws[1:]), shown, line.lineno))
+    return found
 
 
 class Fate(Enum):
@@ -66,36 +135,23 @@ class Verdict:
     reason: str = ""
 
 
-def is_smeared(host: str) -> bool:
-    return host.lower().rstrip(".") in SMEARED_HOSTS
-
-
-def is_timesync(host: str) -> bool:
-    try:
-        return str(ipaddress.ip_address(host)) in TIMESYNC_ADDRESSES
-    except ValueError:
-        return False
-
-
 def judge(directive: Directive, *, runtime_sourcedir: str,
           replaced_sourcedirs: tuple[tuple[str, str], ...] = ()) -> Verdict:
     """What a takeover does with one directive of a file chronyctl6 is about to replace."""
     kw, args = directive.keyword, directive.args
+    kind = sources.classify(kw, args)
     if kw in SOURCE_KEYWORDS:
-        host = args[0] if args else ""
-        if is_timesync(host):
+        if kind is not None and kind.timesync:
             why = "Time Sync source: chronyctl6 writes the one line that fits this instance"
-        elif is_smeared(host):
+        elif kind is sources.Kind.SMEARED:
             why = "source chosen by chronyctl6: list extra sources in settings.toml"
         else:
             why = ("public non-smeared source: mixing it with Time Sync's leap-smeared time "
                    "is what AWS advises against")
         return Verdict(directive, Fate.DROP, why)
-    if kw == "leapsectz":
-        return Verdict(directive, Fate.DROP,
-                       "Time Sync smears leap seconds; chronyd must not apply them on top "
-                       "(chrony.conf(5))")
-    if kw == "refclock" and len(args) >= 2 and args[0].upper() == "PHC" and args[1] in PHC_DEVICES:
+    if kw in sources.LEAP_KEYWORDS:
+        return Verdict(directive, Fate.DROP, sources.leap_reason(kw))
+    if kind is sources.Kind.PHC:
         return Verdict(directive, Fate.DROP, "ENA PTP hardware clock: chronyctl6 manages it (--phc)")
     if kw == "sourcedir" and args and args[0].rstrip("/") == runtime_sourcedir:
         return Verdict(directive, Fate.DROP, "boot-time source directory: chronyctl6 manages it")
@@ -110,7 +166,7 @@ MANAGED_MARK = "managed by chronyctl6"
 
 def is_managed(text: str) -> bool:
     """chronyctl6 wrote this file (its header says so in the first lines)."""
-    return any(MANAGED_MARK in line for line in text.splitlines()[:3])
+    return any(MANAGED_MARK in line.text for line in split_lines(text)[:3])
 
 
 INCLUDE_KEYWORDS = frozenset({"include", "confdir", "sourcedir"})
@@ -120,10 +176,10 @@ def rebase_includes(text: str, root: str) -> str:
     """The same configuration with the files it pulls in taken under root: how an image's
     chrony.conf is validated on the machine that builds the image."""
     out = []
-    for line in text.splitlines():
-        words = line.split()
-        if words and words[0].lower() in INCLUDE_KEYWORDS:
-            words = [words[0], *(root.rstrip("/") + w if w.startswith("/") else w for w in words[1:])]
-            line = " ".join(words)
-        out.append(line)
+    for line in split_lines(text):
+        ws = words(line.text)
+        if ws and ws[0].lower() in INCLUDE_KEYWORDS:
+            out.append(" ".join([ws[0], *(root.rstrip("/") + w if w.startswith("/") else w for w in ws[1:])]))
+        else:
+            out.append(line.text)
     return "\n".join(out) + "\n"

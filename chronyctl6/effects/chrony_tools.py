@@ -179,8 +179,8 @@ def validate_config(path: str, root: str = "/") -> commands.Completed:
     fd, name = tempfile.mkstemp(dir=candidate.parent, prefix=f".{candidate.name}.chronyctl6-",
                                 suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(directives.rebase_includes(candidate.read_text(), root))
+        with os.fdopen(fd, "wb") as f:  # bytes: a path that is not UTF-8 must reach chronyd as it is
+            f.write(directives.encode(directives.rebase_includes(directives.decode(candidate.read_bytes()), root)))
         return commands.run(["chronyd", "-p", "-u", "root", "-f", name], timeout=15)
     finally:
         Path(name).unlink(missing_ok=True)
