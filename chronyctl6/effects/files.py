@@ -11,12 +11,13 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from chronyctl6.errors import Busy, ChronyCtlError
+from chronyctl6.errors import Busy, ChronyCtlError, ExitStatus
 
 TEMP_MARK = ".chronyctl6-"
 BACKUP_SUFFIX = ".chronyctl6.bak"
@@ -126,3 +127,113 @@ def locked(directory: Path, *, timeout: float) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+# ---------------------------------------------------------------- reading what chronyd reads
+
+MAX_READ = 1 << 20  # a chrony configuration file is a few KiB; refuse anything near this
+MAX_SYMLINKS = 40  # as the kernel's MAXSYMLINKS
+
+
+class Unreadable(ChronyCtlError):
+    """A file chronyctl6 must not or cannot read (not a regular file, outside the root, too big)."""
+
+    status = ExitStatus.BAD_INPUT
+
+
+def _split(path: str) -> list[str]:
+    return [p for p in path.split("/") if p not in ("", ".")]
+
+
+def resolve_in_root(root: Path, path: str, *, how: str = "", shown: str | None = None) -> Path:
+    """Where `path`, as the system installed at `root` sees it, is on this machine: every symlink
+    followed inside root (an absolute target is taken under root again), never out of it.
+    A `..` above root and symlink loops are refused; a missing part ends the walk (reading
+    the result then finds nothing)."""
+    base = Path(os.path.abspath(root))
+    if base == Path("/"):
+        return Path("/", *_split(path))  # the live host: the kernel resolves as chronyd will
+    name = f"{shown or path}{how}"
+    todo = _split(path)
+    done: list[str] = []
+    links = 0
+    while todo:
+        part = todo.pop(0)
+        if part == "..":
+            if not done:
+                raise Unreadable(f"{name}: leads out of {base} through '..'",
+                                 hint="an image's configuration must stay inside the image")
+            done.pop()
+            continue
+        here = base.joinpath(*done, part)
+        try:
+            st = os.lstat(here)
+        except OSError:
+            return base.joinpath(*done, part, *(p for p in todo if p != ".."))
+        if not stat.S_ISLNK(st.st_mode):
+            done.append(part)
+            continue
+        links += 1
+        if links > MAX_SYMLINKS:
+            raise Unreadable(f"{name}: more than {MAX_SYMLINKS} symbolic links (a loop?)")
+        target = os.readlink(here)
+        if target.startswith("/"):
+            done = []
+        todo = _split(target) + todo
+    return base.joinpath(*done)
+
+
+_KINDS = {stat.S_IFIFO: "FIFO", stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
+          stat.S_IFDIR: "directory", stat.S_IFSOCK: "socket"}
+
+
+def read_bounded(path: Path, shown: str | None = None, *, how: str = "", limit: int = MAX_READ,
+                 follow: bool = True) -> bytes | None:
+    """A regular file's bytes, or None where there is none (a dangling symlink included).
+
+    Never hangs and never opens a device: the file is looked at through an O_PATH descriptor
+    first and opened only once it is known to be a regular file. More than `limit` bytes,
+    anything else (FIFO, device, directory, socket) and unreadable files raise Unreadable,
+    one line naming the file and how it was reached (`how`, e.g. " (include in /etc/chrony.conf:3)")."""
+    name = f"{shown or path}{how}"
+    nofollow = 0 if follow else os.O_NOFOLLOW
+    try:
+        probe = os.open(path, os.O_PATH | os.O_CLOEXEC | nofollow)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise Unreadable(f"{name}: cannot read it: {exc.strerror}") from None
+    try:
+        st = os.fstat(probe)
+    finally:
+        os.close(probe)
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "special file")
+        raise Unreadable(f"{name} is a {kind}, not a regular file: refused")
+    if st.st_size > limit:
+        raise Unreadable(f"{name} is {st.st_size} bytes, over the {limit} chronyctl6 reads")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC | nofollow)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise Unreadable(f"{name}: cannot read it: {exc.strerror}") from None
+    try:
+        again = os.fstat(fd)
+        if not stat.S_ISREG(again.st_mode) or (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
+            raise Unreadable(f"{name} changed while it was read: refused")
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = os.read(fd, min(65536, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise Unreadable(f"{name}: cannot read it: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if size > limit:
+        raise Unreadable(f"{name} is over the {limit} bytes chronyctl6 reads")
+    return b"".join(chunks)
