@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chronyctl6.chronyconf import directives
+from chronyctl6.chronyconf import directives, sources, traversal
 from chronyctl6.configure import platforms, render, settings
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.effects import host
@@ -51,8 +51,8 @@ class FileChange:
         return self.old != self.new
 
     def diff(self) -> str:
-        old = (self.old or b"").decode(errors="replace").splitlines(keepends=True)
-        new = self.new.decode().splitlines(keepends=True)
+        old = [f"{ln.text}\n" for ln in directives.split_lines(directives.decode(self.old or b""))]
+        new = [f"{ln.text}\n" for ln in directives.split_lines(directives.decode(self.new))]
         fromfile = self.shown if self.old is not None else "/dev/null"
         return "".join(difflib.unified_diff(old, new, fromfile, self.shown))
 
@@ -119,7 +119,9 @@ def make_plan(request: Request) -> Plan:
     hint = _instance_hint(chosen, network)
     choices = render.decide(chosen, platform, network=network, phc_device=phc, hint=hint)
 
-    config_path = request.under_root(platform.config_path)
+    # Under --root the directory is resolved inside the image; the file itself is read as chronyd
+    # would (through a symlink, inside the image) but replaced where it is, never written through.
+    config_path = traversal.write_path(request.root, platform.config_path)
     if not config_path.parent.is_dir():
         raise BadInput(
             f"{config_path.parent} does not exist: is chrony installed"
@@ -127,9 +129,9 @@ def make_plan(request: Request) -> Plan:
             hint="install chrony first" + ("" if platform.name == (chosen.distro or "") else
                                             ", or pass --distro if the distribution is misdetected"),
         )
-    old = _read_bytes(config_path)
-    rendered = render.render_config(choices, old.decode(errors="replace") if old is not None else None)
-    changes = [FileChange(config_path, platform.config_path, old, rendered.text.encode(), "config")]
+    old = traversal.read_one(request.root, platform.config_path)
+    rendered = render.render_config(choices, directives.decode(old) if old is not None else None)
+    changes = [FileChange(config_path, platform.config_path, old, directives.encode(rendered.text), "config")]
 
     boot_endpoint = None
     if choices.at_boot and request.live and network is not None:
@@ -169,70 +171,57 @@ def boot_sources_change(
     request: Request, platform: Platform, endpoint: render.Endpoint, options: tuple[str, ...]
 ) -> FileChange:
     shown = f"{platform.runtime_sourcedir}/{render.BOOT_SOURCES_NAME}"
-    path = request.under_root(shown)
-    return FileChange(path, shown, _read_bytes(path), render.render_boot_sources(endpoint, options).encode(),
-                      "sources")
+    path = traversal.write_path(request.root, shown)
+    return FileChange(path, shown, traversal.read_one(request.root, shown),
+                      render.render_boot_sources(endpoint, options).encode(), "sources")
 
 
 DISABLED_MARK = "# disabled by chronyctl6"
 
 
 def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[list[FileChange], list[str]]:
-    """Sources that other *.sources drop-ins add beside ours: a second Time Sync line, or a
-    non-smeared pool (Amazon Linux ships its sources that way, Ubuntu 24.04 its pools).
+    """Conflicting lines in the other files chronyd reads beside the new main file (its include,
+    confdir and sourcedir files, found by the one traversal chronyd's own order follows): a
+    second Time Sync line, a non-smeared server/pool/peer, leapsectz/leapseclist. Amazon Linux
+    ships its sources that way, Ubuntu 24.04 its pools, SUSE its pool (/etc/chrony.d/pool.conf).
 
-    In a persistent directory the line is commented out, with the reason, as part of the same
-    change (so it is diffed, backed up in memory and rolled back like the rest). A directory under
-    /run is filled again at every boot by whoever owns it: there, only a warning helps."""
+    In a persistent file the line is commented out, with the reason, as part of the same change
+    (so it is diffed, backed up in memory and rolled back like the rest). A file under /run is
+    written again at every boot by whoever owns it: there, only a warning helps."""
+    tree = traversal.load(platform.config_path, request.root, main_data=directives.encode(text))
+    if tree.problems:
+        raise BadInput(tree.problems[0], hint="chronyctl6 reads only regular files inside the root")
     changes: list[FileChange] = []
     warnings: list[str] = []
-    for d in directives.parse(text):
-        if d.keyword != "sourcedir" or not d.args or d.args[0].rstrip("/") == platform.runtime_sourcedir:
+    for read in tree.read:
+        if read.role == "main":
             continue
-        directory = request.under_root(d.args[0])
-        if not directory.is_dir():
-            continue
-        for dropin in sorted(directory.glob("*.sources")):
-            old = dropin.read_text(errors="replace")
-            new_lines, why = [], []
-            for line in old.splitlines():
-                reason = _dropin_conflict(line)
-                if reason:
-                    why.append(f"{line.strip()} ({reason})")
-                    new_lines += [f"{DISABLED_MARK}: {reason}", f"# {line}"]
-                else:
-                    new_lines.append(line)
-            if not why:
-                continue
-            shown = f"{d.args[0].rstrip('/')}/{dropin.name}"
-            if d.args[0].startswith("/run/"):
-                warnings.append(f"{shown} adds {'; '.join(why)}; it is rewritten at every boot, so disable "
-                                "whatever writes it")
+        old = directives.decode(read.data)
+        new_lines, why = [], []
+        for line in directives.split_lines(old):
+            reason = _dropin_conflict(line.text) if read.role != "sourcedir" or line.terminated else None
+            if reason:
+                why.append(f"{directives.strip(line.text)} ({reason})")
+                new_lines += [f"{DISABLED_MARK}: {reason}", f"# {line.text}"]
             else:
-                changes.append(FileChange(dropin, shown, old.encode(), ("\n".join(new_lines) + "\n").encode(),
-                                          "sources"))
+                new_lines.append(line.text)
+        if not why:
+            continue
+        if read.shown.startswith("/run/"):
+            warnings.append(f"{read.shown} adds {'; '.join(why)}; it is rewritten at every boot, so disable "
+                            "whatever writes it")
+        else:
+            new = "\n".join(new_lines) + ("\n" if old.endswith("\n") else "")
+            changes.append(FileChange(read.real, read.shown, read.data, directives.encode(new),
+                                      "sources" if read.role == "sourcedir" else "config"))
     return changes, warnings
 
 
 def _dropin_conflict(line: str) -> str | None:
     parsed = directives.parse(line)
-    if not parsed or parsed[0].keyword not in directives.SOURCE_KEYWORDS or not parsed[0].args:
+    if not parsed:
         return None
-    host = parsed[0].args[0]
-    if directives.is_timesync(host):
-        return "a second Time Sync line: chronyctl6 writes the one this instance uses"
-    if not directives.is_smeared(host):
-        return "non-smeared time beside Time Sync's leap-smeared time"
-    return None
-
-
-def _read_bytes(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except IsADirectoryError:
-        raise BadInput(f"{path} is a directory, not a chrony configuration") from None
+    return sources.takeover_reason(parsed[0].keyword, parsed[0].args)
 
 
 def is_root() -> bool:

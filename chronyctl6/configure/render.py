@@ -156,6 +156,10 @@ def render_config(choices: Choices, existing: str | None) -> Rendered:
         d.line for d in kept if d.normalized not in stock_all | from_settings
     ))
     text = _render(choices, overridden=overridden, carried=carried)
+    # A line the new file holds again (chronyctl6's own Time Sync line on a second apply) is
+    # not dropped: only what the takeover really takes away is reported.
+    written = {d.normalized for d in directives.parse(text)}
+    dropped = tuple(v for v in dropped if v.directive.normalized not in written)
     return Rendered(text=text, dropped=dropped, carried=tuple(carried))
 
 

@@ -49,6 +49,7 @@ def run(
             args,
             capture_output=True,
             text=True,
+            errors="replace",  # chronyd -p echoes configuration bytes that need not be UTF-8
             timeout=timeout,
             input=input_text,
             check=False,
