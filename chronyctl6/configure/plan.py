@@ -13,7 +13,7 @@ from pathlib import Path
 from chronyctl6.chronyconf import directives, sources, traversal
 from chronyctl6.configure import platforms, render, settings
 from chronyctl6.configure.platforms import Platform
-from chronyctl6.effects import host
+from chronyctl6.effects import files, host
 from chronyctl6.errors import BadInput
 
 
@@ -87,9 +87,13 @@ class Plan:
 
 
 def load_settings(request: Request) -> settings.Settings:
-    path = request.settings_path or request.under_root(settings.SETTINGS_PATH)
-    text = host.read_text(path)
-    base = settings.parse(text, where=str(path)) if text is not None else settings.Settings()
+    if request.settings_path is not None:
+        where = str(request.settings_path)
+        data = files.read_bounded(request.settings_path, limit=settings.MAX_BYTES)
+    else:  # an image's settings, read inside the image
+        where = str(request.under_root(settings.SETTINGS_PATH))
+        data = traversal.read_one(request.root, settings.SETTINGS_PATH)
+    base = settings.parse_bytes(data, where=where) if data is not None else settings.Settings()
     return base.override(
         distro=request.distro,
         ipv6=request.ipv6,

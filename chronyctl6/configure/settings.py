@@ -7,6 +7,7 @@ value can ever carry a second directive (no control characters, whitelisted word
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import sys
 
@@ -53,8 +54,14 @@ DIRECTIVES = frozenset({
     "ntsprocesses", "ntsrefresh", "ntsrotate", "ntsservercert", "ntsserverkey",
     "ntstrustedcerts", "nosystemcert", "port", "ptpport", "ratelimit", "reselectdist", "rtcautotrim",
     "rtcdevice", "rtcfile", "rtconutc", "rtcsync", "sched_priority", "smoothtime",
-    "stratumweight", "tempcomp", "driftfile", "pidfile", "user", "confdir",
+    "stratumweight", "tempcomp", "driftfile", "pidfile", "user",
 })
+# They would read files chronyctl6 never sees when it takes sources over: whatever the takeover
+# disables could come back through them.
+READS_FILES = frozenset({"include", "confdir", "sourcedir"})
+MAX_BYTES = 256 * 1024  # a settings file is a few lines
+# A Linux interface name, as the kernel's dev_valid_name() allows it (IFNAMSIZ 16 with the NUL).
+_IFNAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,15}$")
 
 _HOSTNAME_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _PRINTABLE_WORD = re.compile(r"^[\x21-\x7e]+$")
@@ -96,11 +103,23 @@ class Settings:
         return replace(self, **given)
 
 
+def parse_bytes(data: bytes, *, where: str = SETTINGS_PATH) -> Settings:
+    """settings.toml as read from disk: UTF-8 (TOML's only encoding), or one clear line."""
+    if len(data) > MAX_BYTES:
+        raise BadInput(f"{where}: {len(data)} bytes, over the {MAX_BYTES} a settings file may hold")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{where}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+                       hint="TOML files are UTF-8; re-save the file as UTF-8") from None
+    return parse(text, where=where)
+
+
 def parse(text: str, *, where: str = SETTINGS_PATH) -> Settings:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise BadInput(f"{where}: not valid TOML: {exc}") from exc
+        raise BadInput(f"{where}: not valid TOML: {exc}") from None
     unknown = sorted(set(data) - _KNOWN_KEYS)
     if unknown:
         raise BadInput(f"{where}: unknown key {unknown[0]!r}",
@@ -156,9 +175,15 @@ def validate_host(value: Any, key: str) -> str:
         raise BadInput(f"{key}: expected a host name or IP address")
     _no_control(value, key)
     try:
-        return str(ipaddress.ip_address(value))
+        address = str(ipaddress.ip_address(value))
     except ValueError:
         pass
+    else:
+        scope = value.partition("%")[2]
+        if "%" in value and (not _IFNAME.match(scope) or scope in (".", "..")):
+            raise BadInput(f"{key}: {value!r}: the scope after % must be an interface name such as eth0 "
+                           "(up to 15 letters, digits or ._@+-)")
+        return address
     name = value[:-1] if value.endswith(".") else value
     if len(name) > 253 or not all(_HOSTNAME_LABEL.match(label) for label in name.split(".")):
         raise BadInput(f"{key}: {value!r} is neither an IP address nor a valid host name (RFC 1123)")
@@ -194,14 +219,27 @@ def validate_directive(value: Any, key: str) -> str:
     kw = words[0].lower()
     if kw in ("server", "pool", "peer"):
         raise BadInput(f"{key}: sources go in [[servers]] or [[pools]], not in directives")
-    if kw == "leapsectz":
-        raise BadInput(f"{key}: leapsectz cannot be used with Time Sync's leap-smeared time",
-                       hint="see chrony.conf(5), leapsectz")
+    if kw in ("leapsectz", "leapseclist"):
+        raise BadInput(f"{key}: {kw} cannot be used with Time Sync's leap-smeared time",
+                       hint=f"see chrony.conf(5), {kw}")
+    if kw in READS_FILES:
+        raise BadInput(f"{key}: {kw} is not allowed: it would read files in which chronyctl6 cannot take "
+                       "conflicting sources over", hint="put the directives themselves in directives")
     if kw not in DIRECTIVES:
         raise BadInput(f"{key}: {words[0]!r} is not a chrony directive chronyctl6 lets through")
     if not all(_PRINTABLE_WORD.match(w) for w in words):
         raise BadInput(f"{key}: only printable ASCII is allowed")
+    for w in words[1:]:
+        if _not_finite(w):
+            raise BadInput(f"{key}: {w!r} is not a finite number")
     return " ".join([kw, *words[1:]])
+
+
+def _not_finite(word: str) -> bool:
+    try:
+        return not math.isfinite(float(word))
+    except ValueError:
+        return False
 
 
 def _no_control(value: str, key: str) -> None:
@@ -219,6 +257,8 @@ def _to_number(word: str, key: str) -> float:
 def _number(value: Any, key: str, lo: float, hi: float, *, integer: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BadInput(f"{key}: expected a number")
+    if not math.isfinite(value):
+        raise BadInput(f"{key}: {value} is not a finite number")
     if integer and value != int(value):
         raise BadInput(f"{key}: expected a whole number")
     if not lo <= value <= hi:
