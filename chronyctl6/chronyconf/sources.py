@@ -94,3 +94,10 @@ def takeover_reason(keyword: str, args: Sequence[str]) -> str | None:
 def leap_reason(keyword: str) -> str:
     return (f"Time Sync smears leap seconds; with {keyword} chronyd would apply them on top "
             "(chrony.conf(5))")
+
+
+def takeover_edits(path: str) -> bool:
+    """Whether apply comments conflicting lines out of this file itself: only files under /etc,
+    which package managers leave to the administrator (rpm %config(noreplace), dpkg conffiles).
+    /run is filled again at boot, /usr belongs to packages: doctor names the durable fix."""
+    return path.startswith("/etc/")

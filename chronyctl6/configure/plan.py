@@ -189,9 +189,10 @@ def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[li
     second Time Sync line, a non-smeared server/pool/peer, leapsectz/leapseclist. Amazon Linux
     ships its sources that way, Ubuntu 24.04 its pools, SUSE its pool (/etc/chrony.d/pool.conf).
 
-    In a persistent file the line is commented out, with the reason, as part of the same change
+    In a file under /etc the line is commented out, with the reason, as part of the same change
     (so it is diffed, backed up in memory and rolled back like the rest). A file under /run is
-    written again at every boot by whoever owns it: there, only a warning helps."""
+    written again at every boot by whoever owns it, one under /usr by its package: there, only a
+    warning helps (README: "What apply does with other sources, per distro")."""
     tree = traversal.load(platform.config_path, request.root, main_data=directives.encode(text))
     if tree.problems:
         raise BadInput(tree.problems[0], hint="chronyctl6 reads only regular files inside the root")
@@ -211,9 +212,10 @@ def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[li
                 new_lines.append(line.text)
         if not why:
             continue
-        if read.shown.startswith("/run/"):
-            warnings.append(f"{read.shown} adds {'; '.join(why)}; it is rewritten at every boot, so disable "
-                            "whatever writes it")
+        if not sources.takeover_edits(read.shown):
+            later = ("it is rewritten at every boot, so disable whatever writes it" if read.shown.startswith("/run/")
+                     else "it belongs to a package, outside /etc: `chronyctl6 doctor` gives the durable fix")
+            warnings.append(f"{read.shown} adds {'; '.join(why)}; {later}")
         else:
             new = "\n".join(new_lines) + ("\n" if old.endswith("\n") else "")
             changes.append(FileChange(read.real, read.shown, read.data, directives.encode(new),
