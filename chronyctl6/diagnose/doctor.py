@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from chronyctl6.chronyconf import directives, traversal
+from chronyctl6.chronyconf import directives, sources, traversal
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.diagnose.facts import Facts, NtpOutcome, Options, gather
 from chronyctl6.effects import daemons, metadata
@@ -270,18 +270,23 @@ def check_chronyd(f: Facts) -> Check:
 def _timesync_lines(f: Facts) -> list[traversal.Located]:
     if f.config is None:
         return []
-    return [s for s in f.config.sources() if directives.is_timesync(s.directive.args[0])]
+    return [located for located, kind in f.config.kinds() if kind.timesync]
+
+
+SUSE_POOL_PACKAGE_FIX = "sudo zypper install chrony-pool-empty"  # replaces chrony-pool-suse/-openSUSE's pool.conf
 
 
 def remove_lines_fix(f: Facts, drop: list[traversal.Located], then: str | None = None) -> str:
     """The commands that take these lines out of the configuration chronyd reads, and make it read
     it again.
 
-    `apply` rewrites the main file and comments such lines out of *.sources drop-ins in persistent
-    directories. It leaves /run alone (whoever fills it does so again at every boot) and *.conf
-    drop-ins: those are removed here, the whole file when nothing else is in it (a symlink, as
-    Amazon Linux 2023 makes them, is removed, never edited through), else the lines by number.
-    `chronyc reload sources` re-reads *.sources files only; anything else needs a restart."""
+    `apply` comments such lines out of every file under /etc that chronyd reads (the main file,
+    include, confdir and sourcedir files). It leaves /run alone (whoever fills it does so again
+    at every boot) and package files elsewhere (/usr): those are removed here, the whole file
+    when nothing else is in it (a symlink, as Amazon Linux 2023 makes them, is removed, never
+    edited through), else the lines by number. SUSE's pool drop-in comes from a package: the
+    durable fix is the package that ships it empty. `chronyc reload sources` re-reads *.sources
+    files only; anything else needs a restart."""
     assert f.config is not None
     tree = f.config
     steps: list[str] = []
@@ -289,8 +294,14 @@ def remove_lines_fix(f: Facts, drop: list[traversal.Located], then: str | None =
     by_file: dict[str, list[traversal.Located]] = {}
     for located in drop:
         by_file.setdefault(located.file, []).append(located)
+    sles = f.platform is not None and f.platform.name == "sles"
     for file, lines in by_file.items():
-        if file == tree.main or (file.endswith(".sources") and not file.startswith("/run/")):
+        if sles and file.endswith("/chrony.d/pool.conf") and SUSE_POOL_PACKAGE_FIX not in steps:
+            steps.insert(0, SUSE_POOL_PACKAGE_FIX)
+            needs_restart = True
+            if not sources.takeover_edits(file):
+                continue  # the package replaces it: nothing to remove by hand
+        if sources.takeover_edits(file):
             needs_apply = True
             continue
         under_run = under_run or file.startswith("/run/")
@@ -312,17 +323,28 @@ def remove_lines_fix(f: Facts, drop: list[traversal.Located], then: str | None =
     return fix + ("  # /run is filled again at boot: also stop whatever writes it" if under_run else "")
 
 
-def check_config_timesync(f: Facts) -> Check:
+def _unreadable(f: Facts, check_id: str) -> Check | None:
     if f.config is None or f.config.main in f.config.missing:
-        return Check("config-timesync", Status.SKIP, "no chrony configuration to read")
+        return Check(check_id, Status.SKIP, "no chrony configuration to read")
+    if f.config.problems:
+        more = f" (and {len(f.config.problems) - 1} more)" if len(f.config.problems) > 1 else ""
+        return Check(check_id, Status.FAIL, f"{f.config.problems[0]}{more}",
+                     "make it a regular file chronyd can read, or remove the line that names it")
+    return None
+
+
+def check_config_timesync(f: Facts) -> Check:
+    unreadable = _unreadable(f, "config-timesync")
+    if unreadable is not None or f.config is None:
+        return unreadable or Check("config-timesync", Status.SKIP, "no chrony configuration to read")
     lines = _timesync_lines(f)
     where = "; ".join(f"{s.file}:{s.directive.lineno}: {s.directive.line}" for s in lines)
-    addresses = {s.directive.args[0] for s in lines}
+    addresses = {sources.timesync_address(s.directive.args[0]) for s in lines}
     md = f.metadata
     ipv6_works = f.ntp_v6 is not None and f.ntp_v6.ok and (md is None or md.system == "nitro")
     if directives.TIMESYNC_IPV6 in addresses and directives.TIMESYNC_IPV4 in addresses:
         keep = directives.TIMESYNC_IPV6 if ipv6_works or f.ntp_v6 is None else directives.TIMESYNC_IPV4
-        drop = [s for s in lines if s.directive.args[0] != keep]
+        drop = [s for s in lines if sources.timesync_address(s.directive.args[0]) != keep]
         return Check("config-timesync", Status.WARN, f"both Time Sync endpoints are configured ({where}): "
                      f"they are the same server, and AWS advises listing one; keep {keep}",
                      remove_lines_fix(f, drop))
@@ -336,12 +358,16 @@ def check_config_timesync(f: Facts) -> Check:
 
 
 def check_config_smear(f: Facts) -> Check:
-    if f.config is None or f.config.main in f.config.missing:
-        return Check("config-smear", Status.SKIP, "no chrony configuration to read")
-    sources = f.config.sources()
-    smeared = [s for s in sources if directives.is_smeared(s.directive.args[0])]
-    plain = [s for s in sources if not directives.is_smeared(s.directive.args[0])]
-    leap = f.config.keyword("leapsectz")
+    """Refclocks are left out: the PHC does not smear, but it is Amazon's own clock and
+    chronyctl6 manages it (--phc); other refclocks are the operator's."""
+    unreadable = _unreadable(f, "config-smear")
+    if unreadable is not None or f.config is None:
+        return unreadable or Check("config-smear", Status.SKIP, "no chrony configuration to read")
+    kinds = [(located, kind) for located, kind in f.config.kinds()
+             if located.directive.keyword in directives.SOURCE_KEYWORDS]
+    smeared = [located for located, kind in kinds if kind.smeared]
+    plain = [located for located, kind in kinds if not kind.smeared]
+    leap = f.config.keyword(*sources.LEAP_KEYWORDS)
     problems = []
     if smeared and plain:
         problems.append("non-smeared " + ", ".join(f"{s.directive.line} ({s.file})" for s in plain)
@@ -352,8 +378,8 @@ def check_config_smear(f: Facts) -> Check:
     if problems:
         return Check("config-smear", Status.WARN, "; ".join(problems),
                      remove_lines_fix(f, (plain if smeared else []) + (leap if smeared else [])))
-    kinds = "smeared" if smeared else "non-smeared" if plain else "no"
-    return Check("config-smear", Status.PASS, f"{len(sources)} source line(s), all {kinds}; no mixing")
+    described = "smeared" if smeared else "non-smeared" if plain else "no"
+    return Check("config-smear", Status.PASS, f"{len(kinds)} source line(s), all {described}; no mixing")
 
 
 def check_phc(f: Facts) -> Check:

@@ -214,11 +214,16 @@ def test_both_time_sync_lines_configured() -> None:
     # other out of a persistent drop-in itself.
     broken = replace(f, ntp_v6=NtpOutcome("fd00:ec2::123", "timeout", "no reply"))
     assert by_id(broken)["config-timesync"].fix == "sudo chronyctl6 apply"
-    # A *.conf drop-in (confdir) apply never touches.
+    # A *.conf drop-in (confdir) under /etc: apply comments the line out of it too.
     confd = replace(healthy(), config=config("server fd00:ec2::123 prefer iburst", extra={
         "/etc/chrony/conf.d/old.conf": ("makestep 1 3", "server 169.254.169.123 iburst")}))
-    assert by_id(confd)["config-timesync"].fix == ("sudo sed -i '2d' /etc/chrony/conf.d/old.conf && "
-                                                   "sudo systemctl restart chrony")  # reload reads *.sources only
+    assert by_id(confd)["config-timesync"].fix == "sudo chronyctl6 apply"
+    # A package's file outside /etc, which apply leaves alone: removed by line, then a restart
+    # (reload reads *.sources only).
+    usr = replace(healthy(), config=config("server fd00:ec2::123 prefer iburst", extra={
+        "/usr/etc/chrony.d/old.conf": ("makestep 1 3", "server 169.254.169.123 iburst")}))
+    assert by_id(usr)["config-timesync"].fix == ("sudo sed -i '2d' /usr/etc/chrony.d/old.conf && "
+                                                 "sudo systemctl restart chrony")
 
 
 def test_no_time_sync_line_or_ipv4_where_ipv6_works() -> None:
@@ -299,12 +304,14 @@ def test_config_tree_follows_include_confdir_and_sourcedir(tmp_path: Path) -> No
     write("/etc/chrony/sources.d/ts.sources", "server fd00:ec2::123 iburst\n")
     write("/etc/chrony/extra/1.inc", "include /etc/chrony/chrony.conf\nserver 169.254.169.123\n")  # a loop
     tree = traversal.load("/etc/chrony/chrony.conf", tmp_path)
+    # chronyd's order: includes and confdirs where they stand, sourcedirs once the configuration is in.
     assert tree.files == ("/etc/chrony/chrony.conf", "/etc/chrony/conf.d/a.conf", "/usr/lib/chrony/conf.d/b.conf",
-                          "/run/chrony-dhcp/eth0.sources", "/etc/chrony/sources.d/ts.sources",
-                          "/etc/chrony/extra/1.inc")
+                          "/etc/chrony/extra/1.inc", "/run/chrony-dhcp/eth0.sources",
+                          "/etc/chrony/sources.d/ts.sources")
     assert [(s.file, s.directive.args[0]) for s in tree.sources()] == [
-        ("/run/chrony-dhcp/eth0.sources", "203.0.113.5"), ("/etc/chrony/sources.d/ts.sources", "fd00:ec2::123"),
-        ("/etc/chrony/extra/1.inc", "169.254.169.123")]
+        ("/etc/chrony/extra/1.inc", "169.254.169.123"), ("/run/chrony-dhcp/eth0.sources", "203.0.113.5"),
+        ("/etc/chrony/sources.d/ts.sources", "fd00:ec2::123")]
+    assert len(tree.problems) == 1 and "includes itself (a loop)" in tree.problems[0]
     assert [d.directive.line for d in tree.keyword("makestep")] == ["makestep 1 3"]
     assert traversal.load("/etc/missing.conf", tmp_path).missing == ("/etc/missing.conf",)
 
