@@ -161,3 +161,33 @@ def test_written_file_is_what_the_traversal_reads_back(tmp_path: Path) -> None:
     data = conf_of(root).read_bytes()
     assert directives.is_managed(directives.decode(data))
     assert "maxclockerror 50" in live_lines(root, "/etc/chrony.conf")
+
+
+def test_a_package_file_outside_etc_is_left_alone_with_a_warning(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "sles15")
+    conf = root / "etc/chrony.conf"
+    conf.write_text(conf.read_text() + "include /usr/etc/chrony.d/*.conf\n")
+    vendor = root / "usr/etc/chrony.d/pool.conf"
+    vendor.parent.mkdir(parents=True)
+    vendor.write_text("pool 2.opensuse.pool.ntp.org iburst\n")
+    result = cli_json("apply", "--root", str(root), "--ipv6", "on")
+    assert vendor.read_text() == "pool 2.opensuse.pool.ntp.org iburst\n"
+    assert any(w.startswith("/usr/etc/chrony.d/pool.conf adds pool 2.opensuse.pool.ntp.org iburst")
+               and "belongs to a package" in w for w in result["warnings"])
+
+
+def test_dotdot_out_of_the_image_is_refused(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "rhel9")
+    conf = root / "etc/chrony.conf"
+    conf.write_text(conf.read_text() + "include /../../../../../../../../etc/passwd\n")
+    done = run_refused(root)
+    assert "leads out of" in done.stderr and "/etc/chrony.conf:" in done.stderr
+
+
+def test_dangling_symlink_in_a_sourcedir_is_skipped(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "amzn2")
+    os.symlink("/usr/share/gone/x.sources", root / "etc/chrony.d/gone.sources")
+    (root / "etc/chrony.d/ok.sources").write_text("server 169.254.169.123 iburst\n")
+    result = cli_json("apply", "--root", str(root), "--ipv6", "on")
+    assert "/etc/chrony.d/ok.sources" in result["files"]
+    assert "# server 169.254.169.123 iburst" in (root / "etc/chrony.d/ok.sources").read_text()
