@@ -198,8 +198,9 @@ def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[li
         raise BadInput(tree.problems[0], hint="chronyctl6 reads only regular files inside the root")
     changes: list[FileChange] = []
     warnings: list[str] = []
+    own = platform.runtime_sourcedir.rstrip("/") + "/"  # the boot step's Time Sync line lives there
     for read in tree.read:
-        if read.role == "main":
+        if read.role == "main" or read.shown.startswith(own):
             continue
         old = directives.decode(read.data)
         new_lines, why = [], []

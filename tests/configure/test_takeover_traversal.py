@@ -191,3 +191,14 @@ def test_dangling_symlink_in_a_sourcedir_is_skipped(tmp_path: Path) -> None:
     result = cli_json("apply", "--root", str(root), "--ipv6", "on")
     assert "/etc/chrony.d/ok.sources" in result["files"]
     assert "# server 169.254.169.123 iburst" in (root / "etc/chrony.d/ok.sources").read_text()
+
+
+def test_the_boot_steps_own_sources_file_is_no_conflict(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    cli_json("apply", "--root", str(root), "--ipv6", "auto")  # an image: chosen at boot
+    boot = root / "run/chronyctl6/timesync.sources"
+    boot.parent.mkdir(parents=True)
+    boot.write_text("server fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4\n")
+    again = cli_json("apply", "--root", str(root), "--ipv6", "auto")
+    assert again["warnings"] == [w for w in again["warnings"] if "timesync.sources" not in w]
+    assert again["changed"] is False and again["dropped"] == []
