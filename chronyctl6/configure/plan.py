@@ -219,7 +219,9 @@ def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[li
             warnings.append(f"{read.shown} adds {'; '.join(why)}; {later}")
         else:
             new = "\n".join(new_lines) + ("\n" if old.endswith("\n") else "")
-            changes.append(FileChange(read.real, read.shown, read.data, directives.encode(new),
+            # Replaced where it is: a symlink is replaced by the edited file, never written through.
+            changes.append(FileChange(traversal.write_path(request.root, read.shown), read.shown, read.data,
+                                      directives.encode(new),
                                       "sources" if read.role == "sourcedir" else "config"))
     return changes, warnings
 

@@ -202,3 +202,15 @@ def test_the_boot_steps_own_sources_file_is_no_conflict(tmp_path: Path) -> None:
     again = cli_json("apply", "--root", str(root), "--ipv6", "auto")
     assert again["warnings"] == [w for w in again["warnings"] if "timesync.sources" not in w]
     assert again["changed"] is False and again["dropped"] == []
+
+
+def test_a_symlinked_dropin_is_replaced_never_written_through(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "amzn2")
+    target = root / "usr/share/vendor/pool.sources"
+    target.parent.mkdir(parents=True)
+    target.write_text("pool 2.amazon.pool.ntp.org iburst\n")
+    link = root / "etc/chrony.d/pool.sources"
+    link.symlink_to("/usr/share/vendor/pool.sources")
+    cli_json("apply", "--root", str(root), "--ipv6", "on")
+    assert target.read_text() == "pool 2.amazon.pool.ntp.org iburst\n"
+    assert not link.is_symlink() and "# pool 2.amazon.pool.ntp.org iburst" in link.read_text()
