@@ -107,10 +107,11 @@ def load_platform(request: Request, chosen: settings.Settings) -> Platform:
     if chosen.distro:
         return platforms.by_name(chosen.distro)
     where = request.under_root("/etc/os-release")
-    text = host.read_text(where)
-    if text is None:  # os-release(5): /usr/lib/os-release is the fallback
-        text = host.read_text(request.under_root("/usr/lib/os-release"))
-    return platforms.detect(text, where=str(where))
+    # Read inside the image (an absolute symlink must not name the build host's file), bounded.
+    data = traversal.read_one(request.root, "/etc/os-release")
+    if data is None:  # os-release(5): /usr/lib/os-release is the fallback
+        data = traversal.read_one(request.root, "/usr/lib/os-release")
+    return platforms.detect(directives.decode(data) if data is not None else None, where=str(where))
 
 
 def make_plan(request: Request) -> Plan:

@@ -214,3 +214,19 @@ def test_a_symlinked_dropin_is_replaced_never_written_through(tmp_path: Path) ->
     cli_json("apply", "--root", str(root), "--ipv6", "on")
     assert target.read_text() == "pool 2.amazon.pool.ntp.org iburst\n"
     assert not link.is_symlink() and "# pool 2.amazon.pool.ntp.org iburst" in link.read_text()
+
+
+def test_os_release_is_read_inside_the_image(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "rhel9")
+    release = root / "etc/os-release"
+    (root / "usr/lib").mkdir(parents=True)
+    release.rename(root / "usr/lib/os-release")
+    release.symlink_to("/usr/lib/os-release")  # absolute: on the build host that is the host's file
+    done = cli("render", "--root", str(root))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == cli("render", "--root", str(root), "--distro", "rhel").stdout
+    assert done.stdout != cli("render", "--root", str(root), "--distro", "debian").stdout  # this host's
+    release.unlink()
+    os.mkfifo(release)
+    refused = run_refused(root)
+    assert "/etc/os-release is a FIFO" in refused.stderr
