@@ -118,3 +118,15 @@ def test_chronyd_agrees_on_comments_white_space_and_nul(tmp_path: Path) -> None:
     printed = _chronyd_prints(tmp_path, data)
     ours = [d.normalized for d in directives.parse(directives.decode(data))]
     assert printed == ours
+
+
+def test_chronyd_agrees_where_a_line_becomes_too_long(tmp_path: Path) -> None:
+    require(commands.which("chronyd") is not None, "chronyd is not installed")
+    conf = tmp_path / "c.conf"
+    for size, refused in ((2046, False), (2047, True)):
+        line = "# " + "x" * (size - 2)
+        conf.write_text(line + "\n")
+        done = subprocess.run(["chronyd", "-p", "-u", "root", "-f", str(conf)], capture_output=True, text=True,
+                              timeout=15, check=False)
+        assert (done.returncode != 0) is refused, (size, done.stderr)
+        assert directives.split_lines(line + "\n")[0].too_long is refused

@@ -70,7 +70,7 @@ def test_conflicts_in_confdir_include_and_sourcedir_files_and_leap_lines(tmp_pat
     assert cli_json("apply", "--root", str(root), "--ipv6", "on")["changed"] is False
 
 
-def test_a_second_timesync_line_hidden_behind_a_carriage_return_is_not_carried(tmp_path: Path) -> None:
+def test_a_directive_behind_a_carriage_return_in_a_comment_never_goes_live(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
     conf = conf_of(root)
     conf.write_bytes(conf.read_bytes() + b"# note\rcmdallow all\n! x\x0c\x85\xe2\x80\xa8cmdallow all\n")
