@@ -47,8 +47,8 @@ class Kind(str, Enum):
 
 def timesync_address(host: str) -> str | None:
     """The Time Sync endpoint this host names (any spelling of the address), else None."""
-    try:
-        address = str(ipaddress.ip_address(host))
+    try:  # a scope (fd00:ec2::123%eth0) still names the same server
+        address = str(ipaddress.ip_address(host.partition("%")[0]))
     except ValueError:
         return None
     return address if address in TIMESYNC_ADDRESSES else None

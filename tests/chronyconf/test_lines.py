@@ -76,6 +76,7 @@ def test_rebase_includes_keeps_every_other_line_byte_for_byte() -> None:
     [
         ("server fd00:ec2::123 iburst", sources.Kind.TIMESYNC_IPV6),
         ("server fd00:ec2:0:0::123", sources.Kind.TIMESYNC_IPV6),
+        ("server fd00:ec2::123%eth0 iburst", sources.Kind.TIMESYNC_IPV6),
         ("pool 169.254.169.123", sources.Kind.TIMESYNC_IPV4),
         ("peer time.aws.com", sources.Kind.SMEARED),
         ("server TIME.AWS.COM.", sources.Kind.SMEARED),
