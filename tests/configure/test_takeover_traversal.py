@@ -230,3 +230,17 @@ def test_os_release_is_read_inside_the_image(tmp_path: Path) -> None:
     os.mkfifo(release)
     refused = run_refused(root)
     assert "/etc/os-release is a FIFO" in refused.stderr
+
+
+def test_leapseclist_is_dropped_with_its_reason_and_never_rendered() -> None:
+    from chronyctl6.configure import render, settings
+    from chronyctl6.configure.platforms import by_name
+
+    stock = (FIXTURES / "stock/debian12/etc/chrony/chrony.conf").read_text()
+    debian13 = stock.replace("leapsectz right/UTC", "leapseclist /usr/share/zoneinfo/leap-seconds.list")
+    assert "\nleapseclist " in debian13
+    choices = render.decide(settings.Settings(ipv6="on"), by_name("debian"), network=None, phc_device=None)
+    rendered = render.render_config(choices, debian13)
+    assert "leapseclist" not in rendered.text
+    (dropped,) = [v for v in rendered.dropped if v.directive.keyword == "leapseclist"]
+    assert "smears leap seconds" in dropped.reason
