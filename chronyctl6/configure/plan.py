@@ -205,13 +205,16 @@ def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[li
             continue
         old = directives.decode(read.data)
         new_lines, why = [], []
-        for line in directives.split_lines(old):
+        raw = old.split("\n")  # every byte kept, even past a NUL chronyd stops at
+        if raw[-1] == "":
+            raw.pop()
+        for line, kept in zip(directives.split_lines(old), raw, strict=True):
             reason = _dropin_conflict(line.text) if read.role != "sourcedir" or line.terminated else None
             if reason:
                 why.append(f"{directives.strip(line.text)} ({reason})")
-                new_lines += [f"{DISABLED_MARK}: {reason}", f"# {line.text}"]
+                new_lines += [f"{DISABLED_MARK}: {reason}", f"# {kept}"]
             else:
-                new_lines.append(line.text)
+                new_lines.append(kept)
         if not why:
             continue
         if not sources.takeover_edits(read.shown):

@@ -244,3 +244,20 @@ def test_leapseclist_is_dropped_with_its_reason_and_never_rendered() -> None:
     assert "leapseclist" not in rendered.text
     (dropped,) = [v for v in rendered.dropped if v.directive.keyword == "leapseclist"]
     assert "smears leap seconds" in dropped.reason
+
+
+def test_an_edited_dropin_keeps_every_other_byte(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "amzn2")
+    data = (b"# caf\xe9 \x00 after a NUL\r\n"
+            b"pool 2.amazon.pool.ntp.org iburst\x00 tail\n"
+            b"server time.aws.com iburst\x0c\n"
+            b"server b.example")  # no final line break: chronyd does not read it from a .sources file
+    dropin = root / "etc/chrony.d/mixed.sources"
+    dropin.write_bytes(data)
+    cli_json("apply", "--root", str(root), "--ipv6", "on")
+    assert dropin.read_bytes() == (
+        b"# caf\xe9 \x00 after a NUL\r\n"
+        b"# disabled by chronyctl6: non-smeared time beside Time Sync's leap-smeared time\n"
+        b"# pool 2.amazon.pool.ntp.org iburst\x00 tail\n"
+        b"server time.aws.com iburst\x0c\n"
+        b"server b.example")
