@@ -71,6 +71,8 @@ class Facts:
     others: tuple[daemons.Proc, ...]
     imdsv1_asked: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    ipv6_setting: str = "auto"  # settings.toml's ipv6: what this instance is meant to use
+    at_boot: bool = False
 
     @property
     def metadata(self) -> metadata.InstanceMetadata | None:
@@ -139,15 +141,20 @@ def _interfaces() -> dict[str, str]:
     return macs
 
 
-def _platform(root: Path) -> Platform | None:
+def _platform(root: Path) -> tuple[Platform | None, str, bool]:
+    """The platform, and the settings' ipv6 and at_boot (the instance's intent)."""
     from chronyctl6.configure.plan import Request, load_platform, load_settings
     from chronyctl6.errors import ChronyCtlError
 
     request = Request(root=root)
     try:
-        return load_platform(request, load_settings(request))
+        chosen = load_settings(request)
     except ChronyCtlError:
-        return None
+        return None, "auto", False
+    try:
+        return load_platform(request, chosen), chosen.ipv6, chosen.at_boot
+    except ChronyCtlError:
+        return None, chosen.ipv6, chosen.at_boot
 
 
 def gather(options: Options) -> Facts:
@@ -166,7 +173,7 @@ def gather(options: Options) -> Facts:
     seconds["imds"] = max(reach_v6.seconds, reach_v4.seconds)
     log.debug("IMDS: %s; %s", reach_v6.detail, reach_v4.detail)
 
-    platform = _platform(options.root)
+    platform, ipv6_setting, at_boot = _platform(options.root)
     scan = daemons.scan()
     config_path, config_from = None, "not known"
     if scan.chronyd and scan.chronyd[0].config_path:
@@ -181,5 +188,5 @@ def gather(options: Options) -> Facts:
         route_v6=route_to(directives.TIMESYNC_IPV6), ntp_v6=ntp_v6, ntp_v4=ntp_v4,
         chrony_version=chrony_tools.chronyd_version(), chronyd=scan.chronyd, platform=platform, config=config,
         config_from=config_from, phc=host.find_phc(options.root), others=scan.others,
-        imdsv1_asked=options.imdsv1, seconds=seconds,
+        imdsv1_asked=options.imdsv1, seconds=seconds, ipv6_setting=ipv6_setting, at_boot=at_boot,
     )
