@@ -286,6 +286,24 @@ def check_route_ipv6(f: Facts) -> Check:
     return Check("route-ipv6", Status.FAIL, f"no route to {r.destination} ({r.error})", fix)
 
 
+def fix_firewall(f: Facts) -> str:
+    return _chain([b.delete for b in f.firewall.blocks])
+
+
+def check_firewall(f: Facts) -> Check:
+    view = f.firewall
+    if view.blocks:
+        rules = "; ".join(f"{b.tool}: {b.rule} (to {b.address})" for b in view.blocks)
+        families = {"ipv6" if ":" in b.address else "ipv4" for b in view.blocks}
+        status = Status.FAIL if intent(f).family in families else Status.WARN
+        return Check("firewall", status, f"a local OUTPUT rule drops NTP to Time Sync: {rules}", fix_firewall(f))
+    if not view.read:
+        if view.problems:
+            return Check("firewall", Status.SKIP, f"cannot read the firewall: {'; '.join(view.problems)}")
+        return Check("firewall", Status.PASS, "no nft or iptables on this host: no local firewall rules to check")
+    return Check("firewall", Status.PASS, f"no OUTPUT rule ({', '.join(view.read)}) drops NTP to Time Sync")
+
+
 def _check_timesync(f: Facts, outcome: NtpOutcome | None, family: str) -> Check:
     cid = f"timesync-{family}"
     if outcome is None:
@@ -297,6 +315,9 @@ def _check_timesync(f: Facts, outcome: NtpOutcome | None, family: str) -> Check:
         return Check(cid, Status.SKIP, f"IPv6-only instance: {outcome.address} is out of reach, as expected")
     evidence = f"{outcome.address}: {outcome.detail}"
     fix: str | None = None
+    # A local DROP makes sendto fail (EPERM), a REJECT comes back as unreachable, a drop further on is silence.
+    if outcome.kind != "kiss" and any(b.address == outcome.address for b in f.firewall.blocks):
+        return Check(cid, Status.FAIL, f"{evidence}: a local firewall rule drops it (see firewall)", fix_firewall(f))
     if family == "ipv6":
         if md is not None and md.system not in ("nitro", None):
             fix = f"{APPLY} --ipv6 off  # {md.system} instance: only 169.254.169.123 answers"
@@ -463,7 +484,7 @@ def check_other_daemons(f: Facts) -> Check:
 
 CHECKS: tuple[Callable[[Facts], Check], ...] = (
     check_ec2, check_nitro, check_imds_ipv6, check_ipv6_address, check_route_ipv6,
-    check_timesync_ipv6, check_timesync_ipv4, check_chrony, check_chronyd, check_config_timesync,
+    check_timesync_ipv6, check_timesync_ipv4, check_firewall, check_chrony, check_chronyd, check_config_timesync,
     check_config_smear, check_phc, check_other_daemons,
 )
 

@@ -59,8 +59,8 @@ def by_id(f: Facts) -> dict[str, doctor.Check]:
 def test_a_healthy_instance_passes_every_check() -> None:
     checks = doctor.run_checks(healthy())
     assert [c.id for c in checks] == ["ec2", "nitro", "imds-ipv6", "ipv6-address", "route-ipv6", "timesync-ipv6",
-                                      "timesync-ipv4", "chrony", "chronyd", "config-timesync", "config-smear",
-                                      "phc", "other-daemons"]
+                                      "timesync-ipv4", "firewall", "chrony", "chronyd", "config-timesync",
+                                      "config-smear", "phc", "other-daemons"]
     assert {c.id: c.status for c in checks} == {c.id: Status.PASS for c in checks}
     assert all(c.fix is None for c in checks)
     assert doctor.exit_status(checks) == 0

@@ -26,7 +26,7 @@ Record = Callable[[str, object], None]
 # (ids, addresses, paths) is a run of 40 such characters.
 TOKEN_LIKE = re.compile(r"[A-Za-z0-9_-]{40,}")
 IDS = ("ec2", "nitro", "imds-ipv6", "ipv6-address", "route-ipv6", "timesync-ipv6", "timesync-ipv4",
-       "chrony", "chronyd", "config-timesync", "config-smear", "phc", "other-daemons")
+       "firewall", "chrony", "chronyd", "config-timesync", "config-smear", "phc", "other-daemons")
 
 
 class Run:
@@ -105,7 +105,7 @@ def test_a_healthy_instance_passes_every_check(ec2_factory: Factory, record_prop
     run = Run(ec2)
     assert {cid: run.status(cid) for cid in IDS} == dict.fromkeys(IDS, "pass"), run.text.stdout
     assert list(run.checks) == list(IDS)
-    assert run.json.returncode == 0 and "13 checks: 13 pass" in run.text.stdout
+    assert run.json.returncode == 0 and "14 checks: 14 pass" in run.text.stdout
     assert ec2.instance_id in run.checks["ec2"]["evidence"]
     assert "IMDSv2" in run.checks["imds-ipv6"]["evidence"]
     # Doctor used tokens over both families, and every GET carried a valid one.
