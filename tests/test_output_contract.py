@@ -153,6 +153,12 @@ def test_a_bad_output_format_is_a_usage_error(command: str, code: int) -> None:
     assert done.stdout == "" and "yaml" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_check_bad_thresholds_are_a_usage_envelope() -> None:
+    done = cli("check", "-s", "127.0.0.1", "--no-chronyd", "--warn", "2", "--crit", "1", "-o", "json")
+    doc = envelope(done, "check")
+    assert (doc["status"], done.returncode) == ("usage", 3)
+
+
 def test_check_usage_error_with_nagios_is_one_unknown_line() -> None:
     done = cli("check", "-o", "nagios", "--samples", "many")
     assert done.returncode == 3
