@@ -106,6 +106,9 @@ def test_a_healthy_instance_passes_every_check(ec2_factory: Factory, record_prop
     assert {cid: run.status(cid) for cid in IDS} == dict.fromkeys(IDS, "pass"), run.text.stdout
     assert list(run.checks) == list(IDS)
     assert run.json.returncode == 0 and "14 checks: 14 pass" in run.text.stdout
+    quiet = ec2.instance.run(["chronyctl6", "doctor", "-q"], timeout=60)
+    assert quiet.returncode == 0 and quiet.stdout.splitlines()[-1].startswith("14 checks: 14 pass")
+    assert "PASS" not in quiet.stdout  # --quiet: only what is not a pass
     assert ec2.instance_id in run.checks["ec2"]["evidence"]
     assert "IMDSv2" in run.checks["imds-ipv6"]["evidence"]
     # Doctor used tokens over both families, and every GET carried a valid one.
