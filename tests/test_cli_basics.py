@@ -141,3 +141,28 @@ def test_the_man_page_documents_no_powershell(tmp_path: Path, python: str) -> No
     assert "powershell" not in man.lower() and "pwsh" not in man.lower()
     assert "\\-\\-install\\-completion" in man and "\\-V, \\-\\-version" in man
     assert "Examples:" in man.split('.SS "chronyctl6 check')[1].split(".SS")[0]
+
+
+def test_the_conventions_hold_with_debian_12s_typer_0_7() -> None:
+    """The .deb runs on Debian's python3-typer 0.7.0 (click 8.1): -h, -V, enum choices in help and
+    completion, usage errors as the JSON envelope."""
+    debian = "/usr/bin/python3"
+    require(Path(debian).exists(), "Debian's python3 (apt-get install python3-typer)")
+    repo = Path(__file__).resolve().parent.parent
+
+    def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([debian, "-m", "chronyctl6", *args], capture_output=True, text=True, timeout=60,
+                              check=False, env={**os.environ, "PYTHONPATH": str(repo), **(env or {})})
+
+    version = subprocess.run([debian, "-c", "import typer; print(typer.__version__)"], capture_output=True,
+                             text=True, check=False).stdout.strip()
+    require(version.startswith("0.7"), f"Debian 12's typer 0.7 (found {version!r})")
+    assert run("-V").stdout.strip() == f"chronyctl6 {__version__}"
+    assert "[auto|on|off]" in run("apply", "-h").stdout
+    completed = run(env={"_CHRONYCTL6_COMPLETE": "complete_bash", "COMP_WORDS": "chronyctl6 check -o ",
+                         "COMP_CWORD": "3"})
+    assert sorted(completed.stdout.split()) == ["json", "nagios", "prometheus", "text"]
+    bad = run("apply", "-o", "json", "--ipv6", "maybe")
+    assert bad.returncode == 2 and '"status": "usage"' in bad.stdout
+    nagios = run("check", "-o", "nagios", "--port", "0")
+    assert nagios.returncode == 3 and nagios.stdout.startswith("NTP UNKNOWN: ")
