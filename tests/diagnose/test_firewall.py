@@ -115,6 +115,9 @@ def test_a_silent_time_sync_behind_a_local_rule_gets_the_delete_command_once() -
     assert "local firewall rule drops it" in c["timesync-ipv6"].evidence
     assert c["firewall"].status is Status.FAIL and c["firewall"].same_fix_as == "timesync-ipv6"
     assert "-j DROP (to fd00:ec2::123)" in c["firewall"].evidence
+    # A local DROP makes sendto fail with EPERM before anything leaves: the same fix.
+    eperm = replace(f, ntp_v6=NtpOutcome(TIME_SYNC_V6, "error", "cannot send: Operation not permitted"))
+    assert by_id(eperm)["timesync-ipv6"].fix == delete
     assert by_id(healthy())["firewall"].status is Status.PASS
     unreadable = replace(healthy(), firewall=FirewallView((), (), ("nft -j list ruleset: Operation not permitted",)))
     assert by_id(unreadable)["firewall"].status is Status.SKIP
