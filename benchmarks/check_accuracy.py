@@ -86,7 +86,7 @@ def tools(python: str) -> list[Tool]:
     found = [
         Tool("chronyctl6 check", [python, "-m", "chronyctl6", "check", "--server", "::1",
                                  "--port", "123", "-o", "json", "--warn", "5", "--crit", "10"],
-             lambda out: float(json.loads(out)["offset"])),
+             lambda out: float(json.loads(out)["data"]["offset_seconds"])),  # the chronyctl6/v1 envelope
         Tool("ntplib (1 request)", [python, "-c", NTPLIB_SCRIPT], float),
     ]
     sntp = shutil.which("sntp")

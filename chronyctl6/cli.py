@@ -1,21 +1,28 @@
 """The command line: the only module that imports typer or prints.
 
 Options are spelled `Optional[X]`, not `X | None`: Debian 12's typer 0.7.0 knows only the former.
+Choices are `str` Enums (click Choices in typer 0.7.0 and current typer alike), so help lists them
+and shell completion offers them.
 
-Each command turns its options into a request, calls the core, renders the returned result
-as text or JSON, and maps errors to exit statuses in one place (`_guard`).
+Each command turns its options into a request, calls the core, and hands the result to `_Run`,
+which renders it (text, or chronyctl6.output's one JSON envelope) and maps errors to exit statuses
+(chronyctl6.output.exit_code is the one table). Usage errors go the same way (`_Command`): with
+`-o json` they are an envelope on stdout too, with `check -o nagios` an UNKNOWN line.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from enum import Enum
 from typing import Any, List, NoReturn, Optional, TypeVar
 
 import typer
 
 from chronyctl6 import __version__
-from chronyctl6.errors import ChronyCtlError, ExitStatus
+from chronyctl6 import output as out
+from chronyctl6.errors import ChronyCtlError
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 app = typer.Typer(
     name="chronyctl6",
@@ -27,10 +34,50 @@ app = typer.Typer(
     add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings=CONTEXT,
 )
 
 T = TypeVar("T")
 _debug = False
+
+
+class Output(str, Enum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class CheckOutput(str, Enum):
+    TEXT = "text"
+    JSON = "json"
+    NAGIOS = "nagios"
+    PROMETHEUS = "prometheus"
+
+
+class Mode(str, Enum):
+    AUTO = "auto"
+    ON = "on"
+    OFF = "off"
+
+
+class ServiceManager(str, Enum):
+    AUTO = "auto"
+    SYSTEMD = "systemd"
+    DIRECT = "direct"
+
+
+class Distro(str, Enum):
+    """configure.platforms.BY_NAME's keys (a test keeps them equal)."""
+
+    AMZN2 = "amzn2"
+    AMZN2023 = "amzn2023"
+    RHEL = "rhel"
+    DEBIAN = "debian"
+    UBUNTU = "ubuntu"
+    SLES = "sles"
+
+
+def _value(choice: Enum | None) -> str | None:
+    return None if choice is None else str(choice.value)
 
 
 def _version(value: bool) -> None:
@@ -42,7 +89,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        False, "-V", "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of unexpected errors."),
 ) -> None:
@@ -54,33 +101,89 @@ def _root(
         logging.basicConfig(level=logging.DEBUG, format="chronyctl6: debug: %(name)s: %(message)s")
 
 
-def fail(error: ChronyCtlError) -> NoReturn:
-    typer.echo(f"chronyctl6: error: {error.message}", err=True)
-    if error.hint:
-        typer.echo(f"chronyctl6: hint: {error.hint}", err=True)
-    raise typer.Exit(int(error.status))
+def _say_error(message: str, hint: str | None) -> None:
+    typer.echo(f"chronyctl6: error: {out.one_line(message)}", err=True)
+    if hint:
+        typer.echo(f"chronyctl6: hint: {out.one_line(hint)}", err=True)
 
 
-def _guard(call: Callable[[], T], *, json_errors: bool = False) -> T:
-    """Known errors: one line and a hint. Unexpected ones say so; traceback only with --debug.
-    With json_errors, a known error is also one JSON object on stdout, for fleet tooling."""
-    try:
-        return call()
-    except ChronyCtlError as exc:
-        if json_errors:
-            emit_json({"ok": False, "error": exc.message, "hint": exc.hint, "exit_status": int(exc.status)})
-        fail(exc)
-    except (typer.Exit, typer.Abort, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        if _debug:
+class _Run:
+    """One command's run: how it prints (-o, -q) and how it ends (status word -> exit code)."""
+
+    def __init__(self, command: str, output: str, quiet: bool = False) -> None:
+        self.command, self.output, self.quiet = command, output, quiet
+
+    @property
+    def json(self) -> bool:
+        return self.output == "json"
+
+    def echo(self, text: str, *, essential: bool = True, err: bool = False, nl: bool = True) -> None:
+        """Text output; --quiet drops what is not essential. Nothing in text form under -o json."""
+        if self.json or (self.quiet and not essential):
+            return
+        typer.echo(text, err=err, nl=nl)
+
+    def warn(self, text: str) -> None:
+        self.echo(f"chronyctl6: warning: {text}", essential=False, err=True)
+
+    def finish(self, status: out.Status, data: dict[str, Any], messages: list[out.Message] | None = None) -> NoReturn:
+        if self.json:
+            typer.echo(out.dumps(out.envelope(self.command, status, data, messages)))
+        raise typer.Exit(out.exit_code(self.command, status))
+
+    def fail(self, status: out.Status, message: str, hint: str | None = None) -> NoReturn:
+        if self.output == "nagios":
+            typer.echo(out.nagios_unknown(message + (f" ({hint})" if hint else "")))
+        elif self.json:
+            error = ChronyCtlError(message, hint)
+            typer.echo(out.dumps(out.envelope(self.command, status, {}, out.error_messages(error))))
+        _say_error(message, hint)
+        raise typer.Exit(out.exit_code(self.command, status))
+
+    def guard(self, call: Callable[[], T]) -> T:
+        """Known errors: one line and a hint. Unexpected ones say so; traceback only with --debug."""
+        try:
+            return call()
+        except ChronyCtlError as exc:
+            self.fail(out.error_status(exc), exc.message, exc.hint)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
-        typer.echo(f"chronyctl6: unexpected error: {exc!r} (run with --debug for a traceback)", err=True)
-        raise typer.Exit(int(ExitStatus.FAILED)) from exc
+        except Exception as exc:
+            if _debug:
+                raise
+            self.fail(out.Status.UNKNOWN, f"unexpected error: {exc!r}", "run with --debug for a traceback")
 
 
-def emit_json(obj: Any) -> None:
-    typer.echo(json.dumps(obj, indent=2, sort_keys=True))
+def _output_in(args: list[str]) -> str:
+    """The -o value among raw arguments, for a usage error found before options are parsed."""
+    found = "text"
+    for i, arg in enumerate(args):
+        if arg in ("-o", "--output") and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith("--output="):
+            found = arg.partition("=")[2]
+        elif arg.startswith("-o") and not arg.startswith("--") and len(arg) > 2:
+            found = arg[2:]
+    return found
+
+
+class _Command(typer.core.TyperCommand):
+    """Usage errors (bad flag, bad choice) end like any other error: the command's own exit code
+    (2 for the change commands, 3 UNKNOWN for check, doctor and status), a JSON envelope with
+    -o json, an UNKNOWN line with -o nagios."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        raw = list(args)  # click's parser consumes the list it is given
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as exc:
+            if getattr(exc, "exit_code", None) != 2 or not hasattr(exc, "format_message"):
+                raise
+            wanted = _output_in(raw)
+            run = _Run(str(self.name), wanted if wanted in ("json", "nagios") else "text")
+            usage = ctx.get_usage() if hasattr(ctx, "get_usage") else ""
+            run.fail(out.Status.USAGE, str(exc.format_message()),
+                     f"{usage.strip()}; see: chronyctl6 {self.name} --help" if usage else None)
 
 
 # ---- render / apply / boot -------------------------------------------------------------
@@ -93,8 +196,8 @@ _IPV6_HELP = ("Time Sync endpoint: on = fd00:ec2::123; off = 169.254.169.123; au
 _PHC_HELP = "ENA PTP hardware clock refclock: auto = when /dev/ptp_ena (or an ENA ptp device) exists."
 _BOOT_HELP = ("Choose the endpoint at every boot (chronyctl6-boot.service writes "
               "/run/chronyctl6/timesync.sources) instead of fixing it in chrony.conf: for baked images.")
-_OUTPUT_HELP = "Output format: text or json."
-_DISTRO_HELP = "Override os-release detection: amzn2, amzn2023, rhel, debian, ubuntu, sles."
+_OUTPUT_HELP = "Output format: text, or json (the chronyctl6/v1 envelope, also on errors)."
+_DISTRO_HELP = "Override os-release detection."
 _SETTINGS_HELP = "Settings file (default DIR/etc/chronyctl6/settings.toml)."
 _SM_HELP = ("How to restart chronyd: systemd, or direct (a plain process, for hosts without systemd). "
             "auto = systemd if it runs.")
@@ -102,73 +205,86 @@ _WAIT_HELP = ("Wait until chronyd selects a Time Sync source; if it does not in 
               "configuration, restart chronyd on it and fail.")
 _SETTLE_HELP = ("Where instance metadata says EC2 assigned an IPv6 address that is not up yet, wait up to this "
                 "long for it before choosing IPv4.")
+_QUIET_HELP = "Print only what matters: no warnings, notes or passing checks in text output."
 
 
-# The choices `render` and `apply` share, declared once (typer reads these as metadata only).
+# The choices the commands share, declared once (typer reads these as metadata only).
 _ROOT_OPTION = typer.Option("/", "--root", metavar="DIR", help=_ROOT_HELP)
-_DISTRO_OPTION = typer.Option(None, "--distro", metavar="NAME", help=_DISTRO_HELP)
-_IPV6_OPTION = typer.Option(None, "--ipv6", metavar="auto|on|off", help=_IPV6_HELP)
-_PHC_OPTION = typer.Option(None, "--phc", metavar="auto|on|off", help=_PHC_HELP)
+_DISTRO_OPTION = typer.Option(None, "--distro", help=_DISTRO_HELP, case_sensitive=False)
+_IPV6_OPTION = typer.Option(None, "--ipv6", help=_IPV6_HELP, case_sensitive=False)
+_PHC_OPTION = typer.Option(None, "--phc", help=_PHC_HELP, case_sensitive=False)
 _AT_BOOT_OPTION = typer.Option(None, "--at-boot/--fixed", help=_BOOT_HELP)
 _SETTINGS_OPTION = typer.Option(None, "--settings", metavar="FILE", help=_SETTINGS_HELP)
+_OUTPUT_OPTION = typer.Option(Output.TEXT.value, "-o", "--output", help=_OUTPUT_HELP)
+_QUIET_OPTION = typer.Option(False, "-q", "--quiet", help=_QUIET_HELP)
+_SM_OPTION = typer.Option(None, "--service-manager", help=_SM_HELP, case_sensitive=False)
 
 
-def _request(root: str, distro: str | None, ipv6: str | None, phc: str | None,
-             at_boot: bool | None, service_manager: str | None, settings: str | None) -> Any:
+def _request(root: str, distro: Distro | None, ipv6: Mode | None, phc: Mode | None,
+             at_boot: bool | None, service_manager: ServiceManager | None, settings: str | None) -> Any:
     from pathlib import Path
 
     from chronyctl6.configure.plan import Request
 
-    return Request(root=Path(root), distro=distro, ipv6=ipv6, phc=phc, at_boot=at_boot,
-                   service_manager=service_manager,
+    return Request(root=Path(root), distro=_value(distro), ipv6=_value(ipv6), phc=_value(phc), at_boot=at_boot,
+                   service_manager=_value(service_manager),
                    settings_path=Path(settings) if settings else None)
 
 
-def _check_output(output: str) -> None:
-    if output not in ("text", "json"):
-        fail(ChronyCtlError(f"-o {output!r}: use text or json", hint=None))
+def _warnings(lines: Any) -> list[out.Message]:
+    return [out.Message(out.Level.WARNING, str(line)) for line in lines]
 
 
-@app.command()
+@app.command(cls=_Command)
 def render(
     root: str = _ROOT_OPTION,
-    distro: Optional[str] = _DISTRO_OPTION,
-    ipv6: Optional[str] = _IPV6_OPTION,
-    phc: Optional[str] = _PHC_OPTION,
+    distro: Optional[Distro] = _DISTRO_OPTION,
+    ipv6: Optional[Mode] = _IPV6_OPTION,
+    phc: Optional[Mode] = _PHC_OPTION,
     at_boot: Optional[bool] = _AT_BOOT_OPTION,
     settings: Optional[str] = _SETTINGS_OPTION,
+    output: Output = _OUTPUT_OPTION,
+    quiet: bool = _QUIET_OPTION,
 ) -> None:
     """Print the chrony.conf that `apply` would write. Reads only; needs no root.
+
+    Exit 0 rendered, 2 bad input.
 
     \b
     Examples:
       chronyctl6 render                           what apply would write here
       chronyctl6 render --root /mnt/image --distro debian --ipv6 on
+      chronyctl6 render -o json | jq -r .data.config
     """
     from chronyctl6.configure.plan import make_plan
 
-    plan = _guard(lambda: make_plan(_request(root, distro, ipv6, phc, at_boot, None, settings)))
+    run = _Run("render", output.value, quiet)
+    plan = run.guard(lambda: make_plan(_request(root, distro, ipv6, phc, at_boot, None, settings)))
     for line in plan.warnings:
-        typer.echo(f"chronyctl6: warning: {line}", err=True)
-    typer.echo(plan.config.new.decode(), nl=False)
+        run.warn(line)
+    run.echo(plan.config.new.decode(), nl=False)
+    run.finish(out.Status.OK, {
+        "path": plan.config.shown, "config": plan.config.new.decode(), "warnings": list(plan.warnings),
+        "dropped": [{"line": v.directive.line, "reason": v.reason} for v in plan.rendered.dropped],
+    }, _warnings(plan.warnings))
 
 
-@app.command()
+@app.command(cls=_Command)
 def apply(
     root: str = _ROOT_OPTION,
-    distro: Optional[str] = _DISTRO_OPTION,
-    ipv6: Optional[str] = _IPV6_OPTION,
-    phc: Optional[str] = _PHC_OPTION,
+    distro: Optional[Distro] = _DISTRO_OPTION,
+    ipv6: Optional[Mode] = _IPV6_OPTION,
+    phc: Optional[Mode] = _PHC_OPTION,
     at_boot: Optional[bool] = _AT_BOOT_OPTION,
     settings: Optional[str] = _SETTINGS_OPTION,
-    service_manager: Optional[str] = typer.Option(None, "--service-manager", metavar="auto|systemd|direct",
-                                               help=_SM_HELP),
+    service_manager: Optional[ServiceManager] = _SM_OPTION,
     diff: bool = typer.Option(False, "--diff", help="Show the change as a unified diff."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Stop after planning: write nothing, restart nothing."),
     wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", min=0, max=3600, help=_WAIT_HELP),
     lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", min=0,
                                        help="How long to wait for another apply to finish."),
-    output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
+    output: Output = _OUTPUT_OPTION,
+    quiet: bool = _QUIET_OPTION,
 ) -> None:
     """Render, validate with chronyd, write atomically (with a backup), restart chronyd.
 
@@ -187,67 +303,59 @@ def apply(
     from chronyctl6.configure.apply import apply as run_apply
     from chronyctl6.configure.plan import load_settings
 
-    _check_output(output)
+    run = _Run("apply", output.value, quiet)
     request = _request(root, distro, ipv6, phc, at_boot, service_manager, settings)
-    chosen_wait = wait if wait is not None else _guard(lambda: load_settings(request)).wait
-    result = _guard(lambda: run_apply(request, Options(dry_run=dry_run, wait=chosen_wait,
-                                                       lock_timeout=lock_timeout)), json_errors=output == "json")
-    if output == "json":
-        emit_json(result.as_dict())
-        return
+    chosen_wait = wait if wait is not None else run.guard(lambda: load_settings(request)).wait
+    result = run.guard(lambda: run_apply(request, Options(dry_run=dry_run, wait=chosen_wait,
+                                                          lock_timeout=lock_timeout)))
     for line in result.warnings:
-        typer.echo(f"chronyctl6: warning: {line}", err=True)
+        run.warn(line)
     for dropped in result.dropped:
-        typer.echo(f"dropped: {dropped['line']}  ({dropped['reason']})")
+        run.echo(f"dropped: {dropped['line']}  ({dropped['reason']})", essential=False)
     if diff and result.diff:
-        typer.echo(result.diff, nl=False)
+        run.echo(result.diff, nl=False)
     if not result.changed:
-        typer.echo(f"{result.path}: up to date, nothing to do")
+        run.echo(f"{result.path}: up to date, nothing to do")
     elif result.dry_run:
-        typer.echo(f"{result.path}: would change (dry run, nothing written)")
+        run.echo(f"{result.path}: would change (dry run, nothing written)")
     else:
-        typer.echo(f"wrote {', '.join(result.files)}" + (f" (backup: {result.backup})" if result.backup else "")
-                   + ("" if result.validated else " [not validated: chronyd is not installed]"))
+        run.echo(f"wrote {', '.join(result.files)}" + (f" (backup: {result.backup})" if result.backup else "")
+                 + ("" if result.validated else " [not validated: chronyd is not installed]"))
         if result.action != "none":
-            typer.echo(f"chronyd: {result.action}")
+            run.echo(f"chronyd: {result.action}")
         if result.selected:
-            typer.echo(f"chronyd selected {result.selected} after {result.waited_seconds:g} s")
+            run.echo(f"chronyd selected {result.selected} after {result.waited_seconds:g} s")
+    run.finish(out.Status.OK, result.as_dict(), _warnings(result.warnings))
 
 
-@app.command()
+@app.command(cls=_Command)
 def boot(
     settle: float = typer.Option(10.0, "--settle", metavar="SECONDS", min=0, max=120, help=_SETTLE_HELP),
-    output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
+    output: Output = _OUTPUT_OPTION,
+    quiet: bool = _QUIET_OPTION,
 ) -> None:
     """The baked-image boot step: write /run/chronyctl6/timesync.sources with this launch's one
     Time Sync endpoint (IPv6 if the instance has an IPv6 address). Runs from
-    chronyctl6-boot.service before chronyd; run by hand, it also reloads chronyd's sources."""
+    chronyctl6-boot.service before chronyd; run by hand, it also reloads chronyd's sources.
+
+    Exit 0 written (or already right), 1 failed, 4 not root.
+
+    \b
+    Examples:
+      sudo chronyctl6 boot                        choose again now, and reload chronyd's sources
+      sudo chronyctl6 boot --settle 0 -o json     do not wait for an IPv6 address to come up
+    """
     from chronyctl6.configure.boot import boot as run_boot
 
-    _check_output(output)
-    result = _guard(lambda: run_boot(_request("/", None, None, None, None, None, None), settle=settle))
-    if output == "json":
-        emit_json(result.as_dict())
-        return
-    typer.echo(f"Time Sync endpoint for this boot: {result.endpoint} ({result.reason})")
-    typer.echo(f"{result.path}: " + ("written" if result.changed else "already up to date")
-               + ("; chronyd reloaded its sources" if result.reloaded else ""))
+    run = _Run("boot", output.value, quiet)
+    result = run.guard(lambda: run_boot(_request("/", None, None, None, None, None, None), settle=settle))
+    run.echo(f"Time Sync endpoint for this boot: {result.endpoint} ({result.reason})")
+    run.echo(f"{result.path}: " + ("written" if result.changed else "already up to date")
+             + ("; chronyd reloaded its sources" if result.reloaded else ""))
+    run.finish(out.Status.OK, out.with_units(result.as_dict(), {"waited_for_ipv6": "waited_for_ipv6_seconds"}))
 
 # ---- check --------------------------------------------------------------------------------
 
-class _PluginCommand(typer.core.TyperCommand):
-    """Bad arguments exit 3 (UNKNOWN), as the Nagios plugin API wants, not click's 2."""
-
-    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except Exception as exc:
-            if getattr(exc, "exit_code", None) == 2:
-                exc.exit_code = 3  # type: ignore[attr-defined]
-            raise
-
-
-_CHECK_OUTPUTS = ("text", "json", "nagios", "prometheus")
 _SERVER_HELP = ("NTP server to ask; repeat to ask several at once (the one with the smallest "
                 "distance to UTC decides). Default: the Time Sync endpoint chrony is configured with "
                 "(the boot step's choice where there is one), else fd00:ec2::123; 169.254.169.123 is the "
@@ -256,10 +364,22 @@ _SAMPLES_HELP = ("Requests per server, 1 to 8 (a burst Time Sync's rate limit al
                  "minimum-delay valid reply is the answer.")
 _TEXTFILE_HELP = ("Also write the Prometheus metrics atomically to PATH (a .prom file in "
                   "node_exporter's textfile directory).")
-_CHECK_OUTPUT_HELP = "text, json, nagios (one line with perfdata) or prometheus (text format)."
+_CHECK_OUTPUT_HELP = ("text, json (the chronyctl6/v1 envelope), nagios (one line with perfdata) or "
+                      "prometheus (text format).")
+_CHECK_OUTPUT_OPTION = typer.Option(CheckOutput.TEXT.value, "-o", "--output", help=_CHECK_OUTPUT_HELP)
 
 
-@app.command(cls=_PluginCommand)
+def check_data(result: Any) -> dict[str, Any]:
+    """check's report dict in the envelope: its seconds named with their unit."""
+    from chronyctl6.measure import report as fmt
+
+    data: dict[str, Any] = out.with_units(fmt.to_json(result), out.CHECK_UNITS)
+    for key in ("status", "exit_code"):  # the envelope carries them
+        data.pop(key, None)
+    return data
+
+
+@app.command(cls=_Command)
 def check(
     server: Optional[List[str]] = typer.Option(  # noqa: B008 (typer's classic style)
         None, "--server", "-s", metavar="ADDR", help=_SERVER_HELP),
@@ -271,12 +391,13 @@ def check(
                                help="WARNING when |offset| + error bound reaches this."),
     crit: float = typer.Option(1.0, "--crit", metavar="SECONDS",
                                help="CRITICAL when |offset| + error bound reaches this."),
-    output: str = typer.Option("text", "-o", "--output", help=_CHECK_OUTPUT_HELP),
+    output: CheckOutput = _CHECK_OUTPUT_OPTION,
     textfile: Optional[str] = typer.Option(None, "--textfile", metavar="PATH", help=_TEXTFILE_HELP),
     chronyd: bool = typer.Option(True, "--chronyd/--no-chronyd",
                                  help="Also ask chronyd (chronyc tracking) and compare."),
     chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
                                               help="chronyd's command socket, if not the default."),
+    quiet: bool = _QUIET_OPTION,
 ) -> None:
     """Measure this clock's offset against Time Sync directly, and what chronyd believes.
 
@@ -288,143 +409,158 @@ def check(
     bounds (or chronyd not synchronised) is a WARNING.
 
     Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (no valid reply, bad arguments).
+
+    \b
+    Examples:
+      chronyctl6 check                            fd00:ec2::123; text
+      chronyctl6 check -s 169.254.169.123 -o nagios
+      chronyctl6 check -o json --warn 0.01 --crit 0.1
+      chronyctl6 check --textfile /var/lib/node_exporter/textfile/chronyctl6.prom -q
     """
     from chronyctl6.measure import check as chk
     from chronyctl6.measure import report as fmt
 
-    def measure() -> chk.CheckResult:
-        if output not in _CHECK_OUTPUTS:
-            raise chk.CheckUsageError(f"-o {output!r}: use {', '.join(_CHECK_OUTPUTS)}")
-        if textfile is not None and not textfile.endswith(".prom"):
-            raise chk.CheckUsageError(
-                f"--textfile {textfile}: node_exporter reads only files ending in .prom"
-            )
-        thresholds = chk.Thresholds(warn, crit)
-        return chk.run(server or [chk.default_server()], port=port, samples=samples,
-                       timeout=timeout, thresholds=thresholds, ask_chronyd=chronyd,
-                       chronyd_socket=chronyd_socket)
-
-    try:
-        result = measure()
-    except ChronyCtlError as exc:
-        if output == "nagios":
-            typer.echo(f"NTP UNKNOWN: {exc.message}".replace("|", "/"))
-        elif output == "json":
-            emit_json({"status": "UNKNOWN", "exit_code": 3, "error": exc.message, "hint": exc.hint})
-        typer.echo(f"chronyctl6: error: {exc.message}", err=True)
-        if exc.hint:
-            typer.echo(f"chronyctl6: hint: {exc.hint}", err=True)
-        raise typer.Exit(int(chk.CheckStatus.UNKNOWN)) from None
-    except Exception as exc:
-        if _debug:
-            raise
-        typer.echo(f"chronyctl6: unexpected error: {exc!r} (run with --debug for a traceback)",
-                   err=True)
-        raise typer.Exit(int(chk.CheckStatus.UNKNOWN)) from exc
+    run = _Run("check", output.value, quiet)
+    if textfile is not None and not textfile.endswith(".prom"):
+        run.fail(out.Status.USAGE, f"--textfile {textfile}: node_exporter reads only files ending in .prom")
+    result = run.guard(lambda: chk.run(server or [chk.default_server()], port=port, samples=samples,
+                                       timeout=timeout, thresholds=chk.Thresholds(warn, crit),
+                                       ask_chronyd=chronyd, chronyd_socket=chronyd_socket))
     if textfile is not None:
         from pathlib import Path
 
         from chronyctl6.effects.files import atomic_write
 
-        try:
-            atomic_write(Path(textfile), fmt.to_prometheus(result).encode())
-        except ChronyCtlError as exc:
-            typer.echo(f"chronyctl6: error: {exc.message}", err=True)
-            raise typer.Exit(int(chk.CheckStatus.UNKNOWN)) from None
-    if output == "json":
-        emit_json(fmt.to_json(result))
-    elif output == "nagios":
+        run.guard(lambda: atomic_write(Path(textfile), fmt.to_prometheus(result).encode()))
+    status = out.Status(result.status.name.lower())
+    if output is CheckOutput.NAGIOS:
         typer.echo(fmt.to_nagios(result))
-    elif output == "prometheus":
+    elif output is CheckOutput.PROMETHEUS:
         typer.echo(fmt.to_prometheus(result), nl=False)
+    elif quiet:
+        run.echo(f"{result.status.name}: {result.summary}")
     else:
-        typer.echo(fmt.to_text(result))
-    raise typer.Exit(int(result.status))
+        run.echo(fmt.to_text(result))
+    messages = [out.Message(out.Level.INFO, result.summary)]
+    messages += [out.Message(out.Level.INFO, note) for note in result.notes]
+    messages += [out.Message(out.Level.HINT, result.hint)] if result.hint else []
+    run.finish(status, check_data(result), messages)
 
 
 # ---- doctor / status -------------------------------------------------------------------------
 
 _MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
+_VERDICT = {0: out.Status.OK, 1: out.Status.WARNING, 2: out.Status.CRITICAL}
 
 
-@app.command()
+@app.command(cls=_Command)
 def doctor(
     imdsv1: bool = typer.Option(False, "--imdsv1",
                                 help="Allow IMDSv1 (no token) when the IMDSv2 token request fails, where the "
                                      "instance allows it; also report whether it does."),
-    output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
+    output: Output = _OUTPUT_OPTION,
+    quiet: bool = _QUIET_OPTION,
 ) -> None:
     """Find out why IPv6 time sync does not work here, and print the command that fixes each problem.
 
     Checks: on EC2, Nitro, IMDS over IPv6, an IPv6 address (locally and in IMDS), a route to
     fd00:ec2::123, Time Sync answering NTP over IPv6 and IPv4, chrony installed and running, the
     configuration it loaded (one Time Sync line, no smeared/non-smeared mix, leapsectz), an
-    unused PTP hardware clock, other time daemons. Reads only; takes a few seconds at most.
+    unused PTP hardware clock, other time daemons. Judged against this instance's intent: an
+    instance set to IPv4 (settings ipv6 = "off", or auto on an instance EC2 gave no IPv6) passes
+    with a note. Reads only; takes a few seconds at most.
 
-    Exit 0 all passed, 1 a warning, 2 a failure.
+    Exit 0 healthy, 1 a warning, 2 a failure, 3 doctor could not run (for fleet aggregation, as
+    the Nagios plugin convention).
 
-    Example: chronyctl6 doctor -o json | jq '.checks[] | select(.status != "pass")'
+    \b
+    Examples:
+      sudo chronyctl6 doctor
+      sudo chronyctl6 doctor -q                   only what is not a pass
+      chronyctl6 doctor -o json | jq '.data.checks[] | select(.status != "pass")'
     """
     from chronyctl6.diagnose import doctor as doc
 
-    _check_output(output)
-    report = _guard(lambda: doc.doctor(doc.Options(imdsv1=imdsv1)))
-    if output == "json":
-        emit_json(report.as_dict())
-        raise typer.Exit(report.status)
+    run = _Run("doctor", output.value, quiet)
+    report = run.guard(lambda: doc.doctor(doc.Options(imdsv1=imdsv1)))
     width = max(len(c.id) for c in report.checks)
     for c in report.checks:
-        typer.echo(f"{_MARK[str(c.status)]}  {c.id:<{width}}  {c.evidence}")
+        shown = str(c.status) != "pass"
+        run.echo(f"{_MARK[str(c.status)]}  {c.id:<{width}}  {c.evidence}", essential=shown)
         if c.fix:
-            typer.echo(f"{'':6}{'':<{width}}  fix: {c.fix}")
-    counts = {s: sum(1 for c in report.checks if str(c.status) == s) for s in _MARK}
-    typer.echo(f"{len(report.checks)} checks: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-               + f" ({report.seconds['total']:.1f} s)")
-    raise typer.Exit(report.status)
+            run.echo(f"{'':6}{'':<{width}}  fix: {c.fix}")
+        elif c.same_fix_as:
+            run.echo(f"{'':6}{'':<{width}}  fix: the one shown for {c.same_fix_as}")
+    for note in report.notes:
+        run.echo(f"note: {note}")
+    counts = report.counts
+    run.echo(f"{len(report.checks)} checks: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+             + f" ({report.seconds['total']:.1f} s)")
+    messages = [out.Message(out.Level.INFO, note) for note in report.notes]
+    run.finish(_VERDICT[report.status], report.as_dict(), messages)
 
 
-@app.command()
+@app.command(cls=_Command)
 def status(
-    output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
+    output: Output = _OUTPUT_OPTION,
     chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
                                                  help="chronyd's command socket, if not the default."),
+    quiet: bool = _QUIET_OPTION,
 ) -> None:
     """chronyd at a glance: process, configuration (and drift from what chronyctl6 would render),
-    sources with reachability, tracking, conflicting daemons. Exit 0 chronyd runs, 1 it does not.
+    sources with reachability, tracking, conflicting daemons.
 
-    Example: chronyctl6 status -o json
+    Exit 0 synchronised to Time Sync (or the ENA PTP clock), all as chronyctl6 would have it;
+    1 synchronised, but to another source, or with drift, another time daemon or a second chronyd;
+    2 chronyd not running, or not synchronised; 3 chronyd runs but cannot be read.
+
+    \b
+    Examples:
+      chronyctl6 status
+      chronyctl6 status -o json | jq .data.tracking
     """
     from chronyctl6.diagnose import status as st
 
-    _check_output(output)
-    report = _guard(lambda: st.status(chronyc_socket=chronyd_socket))
-    if output == "json":
-        emit_json(report.as_dict())
-        raise typer.Exit(report.exit_status)
-    if not report.chronyd:
-        typer.echo("chronyd: not running")
-    for p in report.chronyd:
-        typer.echo(f"chronyd: pid {p.pid}, user {p.user}, up {_duration(p.uptime)}")
-    typer.echo(f"config: {report.config_path or '?'} ({report.config_from}); {report.drift.state}: "
-               f"{report.drift.detail}")
-    if report.sources:
-        typer.echo("sources:")
-        for s in report.sources:
-            typer.echo(f"  {s.mode}{s.state} {s.name:<40} stratum {s.stratum:>2}  reach {s.reach:03o} "
-                       f"({s.reachability_ratio:.0%})  offset {s.adjusted_offset:+.6f} s +/- {s.error:.6f} s"
-                       + ("  <- selected" if s.selected else ""))
+    run = _Run("status", output.value, quiet)
+    report = run.guard(lambda: st.status(chronyc_socket=chronyd_socket))
+    data = report.as_dict()
+    verdict = out.Status(report.verdict)
     t = report.tracking
+    if not report.chronyd:
+        summary = "chronyd is not running: nothing keeps this clock"
+    elif t is None:
+        summary = "chronyd runs, but its tracking cannot be read"
+    elif not t.synchronised:
+        summary = "chronyd is not synchronised"
+    elif not report.on_timesync:
+        summary = f"chronyd is synchronised to {report.selected or t.ref_name or t.ref_id}, not to Time Sync"
+    else:
+        summary = f"chronyd is synchronised to Time Sync ({report.selected})"
+    run.echo(f"status: {verdict.value.upper()}: {summary}")
+    for p in report.chronyd:
+        run.echo(f"chronyd: pid {p.pid}, user {p.user}, up {_duration(p.uptime)}", essential=False)
+    run.echo(f"config: {report.config_path or '?'} ({report.config_from}); {report.drift.state}: "
+             f"{report.drift.detail}", essential=report.drift.state == "drift")
+    if report.sources:
+        run.echo("sources:", essential=False)
+        for s in report.sources:
+            run.echo(f"  {s.mode}{s.state} {s.name:<40} stratum {s.stratum:>2}  reach {s.reach:03o} "
+                     f"({s.reachability_ratio:.0%})  offset {s.adjusted_offset:+.6f} s +/- {s.error:.6f} s"
+                     + ("  <- selected" if s.selected else ""), essential=False)
     if t is not None:
-        typer.echo(f"tracking: {t.ref_name or t.ref_id} stratum {t.stratum}, offset {t.system_offset:+.9f} s, "
-                   f"frequency {t.frequency_ppm:+.3f} ppm, skew {t.skew_ppm:.3f} ppm, root distance "
-                   f"{t.root_distance:.6f} s, leap {t.leap_status}")
+        run.echo(f"tracking: {t.ref_name or t.ref_id} stratum {t.stratum}, offset {t.system_offset:+.9f} s, "
+                 f"frequency {t.frequency_ppm:+.3f} ppm, skew {t.skew_ppm:.3f} ppm, root distance "
+                 f"{t.root_distance:.6f} s, leap {t.leap_status}", essential=False)
+    others = ", ".join(f"{p.name} (pid {p.pid})" for p in report.others)
+    run.echo(f"conflicting daemons: {others or 'none'}", essential=bool(others))
     for line in report.errors:
-        typer.echo(f"chronyctl6: error: {line}", err=True)
+        run.echo(f"chronyctl6: error: {line}", err=True)
     for line in report.warnings:
-        typer.echo(f"chronyctl6: warning: {line}", err=True)
-    if not report.others:
-        typer.echo("conflicting daemons: none")
-    raise typer.Exit(report.exit_status)
+        run.warn(line)
+    messages = [out.Message(out.Level.INFO if verdict is out.Status.OK else out.Level.WARNING, summary)]
+    messages += [out.Message(out.Level.ERROR, line) for line in report.errors]
+    messages += _warnings(report.warnings)
+    run.finish(verdict, data, messages)
 
 
 def _duration(seconds: float) -> str:

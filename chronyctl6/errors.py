@@ -6,7 +6,10 @@ from enum import IntEnum
 
 
 class ExitStatus(IntEnum):
-    """Exit statuses of `render`, `apply` and `boot` (check and doctor have their own)."""
+    """Exit statuses of the change commands (`render`, `apply`, `boot`, `restore`), and the kind of
+    an error for every command: chronyctl6.output turns it into a status word (`usage`, `busy`, ...)
+    and, with the command, into the exit code (output.exit_code is the one table; check, doctor and
+    status exit 3 for any error, the Nagios convention)."""
 
     OK = 0
     FAILED = 1  # the change failed: nothing was written, or it was rolled back

@@ -75,6 +75,11 @@ def paragraphs(text: str | None) -> list[str]:
     return out
 
 
+# The shells the installed completions are for. typer 0.7.0 (Debian 12) lists PowerShell too in
+# --install-completion/--show-completion; the man page of a Linux package does not.
+NOT_SHIPPED_SHELLS = ("|powershell", "|pwsh")
+
+
 # The click objects are typed Any: they come from click or from typer's vendored copy of it.
 def option_records(command: Any, ctx: Any) -> list[tuple[str, str]]:
     records = []
@@ -83,7 +88,10 @@ def option_records(command: Any, ctx: Any) -> list[tuple[str, str]]:
             continue
         record = param.get_help_record(ctx)
         if record is not None:
-            records.append((record[0], record[1]))
+            names = record[0]
+            for shell in NOT_SHIPPED_SHELLS:
+                names = names.replace(shell, "")
+            records.append((names, record[1]))
     return records
 
 
@@ -100,7 +108,7 @@ def render_options(records: Iterable[tuple[str, str]]) -> list[str]:
 
 def render_man(app: typer.Typer, version: str, date: str) -> str:
     group: Any = typer.main.get_command(app)
-    root_ctx = group.context_class(group, info_name=PROG)
+    root_ctx = group.context_class(group, info_name=PROG, **(group.context_settings or {}))
     summary = paragraphs(group.help)
     lines = [
         f'.TH CHRONYCTL6 1 "{date}" "{PROG} {version}" "User Commands"',

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -21,9 +20,12 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> s
 
 
 def cli_json(*args: str) -> dict[str, Any]:
+    """The `data` of a command's chronyctl6/v1 envelope (validated against the shipped schema)."""
+    from tests.contract import envelope
+
     done = cli(*args, "-o", "json")
     assert done.returncode == 0, done.stderr
-    result: dict[str, Any] = json.loads(done.stdout)
+    result: dict[str, Any] = envelope(done, args[0])["data"]
     return result
 
 

@@ -8,9 +8,11 @@ instance's own ids (instance, ENI, subnet, VPC, region) from IMDS.
 
 from __future__ import annotations
 
+import re
+import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from chronyctl6.chronyconf import directives, sources, traversal
@@ -18,7 +20,8 @@ from chronyctl6.configure.platforms import Platform
 from chronyctl6.diagnose.facts import Facts, NtpOutcome, Options, gather
 from chronyctl6.effects import daemons, metadata
 
-__all__ = ["CHECKS", "Check", "Facts", "NtpOutcome", "Options", "Report", "Status", "doctor", "run_checks"]
+__all__ = ["CHECKS", "Check", "Facts", "Intent", "NtpOutcome", "Options", "Report", "Status", "doctor", "intent",
+           "run_checks"]
 
 MIN_CLI = "2.2.33"  # the AWS CLI release that has --http-protocol-ipv6
 RELOAD_SOURCES_SINCE = (4, 0)  # `sourcedir` and `chronyc reload sources` are chrony 4.0+
@@ -39,49 +42,123 @@ class Check:
     id: str
     status: Status
     evidence: str  # one line
-    fix: str | None = None
+    fix: str | None = None  # shell commands that paste as printed
+    same_fix_as: str | None = None  # the fix is the one an earlier check printed
 
     def as_dict(self) -> dict[str, str | None]:
-        return {"id": self.id, "status": str(self.status), "evidence": self.evidence, "fix": self.fix}
+        return {"id": self.id, "status": str(self.status), "evidence": self.evidence, "fix": self.fix,
+                "same_fix_as": self.same_fix_as}
+
+
+# ---------------------------------------------------------------- shell-safe values
+
+# C0/C1 controls (ESC starts terminal escapes), DEL, line/paragraph separators, bidi overrides.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def safe_text(value: str) -> str:
+    """A value from instance metadata or a file, fit to print: control and escape characters gone.
+    (A local equivalent of effects.metadata.safe_text.)"""
+    return _UNSAFE.sub("", value)
+
+
+def q(value: str) -> str:
+    """One shell word, whatever the value holds."""
+    return shlex.quote(safe_text(value))
 
 
 # ---------------------------------------------------------------- fixes, with this instance's ids
 
 
 def _aws(md: metadata.InstanceMetadata | None, command: str) -> str:
-    region = f" --region {md.region}" if md is not None and md.region else ""
+    region = f" --region {q(md.region)}" if md is not None and md.region else ""
     return f"aws ec2 {command}{region}"
 
 
-def _iid(md: metadata.InstanceMetadata | None) -> str:
-    return md.instance_id if md is not None and md.instance_id else "<instance-id>"
+# On Nitro the instance id is also the board's asset tag: known even where IMDS does not answer.
+_LOOKUP_INSTANCE_ID = "INSTANCE_ID=$(cat /sys/devices/virtual/dmi/id/board_asset_tag)"
+
+
+def _instance(md: metadata.InstanceMetadata | None) -> tuple[list[str], str]:
+    """(look-up steps, the shell word for the instance id)."""
+    if md is not None and md.instance_id:
+        return [], q(md.instance_id)
+    return [_LOOKUP_INSTANCE_ID], '"$INSTANCE_ID"'
+
+
+def _chain(steps: list[str]) -> str:
+    return " && ".join(steps)
 
 
 def fix_imds_ipv6(md: metadata.InstanceMetadata | None) -> str:
-    return (_aws(md, f"modify-instance-metadata-options --instance-id {_iid(md)} --http-protocol-ipv6 enabled")
+    steps, iid = _instance(md)
+    return (_chain([*steps, _aws(md, f"modify-instance-metadata-options --instance-id {iid} "
+                                      "--http-protocol-ipv6 enabled")])
             + f"  # needs AWS CLI v{MIN_CLI} or later")
 
 
+def fix_imds_refused(md: metadata.InstanceMetadata | None) -> str:
+    steps, iid = _instance(md)
+    return (_chain([*steps, _aws(md, f"modify-instance-metadata-options --instance-id {iid} --http-endpoint enabled "
+                                      "--http-protocol-ipv6 enabled")])
+            + "  # if it is still refused, a local firewall rule rejects it: "
+              "sudo nft list ruleset | grep -n fd00:ec2::254; sudo ip6tables -S OUTPUT | grep fd00:ec2::254")
+
+
 def fix_hop_limit(md: metadata.InstanceMetadata | None) -> str:
-    return _aws(md, f"modify-instance-metadata-options --instance-id {_iid(md)} --http-put-response-hop-limit 2")
+    steps, iid = _instance(md)
+    return _chain([*steps, _aws(md, f"modify-instance-metadata-options --instance-id {iid} "
+                                     "--http-put-response-hop-limit 2")])
+
+
+# The first /64 of the VPC's IPv6 block that no subnet uses; python3 is on every supported distro.
+_FREE_64 = ("python3 -c 'import ipaddress, sys; used = set(sys.argv[2:]); "
+            "print(next(str(n) for n in ipaddress.ip_network(sys.argv[1]).subnets(new_prefix=64) "
+            "if str(n) not in used))'")
 
 
 def fix_assign_ipv6(md: metadata.InstanceMetadata | None) -> str:
-    eni = md.interface_id if md is not None and md.interface_id else "<eni-id>"
+    """Give this instance an IPv6 address: every value is this instance's own, or looked up by a
+    command printed first (into a shell variable), so the chain pastes as printed."""
+    steps, iid = _instance(md)
+    if md is not None and md.interface_id:
+        eni = q(md.interface_id)
+    else:
+        steps.append(_aws(md, f"describe-instances --instance-ids {iid} --query "
+                              "'Reservations[0].Instances[0].NetworkInterfaces[0].NetworkInterfaceId' --output text")
+                     .join(("ENI=$(", ")")))
+        eni = '"$ENI"'
     assign = _aws(md, f"assign-ipv6-addresses --network-interface-id {eni} --ipv6-address-count 1")
     if md is None or md.subnet_ipv6_cidrs:
-        return assign
-    # The subnet has no IPv6 CIDR yet: it needs a /64 of the VPC's block (and the VPC one first).
-    subnet = md.subnet_id or "<subnet-id>"
-    block = md.vpc_ipv6_cidrs[0] if md.vpc_ipv6_cidrs else "the VPC's IPv6 block"
-    steps = []
-    if not md.vpc_ipv6_cidrs:
-        steps.append(_aws(md, f"associate-vpc-cidr-block --vpc-id {md.vpc_id or '<vpc-id>'} "
-                              "--amazon-provided-ipv6-cidr-block"))
-    steps.append(_aws(md, f"associate-subnet-cidr-block --subnet-id {subnet} --ipv6-cidr-block "
-                          f"<a /64 of {block}>"))
+        return _chain([*steps, assign])
+    # The subnet has no IPv6 CIDR yet: it needs a free /64 of the VPC's block (and the VPC a block first).
+    if md.subnet_id:
+        subnet = q(md.subnet_id)
+    else:
+        steps.append(_aws(md, f"describe-network-interfaces --network-interface-ids {eni} --query "
+                              "'NetworkInterfaces[0].SubnetId' --output text").join(("SUBNET=$(", ")")))
+        subnet = '"$SUBNET"'
+    if md.vpc_id:
+        vpc = q(md.vpc_id)
+    else:
+        steps.append(_aws(md, f"describe-subnets --subnet-ids {subnet} --query 'Subnets[0].VpcId' --output text")
+                     .join(("VPC=$(", ")")))
+        vpc = '"$VPC"'
+    if md.vpc_ipv6_cidrs:
+        block = q(md.vpc_ipv6_cidrs[0])
+    else:
+        steps.append(_aws(md, f"associate-vpc-cidr-block --vpc-id {vpc} --amazon-provided-ipv6-cidr-block"))
+        steps.append(_aws(md, f"describe-vpcs --vpc-ids {vpc} --query "
+                              "'Vpcs[0].Ipv6CidrBlockAssociationSet[0].Ipv6CidrBlock' --output text")
+                     .join(("VPC_CIDR=$(", ")")))
+        block = '"$VPC_CIDR"'
+    steps.append(_aws(md, f"describe-subnets --filters Name=vpc-id,Values={vpc} --query "
+                          "'Subnets[].Ipv6CidrBlockAssociationSet[].Ipv6CidrBlock' --output text")
+                 .join(("USED=$(", ")")))
+    steps.append(f"CIDR=$({_FREE_64} {block} $USED)")
+    steps.append(_aws(md, f'associate-subnet-cidr-block --subnet-id {subnet} --ipv6-cidr-block "$CIDR"'))
     steps.append(assign)
-    return " && ".join(steps)
+    return _chain(steps)
 
 
 APPLY = "sudo chronyctl6 apply"
@@ -104,9 +181,9 @@ def check_ec2(f: Facts) -> Check:
                          "the token's answer is lost on the way (a container one hop too far?)",
                          fix_hop_limit(None))
         return Check("ec2", Status.FAIL, f"no instance metadata service answered ({tried})",
-                     "run this on an EC2 instance; if it is one, switch its metadata service on: "
-                     + _aws(None, "modify-instance-metadata-options --instance-id <instance-id> "
-                                  "--http-endpoint enabled"))
+                     _chain([_LOOKUP_INSTANCE_ID, _aws(None, 'modify-instance-metadata-options --instance-id '
+                                                             '"$INSTANCE_ID" --http-endpoint enabled')])
+                     + "  # on an EC2 instance whose metadata service is switched off")
     return Check("ec2", Status.PASS, f"EC2 instance {md.instance_id} ({md.instance_type}), "
                                      f"IMDS{md.version} at {md.endpoint}")
 
@@ -146,6 +223,9 @@ def check_imds_ipv6(f: Facts) -> Check:
                      fix_assign_ipv6(md))
     if kind in (metadata.Failure.NO_RESPONSE, metadata.Failure.V1_REFUSED):
         return Check("imds-ipv6", severity, f"{metadata.IMDS_V6}: {reach.detail}", fix_hop_limit(md))
+    if kind is metadata.Failure.REFUSED:
+        return Check("imds-ipv6", severity, f"{metadata.IMDS_V6} refused the connection: its metadata service is "
+                                            "switched off, or a local firewall rule rejects it", fix_imds_refused(md))
     return Check("imds-ipv6", severity, f"{metadata.IMDS_V6}: {reach.detail}", None)
 
 
@@ -180,10 +260,12 @@ def check_ipv6_address(f: Facts) -> Check:
         return Check("ipv6-address", Status.WARN, f"local {', '.join(local)}, but IMDS lists no IPv6 address for "
                      f"{md.mac if md else 'this interface'}: not an EC2-assigned address", fix_assign_ipv6(md))
     if listed:
-        ifname = next((n for n, m in f.interfaces.items() if md is not None and m == md.mac), "the interface")
+        ifname = next((n for n, m in f.interfaces.items() if md is not None and m == md.mac), None)
+        dev = q(ifname) if ifname else '"$IFACE"'
+        lookup = "" if ifname else "IFACE=$(ip -4 route show default | awk '{print $5; exit}') && "
         return Check("ipv6-address", Status.FAIL, f"IMDS lists {', '.join(listed)}, but no global IPv6 address "
-                     f"is configured on {ifname}: DHCPv6 has not run",
-                     f"sudo dhclient -6 {ifname}  # or: sudo networkctl reconfigure {ifname}, or reboot")
+                     f"is configured on {ifname or 'the primary interface'}: DHCPv6 has not run",
+                     f"{lookup}sudo dhclient -6 {dev}  # or: sudo networkctl reconfigure {dev}, or reboot")
     subnet = "" if md is None or md.subnet_ipv6_cidrs else f"; subnet {md.subnet_id} has no IPv6 CIDR"
     return Check("ipv6-address", Status.FAIL, f"no global IPv6 address on any interface nor in IMDS{subnet}",
                  fix_assign_ipv6(md))
@@ -196,10 +278,30 @@ def check_route_ipv6(f: Facts) -> Check:
     if not f.network.has_global_ipv6:
         fix = fix_assign_ipv6(f.metadata)
     else:
-        ifname = f.network.global_ipv6[0].rpartition("%")[2] or "<interface>"
-        fix = (f"sudo ip -6 route add fd00:ec2::/64 dev {ifname}  # then find out why the route the VPC "
+        ifname = f.network.global_ipv6[0].partition("%")[2]
+        dev = q(ifname) if ifname else '"$IFACE"'
+        lookup = "" if ifname else "IFACE=$(ip -6 -o addr show scope global | awk '{print $2; exit}') && "
+        fix = (f"{lookup}sudo ip -6 route add fd00:ec2::/64 dev {dev}  # then find out why the route the VPC "
                "router advertises is missing")
     return Check("route-ipv6", Status.FAIL, f"no route to {r.destination} ({r.error})", fix)
+
+
+def fix_firewall(f: Facts) -> str:
+    return _chain([b.delete for b in f.firewall.blocks])
+
+
+def check_firewall(f: Facts) -> Check:
+    view = f.firewall
+    if view.blocks:
+        rules = "; ".join(f"{b.tool}: {b.rule} (to {b.address})" for b in view.blocks)
+        families = {"ipv6" if ":" in b.address else "ipv4" for b in view.blocks}
+        status = Status.FAIL if intent(f).family in families else Status.WARN
+        return Check("firewall", status, f"a local OUTPUT rule drops NTP to Time Sync: {rules}", fix_firewall(f))
+    if not view.read:
+        if view.problems:
+            return Check("firewall", Status.SKIP, f"cannot read the firewall: {'; '.join(view.problems)}")
+        return Check("firewall", Status.PASS, "no nft or iptables on this host: no local firewall rules to check")
+    return Check("firewall", Status.PASS, f"no OUTPUT rule ({', '.join(view.read)}) drops NTP to Time Sync")
 
 
 def _check_timesync(f: Facts, outcome: NtpOutcome | None, family: str) -> Check:
@@ -213,6 +315,9 @@ def _check_timesync(f: Facts, outcome: NtpOutcome | None, family: str) -> Check:
         return Check(cid, Status.SKIP, f"IPv6-only instance: {outcome.address} is out of reach, as expected")
     evidence = f"{outcome.address}: {outcome.detail}"
     fix: str | None = None
+    # A local DROP makes sendto fail (EPERM), a REJECT comes back as unreachable, a drop further on is silence.
+    if outcome.kind != "kiss" and any(b.address == outcome.address for b in f.firewall.blocks):
+        return Check(cid, Status.FAIL, f"{evidence}: a local firewall rule drops it (see firewall)", fix_firewall(f))
     if family == "ipv6":
         if md is not None and md.system not in ("nitro", None):
             fix = f"{APPLY} --ipv6 off  # {md.system} instance: only 169.254.169.123 answers"
@@ -308,10 +413,10 @@ def remove_lines_fix(f: Facts, drop: list[traversal.Located], then: str | None =
         needs_restart = needs_restart or not file.endswith(".sources")
         everything = [d for d in tree.directives if d.file == file]
         if len(everything) == len(lines):
-            steps.append(f"sudo rm {file}")
+            steps.append(f"sudo rm {q(file)}")
         else:
             numbers = ";".join(f"{x.directive.lineno}d" for x in sorted(lines, key=lambda x: x.directive.lineno))
-            steps.append(f"sudo sed -i '{numbers}' {file}")
+            steps.append(f"sudo sed -i '{numbers}' {q(file)}")
     if then is not None or needs_apply:
         steps.append(then or APPLY)
     if needs_restart:
@@ -405,16 +510,73 @@ def check_other_daemons(f: Facts) -> Check:
 
 CHECKS: tuple[Callable[[Facts], Check], ...] = (
     check_ec2, check_nitro, check_imds_ipv6, check_ipv6_address, check_route_ipv6,
-    check_timesync_ipv6, check_timesync_ipv4, check_chrony, check_chronyd, check_config_timesync,
+    check_timesync_ipv6, check_timesync_ipv4, check_firewall, check_chrony, check_chronyd, check_config_timesync,
     check_config_smear, check_phc, check_other_daemons,
 )
+
+
+@dataclass(frozen=True)
+class Intent:
+    """What this instance is set to use; doctor judges it against that, not against IPv6 always."""
+
+    family: str  # ipv6 | ipv4
+    why: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"family": self.family, "why": self.why}
+
+
+# What does not matter on an instance meant to use IPv4.
+IPV6_ONLY_CHECKS = frozenset({"nitro", "imds-ipv6", "ipv6-address", "route-ipv6", "timesync-ipv6", "config-timesync"})
+
+
+def intent(f: Facts) -> Intent:
+    """IPv4 when settings say `ipv6 = "off"`, or `auto` (at boot or not) chose IPv4 because EC2
+    assigned this instance no IPv6 address or it is not Nitro, and chrony follows that choice."""
+    if f.ipv6_setting == "on":
+        return Intent("ipv6", 'settings: ipv6 = "on"')
+    configured = {s.directive.args[0] for s in _timesync_lines(f)}
+    if f.ipv6_setting == "off":
+        return Intent("ipv4", 'settings: ipv6 = "off"')
+    md = f.metadata
+    follows = configured == {directives.TIMESYNC_IPV4}
+    if md is not None and follows and md.system not in ("nitro", None):
+        return Intent("ipv4", f"ipv6 = auto on a {md.system} instance (the IPv6 endpoints answer only Nitro), "
+                              "and chrony uses 169.254.169.123")
+    if md is not None and follows and not md.ipv6s and not f.network.has_global_ipv6:
+        return Intent("ipv4", "ipv6 = auto, EC2 assigned this instance no IPv6 address, and chrony uses "
+                              "169.254.169.123")
+    return Intent("ipv6", f"ipv6 = {f.ipv6_setting}" + (" (at boot)" if f.at_boot else ""))
+
+
+def _by_intent(c: Check, meant: Intent) -> Check:
+    if meant.family != "ipv4" or c.id not in IPV6_ONLY_CHECKS or c.status in (Status.PASS, Status.SKIP):
+        return c
+    return Check(c.id, Status.SKIP, f"IPv4 by intent ({meant.why}): {c.evidence}")
+
+
+def _once(checks: list[Check]) -> list[Check]:
+    """Each fix printed once: a later check with the same fix points at the first one."""
+    first: dict[str, str] = {}
+    out = []
+    for c in checks:
+        if c.fix is not None and c.fix in first:
+            c = replace(c, fix=None, same_fix_as=first[c.fix])
+        elif c.fix is not None:
+            first[c.fix] = c.id
+        out.append(c)
+    return out
 
 
 def run_checks(f: Facts) -> list[Check]:
     checks = [c(f) for c in CHECKS]
     if f.imdsv1_asked:
         checks.insert(3, check_imdsv1(f))
-    return checks
+    meant = intent(f)
+    checks = [_by_intent(c, meant) for c in checks]
+    # Evidence and fixes carry values from IMDS and files: nothing in them may drive the terminal.
+    checks = [replace(c, evidence=safe_text(c.evidence), fix=safe_text(c.fix) if c.fix else None) for c in checks]
+    return _once(checks)
 
 
 def exit_status(checks: list[Check]) -> int:
@@ -427,13 +589,33 @@ def exit_status(checks: list[Check]) -> int:
 class Report:
     checks: list[Check]
     seconds: dict[str, float]
+    intent: Intent = Intent("ipv6", "ipv6 = auto")
+    notes: tuple[str, ...] = ()
 
     @property
     def status(self) -> int:
+        """0 healthy, 1 a warning, 2 a failure (3, could not run, is the CLI's)."""
         return exit_status(self.checks)
 
+    @property
+    def counts(self) -> dict[str, int]:
+        return {str(s): sum(1 for c in self.checks if c.status is s) for s in Status}
+
     def as_dict(self) -> dict[str, object]:
-        return {"status": self.status, "checks": [c.as_dict() for c in self.checks], "seconds": self.seconds}
+        return {"checks": [c.as_dict() for c in self.checks], "elapsed_seconds": self.seconds,
+                "counts": self.counts, "intent": self.intent.as_dict(),
+                "fixes": [c.fix for c in self.checks if c.fix is not None], "notes": list(self.notes)}
+
+
+def notes(f: Facts, meant: Intent) -> tuple[str, ...]:
+    if meant.family != "ipv4":
+        return ()
+    md = f.metadata
+    if md is not None and md.system not in ("nitro", None):
+        how = "move it to a Nitro instance type (the IPv6 endpoints answer only Nitro)"
+    else:
+        how = f"{safe_text(fix_assign_ipv6(md))} && {APPLY} --ipv6 on"
+    return (f"this instance is meant to use IPv4 ({meant.why}); for IPv6 Time Sync: {how}",)
 
 
 def doctor(options: Options) -> Report:
@@ -441,4 +623,5 @@ def doctor(options: Options) -> Report:
     facts = gather(options)
     checks = run_checks(facts)
     seconds = {**facts.seconds, "total": round(time.monotonic() - started, 3)}
-    return Report(checks, seconds)
+    meant = intent(facts)
+    return Report(checks, seconds, meant, notes(facts, meant))

@@ -19,8 +19,10 @@ from pathlib import Path
 
 from chronyctl6.chronyconf import directives, traversal
 from chronyctl6.configure.platforms import Platform
-from chronyctl6.effects import daemons, host, metadata
+from chronyctl6.diagnose import firewall
+from chronyctl6.effects import commands, daemons, host, metadata
 from chronyctl6.effects.host import HostNetwork
+from chronyctl6.errors import CommandFailed
 from chronyctl6.measure import exchange
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,15 @@ class Route:
 
 
 @dataclass(frozen=True)
+class FirewallView:
+    """The local firewall's OUTPUT rules that drop NTP to Time Sync, from every tool present."""
+
+    read: tuple[str, ...] = ()  # the tools whose rules were read
+    blocks: tuple[firewall.Block, ...] = ()
+    problems: tuple[str, ...] = ()  # a tool present whose rules could not be read (not root?)
+
+
+@dataclass(frozen=True)
 class Facts:
     imds_v6: metadata.Reach | None
     imds_v4: metadata.Reach | None
@@ -71,6 +82,9 @@ class Facts:
     others: tuple[daemons.Proc, ...]
     imdsv1_asked: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    ipv6_setting: str = "auto"  # settings.toml's ipv6: what this instance is meant to use
+    at_boot: bool = False
+    firewall: FirewallView = field(default_factory=FirewallView)
 
     @property
     def metadata(self) -> metadata.InstanceMetadata | None:
@@ -128,6 +142,31 @@ def _outcome(m: exchange.Measurement) -> NtpOutcome:
     return NtpOutcome(address, "timeout", f"no reply to {m.sent} request(s) within the deadline")
 
 
+def read_firewall() -> FirewallView:
+    """nft's ruleset and iptables' OUTPUT chains, where the tools are installed. Reads only."""
+    addresses = (directives.TIMESYNC_IPV6, directives.TIMESYNC_IPV4)
+    read: list[str] = []
+    blocks: list[firewall.Block] = []
+    problems: list[str] = []
+    for tool, argv in (("nft", ["nft", "-j", "list", "ruleset"]), ("ip6tables", ["ip6tables", "-S", "OUTPUT"]),
+                       ("iptables", ["iptables", "-S", "OUTPUT"])):
+        if commands.which(tool) is None:
+            continue
+        try:
+            done = commands.run(argv, timeout=5.0)
+        except CommandFailed as exc:
+            problems.append(exc.message)
+            continue
+        if not done.ok:
+            problems.append(f"{' '.join(argv)}: {done.brief()}")
+            continue
+        read.append(tool)
+        found = (firewall.nft_blocks(done.stdout, addresses) if tool == "nft"
+                 else firewall.iptables_blocks(tool, done.stdout, addresses))
+        blocks.extend(found)
+    return FirewallView(tuple(read), tuple(blocks), tuple(problems))
+
+
 def _interfaces() -> dict[str, str]:
     import psutil
 
@@ -139,15 +178,20 @@ def _interfaces() -> dict[str, str]:
     return macs
 
 
-def _platform(root: Path) -> Platform | None:
+def _platform(root: Path) -> tuple[Platform | None, str, bool]:
+    """The platform, and the settings' ipv6 and at_boot (the instance's intent)."""
     from chronyctl6.configure.plan import Request, load_platform, load_settings
     from chronyctl6.errors import ChronyCtlError
 
     request = Request(root=root)
     try:
-        return load_platform(request, load_settings(request))
+        chosen = load_settings(request)
     except ChronyCtlError:
-        return None
+        return None, "auto", False
+    try:
+        return load_platform(request, chosen), chosen.ipv6, chosen.at_boot
+    except ChronyCtlError:
+        return None, chosen.ipv6, chosen.at_boot
 
 
 def gather(options: Options) -> Facts:
@@ -166,7 +210,7 @@ def gather(options: Options) -> Facts:
     seconds["imds"] = max(reach_v6.seconds, reach_v4.seconds)
     log.debug("IMDS: %s; %s", reach_v6.detail, reach_v4.detail)
 
-    platform = _platform(options.root)
+    platform, ipv6_setting, at_boot = _platform(options.root)
     scan = daemons.scan()
     config_path, config_from = None, "not known"
     if scan.chronyd and scan.chronyd[0].config_path:
@@ -181,5 +225,6 @@ def gather(options: Options) -> Facts:
         route_v6=route_to(directives.TIMESYNC_IPV6), ntp_v6=ntp_v6, ntp_v4=ntp_v4,
         chrony_version=chrony_tools.chronyd_version(), chronyd=scan.chronyd, platform=platform, config=config,
         config_from=config_from, phc=host.find_phc(options.root), others=scan.others,
-        imdsv1_asked=options.imdsv1, seconds=seconds,
+        imdsv1_asked=options.imdsv1, seconds=seconds, ipv6_setting=ipv6_setting, at_boot=at_boot,
+        firewall=read_firewall(),
     )

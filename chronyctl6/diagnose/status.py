@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chronyctl6.chronyconf import directives
 from chronyctl6.effects import chrony_tools, daemons
 from chronyctl6.errors import ChronyCtlError
 
@@ -42,9 +43,33 @@ class StatusReport:
         return next((s.name for s in self.sources if s.selected), None)
 
     @property
+    def on_timesync(self) -> bool:
+        """chronyd is synchronised, to a Time Sync endpoint or the ENA PTP hardware clock."""
+        t, chosen = self.tracking, next((s for s in self.sources if s.selected), None)
+        if t is None or not t.synchronised or chosen is None:
+            return False
+        return directives.is_timesync(chosen.name) or (chosen.mode == "#" and chosen.name.upper().startswith("PHC"))
+
+    @property
+    def verdict(self) -> str:
+        """ok: synchronised to Time Sync, nothing fights it, the config is what chronyctl6 renders;
+        warning: synchronised, with something to look at (drift, another time daemon, two chronyd),
+        or synchronised to a source that is not Time Sync; critical: chronyd not running, or not
+        synchronised; unknown: chronyd runs but chronyc could not be read."""
+        if not self.chronyd:
+            return "critical"
+        if self.tracking is None:
+            return "unknown" if self.errors else "critical"
+        if not self.tracking.synchronised:
+            return "critical"
+        if not self.on_timesync or self.others or len(self.chronyd) > 1 or self.drift.state == "drift":
+            return "warning"
+        return "ok"
+
+    @property
     def exit_status(self) -> int:
-        """0 chronyd runs; 1 it does not (nothing keeps this clock)."""
-        return 0 if self.chronyd else 1
+        """The Nagios convention: 0 ok, 1 warning, 2 critical, 3 unknown."""
+        return {"ok": 0, "warning": 1, "critical": 2}.get(self.verdict, 3)
 
     def as_dict(self) -> dict[str, object]:
         t = self.tracking
@@ -55,17 +80,18 @@ class StatusReport:
             "sources": [source_dict(s) for s in self.sources],
             "tracking": None if t is None else {
                 "ref_id": t.ref_id, "ref_name": t.ref_name, "stratum": t.stratum,
-                "system_offset_seconds": t.system_offset, "last_offset_seconds": t.last_offset,
+                "offset_seconds": t.system_offset, "last_offset_seconds": t.last_offset,
                 "rms_offset_seconds": t.rms_offset, "frequency_ppm": t.frequency_ppm,
                 "residual_frequency_ppm": t.residual_freq_ppm, "skew_ppm": t.skew_ppm,
                 "root_delay_seconds": t.root_delay, "root_dispersion_seconds": t.root_dispersion,
-                "root_distance_seconds": t.root_distance, "update_interval_seconds": t.update_interval,
+                "root_distance_seconds": t.root_distance, "error_bound_seconds": t.error_bound,
+                "update_interval_seconds": t.update_interval,
                 "leap_status": t.leap_status, "synchronised": t.synchronised,
             },
+            "synchronised_to_timesync": self.on_timesync,
             "conflicting_daemons": [p.as_dict() for p in self.others],
             "errors": list(self.errors),
             "warnings": list(self.warnings),
-            "exit_status": self.exit_status,
         }
 
 
@@ -129,9 +155,5 @@ def status(root: Path = Path("/"), chronyc_socket: str | None = None) -> StatusR
     warnings = []
     if len(scan.chronyd) > 1:
         warnings.append(f"{len(scan.chronyd)} chronyd processes run: {', '.join(str(p.pid) for p in scan.chronyd)}")
-    if scan.others:
-        warnings.append("other time daemons run: " + ", ".join(f"{p.name} ({p.pid})" for p in scan.others))
-    if report_drift.state == "drift":
-        warnings.append(report_drift.detail)
     return StatusReport(scan.chronyd, config_path, config_from, report_drift, tuple(sources), tracking,
                         tuple(errors), scan.others, tuple(warnings))

@@ -44,8 +44,15 @@ class Tracking:
 
     @property
     def root_distance(self) -> float:
-        """Upper bound of the clock's error against UTC, as ClockBound computes it."""
-        return abs(self.system_offset) + self.root_dispersion + self.root_delay / 2
+        """chrony's root distance: root delay / 2 + root dispersion (how far the reference may be
+        from UTC); the system offset is not part of it."""
+        return self.root_dispersion + self.root_delay / 2
+
+    @property
+    def error_bound(self) -> float:
+        """Upper bound of the clock's error against UTC, as ClockBound computes it:
+        |system offset| + root distance."""
+        return abs(self.system_offset) + self.root_distance
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from chronyctl6.chronyconf import directives
 from chronyctl6.effects import chrony_tools
 from chronyctl6.effects.chrony_tools import Tracking
-from chronyctl6.errors import ChronyCtlError
+from chronyctl6.errors import ChronyCtlError, ExitStatus
 from chronyctl6.measure import exchange
 
 DEFAULT_SERVER = "fd00:ec2::123"
@@ -52,7 +52,9 @@ class CheckStatus(IntEnum):
 
 
 class CheckUsageError(ChronyCtlError):
-    """Bad arguments: UNKNOWN, like any plugin that cannot measure."""
+    """Bad arguments: UNKNOWN (exit 3), like any plugin that cannot measure; status word `usage`."""
+
+    status = ExitStatus.BAD_INPUT
 
 
 @dataclass(frozen=True)

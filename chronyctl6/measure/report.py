@@ -219,7 +219,7 @@ def to_prometheus(r: CheckResult) -> str:
         p.gauge(pre + "chronyd_system_offset_seconds",
                 "chronyd's system time offset (> 0: the clock is slow).", [({}, t.system_offset)])
         p.gauge(pre + "chronyd_root_distance_seconds",
-                "|system offset| + root dispersion + root delay/2, as ClockBound computes it.",
+                "chronyd's root distance: root delay/2 + root dispersion.",
                 [({}, t.root_distance)])
         if view.difference is not None:
             p.gauge(pre + "chronyd_disagreement", "1 if chronyd's offset and ours cannot both "

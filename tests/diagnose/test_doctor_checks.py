@@ -59,8 +59,8 @@ def by_id(f: Facts) -> dict[str, doctor.Check]:
 def test_a_healthy_instance_passes_every_check() -> None:
     checks = doctor.run_checks(healthy())
     assert [c.id for c in checks] == ["ec2", "nitro", "imds-ipv6", "ipv6-address", "route-ipv6", "timesync-ipv6",
-                                      "timesync-ipv4", "chrony", "chronyd", "config-timesync", "config-smear",
-                                      "phc", "other-daemons"]
+                                      "timesync-ipv4", "firewall", "chrony", "chronyd", "config-timesync",
+                                      "config-smear", "phc", "other-daemons"]
     assert {c.id: c.status for c in checks} == {c.id: Status.PASS for c in checks}
     assert all(c.fix is None for c in checks)
     assert doctor.exit_status(checks) == 0
@@ -101,8 +101,9 @@ def test_behind_a_hop_too_many_ec2_is_a_warning_with_the_hop_limit_fix() -> None
     f = replace(healthy(), imds_v6=replace(lost, host=metadata.IMDS_V6), imds_v4=lost)
     c = by_id(f)["ec2"]
     assert c.status is Status.WARN and "no-response" in c.evidence
-    assert c.fix == ("aws ec2 modify-instance-metadata-options --instance-id <instance-id> "
-                     "--http-put-response-hop-limit 2")
+    # No IMDS, so no instance id from it: the fix looks it up first (Nitro's board asset tag).
+    assert c.fix == ("INSTANCE_ID=$(cat /sys/devices/virtual/dmi/id/board_asset_tag) && aws ec2 "
+                     'modify-instance-metadata-options --instance-id "$INSTANCE_ID" --http-put-response-hop-limit 2')
     fallback = replace(healthy(), imds_v4=replace(reach(metadata.IMDS_V4), v1_status=200,
                                                   token_failure=metadata.Failure.NO_RESPONSE), imdsv1_asked=True)
     c = by_id(fallback)["imdsv1"]
@@ -130,18 +131,22 @@ def test_no_ipv6_anywhere_gives_assign_and_subnet_commands_with_its_ids() -> Non
     c = by_id(f)
     assert c["ipv6-address"].status is Status.FAIL
     assert "subnet subnet-0123 has no IPv6 CIDR" in c["ipv6-address"].evidence
-    fix = c["ipv6-address"].fix or ""
-    assert ("aws ec2 associate-subnet-cidr-block --subnet-id subnet-0123 --ipv6-cidr-block <a /64 of "
-            "2001:db8::/56> --region eu-west-1") in fix
+    # The chain is printed once, under the first check that needs it; the others point at it.
+    fix = c["imds-ipv6"].fix or ""
+    assert ('aws ec2 associate-subnet-cidr-block --subnet-id subnet-0123 --ipv6-cidr-block "$CIDR" '
+            "--region eu-west-1") in fix
+    assert "USED=$(aws ec2 describe-subnets --filters Name=vpc-id,Values=vpc-0456 " in fix
+    assert "<" not in fix and ">" not in fix  # no placeholder to fill in
     assert fix.endswith("aws ec2 assign-ipv6-addresses --network-interface-id eni-0def --ipv6-address-count 1 "
                         "--region eu-west-1")
     assert "associate-vpc-cidr-block" not in fix  # the VPC has its block already
     no_vpc_block = replace(f, imds_v4=reach(metadata.IMDS_V4, md=replace(md, vpc_ipv6_cidrs=())))
     assert ("associate-vpc-cidr-block --vpc-id vpc-0456 --amazon-provided-ipv6-cidr-block"
-            in (by_id(no_vpc_block)["ipv6-address"].fix or ""))
-    for cid in ("route-ipv6", "timesync-ipv6", "imds-ipv6"):
+            in (by_id(no_vpc_block)["imds-ipv6"].fix or ""))
+    for cid in ("ipv6-address", "route-ipv6", "timesync-ipv6"):
         assert c[cid].status in (Status.FAIL, Status.WARN)
-        assert "assign-ipv6-addresses --network-interface-id eni-0def" in (c[cid].fix or ""), cid
+        assert c[cid].fix is None and c[cid].same_fix_as == "imds-ipv6", cid
+    assert sum(1 for x in c.values() if x.fix == fix) == 1
 
 
 def test_an_address_but_no_route() -> None:
@@ -277,7 +282,7 @@ def test_exit_status(statuses: tuple[Status, ...], code: int) -> None:
 
 def test_json_entry_shape() -> None:
     c = doctor.Check("x", Status.WARN, "evidence", "fix it")
-    assert c.as_dict() == {"id": "x", "status": "warn", "evidence": "evidence", "fix": "fix it"}
+    assert c.as_dict() == {"id": "x", "status": "warn", "evidence": "evidence", "fix": "fix it", "same_fix_as": None}
 
 
 @pytest.mark.parametrize(("argv", "path"), [

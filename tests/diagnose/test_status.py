@@ -3,7 +3,6 @@ report's shape (plain data), and the real thing against the simulated instance's
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from chronyctl6.configure.plan import Request, make_plan
 from chronyctl6.diagnose import status as st
 from chronyctl6.effects import chrony_tools, daemons
 from sandbox import TIME_SYNC_V6, Ec2
+from tests.contract import envelope
 from tests.helpers import stock_root
 
 Factory = Callable[..., Ec2]
@@ -62,11 +62,45 @@ def test_report_shape() -> None:
         ("fd00:ec2::123", "377", 1.0), ("169.254.169.123", "000", 0.0)]
     t = d["tracking"]
     assert isinstance(t, dict)
-    assert t["root_distance_seconds"] == pytest.approx(0.000001 + 0.0001 + 0.0002 / 2)
+    # chrony's root distance: root delay / 2 + root dispersion; the offset is in the error bound only.
+    assert t["root_distance_seconds"] == pytest.approx(0.0001 + 0.0002 / 2)
+    assert t["error_bound_seconds"] == pytest.approx(0.000001 + 0.0001 + 0.0002 / 2)
+    assert t["offset_seconds"] == 0.000001 and "system_offset_seconds" not in t
+    assert d["synchronised_to_timesync"] is True and report.verdict == "ok"
     assert (t["frequency_ppm"], t["skew_ppm"], t["leap_status"]) == (-1.5, 0.02, "Normal")
     assert d["chronyd"][0]["uptime_seconds"] >= 90
     assert st.StatusReport((), None, "chronyd is not running", st.Drift("unknown", "x"), (), None, (),
-                           ()).exit_status == 1
+                           ()).exit_status == 2
+
+
+def _report(sources: str, leap: str = "Normal", **more: Any) -> st.StatusReport:
+    proc = daemons.Proc(42, "chronyd", "_chrony", time.time() - 90, ("chronyd",))
+    tracking = chrony_tools.parse_tracking(f"7F7F0101,x,4,1700000000.1,0.000001,0,0,0,0,0,0.0002,0.0001,16.0,{leap}\n")
+    fields: dict[str, Any] = {"chronyd": (proc,), "config_path": "/etc/chrony/chrony.conf", "config_from": "-f",
+                              "drift": st.Drift("in-sync", "as rendered"),
+                              "sources": tuple(chrony_tools.parse_sources(sources)), "tracking": tracking,
+                              "errors": (), "others": ()}
+    fields.update(more)
+    return st.StatusReport(**fields)
+
+
+@pytest.mark.parametrize(("sources", "leap", "more", "verdict", "code"), [
+    ("^,*,fd00:ec2::123,3,4,377,5,0,0,0\n", "Normal", {}, "ok", 0),
+    ("^,*,169.254.169.123,3,4,377,5,0,0,0\n", "Normal", {}, "ok", 0),
+    ("#,*,PHC0,0,0,377,1,0,0,0\n^,+,fd00:ec2::123,3,4,377,5,0,0,0\n", "Normal", {}, "ok", 0),
+    # synchronised, but to a public pool: time keeps, not on Time Sync
+    ("^,*,203.0.113.5,2,6,377,5,0,0,0\n^,x,fd00:ec2::123,3,4,377,5,0,0,0\n", "Normal", {}, "warning", 1),
+    ("^,*,fd00:ec2::123,3,4,377,5,0,0,0\n", "Normal",
+     {"others": (daemons.Proc(7, "ntpd", "ntp", 0.0, ("ntpd",)),)}, "warning", 1),
+    ("^,*,fd00:ec2::123,3,4,377,5,0,0,0\n", "Normal", {"drift": st.Drift("drift", "differs")}, "warning", 1),
+    # chronyd runs, Time Sync configured, but nothing selected: not synchronised
+    ("^,?,fd00:ec2::123,0,4,0,-,0,0,0\n", "Not synchronised", {}, "critical", 2),
+    ("", "Normal", {"tracking": None, "errors": ("chronyc tracking: 506 Cannot talk to daemon",)}, "unknown", 3),
+])
+def test_status_verdict_is_whether_time_sync_keeps_this_clock(sources: str, leap: str, more: dict[str, Any],
+                                                             verdict: str, code: int) -> None:
+    report = _report(sources, leap, **more)
+    assert (report.verdict, report.exit_status) == (verdict, code)
 
 
 @pytest.mark.e2e
@@ -74,13 +108,16 @@ def test_status_reads_the_instance_chronyd(ec2_factory: Factory, record_property
     ec2 = ec2_factory()
     inst = ec2.instance
     stopped = inst.run(["chronyctl6", "status", "-o", "json"])
-    assert stopped.returncode == 1 and json.loads(stopped.stdout)["chronyd"] == []
+    doc = envelope(stopped, "status")
+    assert (stopped.returncode, doc["status"]) == (2, "critical") and doc["data"]["chronyd"] == []
+    stopped_text = inst.run(["chronyctl6", "status"])
+    assert stopped_text.returncode == 2 and "status: CRITICAL: chronyd is not running" in stopped_text.stdout
     apply(ec2)
     inst.wait_selected(TIME_SYNC_V6, timeout=30)
     started = time.monotonic()
     done = inst.run(["chronyctl6", "status", "-o", "json"], check=True)
     record_property("status_seconds", round(time.monotonic() - started, 2))
-    s = json.loads(done.stdout)
+    s = envelope(done, "status")["data"]
     [proc] = s["chronyd"]
     assert proc["pid"] == inst.chronyd_pid() and proc["user"] == "_chrony" and proc["uptime_seconds"] >= 0
     assert s["config"]["path"] == "/etc/chrony/chrony.conf" and s["config"]["from"] == "chronyd -f"
@@ -90,7 +127,8 @@ def test_status_reads_the_instance_chronyd(ec2_factory: Factory, record_property
     assert src["selected"] and src["reach"] != "000" and 0 < src["reachability_ratio"] <= 1
     t = s["tracking"]
     assert t["ref_name"] == TIME_SYNC_V6 and t["leap_status"] == "Normal" and t["synchronised"]
-    assert abs(t["system_offset_seconds"]) < 0.01 and t["root_distance_seconds"] > 0
+    assert abs(t["offset_seconds"]) < 0.01 and t["root_distance_seconds"] > 0
+    assert t["root_distance_seconds"] == pytest.approx(t["root_delay_seconds"] / 2 + t["root_dispersion_seconds"])
     for key in ("frequency_ppm", "skew_ppm"):
         assert isinstance(t[key], float)
     assert s["conflicting_daemons"] == [] and s["errors"] == []
@@ -99,10 +137,20 @@ def test_status_reads_the_instance_chronyd(ec2_factory: Factory, record_property
     assert f"chronyd: pid {proc['pid']}, user _chrony" in text
     assert re.search(rf"\^\* {re.escape(TIME_SYNC_V6)} .* <- selected", text)
     assert "leap Normal" in text and "conflicting daemons: none" in text
+    assert text.startswith(f"status: OK: chronyd is synchronised to Time Sync ({TIME_SYNC_V6})")
+    quiet = inst.run(["chronyctl6", "status", "-q"], check=True).stdout
+    assert quiet.splitlines() == [f"status: OK: chronyd is synchronised to Time Sync ({TIME_SYNC_V6})"]
 
     # Someone edits the file by hand: drift, and the diff that apply would make.
     inst.write_text("/etc/chrony/chrony.conf", inst.read_text("/etc/chrony/chrony.conf") + "# hand edit\n")
-    drifted = json.loads(inst.run(["chronyctl6", "status", "-o", "json"], check=True).stdout)
-    assert drifted["config"]["drift"]["state"] == "drift"
-    assert drifted["config"]["drift"]["files"] == ["/etc/chrony/chrony.conf"]
-    assert "-# hand edit" in drifted["config"]["drift"]["diff"]
+    run = inst.run(["chronyctl6", "status", "-o", "json"])
+    drifted = envelope(run, "status")
+    assert (run.returncode, drifted["status"]) == (1, "warning")
+    d = drifted["data"]
+    assert d["config"]["drift"]["state"] == "drift"
+    assert d["config"]["drift"]["files"] == ["/etc/chrony/chrony.conf"]
+    assert "-# hand edit" in d["config"]["drift"]["diff"]
+    # The drift is said once: in the config line, not again as a warning.
+    text_run = inst.run(["chronyctl6", "status"])
+    assert text_run.returncode == 1
+    assert (text_run.stdout + text_run.stderr).count("differ(s) from what `chronyctl6 render` would write") == 1

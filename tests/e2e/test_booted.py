@@ -99,7 +99,7 @@ def _selected(vm: BootedInstance) -> str | None:
 def _apply(vm: BootedInstance, *args: str) -> dict[str, object]:
     done = vm.run(["chronyctl6", "apply", "-o", "json", *args], timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    result: dict[str, object] = json.loads(done.stdout)
+    result: dict[str, object] = json.loads(done.stdout)["data"]  # the chronyctl6/v1 envelope
     return result
 
 

@@ -4,7 +4,6 @@ shows, neither in doctor's output with --debug nor in the metadata service's log
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -16,7 +15,8 @@ import pytest
 
 from sandbox import TIME_SYNC_V4, TIME_SYNC_V6, Ec2
 from sandbox.container import Container
-from sandbox.instance import CHRONYD_PIDFILE
+from sandbox.instance import CHRONYD_PIDFILE, DEFAULT_SETTINGS
+from tests.contract import envelope
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,7 @@ Record = Callable[[str, object], None]
 # (ids, addresses, paths) is a run of 40 such characters.
 TOKEN_LIKE = re.compile(r"[A-Za-z0-9_-]{40,}")
 IDS = ("ec2", "nitro", "imds-ipv6", "ipv6-address", "route-ipv6", "timesync-ipv6", "timesync-ipv4",
-       "chrony", "chronyd", "config-timesync", "config-smear", "phc", "other-daemons")
+       "firewall", "chrony", "chronyd", "config-timesync", "config-smear", "phc", "other-daemons")
 
 
 class Run:
@@ -43,16 +43,26 @@ class Run:
         self.text = doctor()
         self.text_seconds = time.monotonic() - started
         self.json = doctor("-o", "json")
-        self.report: dict[str, Any] = json.loads(self.json.stdout)
-        self.checks: dict[str, dict[str, Any]] = {c["id"]: c for c in self.report["checks"]}
-        assert self.text.returncode == self.json.returncode == self.report["status"]
+        self.report: dict[str, Any] = envelope(self.json, "doctor")  # valid against the schema
+        self.data: dict[str, Any] = self.report["data"]
+        self.checks: dict[str, dict[str, Any]] = {c["id"]: c for c in self.data["checks"]}
+        assert self.text.returncode == self.json.returncode == self.report["exit_code"]
         assert_no_token(ec2, self.text, self.json)
+        fixes = [c["fix"] for c in self.data["checks"] if c["fix"]]
+        assert len(fixes) == len(set(fixes)) == len(self.data["fixes"])  # each fix once
+        for fix in fixes:
+            assert self.text.stdout.count(f"fix: {fix}\n") == 1
 
     def status(self, cid: str) -> str:
         return str(self.checks[cid]["status"])
 
     def fix(self, cid: str) -> str:
-        fix = self.checks[cid]["fix"]
+        """The check's fix, or the one printed earlier that it points at."""
+        check = self.checks[cid]
+        if check["fix"] is None and check["same_fix_as"]:
+            assert f"fix: the one shown for {check['same_fix_as']}" in self.text.stdout
+            check = self.checks[check["same_fix_as"]]
+        fix = check["fix"]
         assert isinstance(fix, str), self.checks[cid]
         assert f"fix: {fix}" in self.text.stdout  # printed for people too, in full
         return fix
@@ -95,7 +105,10 @@ def test_a_healthy_instance_passes_every_check(ec2_factory: Factory, record_prop
     run = Run(ec2)
     assert {cid: run.status(cid) for cid in IDS} == dict.fromkeys(IDS, "pass"), run.text.stdout
     assert list(run.checks) == list(IDS)
-    assert run.json.returncode == 0 and "13 checks: 13 pass" in run.text.stdout
+    assert run.json.returncode == 0 and "14 checks: 14 pass" in run.text.stdout
+    quiet = ec2.instance.run(["chronyctl6", "doctor", "-q"], timeout=60)
+    assert quiet.returncode == 0 and quiet.stdout.splitlines()[-1].startswith("14 checks: 14 pass")
+    assert "PASS" not in quiet.stdout  # --quiet: only what is not a pass
     assert ec2.instance_id in run.checks["ec2"]["evidence"]
     assert "IMDSv2" in run.checks["imds-ipv6"]["evidence"]
     # Doctor used tokens over both families, and every GET carried a valid one.
@@ -177,7 +190,8 @@ def test_container_one_hop_too_far_with_tokens_required_refuses_the_imdsv1_path(
     request gets 401. This is the trap as it happens in Docker on EC2."""
     ec2 = ec2_factory(tokens="required", hop_limit=1)
     box = ec2.container()
-    hop = "aws ec2 modify-instance-metadata-options --instance-id <instance-id> --http-put-response-hop-limit 2"
+    hop = ("INSTANCE_ID=$(cat /sys/devices/virtual/dmi/id/board_asset_tag) && aws ec2 modify-instance-metadata-options "
+           '--instance-id "$INSTANCE_ID" --http-put-response-hop-limit 2')
     plain = Run(ec2, container=box)
     assert plain.status("ec2") == "warn" and "token's answer is lost" in plain.checks["ec2"]["evidence"]
     assert plain.fix("ec2") == hop
@@ -244,8 +258,13 @@ def test_systemd_timesyncd_beside_chronyd(ec2_factory: Factory) -> None:
     assert "beside chronyd" in c["evidence"]
     assert run.fix("other-daemons") == "sudo systemctl disable --now systemd-timesyncd"
     assert run.text.returncode == 2
-    status = json.loads(inst.run(["chronyctl6", "status", "-o", "json"], check=True).stdout)
-    assert [(p["name"], str(p["pid"])) for p in status["conflicting_daemons"]] == [("systemd-timesyncd", pid)]
+    done = inst.run(["chronyctl6", "status", "-o", "json"])
+    status = envelope(done, "status")
+    assert (done.returncode, status["status"]) == (1, "warning")  # time keeps, but something fights it
+    assert [(p["name"], str(p["pid"])) for p in status["data"]["conflicting_daemons"]] == [("systemd-timesyncd",
+                                                                                              pid)]
+    text = inst.run(["chronyctl6", "status"]).stdout  # in the normal output, not only on stderr
+    assert f"conflicting daemons: systemd-timesyncd (pid {pid})" in text
 
 
 @pytest.mark.parametrize(("dropin", "first", "fix"), [
@@ -297,4 +316,24 @@ def test_amazon_linux_2023_stock_ipv4_drop_in(ec2_factory: Factory) -> None:
     assert run.status("config-smear") == "pass"  # time.aws.com is smeared too
     assert_fix_works(ec2, run, "config-timesync")
     after = Run(ec2)
-    assert after.report["status"] == 0, after.text.stdout  # nothing else was wrong
+    assert after.report["exit_code"] == 0, after.text.stdout  # nothing else was wrong
+
+
+@pytest.mark.parametrize("setting", ["off", "auto"])
+def test_an_instance_meant_for_ipv4_passes_with_a_note(ec2_factory: Factory, setting: str) -> None:
+    """A fleet of dual-stack and IPv4-only instances: the IPv4-only ones, set to IPv4 (by settings,
+    or by auto because EC2 assigned no IPv6), are healthy, not failing."""
+    ec2 = ec2_factory(ipv6=False, subnet_ipv6=False, settings=f'{DEFAULT_SETTINGS}ipv6 = "{setting}"\n')
+    inst = ec2.instance
+    apply(ec2)
+    inst.wait_selected(TIME_SYNC_V4, timeout=30)
+    run = Run(ec2)
+    assert run.report["status"] == "ok" and run.text.returncode == 0, run.text.stdout
+    assert run.data["intent"]["family"] == "ipv4"
+    for cid in ("imds-ipv6", "ipv6-address", "route-ipv6", "timesync-ipv6"):
+        assert run.status(cid) == "skip" and run.checks[cid]["evidence"].startswith("IPv4 by intent"), cid
+    assert run.status("timesync-ipv4") == run.status("config-timesync") == "pass"
+    assert "note: this instance is meant to use IPv4" in run.text.stdout
+    assert any(m["level"] == "info" and "meant to use IPv4" in m["text"] for m in run.report["messages"])
+    status = envelope(inst.run(["chronyctl6", "status", "-o", "json"]), "status")
+    assert status["status"] == "ok" and status["data"]["synchronised_to_timesync"]

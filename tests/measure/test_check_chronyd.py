@@ -21,6 +21,7 @@ from chronyctl6.cli import app
 from chronyctl6.effects import commands
 from chronyctl6.measure import exchange
 from tests.conftest import require
+from tests.contract import validate
 from tests.ntp_fixtures import Responder, ServerState, require_isolated_netns
 
 
@@ -87,7 +88,9 @@ def check(*args: str) -> tuple[int, dict[str, Any]]:
     result = CliRunner().invoke(app, ["check", "-o", "json", *args])
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
-    out: dict[str, Any] = json.loads(result.stdout)
+    doc = validate(json.loads(result.stdout))  # the chronyctl6/v1 envelope
+    assert doc["exit_code"] == result.exit_code
+    out: dict[str, Any] = {**doc["data"], "status": doc["status"].upper()}
     return result.exit_code, out
 
 
@@ -97,7 +100,7 @@ def test_check_against_real_chronyd_is_ok(chronyd: Chronyd) -> None:
     assert out["stratum"] == 3 and out["leap"] == 0 and out["ref_id"] == "7F7F0101"
     assert out["valid"] == 6 and out["rejected"] == {}
     # chronyd and this test share one clock: the offset is zero within the error bound.
-    assert abs(out["offset"]) <= out["error_bound"] + 2e-6
+    assert abs(out["offset_seconds"]) <= out["error_bound_seconds"] + 2e-6
 
 
 def test_chronyds_view_is_reported_and_agrees(chronyd: Chronyd) -> None:
@@ -107,7 +110,7 @@ def test_chronyds_view_is_reported_and_agrees(chronyd: Chronyd) -> None:
     assert view["running"] is True and view["problem"] is None
     assert view["ref_id"] == "7F7F0101" and view["stratum"] == 3
     assert view["leap_status"] == "Normal" and view["synchronised"] is True
-    assert isinstance(view["system_offset"], float) and view["root_distance"] >= 0
+    assert isinstance(view["offset_seconds"], float) and view["root_distance_seconds"] >= 0
     assert view["disagrees"] is False and code == 0
 
 
@@ -118,7 +121,7 @@ def test_disagreement_with_chronyd_is_flagged(chronyd: Chronyd) -> None:
                           "--chronyd-socket", chronyd.socket)
     assert code == 1 and out["status"] == "WARNING"
     assert out["chronyd"]["disagrees"] is True
-    assert out["chronyd"]["difference"] > out["chronyd"]["allowed"]
+    assert out["chronyd"]["difference_seconds"] > out["chronyd"]["allowed_seconds"]
     assert "chronyd disagrees" in out["summary"]
 
 

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from chronyctl6.cli import app
+from tests.contract import validate
 from tests.ntp_fixtures import HOSTILE, Responder, ServerState, require_isolated_netns, silent
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,7 +44,14 @@ def check(*args: str) -> tuple[int, str]:
 
 def check_json(r: Responder, *args: str) -> tuple[int, dict[str, Any]]:
     code, out = check("--server", r.host, "--port", str(r.port), "-o", "json", *args)
-    return code, json.loads(out)
+    return code, data(code, out)
+
+
+def data(code: int, out: str) -> dict[str, Any]:
+    """check's report out of the chronyctl6/v1 envelope (validated), with its verdict."""
+    doc = validate(json.loads(out))
+    assert doc["command"] == "check" and doc["exit_code"] == code
+    return {**doc["data"], "status": doc["status"].upper(), "exit_code": doc["exit_code"]}
 
 
 def metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -77,14 +85,14 @@ def test_offset_and_thresholds_map_to_exit_codes(
     with Responder(state=ServerState(offset=offset)) as r:
         exit_code, out = check_json(r, "--warn", warn, "--crit", crit, "--samples", "3")
     assert exit_code == code and out["status"] == status and out["exit_code"] == code
-    assert isinstance(out["offset"], float) and isinstance(out["error_bound"], float)
-    assert abs(out["offset"] - offset) <= out["error_bound"] + 2e-6
+    assert isinstance(out["offset_seconds"], float) and isinstance(out["error_bound_seconds"], float)
+    assert abs(out["offset_seconds"] - offset) <= out["error_bound_seconds"] + 2e-6
     assert out["server"] == "::1" and out["stratum"] == 2 and out["leap"] == 0
-    assert out["ref_id"] == "A9FEA97B" and isinstance(out["delay"], float)
+    assert out["ref_id"] == "A9FEA97B" and isinstance(out["delay_seconds"], float)
     assert out["sent"] == 3 and out["valid"] == 3 and out["rejected"] == {}
     samples = out["samples"]
     assert isinstance(samples, list) and len(samples) == 3
-    assert all(isinstance(s["offset"], float) and s["delay"] >= 0 for s in samples)
+    assert all(isinstance(s["offset_seconds"], float) and s["delay_seconds"] >= 0 for s in samples)
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
@@ -94,7 +102,7 @@ def test_hostile_server_is_never_ok(name: str) -> None:
         code, out = check_json(r, "--samples", "2", "--timeout", "0.6")
         _, line = check("--server", "::1", "--port", str(r.port), "-o", "nagios",
                         "--samples", "1", "--timeout", "0.4")
-    assert code == 3 and out["status"] == "UNKNOWN" and out["offset"] is None
+    assert code == 3 and out["status"] == "UNKNOWN" and out["offset_seconds"] is None
     assert out["rejected"].get(reason, 0) >= 1
     assert line.startswith("NTP UNKNOWN: ") and reason in line and "|" not in line
 
@@ -112,11 +120,11 @@ def test_best_of_several_servers_decides_and_the_dead_one_is_noted() -> None:
     with Responder(state=ServerState(offset=0.01)) as good, Responder(silent) as dead:
         code, out = check("--server", "::1", "--port", str(good.port), "--server", "127.0.0.1",
                           "--samples", "2", "--timeout", "0.5", "-o", "json")
-    data = json.loads(out)
+    report = data(code, out)
     # Both names share the port: 127.0.0.1 has no listener there, ::1 answers.
-    assert code == 0 and data["server"] == "::1"
-    assert [s["address"] for s in data["servers"]] == ["::1", "127.0.0.1"]
-    assert data["servers"][1]["valid"] == 0
+    assert code == 0 and report["server"] == "::1"
+    assert [s["address"] for s in report["servers"]] == ["::1", "127.0.0.1"]
+    assert report["servers"][1]["valid"] == 0
     del dead
 
 
@@ -273,9 +281,9 @@ def test_check_imports_nothing_it_does_not_need() -> None:
 
 def test_a_server_that_does_not_resolve_is_unknown_with_a_hint() -> None:
     code, out = check("--server", "fd00:ec2::123::1", "-o", "json")
-    data = json.loads(out)
-    assert code == 3 and data["status"] == "UNKNOWN"
-    assert "cannot resolve" in data["summary"] and "--server" in data["hint"]
+    report = data(code, out)
+    assert code == 3 and report["status"] == "UNKNOWN"
+    assert "cannot resolve" in report["summary"] and "--server" in report["hint"]
 
 
 def test_a_bad_name_does_not_hide_a_good_server() -> None:

@@ -210,10 +210,10 @@ def test_image_bake_with_installed_package(root: Path) -> None:
     shutil.rmtree(image, ignore_errors=True)
     shutil.copytree(REPO / "tests" / "fixtures" / "stock" / "debian12", image, symlinks=True)
     first = json.loads(chroot(root, "chronyctl6", "apply", "--root", "/srv/image",
-                              "--ipv6", "on", "--phc", "off", "-o", "json").stdout)
+                              "--ipv6", "on", "--phc", "off", "-o", "json").stdout)["data"]
     assert first["changed"] is True
     written = (image / "etc" / "chrony" / "chrony.conf").read_text(encoding="utf-8")
     assert written.count(TIME_SYNC_V6) == 1
     again = json.loads(chroot(root, "chronyctl6", "apply", "--root", "/srv/image",
-                              "--ipv6", "on", "--phc", "off", "-o", "json").stdout)
+                              "--ipv6", "on", "--phc", "off", "-o", "json").stdout)["data"]
     assert again["changed"] is False

@@ -118,7 +118,7 @@ def test_ssm_script_runs_a_dry_run_apply(root: Path) -> None:
     (root / "root" / "ssm.sh").write_text(script, encoding="utf-8")
     before = (root / "etc/chrony/chrony.conf").read_bytes()
     proc = chroot(root, "bash", "/root/ssm.sh")
-    plan = json.loads(proc.stdout)
+    plan = json.loads(proc.stdout)["data"]  # the chronyctl6/v1 envelope
     assert plan["changed"] is True and "fd00:ec2::123" in plan["diff"]
     assert (root / "etc/chrony/chrony.conf").read_bytes() == before, "a dry run writes nothing"
 
