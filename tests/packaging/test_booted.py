@@ -103,6 +103,10 @@ def test_ansible_role_then_ssm_document_on_the_booted_instance(
     assert f'chronyctl6_check_up{{server="{TIME_SYNC_V6}"}} 1.0' in metrics, metrics
     assert re.search(r"^chronyctl6_check_offset_seconds\{server=\"fd00:ec2::123\"\} ", metrics,
                      re.M), metrics
+    # Confined (no capability, read-only system), it still reads chronyd's state: chronyc falls
+    # back from the closed /run/chrony socket to UDP 323 on loopback.
+    assert "chronyctl6_check_chronyd_up 1.0" in metrics.splitlines(), metrics
+    assert "chronyctl6_check_chronyd_synchronised 1.0" in metrics.splitlines(), metrics
 
     # The SSM document's script, as Run Command would run it on this instance.
     doc = yaml.safe_load((PACKAGING / "ssm" / "chronyctl6-apply.yml").read_text(encoding="utf-8"))
