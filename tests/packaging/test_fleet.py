@@ -16,12 +16,18 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 from tests.packaging_support import (
     PACKAGING,
@@ -222,6 +228,59 @@ def test_ansible_syntax(tmp_path: Path) -> None:
            "HOME": str(tmp_path), "ANSIBLE_LOCAL_TEMP": str(tmp_path)}
     run(["ansible-playbook", "-i", "localhost,", "--syntax-check", ANSIBLE / "playbook.yml"],
         env=env)
+
+
+def _role_settings(tmp_path: Path, settings: dict[str, Any], at_boot: bool = False) -> str:
+    """The role's settings template rendered by ansible-core itself (its Jinja, its filters)."""
+    require_tools("ansible")
+    variables = tmp_path / "vars.json"
+    variables.write_text(json.dumps({"chronyctl6_settings": settings, "chronyctl6_at_boot": at_boot}),
+                         encoding="utf-8")
+    out = tmp_path / "settings.toml"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ANSIBLE_LOCAL_TEMP": str(tmp_path),
+           "LANG": "C.UTF-8"}
+    template = ANSIBLE / "roles" / "chronyctl6" / "templates" / "settings.toml.j2"
+    run(["ansible", "localhost", "-c", "local", "-i", "localhost,", "-m", "template",
+         "-a", f"src={template} dest={out}", "-e", f"@{variables}"], env=env, timeout=120)
+    return out.read_text(encoding="utf-8")
+
+
+def test_ansible_settings_template_writes_every_documented_key(tmp_path: Path) -> None:
+    """Every key settings.toml knows, through the role's TOML macro, parses back to the input,
+    and chronyctl6 reads it as meant."""
+    from chronyctl6.configure import settings as schema
+
+    given: dict[str, Any] = {
+        "distro": "debian", "ipv6": "on", "phc": "off", "service_manager": "systemd", "wait": 12.5,
+        "timesync": {"minpoll": -2, "maxpoll": 6},
+        "servers": [{"host": "time.aws.com", "options": ["iburst", "maxpoll 10"]}],
+        "pools": [{"host": "pool.example.org", "options": ["iburst", "maxsources 2"]}],
+        "directives": ["maxclockerror 50", "makestep 1.0 3"],
+    }
+    assert set(given) | {"at_boot"} == schema._KNOWN_KEYS, "a documented key the test leaves out"
+    text = _role_settings(tmp_path, given, at_boot=True)
+    assert tomllib.loads(text) == {**given, "at_boot": True}
+    parsed = schema.parse(text)
+    assert (parsed.ipv6, parsed.phc, parsed.at_boot, parsed.wait) == ("on", "off", True, 12.5)
+    assert [s.line for s in parsed.extra_sources] == [
+        "server time.aws.com iburst maxpoll 10", "pool pool.example.org iburst maxsources 2"]
+    assert "minpoll -2" in parsed.timesync_options
+
+
+def test_ansible_settings_template_survives_hostile_values(tmp_path: Path) -> None:
+    """Whatever the inventory holds, the file is valid TOML that says exactly that (chronyctl6's
+    own validation then refuses what it must): quotes, backslashes, control characters, DEL,
+    U+2028, astral characters, odd keys, floats in exponent form, nested lists and tables."""
+    given: dict[str, Any] = {
+        "directives": ['a"b', "back\\slash", "cr\rlf\n", "ff\f", "del\x7f", "ls\u2028", "\U0001f600",
+                       "[table]", "x = 1"],
+        "key with space": "v", "dotted.key": 1, "": "empty key", "ünï": "ok",
+        "wait": 1e-05, "big": 2**40, "neg": -7, "flag": False,
+        "nested": {"list": [[1, 2], ["a"]], "table": {"deep": {"er": "yes"}}},
+        "servers": [{"host": "h", "options": []}],
+    }
+    text = _role_settings(tmp_path, given)
+    assert tomllib.loads(text) == {**given, "at_boot": False}
 
 
 def test_ansible_role_installs_and_applies(root: Path) -> None:
