@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,14 +144,65 @@ def test_imagebuilder_component() -> None:
     declared = {name for p in doc.get("parameters", []) for name in p}
     for steps in phases.values():
         for step in steps:
-            assert step["action"] == "ExecuteBash" and re.fullmatch(r"[A-Za-z0-9]+", step["name"])
+            assert re.fullmatch(r"[A-Za-z0-9]+", step["name"])
+            if step["action"] == "CreateFile":
+                continue
+            assert step["action"] == "ExecuteBash"
             for command in step["inputs"]["commands"]:
-                assert set(PARAM_REF.findall(command)) <= declared
-                script = PARAM_REF.sub("s3://bucket/chronyctl6.rpm", command)
-                run(["bash", "-n", "-c", script])
-    build = "\n".join(c for s in phases["build"] for c in s["inputs"]["commands"])
+                # No parameter is ever pasted into shell code (Image Builder has no allowedPattern).
+                assert PARAM_REF.findall(command) == [], command
+                run(["bash", "-n", "-c", command])
+    (url_file,) = [f for s in phases["build"] if s["action"] == "CreateFile" for f in s["inputs"]]
+    assert set(PARAM_REF.findall(url_file["content"])) == {"PackageUrl"} <= declared
+    build = "\n".join(c for s in phases["build"] if s["action"] == "ExecuteBash" for c in s["inputs"]["commands"])
     assert "echo 'at_boot = true'" in build and "chronyctl6 apply --wait 60" in build
-    assert "systemctl enable chronyctl6-boot.service" in build
+    # Idempotence by apply --check's exit status, never by reading pretty-printed JSON.
+    validate = "\n".join(c for s in phases["validate"] for c in s["inputs"]["commands"])
+    assert "chronyctl6 apply --check" in validate
+    assert "grep" not in validate.replace("grep -q '^at_boot = true'", "")
+
+
+def _imagebuilder_install(tmp_path: Path, value: str) -> subprocess.CompletedProcess[str]:
+    """The build phase's CreateFile + InstallPackage, as Image Builder runs them, with `aws` and
+    the package managers replaced by stubs that log their arguments."""
+    doc = _load(IB_DOC)
+    (build,) = [p["steps"] for p in doc["phases"] if p["name"] == "build"]
+    (url_file,) = [f for s in build if s["action"] == "CreateFile" for f in s["inputs"]]
+    (install,) = [s["inputs"]["commands"][0] for s in build if s["name"] == "InstallPackage"]
+    where = tmp_path / "url"
+    where.write_text(PARAM_REF.sub(lambda m: value, url_file["content"]), encoding="utf-8")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in ("aws", "dnf"):
+        stub = bin_dir / tool
+        stub.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{tmp_path}/calls"\n', encoding="utf-8")
+        stub.chmod(0o755)
+    script = install.replace(url_file["path"], str(where))
+    return run(["bash", "-c", script], check=False, env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+
+
+@pytest.mark.parametrize("value", [*HOSTILE[:-2], "s3://bucket/chronyctl6.rpm;id", "http://x/chronyctl6-1.rpm",
+                                   "s3://bucket/other-1.rpm", "s3://bucket/chronyctl6-1.rpm x",
+                                   "s3://bucket/../chronyctl6-1.rpm/x", "s3://bucket/chronyctl6-1.rpm\nid",
+                                   "s3://b/chronyctl6-1.rpm'$(id)'"])
+def test_imagebuilder_package_url_refuses_anything_but_a_package_in_s3(tmp_path: Path, value: str) -> None:
+    if value == "":
+        return  # empty is allowed: the configured repositories
+    done = _imagebuilder_install(tmp_path, value)
+    assert done.returncode != 0 and "PackageUrl must be" in done.stderr, done.stdout + done.stderr
+    assert not (tmp_path / "calls").exists(), "nothing ran before the URL was checked"
+
+
+def test_imagebuilder_package_url_accepted_forms(tmp_path: Path) -> None:
+    url = "s3://my-bucket.eu/builds/chronyctl6-0.1.0-1.x86_64.rpm"
+    done = _imagebuilder_install(tmp_path, url)
+    assert done.returncode == 0, done.stderr
+    calls = (tmp_path / "calls").read_text(encoding="utf-8").splitlines()
+    assert calls == [f"aws s3 cp -- {url} /tmp/chronyctl6-0.1.0-1.x86_64.rpm",
+                     "dnf install -y /tmp/chronyctl6-0.1.0-1.x86_64.rpm"]
+    (tmp_path / "calls").unlink()
+    assert _imagebuilder_install(tmp_path, "").returncode == 0
+    assert (tmp_path / "calls").read_text(encoding="utf-8").splitlines() == ["dnf install -y chronyctl6"]
 
 
 # ---- cloud-init -------------------------------------------------------------------------------
@@ -183,15 +235,25 @@ def test_cloud_config_settings_are_valid(tmp_path: Path) -> None:
 
 # ---- Packer -----------------------------------------------------------------------------------
 
-def test_packer_template() -> None:
+def test_packer_template(tmp_path: Path) -> None:
     require_tools("packer")
+    package = tmp_path / "chronyctl6-0.1.0-1.x86_64.rpm"
+    package.write_bytes(b"")  # the file provisioner's source must exist
     run(["packer", "fmt", "-check", PACKER])
     # Full validation with the amazon-ebs builder's schema; nothing is contacted.
-    run(["packer", "validate", "-var", f"package={REPO / 'pyproject.toml'}", PACKER],
+    run(["packer", "validate", "-var", f"package={package}", PACKER],
         cwd=PACKER.parent)
+    # The package variable is pinned by pattern: a chronyctl6 .rpm or .deb and nothing else.
+    for bad in ("", "pyproject.toml", "dist/chronyctl6.rpm.sh", "dist/other-1.rpm", "chronyctl6-1.rpm\nx"):
+        refused = run(["packer", "validate", "-var", f"package={bad}", PACKER], cwd=PACKER.parent, check=False)
+        assert refused.returncode != 0 and "must be a chronyctl6" in refused.stdout + refused.stderr, bad
     text = PACKER.read_text(encoding="utf-8")
     assert "echo 'at_boot = true'" in text and "chronyctl6 apply --wait 60" in text
     assert "systemctl enable chronyctl6-boot.service" in text
+    # Idempotence by apply --check's exit status, never by reading pretty-printed JSON.
+    assert '"chronyctl6 apply --check",' in text and "changed" not in text
+    # The Amazon Linux 2023 path names the RPM it needs and how it is built.
+    assert "--define 'python3_pkgversion 3.11'" in text and "x86_64.rpm" in text
 
 
 def test_packer_template_parses_as_hcl2() -> None:
