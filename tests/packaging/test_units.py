@@ -75,12 +75,14 @@ def test_check_unit_may_write_where_it_writes_and_nowhere_else() -> None:
     )
     (exec_start,) = settings["ExecStart"]
     words = _expand(exec_start, environment).split()
-    textfile = Path(words[words.index("--textfile") + 1])
+    if "--textfile-dir" in words:  # check --textfile-dir DIR writes DIR/chronyctl6.prom
+        directory = Path(words[words.index("--textfile-dir") + 1])
+    else:
+        directory = Path(words[words.index("--textfile") + 1]).parent
     writable = [Path(p.lstrip("-")) for line in settings["ReadWritePaths"] for p in line.split()]
-    assert textfile.parent in writable, (textfile, writable)
-    assert len(writable) == 1, writable
+    assert writable == [directory], (directory, writable)
     # The Condition that skips the run checks the same directory.
-    assert [_expand(c, environment) for c in settings["ConditionPathIsDirectory"]] == [str(textfile.parent)]
+    assert [_expand(c, environment) for c in settings["ConditionPathIsDirectory"]] == [str(directory)]
 
 
 def test_boot_unit_writes_only_its_runtime_directory() -> None:
