@@ -85,11 +85,12 @@ def test_check_unit_may_write_where_it_writes_and_nowhere_else() -> None:
     assert [_expand(c, environment) for c in settings["ConditionPathIsDirectory"]] == [str(directory)]
 
 
-def test_boot_unit_writes_only_its_runtime_directory() -> None:
+def test_boot_unit_writes_only_its_runtime_and_state_directories() -> None:
     settings = unit_settings(UNITS / "chronyctl6-boot.service")
     assert settings["ProtectSystem"] == ["strict"]
     assert settings["RuntimeDirectory"] == ["chronyctl6"]
     assert settings["RuntimeDirectoryPreserve"] == ["yes"]
+    assert settings["StateDirectory"] == ["chronyctl6"] and settings["StateDirectoryMode"] == ["0700"]
     assert settings["ReadWritePaths"] == ["-/run/chrony"]
     assert settings["CapabilityBoundingSet"] == ["CAP_DAC_OVERRIDE"]
     families = set(settings["RestrictAddressFamilies"][0].split())
