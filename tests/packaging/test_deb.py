@@ -230,3 +230,26 @@ def test_image_bake_with_installed_package(root: Path) -> None:
     again = json.loads(chroot(root, "chronyctl6", "apply", "--root", "/srv/image",
                               "--ipv6", "on", "--phc", "off", "-o", "json").stdout)
     assert again["changed"] is False
+
+
+def test_prerm_gives_chrony_back_its_config_on_remove_not_on_upgrade(root: Path) -> None:
+    """The installed prerm, as dpkg calls it: `upgrade` leaves chronyctl6's chrony.conf alone;
+    `remove` runs release-chrony, which restores the original (or, where restore cannot run, as
+    in this chroot without the transaction work's `restore`, keeps a Time Sync source)."""
+    conf = root / "etc/chrony/chrony.conf"
+    stock = conf.read_text(encoding="utf-8")
+    dropin = root / "etc/chrony/sources.d/chronyctl6-removed.sources"
+    managed = ("# This file is managed by chronyctl6.\nsourcedir /run/chronyctl6\n"
+               "sourcedir /etc/chrony/sources.d\n")
+    try:
+        conf.write_text(managed, encoding="utf-8")
+        chroot(root, "/var/lib/dpkg/info/chronyctl6.prerm", "upgrade", __version__)
+        assert conf.read_text(encoding="utf-8") == managed and not dropin.exists()
+        removed = chroot(root, "/var/lib/dpkg/info/chronyctl6.prerm", "remove")
+        restored = conf.read_text(encoding="utf-8") != managed
+        kept = dropin.exists() and "server 169.254.169.123" in dropin.read_text(encoding="utf-8")
+        assert restored or kept, removed.stderr
+        assert "chronyctl6:" in removed.stderr
+    finally:
+        conf.write_text(stock, encoding="utf-8")
+        dropin.unlink(missing_ok=True)

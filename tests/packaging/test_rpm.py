@@ -185,3 +185,9 @@ def test_vendored_rpm_runs_without_any_distro_python_package(
                        "import typer, psutil, ntplib, jinja2; "
                        "print(typer.__file__, psutil.__file__, ntplib.__file__, jinja2.__file__)")
         assert all(p.startswith(vendordir + "/") for p in where.stdout.split())
+
+
+def test_rpm_preun_releases_chrony_only_on_the_last_removal(rpm: Path) -> None:
+    scripts = run(["rpm", "-qp", "--scripts", rpm]).stdout
+    preun = scripts.split("preuninstall scriptlet")[1].split("scriptlet")[0]
+    assert re.search(r'if \[ "\$1" -eq 0 \]; then\s+\S*/libexec/chronyctl6/release-chrony \|\| :', preun), preun
