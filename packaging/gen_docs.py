@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
-"""Generate chronyctl6's man page and shell completions from the typer app itself.
+"""Generate chronyctl6's man pages, example settings and shell completions from the code itself.
 
 Run at package build time (debian/rules, the RPM spec) with the chronyctl6 source importable:
     python3 packaging/gen_docs.py --out DIR
-writes DIR/chronyctl6.1 and DIR/completions/{bash/chronyctl6,zsh/_chronyctl6,fish/chronyctl6.fish}.
+writes DIR/chronyctl6.1, DIR/chronyctl6-settings.5, DIR/examples/settings.toml and
+DIR/completions/{bash/chronyctl6,zsh/_chronyctl6,fish/chronyctl6.fish}.
+
+chronyctl6-settings(5) and the example come from the settings schema (chronyctl6.configure.settings:
+its keys, allowed values, ranges, defaults, server options and directives): a key the schema has
+and SETTINGS_KEYS below does not describe (or the other way round) stops the build, and the
+example is parsed by chronyctl6's own settings parser before it is written.
 
 The man page is built from click's command tree (the one typer builds), so every command and
 option the program has is documented and nothing else. The completion scripts are the ones the
@@ -44,7 +50,67 @@ FILES = [
         "/var/lib/prometheus/node-exporter/chronyctl6.prom",
         "Metrics written by chronyctl6-check.service for node_exporter's textfile collector.",
     ),
+    (
+        "/usr/share/doc/chronyctl6/examples/settings.toml",
+        "An example settings file with every key; see chronyctl6-settings(5).",
+    ),
 ]
+
+# (name, what it does): the environment chronyctl6 and its units read.
+ENVIRONMENT = [
+    (
+        "CHRONYCTL6_CHRONYD_ARGS",
+        "Extra chronyd arguments (split like a shell would, without expansion) when the direct "
+        "service manager (--service-manager direct, or service_manager = \"direct\") starts "
+        "chronyd as a plain process on hosts without systemd, e.g. -x to leave the clock alone.",
+    ),
+    (
+        "CHRONYCTL6_TEXTFILE_DIR",
+        "node_exporter's textfile directory for check's Prometheus metrics; set by "
+        "chronyctl6-check.service (default /var/lib/prometheus/node-exporter) and by the Ansible "
+        "role's drop-in from chronyctl6_textfile_dir. The unit may write only there "
+        "(ReadWritePaths=): a drop-in that moves it adds ReadWritePaths= for the new directory.",
+    ),
+]
+
+# One line per settings.toml key: what it is for. The rest (type, allowed values, range, default)
+# is read from the schema. Checked against the schema's key set when the page is built.
+SETTINGS_KEYS = {
+    "distro": "Override os-release detection: the platform whose chrony layout applies.",
+    "ipv6": "Which Time Sync endpoint: on is fd00:ec2::123, off is 169.254.169.123, auto takes "
+            "IPv6 when the host has a global IPv6 address (and never IPv4 on an IPv6-only host).",
+    "phc": "The ENA PTP hardware clock as a refclock (auto: where /dev/ptp_ena exists).",
+    "at_boot": "Choose the endpoint at every boot (baked images): chrony.conf gets "
+               "sourcedir /run/chronyctl6 and chronyctl6-boot.service is enabled.",
+    "service_manager": "How apply restarts chronyd: systemd, direct (a plain process, for hosts "
+                       "without systemd), or auto (systemd where it runs, else refuse).",
+    "wait": "Seconds apply --wait waits by default for chronyd to select Time Sync (0: no wait).",
+    "timesync": "A table: minpoll and maxpoll of the Time Sync line.",
+    "servers": "An array of tables, each host and options: extra server lines. A source that "
+               "does not smear leap seconds is accepted with a warning.",
+    "pools": "As servers, for pool lines.",
+    "directives": "An array of extra chrony directives, one per string, from the allowed list below.",
+}
+
+EXAMPLE_SETTINGS = """\
+# chronyctl6 settings: /etc/chronyctl6/settings.toml (under --root DIR for an image).
+# Every key is optional; command-line flags override them. See chronyctl6-settings(5).
+ipv6 = "auto"             # auto | on | off
+phc = "auto"              # auto | on | off
+at_boot = false           # choose the endpoint at every boot (baked images)
+service_manager = "auto"  # auto | systemd | direct
+wait = 30                 # apply --wait default, seconds
+directives = ["maxclockerror 50"]
+# distro = "debian"       # override os-release detection
+
+[timesync]
+minpoll = 4
+maxpoll = 4
+
+[[servers]]               # extra sources; a non-smeared one is accepted with a warning
+host = "time.aws.com"
+options = ["iburst"]
+"""
 
 
 def roff_escape(text: str) -> str:
@@ -140,16 +206,101 @@ def render_man(app: typer.Typer, version: str, date: str) -> str:
         ]:
             lines += [para, ".PP"]
         lines += render_options(option_records(command, ctx))
+    lines += [".SH ENVIRONMENT"]
+    for name, what in ENVIRONMENT:
+        lines += [".TP", f"\\fB{name}\\fR", roff_escape(what)]
     lines += [".SH FILES"]
     for path, what in FILES:
         lines += [".TP", f"\\fI{path}\\fR", roff_escape(what)]
     lines += [
         ".SH SEE ALSO",
+        ".BR chronyctl6-settings (5),",
         ".BR chronyd (8),",
         ".BR chronyc (1),",
         ".BR chrony.conf (5)",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _settings_rows() -> list[tuple[str, str, str]]:
+    """(key, allowed values and default, what it is for), from the schema."""
+    from chronyctl6.configure import platforms
+    from chronyctl6.configure import settings as schema
+
+    known = set(schema._KNOWN_KEYS)
+    if known != set(SETTINGS_KEYS):
+        raise SystemExit(f"gen_docs: settings keys in the schema but not described: "
+                         f"{sorted(known - set(SETTINGS_KEYS))}; described but unknown: "
+                         f"{sorted(set(SETTINGS_KEYS) - known)}")
+    default = schema.Settings()
+    lo, hi = schema.POLL_RANGE
+    minpoll, maxpoll = (int(o.split()[1]) for o in default.timesync_options if o.startswith(("minpoll", "maxpoll")))
+    kinds = {
+        "distro": "string: " + " | ".join(sorted(platforms.BY_NAME)) + "; default: from /etc/os-release",
+        "ipv6": "string: " + " | ".join(schema.MODES) + f"; default: {default.ipv6}",
+        "phc": "string: " + " | ".join(schema.MODES) + f"; default: {default.phc}",
+        "at_boot": f"boolean; default: {str(default.at_boot).lower()}",
+        "service_manager": "string: " + " | ".join(schema.SERVICE_MANAGERS) + f"; default: {default.service_manager}",
+        "wait": f"number of seconds, 0 to 3600; default: {default.wait:g}",
+        "timesync": f"table: minpoll, maxpoll, integers {lo} to {hi}, minpoll <= maxpoll; "
+                    f"default: minpoll = {minpoll}, maxpoll = {maxpoll}",
+        "servers": "array of tables: host (a host name or IP address), options (array of strings); default: none",
+        "pools": "array of tables, as servers; default: none",
+        "directives": "array of strings; default: none",
+    }
+    return [(key, kinds[key], SETTINGS_KEYS[key]) for key in sorted(known, key=list(SETTINGS_KEYS).index)]
+
+
+def render_settings_man(version: str, date: str) -> str:
+    from chronyctl6.configure import settings as schema
+
+    lines = [
+        f'.TH CHRONYCTL6-SETTINGS 5 "{date}" "{PROG} {version}" "File Formats"',
+        ".SH NAME",
+        "chronyctl6-settings \\- the choices chronyctl6 apply makes, pinned in a TOML file",
+        ".SH SYNOPSIS",
+        "\\fI/etc/chronyctl6/settings.toml\\fR",
+        ".SH DESCRIPTION",
+        "A TOML file read by \\fBchronyctl6 render\\fR, \\fBapply\\fR and \\fBboot\\fR "
+        "(under \\fB\\-\\-root\\fR \\fIDIR\\fR for an image; \\fB\\-\\-settings\\fR \\fIPATH\\fR "
+        "names another). Every key is optional and command-line flags override it. Every value is "
+        "validated before anything is rendered; an unknown key or a bad value is a one-line error "
+        "naming the key, and nothing is written.",
+        ".SH KEYS",
+    ]
+    for key, kind, what in _settings_rows():
+        lines += [".TP", f"\\fB{roff_escape(key)}\\fR", roff_escape(what), ".br", roff_escape(kind)]
+    flags = sorted(k for k, v in schema.OPTIONS.items() if v[0] == "flag")
+    valued = [f"{k} ({'integer' if v[0] == 'int' else 'number'} {v[1]:g} to {v[2]:g})"
+              for k, v in sorted(schema.OPTIONS.items()) if v[0] != "flag"]
+    lines += [
+        ".SH SOURCE OPTIONS",
+        "The options a servers or pools entry may carry, as chrony.conf(5) spells them: "
+        "the flags " + ", ".join(flags) + "; and with a value: " + ", ".join(valued) + ".",
+        ".SH DIRECTIVES",
+        "The chrony directives directives may hold (sources have their own keys; leapsectz cannot "
+        "sit beside smeared Time Sync; refclock and sourcedir are chronyctl6's to manage): "
+        + ", ".join(sorted(schema.DIRECTIVES)) + ".",
+        ".SH EXAMPLE",
+        ".nf",
+        *(roff_escape(line) or "\\&" for line in EXAMPLE_SETTINGS.splitlines()),
+        ".fi",
+        ".SH FILES",
+        ".TP",
+        "\\fI/usr/share/doc/chronyctl6/examples/settings.toml\\fR",
+        "The example above.",
+        ".SH SEE ALSO",
+        ".BR chronyctl6 (1),",
+        ".BR chrony.conf (5)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def example_settings() -> str:
+    from chronyctl6.configure import settings as schema
+
+    schema.parse(EXAMPLE_SETTINGS, where="the example settings")  # raises on a bad example
+    return EXAMPLE_SETTINGS
 
 
 def completion_script(shell: str, env: dict[str, str]) -> str:
@@ -194,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{PROG}.1").write_text(render_man(app, __version__, build_date()), encoding="utf-8")
+    (out / f"{PROG}-settings.5").write_text(render_settings_man(__version__, build_date()), encoding="utf-8")
+    (out / "examples").mkdir(exist_ok=True)
+    (out / "examples" / "settings.toml").write_text(example_settings(), encoding="utf-8")
     env = dict(os.environ)
     # The child must import the same chronyctl6 this process did (the build tree, not a stray one).
     source_root = str(Path(chronyctl6.__file__).resolve().parent.parent)

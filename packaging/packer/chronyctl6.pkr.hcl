@@ -1,6 +1,12 @@
 # Packer example: bake chronyctl6 into an Amazon Linux 2023 AMI (the provisioners are the part to
 # copy into your own template; they work the same on RHEL-family and Debian/Ubuntu sources).
-#   packer build -var package=../../dist/chronyctl6-0.1.0-1.noarch.rpm chronyctl6.pkr.hcl
+# Amazon Linux 2023 packages neither typer nor ntplib for its Python: it takes the self-contained
+# RPM, built for the AMI's architecture (x86_64 here, as source_ami_filter and instance_type say):
+#   packaging/fetch-wheels /tmp/wheels x86_64
+#   CHRONYCTL6_WHEELHOUSE=/tmp/wheels packaging/build-rpm dist/ --define 'python3_pkgversion 3.11'
+#       (on an AL2023 build host; on Debian add --nodeps)  -> dist/chronyctl6-0.1.0-1.x86_64.rpm
+#   packer build -var package=dist/chronyctl6-0.1.0-1.x86_64.rpm packaging/packer/chronyctl6.pkr.hcl
+# (Debian 12 sources take dist/chronyctl6_0.1.0_all.deb; Ubuntu 22.04 the build-deb --jammy one.)
 # The image chooses its Time Sync endpoint on every launch (chronyctl6-boot.service), so one AMI
 # is right in dual-stack, IPv6-only and IPv4-only subnets.
 
@@ -17,6 +23,10 @@ variable "instance_type" {
 variable "package" {
   type        = string
   description = "Path of the chronyctl6 .rpm (or .deb) built by packaging/build-rpm (build-deb)."
+  validation {
+    condition     = var.package != "" && regex_replace(var.package, "^(.*/)?chronyctl6[-_][A-Za-z0-9_.+~-]+[.](rpm|deb)$", "") == ""
+    error_message = "The package must be a chronyctl6 .rpm or .deb file built by packaging/build-rpm or build-deb."
+  }
 }
 
 locals {
@@ -61,8 +71,9 @@ build {
       "chronyctl6 apply --wait 60 --diff",
       "systemctl enable chronyctl6-boot.service",
       "if [ -d /var/lib/prometheus/node-exporter ]; then systemctl enable chronyctl6-check.timer; fi",
-      # Nothing left to change: the image is baked as applied.
-      "chronyctl6 apply --dry-run -o json | grep -q '\"changed\": false'",
+      # Nothing left to change: the image is baked as applied (apply --check: 0 as desired,
+      # 5 an apply would change something; any non-zero status fails the build).
+      "chronyctl6 apply --check",
     ]
   }
 }

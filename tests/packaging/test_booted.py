@@ -12,6 +12,7 @@ clock against Time Sync.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -23,7 +24,7 @@ import yaml
 
 from sandbox import TIME_SYNC_V4, TIME_SYNC_V6, Ec2
 from sandbox.booted import BootedInstance
-from tests.packaging_support import PACKAGING, built_deb, debian_root_tarball, require
+from tests.packaging_support import PACKAGING, built_deb, debian_root_tarball, require, run
 
 pytestmark = pytest.mark.e2e
 TEXTFILE = "/var/lib/prometheus/node-exporter/chronyctl6.prom"
@@ -103,6 +104,10 @@ def test_ansible_role_then_ssm_document_on_the_booted_instance(
     assert f'chronyctl6_check_up{{server="{TIME_SYNC_V6}"}} 1.0' in metrics, metrics
     assert re.search(r"^chronyctl6_check_offset_seconds\{server=\"fd00:ec2::123\"\} ", metrics,
                      re.M), metrics
+    # Confined (no capability, read-only system), it still reads chronyd's state: chronyc falls
+    # back from the closed /run/chrony socket to UDP 323 on loopback.
+    assert "chronyctl6_check_chronyd_up 1.0" in metrics.splitlines(), metrics
+    assert "chronyctl6_check_chronyd_synchronised 1.0" in metrics.splitlines(), metrics
 
     # The SSM document's script, as Run Command would run it on this instance.
     doc = yaml.safe_load((PACKAGING / "ssm" / "chronyctl6-apply.yml").read_text(encoding="utf-8"))
@@ -170,3 +175,100 @@ def test_packer_bake_then_image_builder_phases_on_relaunch(
     servers = [line for line in dropin.splitlines() if line.startswith("server ")]
     assert servers == [f"server {TIME_SYNC_V4} prefer iburst minpoll 4 maxpoll 4"], dropin
     assert _selected(vm) == TIME_SYNC_V4
+
+
+def _chrony_debs(tmp_path: Path) -> tuple[Path, Path]:
+    """Debian 12's chrony .deb (cached by prepare-tests), and the same repacked as a later
+    version whose stock chrony.conf changed: what a chrony point release with a new default is.
+    Debian's chrony does not ship /etc/chrony/chrony.conf as a dpkg conffile: its postinst hands
+    /usr/share/chrony/chrony.conf to ucf (three-way merge), so that is the file that changes."""
+    cached = sorted((Path("/var/cache/chronyctl6-test") / "debs").glob("chrony_*.deb"))
+    require(bool(cached), "chrony's .deb in /var/cache/chronyctl6-test/debs: run packaging/prepare-tests")
+    stock = cached[-1]
+    tree = tmp_path / "chrony-tree"
+    run(["dpkg-deb", "-R", str(stock), str(tree)])
+    assert "ucf --three-way /usr/share/chrony/chrony.conf /etc/chrony/chrony.conf" in (
+        tree / "DEBIAN" / "postinst").read_text(encoding="utf-8")
+    control = tree / "DEBIAN" / "control"
+    text = control.read_text(encoding="utf-8")
+    version = re.search(r"^Version: (.+)$", text, re.M)
+    assert version is not None
+    control.write_text(text.replace(version.group(0), f"Version: {version.group(1)}+chronyctl6test1"),
+                       encoding="utf-8")
+    upstream = tree / "usr" / "share" / "chrony" / "chrony.conf"
+    upstream.write_text(upstream.read_text(encoding="utf-8") + "\n# A later release's stock file.\n",
+                        encoding="utf-8")
+    md5sums = tree / "DEBIAN" / "md5sums"
+    md5sums.write_text("".join(
+        line if not line.endswith(" usr/share/chrony/chrony.conf\n")
+        else f"{hashlib.md5(upstream.read_bytes()).hexdigest()}  usr/share/chrony/chrony.conf\n"  # noqa: S324
+        for line in md5sums.read_text(encoding="utf-8").splitlines(keepends=True)), encoding="utf-8")
+    upgrade = tmp_path / "chrony-upgrade.deb"
+    run(["dpkg-deb", "--root-owner-group", "-b", str(tree), str(upgrade)])
+    return stock, upgrade
+
+
+def _waitsync(vm: BootedInstance) -> None:
+    done = vm.run(["chronyc", "-n", "waitsync", "60", "0", "0", "1"], timeout=90)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_chrony_upgrade_keeps_the_applied_config_and_removal_leaves_a_source(
+    vm: BootedInstance, ec2_factory: Callable[..., Ec2], tmp_path: Path
+) -> None:
+    """dpkg (and ucf) and chrony's configuration after chronyctl6 rewrote it: reinstalling the
+    same chrony keeps it silently; a chrony whose stock file changed keeps it too when installed
+    non-interactively (ucf's default answer), with the new stock file beside it. chrony stays on
+    Time Sync throughout. Removing chronyctl6 stops its timer and leaves
+    chrony with a source, across a reboot (restore --original, or the fallback source)."""
+    stock, upgrade = _chrony_debs(tmp_path)
+    deb = built_deb()
+    for source, target in ((deb, f"/root/{deb.name}"), (stock, "/root/chrony.deb"),
+                           (upgrade, "/root/chrony-upgrade.deb")):
+        vm.copy_in(source, target)
+    vm.path("/var/lib/prometheus/node-exporter").mkdir(parents=True)
+    ec2 = ec2_factory(ipv6=True)
+    vm.boot(ec2.instance.netns_path)
+    vm.run(["dpkg", "-i", f"/root/{deb.name}"], check=True, timeout=180)
+    applied = vm.run(["chronyctl6", "apply", "--at-boot", "--ipv6", "auto", "--phc", "off",
+                      "--wait", "60"], timeout=180)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    vm.run(["systemctl", "enable", "--now", "chronyctl6-check.timer"], check=True)
+    conf = vm.path("/etc/chrony/chrony.conf")
+    written = conf.read_text(encoding="utf-8")
+    assert "managed by chronyctl6" in written and "sourcedir /run/chronyctl6" in written
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+
+    same = vm.run(["dpkg", "-i", "/root/chrony.deb"], env=env, timeout=180)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert conf.read_text(encoding="utf-8") == written
+    _waitsync(vm)
+    assert _selected(vm) == TIME_SYNC_V6
+
+    # A chrony whose stock file changed: ucf asks through debconf; non-interactive (apt in
+    # cloud-init, unattended-upgrades) the answer is its default, keep the local file, and the
+    # new stock file lands beside it as chrony.conf.ucf-dist.
+    kept = vm.run(["dpkg", "-i", "/root/chrony-upgrade.deb"], env=env, timeout=180)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert vm.run(["dpkg-query", "-W", "-f", "${Version}", "chrony"]).stdout.endswith("+chronyctl6test1")
+    assert conf.read_text(encoding="utf-8") == written
+    assert vm.path("/etc/chrony/chrony.conf.ucf-dist").read_text(encoding="utf-8").endswith(
+        "# A later release's stock file.\n")
+    _waitsync(vm)
+    assert _selected(vm) == TIME_SYNC_V6
+
+    removed = vm.run(["dpkg", "-r", "chronyctl6"], env=env, timeout=180)
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert vm.run(["systemctl", "is-active", "chronyctl6-check.timer"]).stdout.strip() == "inactive"
+    said = removed.stderr
+    assert "restored chrony's original configuration" in said or "so that chrony keeps a source" in said, said
+    # The next boot empties /run: chrony must still have a source without chronyctl6's boot step.
+    vm.poweroff()
+    vm.boot(ec2.instance.netns_path)
+    sources = vm.run(["chronyc", "-n", "-c", "sources"], check=True).stdout.splitlines()
+    assert sources, "chrony has no source after chronyctl6 was removed"
+    if "so that chrony keeps a source" in said:
+        # The fallback keeps this launch's Time Sync line, in a sourcedir chrony already reads.
+        assert vm.path("/etc/chrony/sources.d/chronyctl6-removed.sources").exists()
+        _waitsync(vm)
+        assert _selected(vm) == TIME_SYNC_V6

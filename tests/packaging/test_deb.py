@@ -72,6 +72,10 @@ def test_deb_fields_and_contents(deb: Path) -> None:
         "/usr/bin/chronyctl6",
         "/usr/lib/python3/dist-packages/chronyctl6/cli.py",
         "/usr/share/man/man1/chronyctl6.1.gz",
+        "/usr/share/man/man5/chronyctl6-settings.5.gz",
+        "/usr/share/doc/chronyctl6/README.md.gz",
+        "/usr/share/doc/chronyctl6/examples/settings.toml",
+        "/usr/libexec/chronyctl6/release-chrony",
         "/usr/share/bash-completion/completions/chronyctl6",
         "/usr/share/zsh/vendor-completions/_chronyctl6",
         "/usr/share/fish/vendor_completions.d/chronyctl6.fish",
@@ -192,6 +196,15 @@ def test_man_page_documents_every_command(root: Path) -> None:
     for command in _installed_commands(root):
         assert f"chronyctl6 {command}" in text, command
     assert "--root" in text and "/etc/chronyctl6/settings.toml" in text
+    assert "ENVIRONMENT" in text and "CHRONYCTL6_CHRONYD_ARGS" in text
+    settings_page = root / "usr/share/man/man5/chronyctl6-settings.5.gz"
+    settings_text = run(["man", "--warnings", "-l", "-Tutf8", settings_page],
+                        env={"PATH": "/usr/bin:/bin", "MANWIDTH": "100", "LANG": "C.UTF-8"})
+    assert settings_text.stderr == "" and "service_manager" in settings_text.stdout
+    # The example the page points to parses with the installed chronyctl6.
+    example = "/usr/share/doc/chronyctl6/examples/settings.toml"
+    assert example in re.sub(r".\x08", "", settings_text.stdout)
+    chroot(root, "chronyctl6", "render", "--root", "/", "--settings", example)
 
 
 def test_purge_leaves_nothing_behind(root: Path, deb: Path) -> None:
@@ -217,3 +230,26 @@ def test_image_bake_with_installed_package(root: Path) -> None:
     again = json.loads(chroot(root, "chronyctl6", "apply", "--root", "/srv/image",
                               "--ipv6", "on", "--phc", "off", "-o", "json").stdout)["data"]
     assert again["changed"] is False
+
+
+def test_prerm_gives_chrony_back_its_config_on_remove_not_on_upgrade(root: Path) -> None:
+    """The installed prerm, as dpkg calls it: `upgrade` leaves chronyctl6's chrony.conf alone;
+    `remove` runs release-chrony, which restores the original (or, where restore cannot run, as
+    in this chroot without the transaction work's `restore`, keeps a Time Sync source)."""
+    conf = root / "etc/chrony/chrony.conf"
+    stock = conf.read_text(encoding="utf-8")
+    dropin = root / "etc/chrony/sources.d/chronyctl6-removed.sources"
+    managed = ("# This file is managed by chronyctl6.\nsourcedir /run/chronyctl6\n"
+               "sourcedir /etc/chrony/sources.d\n")
+    try:
+        conf.write_text(managed, encoding="utf-8")
+        chroot(root, "/var/lib/dpkg/info/chronyctl6.prerm", "upgrade", __version__)
+        assert conf.read_text(encoding="utf-8") == managed and not dropin.exists()
+        removed = chroot(root, "/var/lib/dpkg/info/chronyctl6.prerm", "remove")
+        restored = conf.read_text(encoding="utf-8") != managed
+        kept = dropin.exists() and "server 169.254.169.123" in dropin.read_text(encoding="utf-8")
+        assert restored or kept, removed.stderr
+        assert "chronyctl6:" in removed.stderr
+    finally:
+        conf.write_text(stock, encoding="utf-8")
+        dropin.unlink(missing_ok=True)

@@ -16,12 +16,19 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 from tests.packaging_support import (
     PACKAGING,
@@ -137,14 +144,65 @@ def test_imagebuilder_component() -> None:
     declared = {name for p in doc.get("parameters", []) for name in p}
     for steps in phases.values():
         for step in steps:
-            assert step["action"] == "ExecuteBash" and re.fullmatch(r"[A-Za-z0-9]+", step["name"])
+            assert re.fullmatch(r"[A-Za-z0-9]+", step["name"])
+            if step["action"] == "CreateFile":
+                continue
+            assert step["action"] == "ExecuteBash"
             for command in step["inputs"]["commands"]:
-                assert set(PARAM_REF.findall(command)) <= declared
-                script = PARAM_REF.sub("s3://bucket/chronyctl6.rpm", command)
-                run(["bash", "-n", "-c", script])
-    build = "\n".join(c for s in phases["build"] for c in s["inputs"]["commands"])
+                # No parameter is ever pasted into shell code (Image Builder has no allowedPattern).
+                assert PARAM_REF.findall(command) == [], command
+                run(["bash", "-n", "-c", command])
+    (url_file,) = [f for s in phases["build"] if s["action"] == "CreateFile" for f in s["inputs"]]
+    assert set(PARAM_REF.findall(url_file["content"])) == {"PackageUrl"} <= declared
+    build = "\n".join(c for s in phases["build"] if s["action"] == "ExecuteBash" for c in s["inputs"]["commands"])
     assert "echo 'at_boot = true'" in build and "chronyctl6 apply --wait 60" in build
-    assert "systemctl enable chronyctl6-boot.service" in build
+    # Idempotence by apply --check's exit status, never by reading pretty-printed JSON.
+    validate = "\n".join(c for s in phases["validate"] for c in s["inputs"]["commands"])
+    assert "chronyctl6 apply --check" in validate
+    assert "grep" not in validate.replace("grep -q '^at_boot = true'", "")
+
+
+def _imagebuilder_install(tmp_path: Path, value: str) -> subprocess.CompletedProcess[str]:
+    """The build phase's CreateFile + InstallPackage, as Image Builder runs them, with `aws` and
+    the package managers replaced by stubs that log their arguments."""
+    doc = _load(IB_DOC)
+    (build,) = [p["steps"] for p in doc["phases"] if p["name"] == "build"]
+    (url_file,) = [f for s in build if s["action"] == "CreateFile" for f in s["inputs"]]
+    (install,) = [s["inputs"]["commands"][0] for s in build if s["name"] == "InstallPackage"]
+    where = tmp_path / "url"
+    where.write_text(PARAM_REF.sub(lambda m: value, url_file["content"]), encoding="utf-8")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for tool in ("aws", "dnf"):
+        stub = bin_dir / tool
+        stub.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{tmp_path}/calls"\n', encoding="utf-8")
+        stub.chmod(0o755)
+    script = install.replace(url_file["path"], str(where))
+    return run(["bash", "-c", script], check=False, env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+
+
+@pytest.mark.parametrize("value", [*HOSTILE[:-2], "s3://bucket/chronyctl6.rpm;id", "http://x/chronyctl6-1.rpm",
+                                   "s3://bucket/other-1.rpm", "s3://bucket/chronyctl6-1.rpm x",
+                                   "s3://bucket/../chronyctl6-1.rpm/x", "s3://bucket/chronyctl6-1.rpm\nid",
+                                   "s3://b/chronyctl6-1.rpm'$(id)'"])
+def test_imagebuilder_package_url_refuses_anything_but_a_package_in_s3(tmp_path: Path, value: str) -> None:
+    if value == "":
+        return  # empty is allowed: the configured repositories
+    done = _imagebuilder_install(tmp_path, value)
+    assert done.returncode != 0 and "PackageUrl must be" in done.stderr, done.stdout + done.stderr
+    assert not (tmp_path / "calls").exists(), "nothing ran before the URL was checked"
+
+
+def test_imagebuilder_package_url_accepted_forms(tmp_path: Path) -> None:
+    url = "s3://my-bucket.eu/builds/chronyctl6-0.1.0-1.x86_64.rpm"
+    done = _imagebuilder_install(tmp_path, url)
+    assert done.returncode == 0, done.stderr
+    calls = (tmp_path / "calls").read_text(encoding="utf-8").splitlines()
+    assert calls == [f"aws s3 cp -- {url} /tmp/chronyctl6-0.1.0-1.x86_64.rpm",
+                     "dnf install -y /tmp/chronyctl6-0.1.0-1.x86_64.rpm"]
+    (tmp_path / "calls").unlink()
+    assert _imagebuilder_install(tmp_path, "").returncode == 0
+    assert (tmp_path / "calls").read_text(encoding="utf-8").splitlines() == ["dnf install -y chronyctl6"]
 
 
 # ---- cloud-init -------------------------------------------------------------------------------
@@ -177,15 +235,25 @@ def test_cloud_config_settings_are_valid(tmp_path: Path) -> None:
 
 # ---- Packer -----------------------------------------------------------------------------------
 
-def test_packer_template() -> None:
+def test_packer_template(tmp_path: Path) -> None:
     require_tools("packer")
+    package = tmp_path / "chronyctl6-0.1.0-1.x86_64.rpm"
+    package.write_bytes(b"")  # the file provisioner's source must exist
     run(["packer", "fmt", "-check", PACKER])
     # Full validation with the amazon-ebs builder's schema; nothing is contacted.
-    run(["packer", "validate", "-var", f"package={REPO / 'pyproject.toml'}", PACKER],
+    run(["packer", "validate", "-var", f"package={package}", PACKER],
         cwd=PACKER.parent)
+    # The package variable is pinned by pattern: a chronyctl6 .rpm or .deb and nothing else.
+    for bad in ("", "pyproject.toml", "dist/chronyctl6.rpm.sh", "dist/other-1.rpm", "chronyctl6-1.rpm\nx"):
+        refused = run(["packer", "validate", "-var", f"package={bad}", PACKER], cwd=PACKER.parent, check=False)
+        assert refused.returncode != 0 and "must be a chronyctl6" in refused.stdout + refused.stderr, bad
     text = PACKER.read_text(encoding="utf-8")
     assert "echo 'at_boot = true'" in text and "chronyctl6 apply --wait 60" in text
     assert "systemctl enable chronyctl6-boot.service" in text
+    # Idempotence by apply --check's exit status, never by reading pretty-printed JSON.
+    assert '"chronyctl6 apply --check",' in text and "changed" not in text
+    # The Amazon Linux 2023 path names the RPM it needs and how it is built.
+    assert "--define 'python3_pkgversion 3.11'" in text and "x86_64.rpm" in text
 
 
 def test_packer_template_parses_as_hcl2() -> None:
@@ -222,6 +290,59 @@ def test_ansible_syntax(tmp_path: Path) -> None:
            "HOME": str(tmp_path), "ANSIBLE_LOCAL_TEMP": str(tmp_path)}
     run(["ansible-playbook", "-i", "localhost,", "--syntax-check", ANSIBLE / "playbook.yml"],
         env=env)
+
+
+def _role_settings(tmp_path: Path, settings: dict[str, Any], at_boot: bool = False) -> str:
+    """The role's settings template rendered by ansible-core itself (its Jinja, its filters)."""
+    require_tools("ansible")
+    variables = tmp_path / "vars.json"
+    variables.write_text(json.dumps({"chronyctl6_settings": settings, "chronyctl6_at_boot": at_boot}),
+                         encoding="utf-8")
+    out = tmp_path / "settings.toml"
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ANSIBLE_LOCAL_TEMP": str(tmp_path),
+           "LANG": "C.UTF-8"}
+    template = ANSIBLE / "roles" / "chronyctl6" / "templates" / "settings.toml.j2"
+    run(["ansible", "localhost", "-c", "local", "-i", "localhost,", "-m", "template",
+         "-a", f"src={template} dest={out}", "-e", f"@{variables}"], env=env, timeout=120)
+    return out.read_text(encoding="utf-8")
+
+
+def test_ansible_settings_template_writes_every_documented_key(tmp_path: Path) -> None:
+    """Every key settings.toml knows, through the role's TOML macro, parses back to the input,
+    and chronyctl6 reads it as meant."""
+    from chronyctl6.configure import settings as schema
+
+    given: dict[str, Any] = {
+        "distro": "debian", "ipv6": "on", "phc": "off", "service_manager": "systemd", "wait": 12.5,
+        "timesync": {"minpoll": -2, "maxpoll": 6},
+        "servers": [{"host": "time.aws.com", "options": ["iburst", "maxpoll 10"]}],
+        "pools": [{"host": "pool.example.org", "options": ["iburst", "maxsources 2"]}],
+        "directives": ["maxclockerror 50", "makestep 1.0 3"],
+    }
+    assert set(given) | {"at_boot"} == schema._KNOWN_KEYS, "a documented key the test leaves out"
+    text = _role_settings(tmp_path, given, at_boot=True)
+    assert tomllib.loads(text) == {**given, "at_boot": True}
+    parsed = schema.parse(text)
+    assert (parsed.ipv6, parsed.phc, parsed.at_boot, parsed.wait) == ("on", "off", True, 12.5)
+    assert [s.line for s in parsed.extra_sources] == [
+        "server time.aws.com iburst maxpoll 10", "pool pool.example.org iburst maxsources 2"]
+    assert "minpoll -2" in parsed.timesync_options
+
+
+def test_ansible_settings_template_survives_hostile_values(tmp_path: Path) -> None:
+    """Whatever the inventory holds, the file is valid TOML that says exactly that (chronyctl6's
+    own validation then refuses what it must): quotes, backslashes, control characters, DEL,
+    U+2028, astral characters, odd keys, floats in exponent form, nested lists and tables."""
+    given: dict[str, Any] = {
+        "directives": ['a"b', "back\\slash", "cr\rlf\n", "ff\f", "del\x7f", "ls\u2028", "\U0001f600",
+                       "[table]", "x = 1"],
+        "key with space": "v", "dotted.key": 1, "": "empty key", "ünï": "ok",
+        "wait": 1e-05, "big": 2**40, "neg": -7, "flag": False,
+        "nested": {"list": [[1, 2], ["a"]], "table": {"deep": {"er": "yes"}}},
+        "servers": [{"host": "h", "options": []}],
+    }
+    text = _role_settings(tmp_path, given)
+    assert tomllib.loads(text) == {**given, "at_boot": False}
 
 
 def test_ansible_role_installs_and_applies(root: Path) -> None:

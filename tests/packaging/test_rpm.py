@@ -80,6 +80,7 @@ def test_rpm_contents(rpm: Path) -> None:
         "/usr/bin/chronyctl6",
         f"{SITE}/chronyctl6/cli.py",
         "/usr/share/man/man1/chronyctl6.1.gz",
+        "/usr/share/man/man5/chronyctl6-settings.5.gz",
         "/usr/share/bash-completion/completions/chronyctl6",
         "/usr/share/zsh/site-functions/_chronyctl6",
         "/usr/share/fish/vendor_completions.d/chronyctl6.fish",
@@ -92,6 +93,13 @@ def test_rpm_contents(rpm: Path) -> None:
     assert templates
     for template in templates:
         assert f"{SITE}/chronyctl6/templates/{template.name}" in files
+    # %doc and %license, where the distribution keeps them (docdir with or without the version).
+    docs = run(["rpm", "-qpd", rpm]).stdout.split()
+    licenses = run(["rpm", "-qpL", rpm]).stdout.split()
+    assert any(p.endswith("/README.md") for p in docs), docs
+    assert any(p.endswith("/examples/settings.toml") for p in docs), docs
+    assert [p.rsplit("/", 1)[-1] for p in licenses] == ["LICENSE"], licenses
+    assert any(p.endswith("/libexec/chronyctl6/release-chrony") for p in files), sorted(files)
 
 
 def test_rpmlint_clean(rpm: Path) -> None:
@@ -177,3 +185,9 @@ def test_vendored_rpm_runs_without_any_distro_python_package(
                        "import typer, psutil, ntplib, jinja2; "
                        "print(typer.__file__, psutil.__file__, ntplib.__file__, jinja2.__file__)")
         assert all(p.startswith(vendordir + "/") for p in where.stdout.split())
+
+
+def test_rpm_preun_releases_chrony_only_on_the_last_removal(rpm: Path) -> None:
+    scripts = run(["rpm", "-qp", "--scripts", rpm]).stdout
+    preun = scripts.split("preuninstall scriptlet")[1].split("scriptlet")[0]
+    assert re.search(r'if \[ "\$1" -eq 0 \]; then\s+\S*/libexec/chronyctl6/release-chrony \|\| :', preun), preun
