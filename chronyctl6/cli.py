@@ -153,6 +153,32 @@ def render(
     typer.echo(plan.config.new.decode(), nl=False)
 
 
+_NO_WAIT_HELP = "Do not verify (= --wait 0); --root never waits."
+_LOCK_HELP = "How long to wait for another apply to finish."
+
+
+def _progress() -> Any:
+    """A line of progress on stderr while waiting, when a person watches it."""
+    import sys
+
+    return (lambda line: typer.echo(f"chronyctl6: {line}", err=True)) if sys.stderr.isatty() else None
+
+
+def _wait_for(request: Any, wait: float | None, no_wait: bool) -> float:
+    """--no-wait, else --wait, else settings.toml's wait, else 60 s on a live host (never under --root)."""
+    from chronyctl6.configure.apply import DEFAULT_WAIT, check_seconds
+    from chronyctl6.configure.plan import load_settings
+
+    if wait is not None:
+        _guard(lambda: check_seconds(wait, "--wait"))
+    if no_wait or not request.live:
+        return 0.0
+    if wait is not None:
+        return wait
+    chosen = _guard(lambda: load_settings(request))
+    return chosen.wait if chosen.wait > 0 else DEFAULT_WAIT
+
+
 @app.command()
 def apply(
     root: str = _ROOT_OPTION,
@@ -165,38 +191,48 @@ def apply(
                                                help=_SM_HELP),
     diff: bool = typer.Option(False, "--diff", help="Show the change as a unified diff."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Stop after planning: write nothing, restart nothing."),
-    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", min=0, max=3600, help=_WAIT_HELP),
-    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", min=0,
-                                       help="How long to wait for another apply to finish."),
+    check: bool = typer.Option(False, "--check", help="Change nothing; exit 5 if apply would change anything "
+                                                      "(files or state such as the boot unit), 0 if not."),
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=3600, help=_WAIT_HELP),
+    no_wait: bool = typer.Option(False, "--no-wait", help=_NO_WAIT_HELP),
+    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
     output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
 ) -> None:
-    """Render, validate with chronyd, write atomically (with a backup), restart chronyd.
+    """Render, validate with chronyd, write atomically (with a backup), restart chronyd, and wait
+    (60 s by default) for chronyd to select Time Sync; any failure or signal rolls it all back.
 
     Nothing changed: nothing written, nothing restarted. Only a .sources drop-in changed:
     `chronyc reload sources` instead of a restart. Exit 0 done (or nothing to do), 1 failed
-    (nothing written, or rolled back), 2 bad input, 3 another apply holds the lock, 4 not root.
+    (nothing written, or rolled back), 2 bad input, 3 another apply holds the lock, 4 not root,
+    5 (--check) changes pending, 6 the rollback failed too (the message says what is on disk).
 
     \b
     Examples:
-      sudo chronyctl6 apply --diff --wait 30      on a running instance
-      sudo chronyctl6 apply --dry-run --diff      only show what would change
+      sudo chronyctl6 apply --diff                on a running instance (waits up to 60 s)
+      sudo chronyctl6 apply --check --diff        exit 5 and show it if anything would change
       chronyctl6 apply --root /mnt/image          bake an image (endpoint chosen at boot)
       sudo chronyctl6 apply -o json --wait 30     for SSM Run Command or Ansible
     """
-    from chronyctl6.configure.apply import Options
+    from chronyctl6.configure.apply import Options, check_seconds
     from chronyctl6.configure.apply import apply as run_apply
-    from chronyctl6.configure.plan import load_settings
 
     _check_output(output)
+    _guard(lambda: check_seconds(lock_timeout, "--lock-timeout"))
     request = _request(root, distro, ipv6, phc, at_boot, service_manager, settings)
-    chosen_wait = wait if wait is not None else _guard(lambda: load_settings(request)).wait
-    result = _guard(lambda: run_apply(request, Options(dry_run=dry_run, wait=chosen_wait,
-                                                       lock_timeout=lock_timeout)), json_errors=output == "json")
+    chosen_wait = _wait_for(request, wait, no_wait)
+    result = _guard(lambda: run_apply(request, Options(dry_run=dry_run, check=check, wait=chosen_wait,
+                                                       lock_timeout=lock_timeout), _progress()),
+                    json_errors=output == "json")
+    pending = check and result.changed
     if output == "json":
         emit_json(result.as_dict())
+        if pending:
+            raise typer.Exit(int(ExitStatus.CHANGES_PENDING))
         return
     for line in result.warnings:
         typer.echo(f"chronyctl6: warning: {line}", err=True)
+    for line in result.notes:
+        typer.echo(f"chronyctl6: note: {line}", err=True)
     for dropped in result.dropped:
         typer.echo(f"dropped: {dropped['line']}  ({dropped['reason']})")
     if diff and result.diff:
@@ -204,14 +240,66 @@ def apply(
     if not result.changed:
         typer.echo(f"{result.path}: up to date, nothing to do")
     elif result.dry_run:
-        typer.echo(f"{result.path}: would change (dry run, nothing written)")
+        what = ", ".join(result.files + ([f"enable {result.enabled}"] if result.enabled else []))
+        typer.echo(f"would change: {what} ({'--check' if check else 'dry run'}, nothing written)")
+        if pending:
+            raise typer.Exit(int(ExitStatus.CHANGES_PENDING))
     else:
-        typer.echo(f"wrote {', '.join(result.files)}" + (f" (backup: {result.backup})" if result.backup else "")
-                   + ("" if result.validated else " [not validated: chronyd is not installed]"))
+        if result.files:
+            typer.echo(f"wrote {', '.join(result.files)}"
+                       + (f" (backup: {result.backup})" if result.backup else "")
+                       + ("" if result.validated else " [not validated: chronyd is not installed]"))
+        if result.enabled:
+            typer.echo(f"enabled {result.enabled}")
         if result.action != "none":
             typer.echo(f"chronyd: {result.action}")
         if result.selected:
             typer.echo(f"chronyd selected {result.selected} after {result.waited_seconds:g} s")
+
+
+@app.command()
+def restore(
+    original: bool = typer.Option(False, "--original", help="The distribution's files, as kept at first takeover "
+                                                            "(byte for byte), instead of the previous version."),
+    root: str = _ROOT_OPTION,
+    settings: Optional[str] = _SETTINGS_OPTION,
+    service_manager: Optional[str] = typer.Option(None, "--service-manager", metavar="auto|systemd|direct",
+                                               help=_SM_HELP),
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=3600,
+                                         help="Wait until chronyd answers on the restored files; else roll back."),
+    no_wait: bool = typer.Option(False, "--no-wait", help=_NO_WAIT_HELP),
+    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
+    output: str = typer.Option("text", "-o", "--output", help=_OUTPUT_HELP),
+) -> None:
+    """Put back the files the last apply (or restore) replaced, or with --original the
+    distribution's own, through the same transaction as apply (lock, history, restart, verify,
+    roll back on failure). Exit statuses as apply's.
+
+    \b
+    Examples:
+      sudo chronyctl6 restore                     undo the last change
+      sudo chronyctl6 restore --original --no-wait    what the package's removal runs
+    """
+    from chronyctl6.configure.apply import check_seconds
+    from chronyctl6.configure.restore import restore as run_restore
+
+    _check_output(output)
+    _guard(lambda: check_seconds(lock_timeout, "--lock-timeout"))
+    request = _request(root, None, None, None, None, service_manager, settings)
+    chosen_wait = _wait_for(request, wait, no_wait)
+    result = _guard(lambda: run_restore(request, original=original, wait=chosen_wait, lock_timeout=lock_timeout,
+                                        progress=_progress()), json_errors=output == "json")
+    if output == "json":
+        emit_json(result.as_dict())
+        return
+    if not result.changed:
+        typer.echo(result.message)
+        return
+    typer.echo(f"restored ({result.source}): {', '.join(result.files)}")
+    if result.action != "none":
+        typer.echo(f"chronyd: {result.action}")
+    if result.answered_after is not None:
+        typer.echo(f"chronyd answers after {result.answered_after:g} s")
 
 
 @app.command()
@@ -227,8 +315,12 @@ def boot(
     _check_output(output)
     result = _guard(lambda: run_boot(_request("/", None, None, None, None, None, None), settle=settle))
     if output == "json":
+        for line in result.warnings:
+            typer.echo(f"chronyctl6: warning: {line}", err=True)
         emit_json(result.as_dict())
         return
+    for line in result.warnings:  # stderr reaches the journal from the unit
+        typer.echo(f"chronyctl6: warning: {line}", err=True)
     typer.echo(f"Time Sync endpoint for this boot: {result.endpoint} ({result.reason})")
     typer.echo(f"{result.path}: " + ("written" if result.changed else "already up to date")
                + ("; chronyd reloaded its sources" if result.reloaded else ""))

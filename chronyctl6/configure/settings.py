@@ -126,6 +126,14 @@ def parse(text: str, *, where: str = SETTINGS_PATH) -> Settings:
     )
 
 
+def explicit_keys(text: str) -> frozenset[str]:
+    """The keys the file itself sets (call after `parse`, which reports bad TOML)."""
+    try:
+        return frozenset(tomllib.loads(text))
+    except tomllib.TOMLDecodeError:
+        return frozenset()
+
+
 def _timesync_options(table: dict[str, Any], where: str) -> tuple[str, ...]:
     unknown = sorted(set(table) - {"minpoll", "maxpoll"})
     if unknown:
