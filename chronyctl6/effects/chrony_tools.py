@@ -179,8 +179,9 @@ def validate_config(path: str, root: str = "/") -> commands.Completed:
     fd, name = tempfile.mkstemp(dir=candidate.parent, prefix=f".{candidate.name}.chronyctl6-",
                                 suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(directives.rebase_includes(candidate.read_text(), root))
+        # surrogateescape: a restored distro file may hold bytes that are not UTF-8; chronyd must see them as they are
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(directives.rebase_includes(candidate.read_bytes().decode("utf-8", "surrogateescape"), root))
         return commands.run(["chronyd", "-p", "-u", "root", "-f", name], timeout=15)
     finally:
         Path(name).unlink(missing_ok=True)

@@ -258,3 +258,95 @@ def test_conflicting_dropins_are_disabled_and_boot_filled_dirs_replaced(tmp_path
     # Nothing left to disable on the second run.
     again = cli("apply", "--root", str(root), "--ipv6", "on", "-o", "json")
     assert '"changed": false' in again.stdout
+
+
+# ---- state that must hold is checked on every run; apply --check --------------------------
+
+def _install_unit(root: Path) -> Path:
+    unit = root / "lib/systemd/system/chronyctl6-boot.service"
+    unit.parent.mkdir(parents=True, exist_ok=True)
+    unit.write_text("[Service]\nExecStart=/usr/bin/chronyctl6 boot\n")
+    return root / "etc/systemd/system/multi-user.target.wants/chronyctl6-boot.service"
+
+
+def test_an_image_baked_before_the_unit_existed_gets_it_enabled_on_the_next_run(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    assert cli("apply", "--root", str(root)).returncode == 0  # baked before the package was installed
+    conf = (root / DEBIAN_CONF).read_bytes()
+    link = _install_unit(root)
+    check = cli("apply", "--root", str(root), "--check")
+    assert check.returncode == 5, check.stdout + check.stderr
+    assert "enable /lib/systemd/system/chronyctl6-boot.service" in check.stdout
+    assert not link.is_symlink()  # --check changed nothing
+    done = cli_json("apply", "--root", str(root))
+    assert done["files"] == [] and done["enabled"] == "/lib/systemd/system/chronyctl6-boot.service"
+    assert os.readlink(link) == "/lib/systemd/system/chronyctl6-boot.service"
+    assert (root / DEBIAN_CONF).read_bytes() == conf  # chrony.conf was already up to date
+    assert cli("apply", "--root", str(root), "--check").returncode == 0
+
+
+def test_a_kill_between_write_and_enable_is_repaired_by_the_next_run(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    link = _install_unit(root)
+    assert cli("apply", "--root", str(root)).returncode == 0
+    link.unlink()  # what a SIGKILL after the write and before the link leaves
+    assert cli("apply", "--root", str(root), "--check").returncode == 5
+    assert cli("apply", "--root", str(root)).returncode == 0
+    assert link.is_symlink()
+
+
+def test_check_exits_5_with_a_diff_when_files_differ_and_writes_nothing(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    conf = (root / DEBIAN_CONF).read_bytes()
+    done = cli("apply", "--root", str(root), "--ipv6", "on", "--check", "--diff")
+    assert done.returncode == 5, done.stderr
+    assert "+server fd00:ec2::123" in done.stdout and "would change: /etc/chrony/chrony.conf" in done.stdout
+    assert (root / DEBIAN_CONF).read_bytes() == conf
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # no state, no history
+    as_json = cli("apply", "--root", str(root), "--ipv6", "on", "--check", "-o", "json")
+    assert as_json.returncode == 5 and '"check": true' in as_json.stdout
+    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    assert cli("apply", "--root", str(root), "--ipv6", "on", "--check").returncode == 0
+    # Bad input is still 2, even with --check.
+    assert cli("apply", "--root", str(root), "--ipv6", "maybe", "--check").returncode == 2
+
+
+@pytest.mark.parametrize("flag", ["--wait", "--lock-timeout"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "-inf"])
+def test_wait_and_lock_timeout_refuse_nan_inf_and_negatives(tmp_path: Path, flag: str, value: str) -> None:
+    root = stock_root(tmp_path, "debian12")
+    conf = (root / DEBIAN_CONF).read_bytes()
+    done = cli("apply", "--root", str(root), "--ipv6", "on", f"{flag}={value}")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert (root / DEBIAN_CONF).read_bytes() == conf
+
+
+def test_a_multi_file_change_whose_second_file_is_read_only_leaves_the_first_as_before(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "amzn2023")
+    conf, dropin = root / "etc/chrony.conf", root / "etc/chrony.d/link-local.sources"
+    dropin.write_text("server 169.254.169.123 prefer iburst\n")
+    before = {p: p.read_bytes() for p in (conf, dropin)}
+    from tests.conftest import REPO
+    done = _in_private_mounts(
+        f"mount --bind {dropin.parent} {dropin.parent}; mount -o remount,bind,ro {dropin.parent}; "
+        f"cd {REPO}; python3 -m chronyctl6 apply --root {root} --ipv6 on"
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Read-only file system" in done.stderr and "previous configuration is restored" in done.stderr
+    assert {p: p.read_bytes() for p in before} == before
+    assert not list((root / "var/lib/chronyctl6").glob("history/*"))
+
+
+def test_a_fifo_or_a_huge_file_in_place_of_chrony_conf_is_refused_not_read(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    conf = root / DEBIAN_CONF
+    conf.unlink()
+    os.mkfifo(conf)
+    done = cli("apply", "--root", str(root), "--ipv6", "on", timeout=30)
+    assert done.returncode == 2 and "not a regular file" in done.stderr
+    conf.unlink()
+    with conf.open("wb") as f:
+        f.truncate(64 << 20)
+    done = cli("apply", "--root", str(root), "--ipv6", "on", timeout=30)
+    assert done.returncode == 2 and "larger than" in done.stderr
