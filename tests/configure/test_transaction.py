@@ -246,3 +246,31 @@ def test_an_up_to_date_host_is_left_alone(live: Host) -> None:
     again = live.apply()
     assert again.changed is False and again.action == "none" and live.log == []
     assert conf.stat().st_ino == before.st_ino
+
+
+def test_waiting_prints_progress_for_a_person_and_fails_in_time(live: Host,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from chronyctl6.effects import chrony_tools
+
+    monkeypatch.setattr(chrony_tools, "sources", _raise(CommandFailed("506 Cannot talk to daemon")))
+    made = planning.make_plan(Request(root=live.root, ipv6="on"))
+    lines: list[str] = []
+    start = time.monotonic()
+    with pytest.raises(CommandFailed) as failed:
+        apply_mod.wait_selected(made, 5.5, lines.append)
+    assert 5.5 <= time.monotonic() - start < 7
+    assert "did not select fd00:ec2::123 within 5.5 s (no sources)" in failed.value.message
+    assert lines[0] == "waiting for chronyd to select fd00:ec2::123: 0 of 5.5 s (no sources yet)"
+    assert lines[1].startswith("waiting for chronyd to select fd00:ec2::123: 5 of 5.5 s")
+    assert len(lines) == 2
+
+
+def test_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from chronyctl6 import cli
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert cli._progress() is None
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert callable(cli._progress())
