@@ -164,19 +164,13 @@ def _progress() -> Any:
     return (lambda line: typer.echo(f"chronyctl6: {line}", err=True)) if sys.stderr.isatty() else None
 
 
-def _wait_for(request: Any, wait: float | None, no_wait: bool) -> float:
-    """--no-wait, else --wait, else settings.toml's wait, else 60 s on a live host (never under --root)."""
-    from chronyctl6.configure.apply import DEFAULT_WAIT, check_seconds
-    from chronyctl6.configure.plan import load_settings
+def _wait_for(wait: float | None, no_wait: bool) -> float | None:
+    """--no-wait is --wait 0; None leaves it to settings.toml's wait, else 60 s (live hosts only)."""
+    from chronyctl6.configure.apply import check_seconds
 
     if wait is not None:
         _guard(lambda: check_seconds(wait, "--wait"))
-    if no_wait or not request.live:
-        return 0.0
-    if wait is not None:
-        return wait
-    chosen = _guard(lambda: load_settings(request))
-    return chosen.wait if chosen.wait > 0 else DEFAULT_WAIT
+    return 0.0 if no_wait else wait
 
 
 @app.command()
@@ -219,7 +213,7 @@ def apply(
     _check_output(output)
     _guard(lambda: check_seconds(lock_timeout, "--lock-timeout"))
     request = _request(root, distro, ipv6, phc, at_boot, service_manager, settings)
-    chosen_wait = _wait_for(request, wait, no_wait)
+    chosen_wait = _wait_for(wait, no_wait)
     result = _guard(lambda: run_apply(request, Options(dry_run=dry_run, check=check, wait=chosen_wait,
                                                        lock_timeout=lock_timeout), _progress()),
                     json_errors=output == "json")
@@ -286,7 +280,7 @@ def restore(
     _check_output(output)
     _guard(lambda: check_seconds(lock_timeout, "--lock-timeout"))
     request = _request(root, None, None, None, None, service_manager, settings)
-    chosen_wait = _wait_for(request, wait, no_wait)
+    chosen_wait = _wait_for(wait, no_wait)
     result = _guard(lambda: run_restore(request, original=original, wait=chosen_wait, lock_timeout=lock_timeout,
                                         progress=_progress()), json_errors=output == "json")
     if output == "json":

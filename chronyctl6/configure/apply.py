@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from chronyctl6.chronyconf import directives
@@ -54,7 +54,7 @@ class ApplyResult:
 class Options:
     dry_run: bool = False
     check: bool = False
-    wait: float = 0.0
+    wait: float | None = None  # None: settings.toml's `wait`, else DEFAULT_WAIT (live hosts only)
     lock_timeout: float = 10.0
     validate: bool = True
 
@@ -76,8 +76,11 @@ def check_seconds(value: float, name: str) -> float:
 
 
 def apply(request: Request, options: Options, progress: Progress | None = None) -> ApplyResult:
-    check_seconds(options.wait, "--wait")
+    if options.wait is not None:
+        check_seconds(options.wait, "--wait")
     check_seconds(options.lock_timeout, "--lock-timeout")
+    if options.check and options.dry_run:
+        options = replace(options, dry_run=False)  # --check is the stricter question
     if request.live and not options.dry_run and not is_root():
         raise NotPermitted(
             f"apply{' --check' if options.check else ''} on the running host needs root",
@@ -97,7 +100,8 @@ def apply(request: Request, options: Options, progress: Progress | None = None) 
             return _result(the_plan, action="none", dry_run=True, check=True)
         for change in the_plan.changes:
             files.remove_stale_temps(change.path.parent)
-        seams = live_seams(the_plan, options.wait, progress) if request.live else Seams(None, None, _no_verify)
+        wait = options.wait if options.wait is not None else (chosen.wait or DEFAULT_WAIT)
+        seams = live_seams(the_plan, wait, progress) if request.live else Seams(None, None, _no_verify)
         result = execute(the_plan, seams, validate=options.validate and _validate_tool_present())
     _record_intent(the_plan, result)
     return result
@@ -134,7 +138,9 @@ def execute(plan: Plan, seams: Seams, *, validate: bool) -> ApplyResult:
                 backup = files.backup(change.path)
             tx.write(change.path, change.shown, change.new)
         if plan.enable_unit is not None:
-            tx.link(plan.request.under_root(BOOT_LINK), plan.enable_unit)
+            link = plan.request.under_root(BOOT_LINK)
+            store.keep_original(history.capture(link, BOOT_LINK))  # absent: restore --original removes it
+            tx.link(link, plan.enable_unit)
         if seams.manager is not None and plan.pending:
             action = "restart" if plan.config.changed else "reload"
             back = seams.back or seams.manager

@@ -10,7 +10,14 @@ import time
 from dataclasses import dataclass, field
 
 from chronyctl6.configure import plan as planning
-from chronyctl6.configure.apply import Progress, _activate, _pidfile, check_seconds, validate_candidate
+from chronyctl6.configure.apply import (
+    DEFAULT_WAIT,
+    Progress,
+    _activate,
+    _pidfile,
+    check_seconds,
+    validate_candidate,
+)
 from chronyctl6.configure.plan import Request, is_root
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.configure.transaction import Transaction, guarded
@@ -32,9 +39,11 @@ class RestoreResult:
         return dict(self.__dict__)
 
 
-def restore(request: Request, *, original: bool, wait: float, lock_timeout: float = 10.0,
+def restore(request: Request, *, original: bool, wait: float | None, lock_timeout: float = 10.0,
             progress: Progress | None = None) -> RestoreResult:
-    check_seconds(wait, "--wait")
+    """wait None: settings.toml's wait, else DEFAULT_WAIT; a restore under --root never waits."""
+    if wait is not None:
+        check_seconds(wait, "--wait")
     check_seconds(lock_timeout, "--lock-timeout")
     if request.live and not is_root():
         raise NotPermitted("restore changes the running chrony and needs root", hint="run it with sudo")
@@ -42,6 +51,7 @@ def restore(request: Request, *, original: bool, wait: float, lock_timeout: floa
     basics = planning.read_basics(request)
     chosen, _ = planning.choose_settings(request, basics)
     platform = planning.platform_of(chosen, basics)
+    wait = 0.0 if not request.live else (wait if wait is not None else (chosen.wait or DEFAULT_WAIT))
     store = history.Store(request.root)
     directory = request.under_root(platform.config_path).parent
     if not directory.is_dir():

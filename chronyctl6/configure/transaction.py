@@ -157,23 +157,29 @@ def _raise(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
+def _hold(signum: int, frame: FrameType | None) -> None:
+    """While rolling back: a second SIGTERM (systemd, SSM) must not cut the rollback short."""
+
+
 @contextlib.contextmanager
 def guarded(tx: Transaction) -> Iterator[Transaction]:
     """Run the block; on any exception or signal roll back, and say how that went."""
-    try:
-        with _signals(_raise):
+    with _signals(_raise):
+        try:
             yield tx
-    except BaseException as exc:
-        # A second SIGTERM (systemd, SSM) must not cut the rollback short: held off until done.
-        with _signals(lambda signum, frame: None):
+        except BaseException as exc:
+            # Held off from here (still inside, so no signal finds the default handler) until done.
+            if threading.current_thread() is threading.main_thread():
+                for s in SIGNALS:
+                    signal.signal(s, _hold)
             changed = tx.touched()
             problems = tx.roll_back() if changed else []
             if tx.history_entry is not None:  # the change never happened: nothing to go back to
                 shutil.rmtree(tx.history_entry, ignore_errors=True)
-        outcome = _outcome(exc, tx, changed, problems)
-        if outcome is exc:
-            raise
-        raise outcome from exc
+            outcome = _outcome(exc, tx, changed, problems)
+            if outcome is exc:
+                raise
+            raise outcome from exc
 
 
 def _outcome(exc: BaseException, tx: Transaction, changed: bool, problems: list[str]) -> BaseException:

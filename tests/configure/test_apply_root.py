@@ -306,6 +306,7 @@ def test_check_exits_5_with_a_diff_when_files_differ_and_writes_nothing(tmp_path
     assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # no state, no history
     as_json = cli("apply", "--root", str(root), "--ipv6", "on", "--check", "-o", "json")
     assert as_json.returncode == 5 and '"check": true' in as_json.stdout
+    assert cli("apply", "--root", str(root), "--ipv6", "on", "--check", "--dry-run").returncode == 5
     assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
     assert cli("apply", "--root", str(root), "--ipv6", "on", "--check").returncode == 0
     # Bad input is still 2, even with --check.

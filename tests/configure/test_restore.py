@@ -100,6 +100,7 @@ def test_restore_refuses_bad_wait(tmp_path: Path, value: str) -> None:
 def test_a_live_restore_whose_chronyd_does_not_answer_is_rolled_back(
     live: Host, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:
+    stock = live.snapshot()
     live.apply(at_boot=True)
     applied = live.snapshot()
     log: list[str] = []
@@ -114,9 +115,15 @@ def test_a_live_restore_whose_chronyd_does_not_answer_is_rolled_back(
     assert "chronyd does not answer after the restore within 0.5 s" in failed.value.message
     assert live.snapshot() == applied
     assert log == ["svc:restart", "svc:restart"]  # onto the original, then back
-    # And once chronyd answers, the original comes back (the link chronyctl6 made stays).
+    assert (live.root / LINK).is_symlink()
+    # And once chronyd answers, the original comes back, without the boot unit chronyctl6 enabled.
     monkeypatch.setattr(chrony_tools, "tracking", lambda: None)
     done = restore_mod.restore(Request(root=live.root), original=True, wait=0.5)
     assert done.changed and done.answered_after is not None
-    assert "link-local.sources" in " ".join(done.files)
-    assert not (live.root / "etc/chrony.d/link-local.sources").read_text().startswith("#")
+    assert sorted(done.files) == ["/etc/chrony.conf", "/etc/chrony.d/link-local.sources",
+                                  "/etc/systemd/system/multi-user.target.wants/chronyctl6-boot.service"]
+    assert (live.root / "etc/chrony.d/link-local.sources").read_text() == "server 169.254.169.123 prefer iburst\n"
+    assert not (live.root / LINK).is_symlink()
+    after = {k: v for k, v in live.snapshot().items()
+             if not k.startswith("run/chronyctl6/") and not k.endswith(".chronyctl6.bak")}
+    assert after == stock  # bytes, mode 0640 and owner 1234:4321 of chrony.conf included

@@ -274,3 +274,21 @@ def test_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli._progress() is None
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert callable(cli._progress())
+
+
+def test_a_second_sigterm_during_the_rollback_does_not_cut_it_short(live: Host,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    before = live.snapshot()
+
+    class Impatient(FakeService):
+        def restart(self) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)  # systemd or SSM insisting, mid-rollback
+            super().restart()
+
+    monkeypatch.setattr(apply_mod, "live_seams", lambda plan, wait, progress: apply_mod.Seams(
+        FakeService(live.log, "new"), Impatient(live.log, "back"), _signal_during_verify(signal.SIGTERM)))
+    with pytest.raises(transaction.RolledBack) as failed:
+        live.apply(at_boot=True)
+    assert "interrupted by SIGTERM" in failed.value.message
+    assert live.log == ["new:restart", "back:restart"]
+    assert live.snapshot() == before
