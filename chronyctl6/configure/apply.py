@@ -124,6 +124,8 @@ def execute(plan: Plan, seams: Seams, *, validate: bool) -> ApplyResult:
     action = "none"
     selected, waited = None, None
     with guarded(tx):
+        for change in plan.pending:  # before anything is written anywhere, the staged candidate included
+            files.inside(plan.request.root, change.path)
         if validate and plan.config.changed:
             validate_candidate(plan.request.root, plan.config.path, plan.config.new)
         previous = [tx.remember(c.path, c.shown) for c in plan.pending]

@@ -64,7 +64,7 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
             raise ChronyCtlError(f"no earlier version is kept under {store.base}/history",
                                  hint="`chronyctl6 restore --original` puts back the distribution's files")
         tx = Transaction(request.root)
-        pending = [(request.under_root(t.shown), t) for t in targets]
+        pending = [(files.inside(request.root, request.under_root(t.shown)), t) for t in targets]
         pending = [(p, t) for p, t in pending if history.capture(p, t.shown) != t]
         if not pending:
             return RestoreResult(False, source, message="the files are already as kept")

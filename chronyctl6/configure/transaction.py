@@ -63,14 +63,17 @@ class Transaction:
     def write(self, path: Path, shown: str, data: bytes,
               validate: Callable[[Path], None] | None = None) -> None:
         self.remember(path, shown)
+        files.inside(self.root, path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        files.atomic_write(path, data, validate=validate)
+        files.atomic_write(files.inside(self.root, path), data, validate=validate)
 
     def link(self, path: Path, target: str) -> None:
         """A symlink where there is none (what `systemctl enable` makes)."""
         if path.is_symlink() or path.exists():
             return
+        files.inside(self.root, path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        files.inside(self.root, path)
         self.links.append(path)
         make_link(path, target)
 

@@ -78,6 +78,18 @@ def atomic_write(
             tmp.unlink()
 
 
+def inside(root: Path, path: Path) -> Path:
+    """path, once its directory is sure to lie under root: an image whose /etc/chrony or
+    /var/lib is a symlink (an absolute one points at the build host) is refused, not written
+    through. The file itself may be a symlink: it is replaced, never followed."""
+    base = root.resolve()
+    if base != Path("/") and not path.parent.resolve().is_relative_to(base):
+        raise WriteFailed(f"{path.parent} resolves to {path.parent.resolve()}, outside {root}: "
+                          "chronyctl6 writes nothing through it",
+                          hint="a symlink in the image points out of it (an absolute one points at this host)")
+    return path
+
+
 def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:

@@ -83,6 +83,7 @@ class Store:
     """The state directory of one root."""
 
     def __init__(self, root: Path) -> None:
+        self.root = root
         self.base = root / STATE_DIR.lstrip("/")
 
     # ---- original ---------------------------------------------------------------------
@@ -93,9 +94,9 @@ class Store:
         if saved.shown in manifest:
             return False
         if saved.data is not None:
-            _store_copy(self.base / "original" / saved.shown.lstrip("/"), saved)
+            _store_copy(self.root, self.base / "original" / saved.shown.lstrip("/"), saved)
         manifest[saved.shown] = _meta(saved)
-        _write_json(self.base / "original" / "manifest.json", manifest)
+        _write_json(self.root, self.base / "original" / "manifest.json", manifest)
         return True
 
     def originals(self) -> list[Saved]:
@@ -109,8 +110,8 @@ class Store:
         entry = self.base / "history" / stamp
         for item in saved:
             if item.data is not None:
-                _store_copy(entry / item.shown.lstrip("/"), item)
-        _write_json(entry / "manifest.json", {s.shown: _meta(s) for s in saved})
+                _store_copy(self.root, entry / item.shown.lstrip("/"), item)
+        _write_json(self.root, entry / "manifest.json", {s.shown: _meta(s) for s in saved})
         for old in self.entries()[:-KEEP]:
             shutil.rmtree(old, ignore_errors=True)
         return entry
@@ -146,7 +147,7 @@ class Store:
         if data.get("intent") == intent:
             return False
         data["intent"] = intent
-        _write_json(path, data)
+        _write_json(self.root, path, data)
         return True
 
     def last_boot(self) -> dict[str, Any]:
@@ -160,7 +161,7 @@ class Store:
         data = data if isinstance(data, dict) else {}
         if data.get("last_boot") != choice:
             data["last_boot"] = choice
-            _write_json(path, data)
+            _write_json(self.root, path, data)
 
     # ---- reading an entry -----------------------------------------------------------------
 
@@ -201,16 +202,20 @@ def _meta(saved: Saved) -> dict[str, Any]:
     return {"existed": True, "mode": saved.mode, "uid": saved.uid, "gid": saved.gid}
 
 
-def _store_copy(path: Path, saved: Saved) -> None:
+def _store_copy(root: Path, path: Path, saved: Saved) -> None:
     assert saved.data is not None
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     # Private: a configuration may hold keys (ntsserverkey paths, cmdallow lists).
-    files.atomic_write(path, saved.data, meta=(0o600, -1, -1))
+    _write(root, path, saved.data)
 
 
-def _write_json(path: Path, data: Any) -> None:
+def _write_json(root: Path, path: Path, data: Any) -> None:
+    _write(root, path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _write(root: Path, path: Path, data: bytes) -> None:
+    files.inside(root, path)  # checked before mkdir too: never create directories outside the root
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    files.atomic_write(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), meta=(0o600, -1, -1))
+    files.atomic_write(files.inside(root, path), data, meta=(0o600, -1, -1))
 
 
 def _read_json(path: Path) -> tuple[Any, str | None]:

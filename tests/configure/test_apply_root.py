@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -351,3 +352,25 @@ def test_a_fifo_or_a_huge_file_in_place_of_chrony_conf_is_refused_not_read(tmp_p
         f.truncate(64 << 20)
     done = cli("apply", "--root", str(root), "--ipv6", "on", timeout=30)
     assert done.returncode == 2 and "larger than" in done.stderr
+
+
+@pytest.mark.parametrize("link", ["etc/chrony", "var/lib"])
+def test_an_image_symlink_pointing_out_of_the_root_is_never_written_through(tmp_path: Path, link: str) -> None:
+    """An absolute symlink in an image points at the build host: here, at a directory beside the root."""
+    root = stock_root(tmp_path, "debian12")
+    outside = tmp_path / "build-host" / link
+    outside.parent.mkdir(parents=True)
+    inside = root / link
+    if inside.exists():
+        shutil.move(str(inside), str(outside))
+    else:
+        outside.mkdir()
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    inside.symlink_to(outside)  # absolute
+    before = {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()}
+    done = cli("apply", "--root", str(root), "--ipv6", "on")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "outside" in done.stderr and "writes nothing through it" in done.stderr
+    assert "restored" not in done.stderr  # refused before anything was written, anywhere
+    assert {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()} == before
+    assert not (outside / "chronyctl6").exists()
