@@ -223,3 +223,34 @@ def test_restore_original_puts_the_stock_file_back_and_chronyd_runs_on_it(ec2_fa
     cmdline = inst.run(["cat", f"/proc/{pid}/cmdline"], check=True).stdout.split("\0")
     assert cmdline[:3] == ["/usr/sbin/chronyd", "-f", path] and "-x" in cmdline
     assert TIME_SYNC_V6 not in inst.chronyc("sources").stdout
+
+
+def test_boot_step_with_broken_settings_writes_ipv4_warns_naming_the_file_and_exits_0(
+    ec2_factory: Factory, tmp_path: Path
+) -> None:
+    baked = bake_image(tmp_path)
+    ec2 = ec2_factory(settings="ipv6 = 'sometimes'\n")
+    inst = ec2.instance
+    inst.write_text(inst.distro.chrony_conf_path, baked)
+    boot = inst.run(["chronyctl6", "boot"], timeout=60)
+    assert boot.returncode == 0, boot.stderr
+    assert "chronyctl6: warning:" in boot.stderr and "/etc/chronyctl6/settings.toml" in boot.stderr
+    assert "Time Sync endpoint for this boot: 169.254.169.123" in boot.stdout
+    inst.start_chronyd()
+    inst.wait_selected(TIME_SYNC_V4, timeout=30)  # chronyd has a source all the same
+
+
+def test_boot_step_falls_back_to_the_last_good_choice(ec2_factory: Factory, tmp_path: Path) -> None:
+    baked = bake_image(tmp_path)
+    ec2 = ec2_factory(ipv4=False)  # IPv6-only: IPv4 would leave chronyd with no source at all
+    inst = ec2.instance
+    inst.write_text(inst.distro.chrony_conf_path, baked)
+    assert inst.run(["chronyctl6", "boot"], timeout=60).returncode == 0  # a good boot: IPv6, recorded
+    inst.write_text("/etc/chronyctl6/settings.toml", "[[servers]]\nhost = 'x\\u2028server evil'\n")
+    inst.run(["rm", "/run/chronyctl6/timesync.sources"], check=True)  # what a reboot leaves
+    boot = inst.run(["chronyctl6", "boot"], timeout=60)
+    assert boot.returncode == 0, boot.stderr
+    assert "the last good choice" in boot.stderr
+    assert "server fd00:ec2::123 prefer iburst" in inst.read_text("/run/chronyctl6/timesync.sources")
+    inst.start_chronyd()
+    inst.wait_selected(TIME_SYNC_V6, timeout=30)
