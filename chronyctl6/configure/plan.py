@@ -272,15 +272,6 @@ def _instance_hint(chosen: settings.Settings, network: host.HostNetwork | None) 
     return metadata.instance_hint(network)
 
 
-def boot_sources_change(
-    request: Request, platform: Platform, endpoint: render.Endpoint, options: tuple[str, ...]
-) -> FileChange:
-    shown = f"{platform.runtime_sourcedir}/{render.BOOT_SOURCES_NAME}"
-    path = request.under_root(shown)
-    return FileChange(path, shown, _read_bytes(path), render.render_boot_sources(endpoint, options).encode(),
-                      "sources")
-
-
 DISABLED_MARK = "# disabled by chronyctl6"
 
 

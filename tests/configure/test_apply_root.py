@@ -205,10 +205,13 @@ def test_second_apply_while_one_holds_the_lock(tmp_path: Path) -> None:
     assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
 
 
-def test_live_apply_needs_root() -> None:
+@pytest.mark.parametrize("args", [["apply", "--ipv6", "on", "--distro", "debian"],
+                                  ["apply", "--check", "--distro", "debian"],
+                                  ["restore", "--original"]], ids=["apply", "check", "restore"])
+def test_live_apply_needs_root(args: list[str]) -> None:
     # Debian's own python3 and python3-typer 0.7.0: the unprivileged user cannot read our venv.
     done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                           "/usr/bin/python3", "-m", "chronyctl6", "apply", "--ipv6", "on", "--distro", "debian"],
+                           "/usr/bin/python3", "-m", "chronyctl6", *args],
                           capture_output=True, text=True, timeout=60, check=False,
                           cwd=str(Path(__file__).resolve().parents[2]))
     assert done.returncode == 4, done.stderr
