@@ -73,13 +73,14 @@ def boot(request: Request, *, settle: float = 10.0) -> BootResult:
         if _chronyd_answers():
             chrony_tools.reload_sources()
             reloaded = True
-    if not warnings:
+    fallback = bool(warnings)
+    if not fallback:
         try:
             store.save_last_boot({"address": endpoint.address, "reason": endpoint.reason})
         except (ChronyCtlError, OSError) as exc:  # a read-only /var at boot costs nothing
             warnings.append(f"could not record this boot's choice: {getattr(exc, 'message', exc)}")
     return BootResult(endpoint.address, endpoint.reason, change.shown, change.changed, reloaded,
-                      round(time.monotonic() - start, 3), warnings, fallback=bool(warnings))
+                      round(time.monotonic() - start, 3), warnings, fallback=fallback)
 
 
 def _choose(chosen: settings.Settings, settle: float) -> tuple[render.Endpoint, float]:

@@ -112,9 +112,15 @@ class Store:
             if item.data is not None:
                 _store_copy(self.root, entry / item.shown.lstrip("/"), item)
         _write_json(self.root, entry / "manifest.json", {s.shown: _meta(s) for s in saved})
-        for old in self.entries()[:-KEEP]:
+        for old in self.entries()[:-KEEP] + self._incomplete(entry):
             shutil.rmtree(old, ignore_errors=True)
         return entry
+
+    def _incomplete(self, keep: Path) -> list[Path]:
+        """Entries a killed run left without a manifest (called under the lock)."""
+        directory = self.base / "history"
+        return [p for p in directory.iterdir() if p != keep and p.is_dir() and not p.is_symlink()
+                and not (p / "manifest.json").is_file()]
 
     def entries(self) -> list[Path]:
         """History entries, oldest first (complete ones only: the manifest is written last)."""

@@ -97,3 +97,12 @@ def test_slow_metadata_is_bounded(root: Path, monkeypatch: pytest.MonkeyPatch) -
     assert calls == [2.0]
     # No metadata: the local addresses decide (an IPv6 address: IPv6), nothing to wait for.
     assert result.endpoint == "fd00:ec2::123" and not result.fallback
+
+
+def test_a_read_only_state_directory_is_no_fallback(root: Path) -> None:
+    state = root / "var/lib/chronyctl6"
+    state.parent.mkdir(parents=True)
+    state.write_text("a file where the directory should be\n")
+    result = boot_mod.boot(Request(root=root), settle=0)
+    assert result.endpoint == "fd00:ec2::123" and not result.fallback
+    assert "could not record this boot's choice" in result.warnings[0]

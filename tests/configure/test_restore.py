@@ -127,3 +127,14 @@ def test_a_live_restore_whose_chronyd_does_not_answer_is_rolled_back(
     after = {k: v for k, v in live.snapshot().items()
              if not k.startswith("run/chronyctl6/") and not k.endswith(".chronyctl6.bak")}
     assert after == stock  # bytes, mode 0640 and owner 1234:4321 of chrony.conf included
+
+
+def test_a_history_entry_a_kill_left_half_written_is_cleared(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    half = root / "var/lib/chronyctl6/history/20260101T000000.000000000Z"
+    (half / "etc/chrony").mkdir(parents=True)
+    (half / "etc/chrony/chrony.conf").write_text("half\n")
+    assert cli("apply", "--root", str(root), "--ipv6", "off").returncode == 0
+    assert not half.exists()
+    assert len(history.Store(root).entries()) == 2
