@@ -100,7 +100,7 @@ def apply(request: Request, options: Options, progress: Progress | None = None) 
             return _result(the_plan, action="none", dry_run=True, check=True)
         for change in the_plan.changes:
             files.remove_stale_temps(change.path.parent)
-        wait = options.wait if options.wait is not None else (chosen.wait or DEFAULT_WAIT)
+        wait = options.wait if options.wait is not None else planning.settings_wait(basics, chosen, DEFAULT_WAIT)
         seams = live_seams(the_plan, wait, progress) if request.live else Seams(None, None, _no_verify)
         result = execute(the_plan, seams, validate=options.validate and _validate_tool_present())
     _record_intent(the_plan, result)

@@ -177,6 +177,12 @@ def choose_settings(request: Request, basics: Basics) -> tuple[settings.Settings
     return chosen, notes
 
 
+def settings_wait(basics: Basics, chosen: settings.Settings, default: float) -> float:
+    """settings.toml's `wait` where the file sets it (0 too: no verification), else default."""
+    text = basics.settings_text
+    return chosen.wait if text is not None and "wait" in settings.explicit_keys(text) else default
+
+
 def _valid_intent(intent: dict[str, Any]) -> dict[str, Any]:
     """Only well-formed values: a hand-edited or damaged state file never reaches chrony.conf."""
     out: dict[str, Any] = {}

@@ -51,7 +51,10 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
     basics = planning.read_basics(request)
     chosen, _ = planning.choose_settings(request, basics)
     platform = planning.platform_of(chosen, basics)
-    wait = 0.0 if not request.live else (wait if wait is not None else (chosen.wait or DEFAULT_WAIT))
+    if not request.live:
+        wait = 0.0
+    elif wait is None:
+        wait = planning.settings_wait(basics, chosen, DEFAULT_WAIT)
     store = history.Store(request.root)
     directory = request.under_root(platform.config_path).parent
     if not directory.is_dir():

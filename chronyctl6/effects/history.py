@@ -178,7 +178,8 @@ class Store:
     def _load(self, directory: Path) -> list[Saved]:
         out = []
         for shown, meta in sorted(self._manifest(directory).items()):
-            if not isinstance(shown, str) or not shown.startswith("/") or ".." in shown.split("/"):
+            if (not isinstance(shown, str) or not shown.startswith("/") or ".." in shown.split("/")
+                    or any(c in shown for c in "\x00\n\r")):
                 continue  # never follow a hostile manifest out of the root
             if not isinstance(meta, dict):
                 continue

@@ -292,3 +292,24 @@ def test_a_second_sigterm_during_the_rollback_does_not_cut_it_short(live: Host,
     assert "interrupted by SIGTERM" in failed.value.message
     assert live.log == ["new:restart", "back:restart"]
     assert live.snapshot() == before
+
+
+@pytest.mark.parametrize(("settings_text", "flag", "expected"),
+                         [(None, None, 60.0), ("wait = 0\n", None, 0.0), ("wait = 12\n", None, 12.0),
+                          ("wait = 12\n", 3.0, 3.0), (None, 0.0, 0.0)],
+                         ids=["default", "settings-0", "settings-12", "flag-wins", "no-wait"])
+def test_how_long_a_live_apply_waits(live: Host, monkeypatch: pytest.MonkeyPatch, settings_text: str | None,
+                                     flag: float | None, expected: float) -> None:
+    if settings_text is not None:
+        path = live.root / "etc/chronyctl6/settings.toml"
+        path.parent.mkdir(parents=True)
+        path.write_text(settings_text)
+    asked: list[float] = []
+
+    def seams(plan: Any, wait: float, progress: Any) -> apply_mod.Seams:
+        asked.append(wait)
+        return apply_mod.Seams(FakeService(live.log, "new"), FakeService(live.log, "back"), live.verify)
+
+    monkeypatch.setattr(apply_mod, "live_seams", seams)
+    apply_mod.apply(Request(root=live.root, ipv6="on"), apply_mod.Options(wait=flag))
+    assert asked == [expected]
