@@ -269,6 +269,29 @@ def render(
     }, _warnings(plan.warnings))
 
 
+_NO_WAIT_HELP = "Do not verify (= --wait 0); --root never waits."
+_LOCK_HELP = "How long to wait for another apply to finish."
+
+
+def _progress(run: _Run) -> Any:
+    """A line of progress on stderr while waiting, when a person watches it (not with -q)."""
+    import sys
+
+    if run.quiet or not sys.stderr.isatty():
+        return None
+    return lambda line: typer.echo(f"chronyctl6: {line}", err=True)
+
+
+def _wait_for(run: _Run, wait: float | None, no_wait: bool) -> float | None:
+    """--no-wait is --wait 0; None leaves it to settings.toml's wait, else 60 s (live hosts only).
+    NaN, inf and negative seconds are refused by the core's one check (exit 2)."""
+    from chronyctl6.configure.apply import check_seconds
+
+    if wait is not None:
+        run.guard(lambda: check_seconds(wait, "--wait"))
+    return 0.0 if no_wait else wait
+
+
 @app.command(cls=_Command)
 def apply(
     root: str = _ROOT_OPTION,
@@ -280,36 +303,43 @@ def apply(
     service_manager: Optional[ServiceManager] = _SM_OPTION,
     diff: bool = typer.Option(False, "--diff", help="Show the change as a unified diff."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Stop after planning: write nothing, restart nothing."),
-    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", min=0, max=3600, help=_WAIT_HELP),
-    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", min=0,
-                                       help="How long to wait for another apply to finish."),
+    check: bool = typer.Option(False, "--check", help="Change nothing; exit 5 if apply would change anything "
+                                                      "(files or state such as the boot unit), 0 if not."),
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=3600, help=_WAIT_HELP),
+    no_wait: bool = typer.Option(False, "--no-wait", help=_NO_WAIT_HELP),
+    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
     output: Output = _OUTPUT_OPTION,
     quiet: bool = _QUIET_OPTION,
 ) -> None:
-    """Render, validate with chronyd, write atomically (with a backup), restart chronyd.
+    """Render, validate with chronyd, write atomically (with a backup), restart chronyd, and wait
+    (60 s by default) for chronyd to select Time Sync; any failure or signal rolls it all back.
 
     Nothing changed: nothing written, nothing restarted. Only a .sources drop-in changed:
     `chronyc reload sources` instead of a restart. Exit 0 done (or nothing to do), 1 failed
-    (nothing written, or rolled back), 2 bad input, 3 another apply holds the lock, 4 not root.
+    (nothing written, or rolled back), 2 bad input, 3 another apply holds the lock, 4 not root,
+    5 (--check) changes pending, 6 the rollback failed too (the message says what is on disk).
 
     \b
     Examples:
-      sudo chronyctl6 apply --diff --wait 30      on a running instance
-      sudo chronyctl6 apply --dry-run --diff      only show what would change
+      sudo chronyctl6 apply --diff                on a running instance (waits up to 60 s)
+      sudo chronyctl6 apply --check --diff        exit 5 and show it if anything would change
       chronyctl6 apply --root /mnt/image          bake an image (endpoint chosen at boot)
       sudo chronyctl6 apply -o json --wait 30     for SSM Run Command or Ansible
     """
-    from chronyctl6.configure.apply import Options
+    from chronyctl6.configure.apply import Options, check_seconds
     from chronyctl6.configure.apply import apply as run_apply
-    from chronyctl6.configure.plan import load_settings
 
     run = _Run("apply", output.value, quiet)
+    run.guard(lambda: check_seconds(lock_timeout, "--lock-timeout"))
     request = _request(root, distro, ipv6, phc, at_boot, service_manager, settings)
-    chosen_wait = wait if wait is not None else run.guard(lambda: load_settings(request)).wait
-    result = run.guard(lambda: run_apply(request, Options(dry_run=dry_run, wait=chosen_wait,
-                                                          lock_timeout=lock_timeout)))
+    chosen_wait = _wait_for(run, wait, no_wait)
+    result = run.guard(lambda: run_apply(request, Options(dry_run=dry_run, check=check, wait=chosen_wait,
+                                                          lock_timeout=lock_timeout), _progress(run)))
+    pending = check and result.changed
     for line in result.warnings:
         run.warn(line)
+    for line in result.notes:
+        run.echo(f"chronyctl6: note: {line}", essential=False, err=True)
     for dropped in result.dropped:
         run.echo(f"dropped: {dropped['line']}  ({dropped['reason']})", essential=False)
     if diff and result.diff:
@@ -317,15 +347,66 @@ def apply(
     if not result.changed:
         run.echo(f"{result.path}: up to date, nothing to do")
     elif result.dry_run:
-        run.echo(f"{result.path}: would change (dry run, nothing written)")
+        what = ", ".join(result.files + ([f"enable {result.enabled}"] if result.enabled else []))
+        run.echo(f"would change: {what} ({'--check' if check else 'dry run'}, nothing written)")
     else:
-        run.echo(f"wrote {', '.join(result.files)}" + (f" (backup: {result.backup})" if result.backup else "")
-                 + ("" if result.validated else " [not validated: chronyd is not installed]"))
+        if result.files:
+            run.echo(f"wrote {', '.join(result.files)}" + (f" (backup: {result.backup})" if result.backup else "")
+                     + ("" if result.validated else " [not validated: chronyd is not installed]"))
+        if result.enabled:
+            run.echo(f"enabled {result.enabled}")
         if result.action != "none":
             run.echo(f"chronyd: {result.action}")
         if result.selected:
             run.echo(f"chronyd selected {result.selected} after {result.waited_seconds:g} s")
-    run.finish(out.Status.OK, result.as_dict(), _warnings(result.warnings))
+    notes = [out.Message(out.Level.INFO, line) for line in result.notes]
+    run.finish(out.Status.PENDING if pending else out.Status.OK, result.as_dict(),
+               _warnings(result.warnings) + notes)
+
+
+@app.command(cls=_Command)
+def restore(
+    original: bool = typer.Option(False, "--original", help="The distribution's files, as kept at first takeover "
+                                                            "(byte for byte), instead of the previous version."),
+    root: str = _ROOT_OPTION,
+    settings: Optional[str] = _SETTINGS_OPTION,
+    service_manager: Optional[ServiceManager] = _SM_OPTION,
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=3600,
+                                         help="Wait until chronyd answers on the restored files; else roll back."),
+    no_wait: bool = typer.Option(False, "--no-wait", help=_NO_WAIT_HELP),
+    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
+    output: Output = _OUTPUT_OPTION,
+    quiet: bool = _QUIET_OPTION,
+) -> None:
+    """Put back the files the last apply (or restore) replaced, or with --original the
+    distribution's own, through the same transaction as apply (lock, history, restart, verify,
+    roll back on failure). Exit statuses as apply's: 0 done (or nothing to restore), 1 failed (rolled
+    back), 2 bad input, 3 busy, 4 not root, 6 failed and so did the rollback.
+
+    \b
+    Examples:
+      sudo chronyctl6 restore                     undo the last change
+      sudo chronyctl6 restore --original --no-wait    what the package's removal runs
+      chronyctl6 restore --root /mnt/image -o json    undo the last bake of an image
+    """
+    from chronyctl6.configure.apply import check_seconds
+    from chronyctl6.configure.restore import restore as run_restore
+
+    run = _Run("restore", output.value, quiet)
+    run.guard(lambda: check_seconds(lock_timeout, "--lock-timeout"))
+    request = _request(root, None, None, None, None, service_manager, settings)
+    chosen_wait = _wait_for(run, wait, no_wait)
+    result = run.guard(lambda: run_restore(request, original=original, wait=chosen_wait, lock_timeout=lock_timeout,
+                                           progress=_progress(run)))
+    if not result.changed:
+        run.echo(result.message)
+    else:
+        run.echo(f"restored ({result.source}): {', '.join(result.files)}")
+        if result.action != "none":
+            run.echo(f"chronyd: {result.action}")
+        if result.answered_after is not None:
+            run.echo(f"chronyd answers after {result.answered_after:g} s")
+    run.finish(out.Status.OK, out.with_units(result.as_dict(), {"answered_after": "answered_after_seconds"}))
 
 
 @app.command(cls=_Command)
@@ -349,10 +430,13 @@ def boot(
 
     run = _Run("boot", output.value, quiet)
     result = run.guard(lambda: run_boot(_request("/", None, None, None, None, None, None), settle=settle))
+    for line in result.warnings:  # always on stderr (-o json and -q too): it reaches the journal from the unit
+        typer.echo(f"chronyctl6: warning: {out.one_line(line)}", err=True)
     run.echo(f"Time Sync endpoint for this boot: {result.endpoint} ({result.reason})")
     run.echo(f"{result.path}: " + ("written" if result.changed else "already up to date")
              + ("; chronyd reloaded its sources" if result.reloaded else ""))
-    run.finish(out.Status.OK, out.with_units(result.as_dict(), {"waited_for_ipv6": "waited_for_ipv6_seconds"}))
+    run.finish(out.Status.OK, out.with_units(result.as_dict(), {"waited_for_ipv6": "waited_for_ipv6_seconds"}),
+               _warnings(result.warnings))
 
 # ---- check --------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ class ExitStatus(IntEnum):
     BUSY = 3  # another apply holds the lock
     NOT_PERMITTED = 4  # a live apply needs root
     CHANGES_PENDING = 5  # apply --check: the host differs from what apply would make it
+    ROLLBACK_FAILED = 6  # the change failed and rolling it back failed too: the message says what is on disk
 
 
 class ChronyCtlError(Exception):

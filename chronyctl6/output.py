@@ -43,6 +43,7 @@ class Status(str, Enum):
     BUSY = "busy"  # another apply holds the lock
     DENIED = "denied"  # needs root
     PENDING = "pending"  # apply --check: the host differs from what apply would make it
+    ROLLBACK_FAILED = "rollback-failed"  # a change failed and putting things back failed too
 
     def __str__(self) -> str:  # as StrEnum (3.11+) would print it
         return str(self.value)
@@ -50,10 +51,11 @@ class Status(str, Enum):
 
 MONITORING = frozenset({"check", "doctor", "status"})
 _CHANGE_EXIT = {Status.OK: 0, Status.FAILED: 1, Status.USAGE: 2, Status.BUSY: 3, Status.DENIED: 4,
-                Status.PENDING: 5, Status.WARNING: 0, Status.UNKNOWN: 1, Status.CRITICAL: 1}
+                Status.PENDING: 5, Status.ROLLBACK_FAILED: 6, Status.WARNING: 0, Status.UNKNOWN: 1, Status.CRITICAL: 1}
 _MONITOR_EXIT = {Status.OK: 0, Status.WARNING: 1, Status.CRITICAL: 2}  # anything else: 3 UNKNOWN
 _FROM_ERROR = {ExitStatus.FAILED: Status.FAILED, ExitStatus.BAD_INPUT: Status.USAGE, ExitStatus.BUSY: Status.BUSY,
                ExitStatus.NOT_PERMITTED: Status.DENIED, ExitStatus.CHANGES_PENDING: Status.PENDING,
+               ExitStatus.ROLLBACK_FAILED: Status.ROLLBACK_FAILED,
                ExitStatus.OK: Status.OK}
 
 

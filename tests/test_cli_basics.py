@@ -115,7 +115,7 @@ def test_quiet_keeps_only_what_matters(tmp_path: Path) -> None:
     quiet = cli("apply", "--root", str(root), "--ipv6", "on", "--dry-run", "-q")
     assert loud.returncode == quiet.returncode == 0
     assert "dropped: pool 2.debian.pool.ntp.org" in loud.stdout and "dropped:" not in quiet.stdout
-    assert quiet.stdout.strip() == "/etc/chrony/chrony.conf: would change (dry run, nothing written)"
+    assert quiet.stdout.strip() == "would change: /etc/chrony/chrony.conf (dry run, nothing written)"
     assert cli("render", "--root", str(root), "--ipv6", "on", "--quiet").stdout == cli(
         "render", "--root", str(root), "--ipv6", "on").stdout  # the file itself is what matters
 

@@ -1,25 +1,30 @@
-"""The life cycle of a change: plan → validate → lock → back up → write → restart → verify,
-and roll back when the restart or the verification fails."""
+"""The life cycle of a change: facts → plan → validate → lock → back up → write → enable the boot
+unit → restart/reload → verify, all under one guard (transaction.guarded) that puts every file and
+chronyd back on any failure or signal."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from chronyctl6.chronyconf import directives
-from chronyctl6.configure.plan import BOOT_UNIT, FileChange, Plan, Request, boot_unit, is_root, make_plan
-from chronyctl6.effects import chrony_tools, commands, files, service
-from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
+from chronyctl6.chronyconf import directives, traversal
+from chronyctl6.configure import plan as planning
+from chronyctl6.configure.plan import BOOT_LINK, Plan, Request, is_root
+from chronyctl6.configure.transaction import RollbackFailed, RolledBack, Transaction, guarded
+from chronyctl6.effects import chrony_tools, commands, files, history, service
+from chronyctl6.errors import BadInput, ChronyCtlError, CommandFailed, NotPermitted
+
+__all__ = ["ApplyResult", "Options", "RollbackFailed", "RolledBack", "Seams", "ValidationFailed", "apply"]
+
+DEFAULT_WAIT = 60.0
+Progress = Callable[[str], None]
 
 
 class ValidationFailed(ChronyCtlError):
     pass
-
-
-class RolledBack(ChronyCtlError):
-    """The new configuration did not work; the previous one is back."""
 
 
 @dataclass
@@ -36,6 +41,10 @@ class ApplyResult:
     selected: str | None = None
     waited_seconds: float | None = None
     files: list[str] = field(default_factory=list)
+    enabled: str | None = None  # the boot unit enabled by this run
+    check: bool = False
+    notes: list[str] = field(default_factory=list)  # recorded choices changed by a flag
+    history: str | None = None  # the history entry holding the previous versions
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -44,56 +53,135 @@ class ApplyResult:
 @dataclass(frozen=True)
 class Options:
     dry_run: bool = False
-    wait: float = 0.0
+    check: bool = False
+    wait: float | None = None  # None: settings.toml's `wait`, else DEFAULT_WAIT (live hosts only)
     lock_timeout: float = 10.0
     validate: bool = True
 
 
-def apply(request: Request, options: Options) -> ApplyResult:
-    if not request.live or options.dry_run:
-        return _apply(request, options)
-    if not is_root():
+@dataclass
+class Seams:
+    """How chronyd is moved to the new configuration and back, and how success is seen.
+    None manager: an image (--root), nothing runs. Tests pass stand-ins."""
+
+    manager: service.ServiceManager | None
+    back: service.ServiceManager | None
+    verify: Callable[[Plan, float], tuple[str | None, float | None]]
+
+
+def check_seconds(value: float, name: str) -> float:
+    if math.isnan(value) or math.isinf(value) or value < 0:
+        raise BadInput(f"{name} {value}: give a finite number of seconds, 0 or more")
+    return value
+
+
+def apply(request: Request, options: Options, progress: Progress | None = None) -> ApplyResult:
+    if options.wait is not None:
+        check_seconds(options.wait, "--wait")
+    check_seconds(options.lock_timeout, "--lock-timeout")
+    if options.check and options.dry_run:
+        options = replace(options, dry_run=False)  # --check is the stricter question
+    if request.live and not options.dry_run and not is_root():
         raise NotPermitted(
-            "apply changes the running chrony and needs root",
+            f"apply{' --check' if options.check else ''} on the running host needs root",
             hint="run it with sudo, or use --dry-run / --root DIR to only look or build an image",
         )
-    return _apply(request, options)
-
-
-def _apply(request: Request, options: Options) -> ApplyResult:
+    basics = planning.read_basics(request)  # bad settings fail here, before the lock
     if options.dry_run:
-        return _result(make_plan(request), action="none", dry_run=True)
-    first = make_plan(request)  # fails fast on bad input, before taking the lock
-    with files.locked(first.config.path.parent, timeout=options.lock_timeout):
-        for change in first.changes:
+        return _result(planning.plan(request, planning.gather(request, basics)), action="none", dry_run=True)
+    chosen, _ = planning.choose_settings(request, basics)
+    platform = planning.platform_of(chosen, basics)
+    directory = traversal.write_path(request.root, platform.config_path).parent
+    if not directory.is_dir():
+        planning.gather(request, basics)  # raises the error that says what is missing
+    with files.locked(directory, timeout=options.lock_timeout):
+        the_plan = planning.plan(request, planning.gather(request, basics))  # facts read once, under the lock
+        if options.check:
+            return _result(the_plan, action="none", dry_run=True, check=True)
+        for change in the_plan.changes:
             files.remove_stale_temps(change.path.parent)
-        plan = make_plan(request)  # again under the lock: another apply may have just written
-        if not plan.pending:
-            return _result(plan, action="none")
-        validated = _validate_tool_present() and options.validate
-        # Resolved before anything is written: a host we cannot restart chronyd on gets no new file.
-        manager = _manager(plan, running=plan.config.old, target=plan.config.new) if request.live else None
-        backup = _write_all(plan, validated=validated)
-        if plan.choices.at_boot:
-            _enable_boot_unit(plan)
-        if manager is None:
-            return _result(plan, action="none", backup=backup, validated=validated)
-        action = "restart" if any(c.kind == "config" for c in plan.pending) else "reload"
-        try:
-            _activate(manager, action)
-            selected, waited = _wait(plan, options.wait)
-        except ChronyCtlError as exc:
-            _roll_back(plan, _manager(plan, running=plan.config.new, target=plan.config.old or b""))
-            raise RolledBack(
-                f"{exc.message}; the previous configuration is restored and chronyd restarted on it",
-                hint=exc.hint or "see what would change with `chronyctl6 apply --dry-run --diff`",
-            ) from exc
-        return _result(plan, action=action, backup=backup, validated=validated, selected=selected,
-                       waited=waited)
+        wait = options.wait if options.wait is not None else planning.settings_wait(basics, chosen, DEFAULT_WAIT)
+        seams = live_seams(the_plan, wait, progress) if request.live else Seams(None, None, _no_verify)
+        result = execute(the_plan, seams, validate=options.validate and _validate_tool_present())
+    _record_intent(the_plan, result)
+    return result
+
+
+def live_seams(plan: Plan, wait: float, progress: Progress | None) -> Seams:
+    # Resolved before anything is written: a host we cannot restart chronyd on gets no new file.
+    return Seams(_manager(plan, running=plan.config.old, target=plan.config.new),
+                 _manager(plan, running=plan.config.new, target=plan.config.old or b""),
+                 lambda p, _: wait_selected(p, wait, progress))
+
+
+def execute(plan: Plan, seams: Seams, *, validate: bool) -> ApplyResult:
+    """Everything that changes the host, under one guard."""
+    if plan.up_to_date:
+        return _result(plan, action="none")
+    tx = Transaction(plan.request.root)
+    store = history.Store(plan.request.root)
+    backup: Path | None = None
+    action = "none"
+    selected, waited = None, None
+    with guarded(tx):
+        for change in plan.pending:  # before anything is written anywhere, the staged candidate included
+            files.inside(plan.request.root, change.path)
+        if validate and plan.config.changed:
+            validate_candidate(plan.request.root, plan.config.path, plan.config.new)
+        previous = [tx.remember(c.path, c.shown) for c in plan.pending]
+        for saved in previous:
+            if not saved.shown.startswith("/run/"):  # what /run holds is gone at the next boot
+                store.keep_original(saved)
+        if previous:
+            tx.history_entry = store.record(previous)
+        for change in plan.pending:
+            if change.kind == "config" and change.old is not None:
+                tx.remember(change.path.with_name(change.path.name + files.BACKUP_SUFFIX), change.shown + ".bak")
+                backup = files.backup(change.path)
+            tx.write(change.path, change.shown, change.new)
+        if plan.enable_unit is not None:
+            link = traversal.write_path(plan.request.root, BOOT_LINK)
+            store.keep_original(history.capture(link, BOOT_LINK))  # absent: restore --original removes it
+            tx.link(link, plan.enable_unit)
+        if seams.manager is not None and plan.pending:
+            # reading's rule: a pure .sources change needs only a reload, anything else a restart
+            action = "restart" if any(c.kind == "config" for c in plan.pending) else "reload"
+            back = seams.back or seams.manager
+            tx.restore_service = lambda: _activate(back, action)
+            _activate(seams.manager, action)
+            selected, waited = seams.verify(plan, 0.0)
+    result = _result(plan, action=action, backup=str(backup) if backup else None, validated=validate,
+                     selected=selected, waited=waited)
+    result.history = str(tx.history_entry) if tx.history_entry else None
+    return result
+
+
+def _record_intent(plan: Plan, result: ApplyResult) -> None:
+    """After success only; a state file that cannot be written costs a warning, not the change."""
+    try:
+        history.Store(plan.request.root).save_intent(plan.intent)
+    except (ChronyCtlError, OSError) as exc:
+        result.warnings.append(f"could not record the choices in {history.STATE_DIR}/state.json: "
+                               f"{getattr(exc, 'message', exc)}")
+
+
+def _no_verify(plan: Plan, seconds: float) -> tuple[str | None, float | None]:
+    return None, None
 
 
 def _validate_tool_present() -> bool:
     return commands.which("chronyd") is not None
+
+
+def validate_candidate(root: Path, path: Path, data: bytes) -> None:
+    """`chronyd -p` on the new file, staged beside the target with its mode and owner (chronyd
+    reads it as it will read the real one), before anything is backed up or replaced."""
+    staged = path.with_name(f".{path.name}{files.TEMP_MARK}candidate.tmp")
+    try:
+        files.atomic_write(staged, data, like=path if path.exists() else None)
+        _validator(root)(staged)
+    finally:
+        staged.unlink(missing_ok=True)
 
 
 def _validator(root: Path) -> Callable[[Path], None]:
@@ -106,43 +194,6 @@ def _validator(root: Path) -> Callable[[Path], None]:
             )
 
     return validate
-
-
-def _write_all(plan: Plan, *, validated: bool) -> str | None:
-    """Each file: temp beside it → validated (the config) → previous one backed up → replaced."""
-    backups: dict[Path, Path | None] = {}
-    for change in plan.pending:
-        change.path.parent.mkdir(parents=True, exist_ok=True)
-        validate = _validator(plan.request.root) if (validated and change.kind == "config") else None
-
-        def before_replace(candidate: Path, change: FileChange = change,
-                           validate: Callable[[Path], None] | None = validate) -> None:
-            if validate is not None:
-                validate(candidate)
-            if change.kind == "config":
-                backups[change.path] = files.backup(change.path)
-
-        files.atomic_write(change.path, change.new, validate=before_replace)
-    saved = backups.get(plan.config.path)
-    return str(saved) if saved else None
-
-
-def _enable_boot_unit(plan: Plan) -> None:
-    """What `systemctl enable` does for the boot step, done by hand so that it works in an image
-    too: the package installs the unit but enables nothing (installing must not change how a
-    host keeps time); choosing the endpoint at boot is what turns it on."""
-    unit = boot_unit(plan.request)
-    if unit is None:
-        return  # not installed from a package; plan.warnings says what to do
-    link = plan.request.under_root(f"/etc/systemd/system/multi-user.target.wants/{BOOT_UNIT}")
-    if link.is_symlink() or link.exists():
-        return
-    link.parent.mkdir(parents=True, exist_ok=True)
-    tmp = link.with_name(f".{BOOT_UNIT}{files.TEMP_MARK}link.tmp")
-    tmp.unlink(missing_ok=True)
-    tmp.symlink_to(unit)
-    tmp.replace(link)
-    files.fsync_dir(link.parent)
 
 
 def _pidfile(config: bytes | None) -> str | None:
@@ -165,45 +216,43 @@ def _activate(manager: service.ServiceManager, action: str) -> None:
         manager.reload_sources()
 
 
-def _wait(plan: Plan, seconds: float) -> tuple[str | None, float | None]:
-    """Until chronyd selects a Time Sync source (the chosen endpoint, or the PHC)."""
+def wait_selected(plan: Plan, seconds: float, progress: Progress | None = None,
+                  wanted: str | None = "") -> tuple[str | None, float | None]:
+    """Until chronyd selects a Time Sync source (the chosen endpoint, or the PHC). wanted None:
+    any selected source will do (a restored distro file has its own)."""
     if seconds <= 0:
         return None, None
-    wanted = plan.expected_source
+    wanted = plan.expected_source if wanted == "" else wanted
     start = time.monotonic()
     deadline = start + seconds
     last: list[chrony_tools.Source] = []
+    said = -1
     while time.monotonic() < deadline:
         try:
             last = chrony_tools.sources()
         except CommandFailed:
             last = []  # chronyd may still be starting
         for source in last:
-            if source.selected and (source.name == wanted or source.mode == "#"):
+            if source.selected and (wanted is None or source.name == wanted or source.mode == "#"):
                 return source.name, round(time.monotonic() - start, 3)
+        elapsed = int(time.monotonic() - start)
+        if progress is not None and elapsed != said and elapsed % 5 == 0:
+            said = elapsed
+            seen = ", ".join(f"{s.name} reach {s.reach:o}" for s in last) or "no sources yet"
+            progress(f"waiting for chronyd to select {wanted or 'a source'}: {elapsed} of {seconds:g} s ({seen})")
         time.sleep(0.25)
     seen = ", ".join(f"{s.name} state {s.state} reach {s.reach:o}" for s in last) or "no sources"
     raise CommandFailed(
-        f"chronyd did not select {wanted or 'a Time Sync source'} within {seconds:g} s ({seen})",
+        f"chronyd did not select {wanted or 'a source'} within {seconds:g} s ({seen})",
         hint="run `chronyctl6 doctor` to see why Time Sync does not answer",
     )
 
 
-def _roll_back(plan: Plan, manager: service.ServiceManager) -> None:
-    for change in plan.pending:
-        if change.old is None:
-            change.path.unlink(missing_ok=True)
-        else:
-            files.atomic_write(change.path, change.old)
-    action = "restart" if any(c.kind == "config" for c in plan.pending) else "reload"
-    _activate(manager, action)
-
-
 def _result(plan: Plan, *, action: str, dry_run: bool = False, backup: str | None = None,
             validated: bool = False, selected: str | None = None,
-            waited: float | None = None) -> ApplyResult:
+            waited: float | None = None, check: bool = False) -> ApplyResult:
     return ApplyResult(
-        changed=bool(plan.pending),
+        changed=not plan.up_to_date,
         path=plan.config.shown,
         backup=backup,
         action=action,
@@ -215,4 +264,7 @@ def _result(plan: Plan, *, action: str, dry_run: bool = False, backup: str | Non
         selected=selected,
         waited_seconds=waited,
         files=[c.shown for c in plan.pending],
+        enabled=plan.enable_unit,
+        check=check,
+        notes=list(plan.notes),
     )

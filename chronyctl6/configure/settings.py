@@ -105,6 +105,11 @@ class Settings:
 
 def parse_bytes(data: bytes, *, where: str = SETTINGS_PATH) -> Settings:
     """settings.toml as read from disk: UTF-8 (TOML's only encoding), or one clear line."""
+    return parse(decode(data, where=where), where=where)
+
+
+def decode(data: bytes, *, where: str = SETTINGS_PATH) -> str:
+    """settings.toml's bytes as text: bounded, UTF-8 (TOML's only encoding), or one clear line."""
     if len(data) > MAX_BYTES:
         raise BadInput(f"{where}: {len(data)} bytes, over the {MAX_BYTES} a settings file may hold")
     try:
@@ -112,7 +117,7 @@ def parse_bytes(data: bytes, *, where: str = SETTINGS_PATH) -> Settings:
     except UnicodeDecodeError as exc:
         raise BadInput(f"{where}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})",
                        hint="TOML files are UTF-8; re-save the file as UTF-8") from None
-    return parse(text, where=where)
+    return text
 
 
 def parse(text: str, *, where: str = SETTINGS_PATH) -> Settings:
@@ -143,6 +148,14 @@ def parse(text: str, *, where: str = SETTINGS_PATH) -> Settings:
         directives=tuple(validate_directive(d, f"directives[{i}]")
                          for i, d in enumerate(_array(data, "directives", where))),
     )
+
+
+def explicit_keys(text: str) -> frozenset[str]:
+    """The keys the file itself sets (call after `parse`, which reports bad TOML)."""
+    try:
+        return frozenset(tomllib.loads(text))
+    except tomllib.TOMLDecodeError:
+        return frozenset()
 
 
 def _timesync_options(table: dict[str, Any], where: str) -> tuple[str, ...]:

@@ -34,15 +34,17 @@ def atomic_write(
     like: Path | None = None,
     mode: int = 0o644,
     validate: Callable[[Path], None] | None = None,
+    meta: tuple[int, int, int] | None = None,
 ) -> None:
-    """Replace path with data. Mode and owner come from `like` (default: path itself, if it
-    exists). `validate` sees the finished temp file and may raise to stop the replace."""
+    """Replace path with data. Mode and owner come from `meta` (mode, uid, gid; -1 keeps
+    ours), else from `like` (default: path itself, if it exists). `validate` sees the finished
+    temp file and may raise to stop the replace."""
     directory = path.parent
     template = like if like is not None else path
-    try:
-        st: os.stat_result | None = template.stat()
-    except FileNotFoundError:
-        st = None
+    st: os.stat_result | None = None
+    if meta is None:
+        with contextlib.suppress(FileNotFoundError):
+            st = template.stat()
     try:
         fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}{TEMP_MARK}", suffix=".tmp")
     except OSError as exc:
@@ -54,9 +56,14 @@ def atomic_write(
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-                os.fchmod(f.fileno(), (st.st_mode & 0o7777) if st else mode)
-                if st is not None and os.geteuid() == 0:
-                    os.fchown(f.fileno(), st.st_uid, st.st_gid)
+                if meta is not None:
+                    if os.geteuid() == 0 and (meta[1], meta[2]) != (-1, -1):
+                        os.fchown(f.fileno(), meta[1], meta[2])
+                    os.fchmod(f.fileno(), meta[0])  # after chown, which clears set-id bits
+                else:
+                    if st is not None and os.geteuid() == 0:
+                        os.fchown(f.fileno(), st.st_uid, st.st_gid)
+                    os.fchmod(f.fileno(), (st.st_mode & 0o7777) if st else mode)
         except OSError as exc:
             reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
             raise WriteFailed(f"cannot write {path}: {reason}") from exc
@@ -70,6 +77,21 @@ def atomic_write(
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def inside(root: Path, path: Path) -> Path:
+    """Where to replace `path` (root joined with a path as the image sees it): the one rooted-path
+    rule, `resolve_in_root`'s, applied to its directory (an absolute symlink in an image is taken
+    under the root again, never followed to the build host; `..` out of the root is refused). The
+    file itself may be a symlink: it is replaced, never followed. Write to what this returns."""
+    base = Path(os.path.abspath(root))
+    if base == Path("/"):
+        return path
+    full = Path(os.path.abspath(path))
+    if not full.is_relative_to(base):
+        raise WriteFailed(f"{path} is outside {root}: chronyctl6 writes nothing through it")
+    shown = "/" + str(full.parent.relative_to(base))  # "/." for the root itself: resolves to it
+    return resolve_in_root(base, shown) / full.name
 
 
 def fsync_dir(directory: Path) -> None:

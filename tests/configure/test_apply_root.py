@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.contract import envelope
 from tests.helpers import cli, cli_json, stock_root, write_settings
 
 DEBIAN_CONF = "etc/chrony/chrony.conf"
@@ -204,10 +206,13 @@ def test_second_apply_while_one_holds_the_lock(tmp_path: Path) -> None:
     assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
 
 
-def test_live_apply_needs_root() -> None:
+@pytest.mark.parametrize("args", [["apply", "--ipv6", "on", "--distro", "debian"],
+                                  ["apply", "--check", "--distro", "debian"],
+                                  ["restore", "--original"]], ids=["apply", "check", "restore"])
+def test_live_apply_needs_root(args: list[str]) -> None:
     # Debian's own python3 and python3-typer 0.7.0: the unprivileged user cannot read our venv.
     done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                           "/usr/bin/python3", "-m", "chronyctl6", "apply", "--ipv6", "on", "--distro", "debian"],
+                           "/usr/bin/python3", "-m", "chronyctl6", *args],
                           capture_output=True, text=True, timeout=60, check=False,
                           cwd=str(Path(__file__).resolve().parents[2]))
     assert done.returncode == 4, done.stderr
@@ -256,5 +261,130 @@ def test_conflicting_dropins_are_disabled_and_boot_filled_dirs_replaced(tmp_path
     assert "\nsourcedir /run/chrony.d" not in (root / "etc/chrony.conf").read_text()
     assert (run_d / "link-local-ipv4.sources").read_text().startswith("server ")
     # Nothing left to disable on the second run.
-    again = cli("apply", "--root", str(root), "--ipv6", "on", "-o", "json")
-    assert '"changed": false' in again.stdout
+    assert cli_json("apply", "--root", str(root), "--ipv6", "on")["changed"] is False
+
+
+# ---- state that must hold is checked on every run; apply --check --------------------------
+
+def _install_unit(root: Path) -> Path:
+    unit = root / "lib/systemd/system/chronyctl6-boot.service"
+    unit.parent.mkdir(parents=True, exist_ok=True)
+    unit.write_text("[Service]\nExecStart=/usr/bin/chronyctl6 boot\n")
+    return root / "etc/systemd/system/multi-user.target.wants/chronyctl6-boot.service"
+
+
+def test_an_image_baked_before_the_unit_existed_gets_it_enabled_on_the_next_run(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    assert cli("apply", "--root", str(root)).returncode == 0  # baked before the package was installed
+    conf = (root / DEBIAN_CONF).read_bytes()
+    link = _install_unit(root)
+    check = cli("apply", "--root", str(root), "--check")
+    assert check.returncode == 5, check.stdout + check.stderr
+    assert "enable /lib/systemd/system/chronyctl6-boot.service" in check.stdout
+    assert not link.is_symlink()  # --check changed nothing
+    done = cli_json("apply", "--root", str(root))
+    assert done["files"] == [] and done["enabled"] == "/lib/systemd/system/chronyctl6-boot.service"
+    assert os.readlink(link) == "/lib/systemd/system/chronyctl6-boot.service"
+    assert (root / DEBIAN_CONF).read_bytes() == conf  # chrony.conf was already up to date
+    assert cli("apply", "--root", str(root), "--check").returncode == 0
+
+
+def test_a_kill_between_write_and_enable_is_repaired_by_the_next_run(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    link = _install_unit(root)
+    assert cli("apply", "--root", str(root)).returncode == 0
+    link.unlink()  # what a SIGKILL after the write and before the link leaves
+    assert cli("apply", "--root", str(root), "--check").returncode == 5
+    assert cli("apply", "--root", str(root)).returncode == 0
+    assert link.is_symlink()
+
+
+def test_check_exits_5_with_a_diff_when_files_differ_and_writes_nothing(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    conf = (root / DEBIAN_CONF).read_bytes()
+    done = cli("apply", "--root", str(root), "--ipv6", "on", "--check", "--diff")
+    assert done.returncode == 5, done.stderr
+    assert "+server fd00:ec2::123" in done.stdout and "would change: /etc/chrony/chrony.conf" in done.stdout
+    assert (root / DEBIAN_CONF).read_bytes() == conf
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # no state, no history
+    as_json = cli("apply", "--root", str(root), "--ipv6", "on", "--check", "-o", "json")
+    doc = envelope(as_json, "apply")  # the chronyctl6/v1 envelope, valid against the schema
+    assert as_json.returncode == 5 and doc["status"] == "pending"
+    assert doc["data"]["check"] is True and doc["data"]["changed"] is True
+    assert cli("apply", "--root", str(root), "--ipv6", "on", "--check", "--dry-run").returncode == 5
+    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    assert cli("apply", "--root", str(root), "--ipv6", "on", "--check").returncode == 0
+    # Bad input is still 2, even with --check.
+    assert cli("apply", "--root", str(root), "--ipv6", "maybe", "--check").returncode == 2
+
+
+@pytest.mark.parametrize("flag", ["--wait", "--lock-timeout"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "-inf"])
+def test_wait_and_lock_timeout_refuse_nan_inf_and_negatives(tmp_path: Path, flag: str, value: str) -> None:
+    root = stock_root(tmp_path, "debian12")
+    conf = (root / DEBIAN_CONF).read_bytes()
+    done = cli("apply", "--root", str(root), "--ipv6", "on", f"{flag}={value}")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    assert (root / DEBIAN_CONF).read_bytes() == conf
+
+
+def test_a_multi_file_change_whose_second_file_is_read_only_leaves_the_first_as_before(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "amzn2023")
+    conf, dropin = root / "etc/chrony.conf", root / "etc/chrony.d/link-local.sources"
+    dropin.write_text("server 169.254.169.123 prefer iburst\n")
+    before = {p: p.read_bytes() for p in (conf, dropin)}
+    from tests.conftest import REPO
+    done = _in_private_mounts(
+        f"mount --bind {dropin.parent} {dropin.parent}; mount -o remount,bind,ro {dropin.parent}; "
+        f"cd {REPO}; python3 -m chronyctl6 apply --root {root} --ipv6 on"
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Read-only file system" in done.stderr and "previous configuration is restored" in done.stderr
+    assert {p: p.read_bytes() for p in before} == before
+    assert not list((root / "var/lib/chronyctl6").glob("history/*"))
+
+
+def test_a_fifo_or_a_huge_file_in_place_of_chrony_conf_is_refused_not_read(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    conf = root / DEBIAN_CONF
+    conf.unlink()
+    os.mkfifo(conf)
+    done = cli("apply", "--root", str(root), "--ipv6", "on", timeout=30)
+    assert done.returncode == 2 and "not a regular file" in done.stderr
+    conf.unlink()
+    with conf.open("wb") as f:
+        f.truncate(64 << 20)
+    done = cli("apply", "--root", str(root), "--ipv6", "on", timeout=30)
+    assert done.returncode == 2 and "over the 1048576 chronyctl6 reads" in done.stderr  # files.read_bounded
+
+
+@pytest.mark.parametrize("link", ["etc/chrony", "var/lib"])
+def test_an_image_symlink_pointing_out_of_the_root_is_never_written_through(tmp_path: Path, link: str) -> None:
+    """An absolute symlink in an image points at the build host: here, at a directory beside the root.
+    The one rooted-path rule (files.resolve_in_root) takes it inside the image again, as chronyd
+    there would: reads and writes land under the root, never on the build host."""
+    root = stock_root(tmp_path, "debian12")
+    outside = tmp_path / "build-host" / link
+    outside.parent.mkdir(parents=True)
+    inside = root / link
+    if inside.exists():
+        shutil.move(str(inside), str(outside))
+    else:
+        outside.mkdir()
+    inside.parent.mkdir(parents=True, exist_ok=True)
+    inside.symlink_to(outside)  # absolute
+    before = {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()}
+    done = cli("apply", "--root", str(root), "--ipv6", "on")
+    rerooted = root / str(outside).lstrip("/")  # where the link leads inside the image
+    if link == "etc/chrony":  # inside the image that directory does not exist: nothing to take over
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert f"{rerooted} does not exist" in done.stderr
+        assert not (root / "var/lib/chronyctl6").exists()  # refused before anything was written, anywhere
+    else:  # the state directory is kept inside the image, under the re-rooted link
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert (rerooted / "chronyctl6/state.json").is_file()
+        assert (rerooted / "chronyctl6/original/etc/chrony/chrony.conf").is_file()
+    assert "restored" not in done.stderr
+    assert {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()} == before
+    assert not (outside / "chronyctl6").exists()

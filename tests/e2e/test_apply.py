@@ -8,6 +8,7 @@ read back with `chronyc -n -c sources`.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import sys
@@ -166,3 +167,90 @@ def test_baked_image_boot_step_picks_the_launch_endpoint(
     inst.wait_selected(expected, timeout=30)
     names = [s.name for s in inst.sources()]
     assert names == [expected], names  # exactly one Time Sync line, as AWS advises
+
+
+# ---- the transaction on a real chronyd (-x) --------------------------------------------------
+
+def test_sigterm_during_the_wait_rolls_back(ec2_factory: Factory) -> None:
+    """What an SSM or Ansible time-out does: SIGTERM while apply waits for chronyd to select."""
+    ec2 = ec2_factory(timesync="silent")
+    inst = ec2.instance
+    path = inst.distro.chrony_conf_path
+    stock = inst.path(path).read_bytes()
+    script = (f"{shlex.join(inst.cli)} apply --wait 60 2>/tmp/err & pid=$!; "
+              # until apply has restarted chronyd on the new file and is waiting
+              f"for i in $(seq 100); do grep -q fd00:ec2::123 {path} && chronyc -n -c sources 2>/dev/null "
+              "| grep -q fd00 && break; sleep 0.1; done; sleep 1; "
+              "kill -TERM $pid; wait $pid; echo rc=$?; cat /tmp/err")
+    started = time.monotonic()
+    done = inst.run(["sh", "-c", script], timeout=120)
+    seconds = time.monotonic() - started
+    assert "rc=1" in done.stdout, (done.stdout, done.stderr)
+    assert "interrupted by SIGTERM; the previous configuration is restored and chronyd restarted on it" \
+        in done.stdout
+    assert seconds < 30  # it did not wait out its 60 s
+    assert inst.path(path).read_bytes() == stock
+    pid = inst.chronyd_pid()
+    assert pid is not None and inst.run(["kill", "-0", str(pid)]).returncode == 0
+    assert TIME_SYNC_V6 not in inst.chronyc("sources").stdout
+
+
+def test_a_live_apply_waits_by_default_and_check_then_agrees(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory()
+    inst = ec2.instance
+    before = inst.run(["chronyctl6", "apply", "--check"], timeout=60)
+    assert before.returncode == 5, before.stdout + before.stderr
+    done, _ = apply(ec2)  # no --wait: 60 s by default on a live host
+    assert done.returncode == 0, done.stderr
+    assert f"chronyd selected {TIME_SYNC_V6} after" in done.stdout
+    after = inst.run(["chronyctl6", "apply", "--check"], timeout=60)
+    assert after.returncode == 0, after.stdout + after.stderr
+
+
+def test_restore_original_puts_the_stock_file_back_and_chronyd_runs_on_it(ec2_factory: Factory) -> None:
+    ec2 = ec2_factory()
+    inst = ec2.instance
+    path = inst.distro.chrony_conf_path
+    stock = inst.path(path).read_bytes()
+    done, _ = apply(ec2, "--wait", "30")
+    assert done.returncode == 0, done.stderr
+    restored = inst.run(["chronyctl6", "restore", "--original", "--wait", "20"], timeout=120)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "chronyd: restart" in restored.stdout and "chronyd answers after" in restored.stdout
+    assert inst.path(path).read_bytes() == stock
+    pid = inst.chronyd_pid()
+    assert pid is not None
+    cmdline = inst.run(["cat", f"/proc/{pid}/cmdline"], check=True).stdout.split("\0")
+    assert cmdline[:3] == ["/usr/sbin/chronyd", "-f", path] and "-x" in cmdline
+    assert TIME_SYNC_V6 not in inst.chronyc("sources").stdout
+
+
+def test_boot_step_with_broken_settings_writes_ipv4_warns_naming_the_file_and_exits_0(
+    ec2_factory: Factory, tmp_path: Path
+) -> None:
+    baked = bake_image(tmp_path)
+    ec2 = ec2_factory(settings="ipv6 = 'sometimes'\n")
+    inst = ec2.instance
+    inst.write_text(inst.distro.chrony_conf_path, baked)
+    boot = inst.run(["chronyctl6", "boot"], timeout=60)
+    assert boot.returncode == 0, boot.stderr
+    assert "chronyctl6: warning:" in boot.stderr and "/etc/chronyctl6/settings.toml" in boot.stderr
+    assert "Time Sync endpoint for this boot: 169.254.169.123" in boot.stdout
+    inst.start_chronyd()
+    inst.wait_selected(TIME_SYNC_V4, timeout=30)  # chronyd has a source all the same
+
+
+def test_boot_step_falls_back_to_the_last_good_choice(ec2_factory: Factory, tmp_path: Path) -> None:
+    baked = bake_image(tmp_path)
+    ec2 = ec2_factory(ipv4=False)  # IPv6-only: IPv4 would leave chronyd with no source at all
+    inst = ec2.instance
+    inst.write_text(inst.distro.chrony_conf_path, baked)
+    assert inst.run(["chronyctl6", "boot"], timeout=60).returncode == 0  # a good boot: IPv6, recorded
+    inst.write_text("/etc/chronyctl6/settings.toml", "[[servers]]\nhost = 'x\\u2028server evil'\n")
+    inst.run(["rm", "/run/chronyctl6/timesync.sources"], check=True)  # what a reboot leaves
+    boot = inst.run(["chronyctl6", "boot"], timeout=60)
+    assert boot.returncode == 0, boot.stderr
+    assert "the last good choice" in boot.stderr
+    assert "server fd00:ec2::123 prefer iburst" in inst.read_text("/run/chronyctl6/timesync.sources")
+    inst.start_chronyd()
+    inst.wait_selected(TIME_SYNC_V6, timeout=30)

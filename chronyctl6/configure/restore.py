@@ -1,0 +1,127 @@
+"""`chronyctl6 restore`: put back the previous version of the files an apply changed (the newest
+history entry), or with `original` the distribution's files as kept at first takeover, byte for
+byte with their mode and owner. The same transaction as apply: validate → lock → back up (a
+restore is itself undoable: `restore` twice goes back and forth) → write → restart or reload →
+verify that chronyd answers; any failure or signal puts everything back."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from chronyctl6.chronyconf import traversal
+from chronyctl6.configure import plan as planning
+from chronyctl6.configure.apply import (
+    DEFAULT_WAIT,
+    Progress,
+    _activate,
+    _pidfile,
+    check_seconds,
+    validate_candidate,
+)
+from chronyctl6.configure.plan import Request, is_root
+from chronyctl6.configure.platforms import Platform
+from chronyctl6.configure.transaction import Transaction, guarded
+from chronyctl6.effects import chrony_tools, commands, files, history, service
+from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
+
+
+@dataclass
+class RestoreResult:
+    changed: bool
+    source: str  # original | previous
+    files: list[str] = field(default_factory=list)
+    action: str = "none"
+    history: str | None = None
+    answered_after: float | None = None
+    message: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def restore(request: Request, *, original: bool, wait: float | None, lock_timeout: float = 10.0,
+            progress: Progress | None = None) -> RestoreResult:
+    """wait None: settings.toml's wait, else DEFAULT_WAIT; a restore under --root never waits."""
+    if wait is not None:
+        check_seconds(wait, "--wait")
+    check_seconds(lock_timeout, "--lock-timeout")
+    if request.live and not is_root():
+        raise NotPermitted("restore changes the running chrony and needs root", hint="run it with sudo")
+    source = "original" if original else "previous"
+    basics = planning.read_basics(request)
+    chosen, _ = planning.choose_settings(request, basics)
+    platform = planning.platform_of(chosen, basics)
+    if not request.live:
+        wait = 0.0
+    elif wait is None:
+        wait = planning.settings_wait(basics, chosen, DEFAULT_WAIT)
+    store = history.Store(request.root)
+    directory = traversal.write_path(request.root, platform.config_path).parent
+    if not directory.is_dir():
+        raise ChronyCtlError(f"{directory} does not exist: is chrony installed?")
+    with files.locked(directory, timeout=lock_timeout):
+        targets = store.originals() if original else store.previous()
+        if not targets:
+            if original:  # never changed this host (the package's removal script must not fail)
+                return RestoreResult(False, source, message="chronyctl6 never changed a file here: nothing to restore")
+            raise ChronyCtlError(f"no earlier version is kept under {store.base}/history",
+                                 hint="`chronyctl6 restore --original` puts back the distribution's files")
+        tx = Transaction(request.root)
+        pending = [(traversal.write_path(request.root, t.shown), t) for t in targets]
+        pending = [(p, t) for p, t in pending if history.capture(p, t.shown) != t]
+        if not pending:
+            return RestoreResult(False, source, message="the files are already as kept")
+        config = traversal.write_path(request.root, platform.config_path)
+        config_target = next((t for p, t in pending if p == config), None)
+        manager = back = None
+        if request.live:
+            current = history.capture(config, platform.config_path).data
+            target_bytes = config_target.data if config_target else current
+            manager = _choose(chosen.service_manager, platform, running=current, target=target_bytes)
+            back = _choose(chosen.service_manager, platform, running=target_bytes, target=current)
+        action = "none"
+        answered = None
+        with guarded(tx):
+            if config_target is not None and config_target.data is not None and commands.which("chronyd"):
+                validate_candidate(request.root, config, config_target.data)
+            previous = [tx.remember(p, t.shown) for p, t in pending]
+            tx.history_entry = store.record(previous)
+            for path, target in pending:
+                history.put_back(path, target)
+            if manager is not None and back is not None:
+                # as apply: a pure .sources change needs only a reload, anything else a restart
+                action = "restart" if any(not t.shown.endswith(".sources") for _, t in pending) else "reload"
+                restore_back = back
+                tx.restore_service = lambda: _activate(restore_back, action)
+                _activate(manager, action)
+                answered = _wait_answers(wait, progress)
+    return RestoreResult(True, source, [t.shown for _, t in pending], action,
+                         str(tx.history_entry) if tx.history_entry else None, answered)
+
+
+def _choose(name: str, platform: Platform, *, running: bytes | None,
+            target: bytes | None) -> service.ServiceManager:
+    return service.choose(name, unit=platform.unit, config_path=platform.config_path,
+                          pidfile=_pidfile(target), previous_pidfile=_pidfile(running))
+
+
+def _wait_answers(seconds: float, progress: Progress | None) -> float | None:
+    """A restored file may name sources of its own (the distro's pools): verified is chronyd
+    running on it and answering, not a particular source."""
+    if seconds <= 0:
+        return None
+    start = time.monotonic()
+    said = False
+    while True:
+        try:
+            chrony_tools.tracking()
+            return round(time.monotonic() - start, 3)
+        except CommandFailed as exc:
+            if time.monotonic() - start >= seconds:
+                raise CommandFailed(f"chronyd does not answer after the restore within {seconds:g} s: "
+                                    f"{exc.message}") from exc
+            if progress is not None and not said:
+                said = True
+                progress(f"waiting up to {seconds:g} s for chronyd to answer")
+        time.sleep(0.25)

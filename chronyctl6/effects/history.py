@@ -1,0 +1,251 @@
+"""What chronyctl6 keeps so that every change can be undone, under /var/lib/chronyctl6 (under
+--root for images):
+
+- `original/`: each file as the distribution shipped it, kept once, at first takeover, for good
+  (`restore --original`; the package's removal script runs it). `original/manifest.json` says
+  which paths existed then (a path that did not is removed on restore).
+- `history/<UTC stamp>/`: the previous version of every file one apply changed, with a manifest;
+  the last KEEP entries are kept (`restore` takes the newest).
+- `state.json`: the choices given on the command line (intent), read by later runs.
+
+Every file here is written atomically; reads are bounded and hostile content is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from chronyctl6.effects import files
+
+STATE_DIR = "/var/lib/chronyctl6"
+KEEP = 10
+MAX_MANIFEST = 1 << 20
+
+
+@dataclass(frozen=True)
+class Saved:
+    """One file as it was: `data` None when it did not exist."""
+
+    shown: str
+    data: bytes | None
+    mode: int = 0o644
+    uid: int = -1
+    gid: int = -1
+    link: str | None = None  # it was a symlink to this (data None)
+
+
+def capture(path: Path, shown: str) -> Saved:
+    """Read a file with its mode and owner, refusing what is not a regular file."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return Saved(shown, None)
+    if stat.S_ISLNK(st.st_mode):
+        return Saved(shown, None, link=os.readlink(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise files.WriteFailed(f"{path} is not a regular file; chronyctl6 will not replace it")
+    # The one bounded reader (files.read_bounded): the file itself, never through a symlink.
+    data = files.read_bounded(path, shown, follow=False)
+    if data is None:  # gone since the lstat
+        return Saved(shown, None)
+    return Saved(shown, data, st.st_mode & 0o7777, st.st_uid, st.st_gid)
+
+
+def put_back(path: Path, saved: Saved) -> None:
+    """Make path what `saved` says: the same bytes, mode and owner, or absent."""
+    if saved.link is not None:
+        tmp = path.with_name(f".{path.name}{files.TEMP_MARK}link.tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.symlink_to(saved.link)
+        tmp.replace(path)
+        files.fsync_dir(path.parent)
+        return
+    if saved.data is None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            files.fsync_dir(path.parent)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files.atomic_write(path, saved.data, meta=(saved.mode, saved.uid, saved.gid))
+
+
+def _is_regular(mode: int) -> bool:
+    return stat.S_ISREG(mode)
+
+
+class Store:
+    """The state directory of one root."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        # Resolved inside the root (an image's /var/lib may be an absolute symlink): read and
+        # written there, never on the build host.
+        self.base = files.resolve_in_root(root, STATE_DIR)
+
+    # ---- original ---------------------------------------------------------------------
+
+    def keep_original(self, saved: Saved) -> bool:
+        """At first takeover only; never overwritten. True when kept now."""
+        manifest = self._manifest(self.base / "original")
+        if saved.shown in manifest:
+            return False
+        if saved.data is not None:
+            _store_copy(self.root, self.base / "original" / saved.shown.lstrip("/"), saved)
+        manifest[saved.shown] = _meta(saved)
+        _write_json(self.root, self.base / "original" / "manifest.json", manifest)
+        return True
+
+    def originals(self) -> list[Saved]:
+        return self._load(self.base / "original")
+
+    # ---- history ------------------------------------------------------------------------
+
+    def record(self, saved: list[Saved]) -> Path:
+        """One history entry holding the previous versions; the oldest beyond KEEP go."""
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z"
+        entry = self.base / "history" / stamp
+        for item in saved:
+            if item.data is not None:
+                _store_copy(self.root, entry / item.shown.lstrip("/"), item)
+        _write_json(self.root, entry / "manifest.json", {s.shown: _meta(s) for s in saved})
+        for old in self.entries()[:-KEEP] + self._incomplete(entry):
+            shutil.rmtree(old, ignore_errors=True)
+        return entry
+
+    def _incomplete(self, keep: Path) -> list[Path]:
+        """Entries a killed run left without a manifest (called under the lock)."""
+        directory = self.base / "history"
+        return [p for p in directory.iterdir() if p != keep and p.is_dir() and not p.is_symlink()
+                and not (p / "manifest.json").is_file()]
+
+    def entries(self) -> list[Path]:
+        """History entries, oldest first (complete ones only: the manifest is written last)."""
+        directory = self.base / "history"
+        if not directory.is_dir():
+            return []
+        return sorted(p for p in directory.iterdir() if p.is_dir() and not p.is_symlink()
+                      and (p / "manifest.json").is_file())
+
+    def previous(self) -> list[Saved]:
+        entries = self.entries()
+        return self._load(entries[-1]) if entries else []
+
+    # ---- intent -------------------------------------------------------------------------
+
+    def intent(self) -> tuple[dict[str, Any], str | None]:
+        """The recorded choices, and a warning when the state file is unreadable."""
+        path = self.base / "state.json"
+        data, problem = _read_json(path)
+        intent = data.get("intent") if isinstance(data, dict) else None
+        if problem is None and data is not None and not isinstance(intent, dict):
+            problem = f"{path}: no intent table"
+        return (intent if isinstance(intent, dict) else {}), problem
+
+    def save_intent(self, intent: dict[str, Any]) -> bool:
+        """Record the choices; False when they were already recorded."""
+        path = self.base / "state.json"
+        data, _ = _read_json(path)
+        data = data if isinstance(data, dict) else {}
+        if data.get("intent") == intent:
+            return False
+        data["intent"] = intent
+        _write_json(self.root, path, data)
+        return True
+
+    def last_boot(self) -> dict[str, Any]:
+        data, _ = _read_json(self.base / "state.json")
+        last = data.get("last_boot") if isinstance(data, dict) else None
+        return last if isinstance(last, dict) else {}
+
+    def save_last_boot(self, choice: dict[str, Any]) -> None:
+        path = self.base / "state.json"
+        data, _ = _read_json(path)
+        data = data if isinstance(data, dict) else {}
+        if data.get("last_boot") != choice:
+            data["last_boot"] = choice
+            _write_json(self.root, path, data)
+
+    # ---- reading an entry -----------------------------------------------------------------
+
+    def _manifest(self, directory: Path) -> dict[str, Any]:
+        data, _ = _read_json(directory / "manifest.json")
+        return data if isinstance(data, dict) else {}
+
+    def _load(self, directory: Path) -> list[Saved]:
+        out = []
+        for shown, meta in sorted(self._manifest(directory).items()):
+            if (not isinstance(shown, str) or not shown.startswith("/") or ".." in shown.split("/")
+                    or any(c in shown for c in "\x00\n\r")):
+                continue  # never follow a hostile manifest out of the root
+            if not isinstance(meta, dict):
+                continue
+            if not meta.get("existed"):
+                out.append(Saved(shown, None))
+                continue
+            if isinstance(meta.get("link"), str):
+                out.append(Saved(shown, None, link=meta["link"]))
+                continue
+            copy = directory / shown.lstrip("/")
+            saved = capture(copy, shown)
+            if saved.data is None:
+                raise files.WriteFailed(f"{copy} is missing: the kept copy of {shown} is gone")
+            numbers = [n for n in (meta.get(k) for k in ("mode", "uid", "gid"))
+                       if isinstance(n, int) and not isinstance(n, bool)]
+            if len(numbers) != 3:
+                raise files.WriteFailed(f"{directory}/manifest.json: bad mode or owner for {shown}")
+            out.append(Saved(shown, saved.data, numbers[0] & 0o7777, numbers[1], numbers[2]))
+        return out
+
+
+def _meta(saved: Saved) -> dict[str, Any]:
+    if saved.link is not None:
+        return {"existed": True, "link": saved.link}
+    if saved.data is None:
+        return {"existed": False}
+    return {"existed": True, "mode": saved.mode, "uid": saved.uid, "gid": saved.gid}
+
+
+def _store_copy(root: Path, path: Path, saved: Saved) -> None:
+    assert saved.data is not None
+    # Private: a configuration may hold keys (ntsserverkey paths, cmdallow lists).
+    _write(root, path, saved.data)
+
+
+def _write_json(root: Path, path: Path, data: Any) -> None:
+    _write(root, path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _write(root: Path, path: Path, data: bytes) -> None:
+    path = files.inside(root, path)  # before mkdir too: never create directories outside the root
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    files.atomic_write(path, data, meta=(0o600, -1, -1))
+
+
+def _read_json(path: Path) -> tuple[Any, str | None]:
+    """Bounded: a FIFO, a huge file or garbage is a warning, never a hang or a crash."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        return None, f"{path}: {exc.strerror}"
+    try:
+        if not _is_regular(os.fstat(fd).st_mode):
+            return None, f"{path} is not a regular file"
+        data = os.read(fd, MAX_MANIFEST + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_MANIFEST:
+        return None, f"{path} is larger than {MAX_MANIFEST} bytes"
+    try:
+        return json.loads(data.decode("utf-8")), None
+    except (UnicodeDecodeError, ValueError) as exc:
+        return None, f"{path} is not JSON ({exc.__class__.__name__})"
