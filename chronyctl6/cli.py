@@ -9,6 +9,7 @@ as text or JSON, and maps errors to exit statuses in one place (`_guard`).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from typing import Any, List, NoReturn, Optional, TypeVar
 
@@ -257,22 +258,29 @@ _SAMPLES_HELP = ("Requests per server, 1 to 8 (a burst Time Sync's rate limit al
 _TEXTFILE_HELP = ("Also write the Prometheus metrics atomically to PATH (a .prom file in "
                   "node_exporter's textfile directory).")
 _CHECK_OUTPUT_HELP = "text, json, nagios (one line with perfdata) or prometheus (text format)."
+_WARN_HELP = "WARNING when max error (|offset| + delay/2 + root distance) reaches this."
+_CRIT_HELP = "CRITICAL when max error (|offset| + delay/2 + root distance) reaches this."
+TEXTFILE_DIR_ENV = "CHRONYCTL6_TEXTFILE_DIR"
+TEXTFILE_NAME = "chronyctl6.prom"
+_TEXTFILE_DIR_HELP = (f"Also write the metrics atomically to DIR/{TEXTFILE_NAME} (node_exporter's "
+                      f"textfile directory; chronyctl6-check.service sets {TEXTFILE_DIR_ENV}). "
+                      "--textfile wins.")
 
 
 @app.command(cls=_PluginCommand)
 def check(
     server: Optional[List[str]] = typer.Option(  # noqa: B008 (typer's classic style)
-        None, "--server", "-s", metavar="ADDR", help=_SERVER_HELP),
+        None, "--server", "-s", "-H", metavar="ADDR", help=_SERVER_HELP),
     port: int = typer.Option(123, "--port", min=1, max=65535, help="The servers' UDP port."),
     samples: int = typer.Option(6, "--samples", metavar="N", help=_SAMPLES_HELP),
-    timeout: float = typer.Option(2.0, "--timeout", metavar="SECONDS",
+    timeout: float = typer.Option(2.0, "--timeout", "-t", metavar="SECONDS",
                                   help="Deadline for the whole measurement, whatever arrives."),
-    warn: float = typer.Option(0.1, "--warn", metavar="SECONDS",
-                               help="WARNING when |offset| + error bound reaches this."),
-    crit: float = typer.Option(1.0, "--crit", metavar="SECONDS",
-                               help="CRITICAL when |offset| + error bound reaches this."),
+    warn: float = typer.Option(0.1, "--warn", "-w", metavar="SECONDS", help=_WARN_HELP),
+    crit: float = typer.Option(1.0, "--crit", "-c", metavar="SECONDS", help=_CRIT_HELP),
     output: str = typer.Option("text", "-o", "--output", help=_CHECK_OUTPUT_HELP),
     textfile: Optional[str] = typer.Option(None, "--textfile", metavar="PATH", help=_TEXTFILE_HELP),
+    textfile_dir: Optional[str] = typer.Option(None, "--textfile-dir", metavar="DIR",
+                                               envvar=TEXTFILE_DIR_ENV, help=_TEXTFILE_DIR_HELP),
     chronyd: bool = typer.Option(True, "--chronyd/--no-chronyd",
                                  help="Also ask chronyd (chronyc tracking) and compare."),
     chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
@@ -281,58 +289,71 @@ def check(
     """Measure this clock's offset against Time Sync directly, and what chronyd believes.
 
     The offset is positive when this clock is BEHIND the server (server time minus local
-    time). Each request carries a random nonce; replies that do not echo it, or are not a
-    synchronised server's (mode 4, stratum 1-15, leap not 3, non-zero timestamps, from the
-    address and port asked), are refused and counted; a kiss-of-death (RATE, DENY, RSTR) stops
-    the burst. When chronyd runs, its tracking is shown, and a disagreement beyond both error
-    bounds (or chronyd not synchronised) is a WARNING.
+    time). The verdict judges max error = |offset| + delay/2 + root distance (root delay/2 +
+    root dispersion): the most this clock can be off UTC. Each request carries a random nonce;
+    replies that do not echo it, or are not a synchronised server's (mode 4, stratum 1-15, leap
+    not 3, non-zero timestamps, a reference time not after the transmit time, root distance at
+    most 3 s, from the address and port asked), are refused and counted; a kiss-of-death (RATE,
+    DENY, RSTR) stops the burst. When chronyd runs, its tracking is shown, and a disagreement
+    beyond both error bounds (or chronyd not synchronised) is a WARNING.
 
     Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (no valid reply, bad arguments).
     """
     from chronyctl6.measure import check as chk
     from chronyctl6.measure import report as fmt
 
-    def measure() -> chk.CheckResult:
+    def unknown(message: str, hint: str | None, data: Any = None) -> NoReturn:
+        """Every outcome prints its one line (Nagios) or document (JSON) on stdout."""
+        if output == "nagios":
+            typer.echo(fmt.nagios_unknown(message))
+        elif output == "json":
+            emit_json(data if data is not None else
+                      {"verdict": "UNKNOWN", "error": message, "hint": hint})
+        typer.echo(f"chronyctl6: error: {fmt.one_line(message)}", err=True)
+        if hint:
+            typer.echo(f"chronyctl6: hint: {hint}", err=True)
+        raise typer.Exit(int(chk.CheckStatus.UNKNOWN))
+
+    def destination() -> str | None:
+        if textfile is not None:
+            if not textfile.endswith(".prom"):
+                raise chk.CheckUsageError(
+                    f"--textfile {fmt.one_line(textfile)}: node_exporter reads only files ending in .prom")
+            return textfile
+        if textfile_dir:
+            return os.path.join(textfile_dir, TEXTFILE_NAME)
+        return None
+
+    def measure() -> tuple[chk.CheckResult, str | None]:
         if output not in _CHECK_OUTPUTS:
-            raise chk.CheckUsageError(f"-o {output!r}: use {', '.join(_CHECK_OUTPUTS)}")
-        if textfile is not None and not textfile.endswith(".prom"):
-            raise chk.CheckUsageError(
-                f"--textfile {textfile}: node_exporter reads only files ending in .prom"
-            )
+            raise chk.CheckUsageError(f"-o {fmt.one_line(output)!r}: use {', '.join(_CHECK_OUTPUTS)}")
+        where = destination()
         thresholds = chk.Thresholds(warn, crit)
         return chk.run(server or [chk.default_server()], port=port, samples=samples,
                        timeout=timeout, thresholds=thresholds, ask_chronyd=chronyd,
-                       chronyd_socket=chronyd_socket)
+                       chronyd_socket=chronyd_socket), where
 
     try:
-        result = measure()
+        result, where = measure()
     except ChronyCtlError as exc:
-        if output == "nagios":
-            typer.echo(f"NTP UNKNOWN: {exc.message}".replace("|", "/"))
-        elif output == "json":
-            emit_json({"status": "UNKNOWN", "exit_code": 3, "error": exc.message, "hint": exc.hint})
-        typer.echo(f"chronyctl6: error: {exc.message}", err=True)
-        if exc.hint:
-            typer.echo(f"chronyctl6: hint: {exc.hint}", err=True)
-        raise typer.Exit(int(chk.CheckStatus.UNKNOWN)) from None
+        unknown(exc.message, exc.hint)
     except Exception as exc:
         if _debug:
             raise
-        typer.echo(f"chronyctl6: unexpected error: {exc!r} (run with --debug for a traceback)",
-                   err=True)
-        raise typer.Exit(int(chk.CheckStatus.UNKNOWN)) from exc
-    if textfile is not None:
+        unknown(f"unexpected error: {exc!r} (run with --debug for a traceback)", None)
+    if where is not None:
         from pathlib import Path
 
         from chronyctl6.effects.files import atomic_write
 
         try:
-            atomic_write(Path(textfile), fmt.to_prometheus(result).encode())
-        except ChronyCtlError as exc:
-            typer.echo(f"chronyctl6: error: {exc.message}", err=True)
-            raise typer.Exit(int(chk.CheckStatus.UNKNOWN)) from None
+            atomic_write(Path(where), fmt.to_prometheus(result).encode())
+        except (ChronyCtlError, OSError) as exc:
+            why = exc.message if isinstance(exc, ChronyCtlError) else (exc.strerror or str(exc))
+            unknown(f"cannot write the metrics to {fmt.one_line(where)}: {why}; the measurement: "
+                    f"{result.status.name}: {result.summary}", None, fmt.to_data(result))
     if output == "json":
-        emit_json(fmt.to_json(result))
+        emit_json(fmt.to_data(result))
     elif output == "nagios":
         typer.echo(fmt.to_nagios(result))
     elif output == "prometheus":

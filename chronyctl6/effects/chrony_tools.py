@@ -44,8 +44,14 @@ class Tracking:
 
     @property
     def root_distance(self) -> float:
-        """Upper bound of the clock's error against UTC, as ClockBound computes it."""
-        return abs(self.system_offset) + self.root_dispersion + self.root_delay / 2
+        """chrony's root distance: root delay / 2 + root dispersion."""
+        return self.root_delay / 2 + self.root_dispersion
+
+    @property
+    def max_error(self) -> float:
+        """Upper bound of the clock's error against UTC, as ClockBound computes it:
+        |system offset| + root distance."""
+        return abs(self.system_offset) + self.root_distance
 
 
 @dataclass(frozen=True)

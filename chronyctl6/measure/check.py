@@ -2,14 +2,24 @@
 
 The verdict is pure: measurements (chronyctl6.measure.exchange) and chronyd's tracking in, a CheckResult
 out; `run` is the thin part that gathers them. Rendering for people, JSON, Nagios and
-Prometheus lives in chronyctl6.check_output.
+Prometheus lives in chronyctl6.measure.report.
+
+The verdict's one error bound (the status line, Nagios perfdata, Prometheus metrics and the
+shipped alert rules all use it): the largest this clock's error against UTC can be,
+
+    max_error = |offset| + delay / 2 + root distance,   root distance = root delay / 2 + root dispersion
+
+offset and delay from the minimum-delay valid reply, root delay and dispersion as that reply
+states them. WARNING from max_error >= --warn, CRITICAL from max_error >= --crit.
 
 Statuses follow the Nagios plugin API: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import IntEnum
 from pathlib import Path
 
@@ -44,6 +54,15 @@ def default_server(root: Path = Path("/")) -> str:
     return DEFAULT_SERVER
 
 
+def decimal(value: float) -> str:
+    """A number as a plain decimal (0.00001, never 1e-05): what Nagios perfdata parsers and
+    people read. Shortest form that round-trips."""
+    if not math.isfinite(value):
+        return "U"  # Nagios' "undetermined"; never reached by checked thresholds
+    text = format(Decimal(repr(value)), "f")
+    return text[:-2] if text.endswith(".0") else text
+
+
 class CheckStatus(IntEnum):
     OK = 0
     WARNING = 1
@@ -61,17 +80,19 @@ class Thresholds:
     crit: float = DEFAULT_CRIT
 
     def __post_init__(self) -> None:
-        if not 0 < self.warn <= self.crit:
+        finite = math.isfinite(self.warn) and math.isfinite(self.crit)
+        if not (finite and 0 < self.warn <= self.crit):
             raise CheckUsageError(
-                f"thresholds --warn {self.warn:g} --crit {self.crit:g}: need 0 < warn <= crit",
+                f"thresholds --warn {self.warn:g} --crit {self.crit:g}: need finite numbers, "
+                "0 < warn <= crit",
                 hint="e.g. --warn 0.1 --crit 1",
             )
 
-    def classify(self, worst_offset: float) -> CheckStatus:
-        """The status for the largest offset the measurement allows (|offset| + error bound)."""
-        if worst_offset >= self.crit:
+    def classify(self, max_error: float) -> CheckStatus:
+        """The status for the largest error the measurement allows (Sample.max_error)."""
+        if max_error >= self.crit:
             return CheckStatus.CRITICAL
-        if worst_offset >= self.warn:
+        if max_error >= self.warn:
             return CheckStatus.WARNING
         return CheckStatus.OK
 
@@ -89,13 +110,12 @@ class ChronydView:
 
 def compare_chronyd(sample: exchange.Sample | None, tracking: Tracking) -> ChronydView:
     """chronyd disagrees when both claims cannot be true at once: our sample puts the true
-    offset within `offset +- distance` (path and the server's root distance), chronyd puts it
-    within `system_offset +- (root dispersion + root delay / 2)`; disjoint intervals mean one
-    of them is wrong."""
+    offset within `offset +- error_bound` (path and the server's root distance), chronyd puts it
+    within `system_offset +- its root distance`; disjoint intervals mean one of them is wrong."""
     if sample is None or not tracking.synchronised:
         return ChronydView(tracking)
     difference = abs(sample.offset - tracking.system_offset)
-    allowed = sample.distance + tracking.root_dispersion + tracking.root_delay / 2 + _SLACK
+    allowed = sample.error_bound + tracking.root_distance + _SLACK
     return ChronydView(tracking, None, difference, allowed, difference > allowed)
 
 
@@ -115,9 +135,9 @@ class CheckResult:
         return self.chosen.best if self.chosen else None
 
     @property
-    def worst_offset(self) -> float | None:
+    def max_error(self) -> float | None:
         s = self.sample
-        return abs(s.offset) + s.error_bound if s else None
+        return s.max_error if s else None
 
 
 def describe_failure(m: exchange.Measurement) -> str:
@@ -148,17 +168,19 @@ def evaluate(
     for m in measurements:
         if m.kiss_code is not None and m.samples:
             notes.append(f"{m.target.address} sent kiss code {m.kiss_code}: backed off")
-    chronyd = compare_chronyd(None, tracking) if tracking else ChronydView(None, chronyd_problem)
+    # Not asked (--no-chronyd): no view at all, so nothing about chronyd is reported.
+    chronyd = (compare_chronyd(None, tracking) if tracking
+               else ChronydView(None, chronyd_problem) if chronyd_problem else None)
     if not usable:
         summary = notes[0] if notes else "no server to ask"
         return CheckResult(
             CheckStatus.UNKNOWN, summary, thresholds, measurements, None, chronyd, notes[1:],
             ipv6_hint,
         )
-    chosen = min(usable, key=lambda m: m.best.distance if m.best else float("inf"))
+    chosen = min(usable, key=lambda m: m.best.error_bound if m.best else float("inf"))
     sample = chosen.best
     assert sample is not None
-    worst = abs(sample.offset) + sample.error_bound
+    worst = sample.max_error
     status = thresholds.classify(worst)
     summary = (
         f"offset {sample.offset:+.6f} s to {chosen.target.address} "
@@ -166,7 +188,7 @@ def evaluate(
     )
     if status is not CheckStatus.OK:
         limit = thresholds.crit if status is CheckStatus.CRITICAL else thresholds.warn
-        summary += f": could be {worst:.6f} s off, limit {limit:g} s"
+        summary += f": could be {worst:.6f} s off, limit {decimal(limit)} s"
     if tracking is not None:
         chronyd = compare_chronyd(sample, tracking)
         if chronyd.disagrees:
@@ -253,9 +275,7 @@ def run(
         except exchange.NtpError as exc:  # one bad name must not hide the other servers' answers
             unresolved.append(exchange.unresolved(server, port, exc.message))
     measurements = exchange.measure(targets, samples=samples, timeout=timeout) + unresolved
-    tracking, problem = (
-        chronyd_tracking(chronyd_socket) if ask_chronyd else (None, "--no-chronyd")
-    )
+    tracking, problem = chronyd_tracking(chronyd_socket) if ask_chronyd else (None, None)
     hint = ipv6_route_hint(measurements)
     if hint is None and unresolved and not any(m.best for m in measurements):
         hint = "give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)"

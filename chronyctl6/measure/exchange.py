@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import select
 import socket
 import time
@@ -31,6 +32,9 @@ MODE_SERVER = 4
 MAX_SAMPLES = 8
 DEFAULT_SAMPLES = 6
 DEFAULT_SPACING = 0.001  # seconds a request waits for the previous one's reply, at most
+# chrony's `maxdistance` default: a reply whose root distance (root delay / 2 + root dispersion)
+# exceeds this cannot say anything useful about UTC.
+DEFAULT_MAX_DISTANCE = 3.0
 _STRAGGLER_SLACK = 0.001  # seconds; see _Exchange.straggler_cutoff
 # What an ICMP error for one of our requests looks like on the socket.
 _ICMP_ERRORS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH,
@@ -60,6 +64,9 @@ class Reject:
     BAD_STRATUM = "bad_stratum"
     ZERO_TIMESTAMP = "zero_timestamp"
     NEGATIVE_DELAY = "negative_delay"
+    ROOT_DISTANCE = "root_distance"  # root delay / 2 + root dispersion over the limit
+    ZERO_REFERENCE = "zero_reference"  # the server never synchronised (reference time 0)
+    REFERENCE_IN_FUTURE = "reference_in_future"  # last synchronised after it transmitted
     UNREACHABLE = "icmp_unreachable"  # not a reply: an ICMP error for one of our requests
 
 
@@ -100,14 +107,21 @@ class Sample:
     root_dispersion: float
 
     @property
-    def error_bound(self) -> float:
-        """The true offset to the server lies within offset +- this (path asymmetry)."""
-        return self.delay / 2
+    def root_distance(self) -> float:
+        """The server's own bound against UTC, as chrony defines it."""
+        return self.root_delay / 2 + self.root_dispersion
 
     @property
-    def distance(self) -> float:
-        """The bound against UTC: our path to the server plus the server's root distance."""
-        return self.delay / 2 + self.root_dispersion + self.root_delay / 2
+    def error_bound(self) -> float:
+        """The true offset against UTC lies within offset +- this: half our round trip (path
+        asymmetry is unknowable) plus the server's root distance."""
+        return self.delay / 2 + self.root_distance
+
+    @property
+    def max_error(self) -> float:
+        """The verdict's quantity: the largest this clock's error against UTC can be,
+        |offset| + delay / 2 + root delay / 2 + root dispersion."""
+        return abs(self.offset) + self.error_bound
 
 
 @dataclass
@@ -134,17 +148,46 @@ class Measurement:
             self.details.append(f"{reason}: {detail}")
 
 
+_HOST_CHARS = re.compile(r"[A-Za-z0-9._:%-]+")
+
+
+def shown(server: str, limit: int = 40) -> str:
+    """A server argument as it is safe to print: escaped, and cut short when long."""
+    text = ascii(server[:limit])[1:-1]
+    return text + (f"... ({len(server)} characters)" if len(server) > limit else "")
+
+
+def check_server(server: str) -> str:
+    """The host part of a --server argument, or NtpError saying what is wrong with it: over
+    253 characters, a label over 63, anything but letters, digits and `.-_:%`."""
+    host = server[1:-1] if server.startswith("[") and server.endswith("]") else server
+    hint = "give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)"
+    if not host:
+        raise NtpError("an empty NTP server name", hint=hint)
+    if len(host) > 253:
+        raise NtpError(f"NTP server '{shown(server)}': a host name has at most 253 characters",
+                       hint=hint)
+    if not _HOST_CHARS.fullmatch(host):
+        raise NtpError(f"NTP server '{shown(server)}': only letters, digits and . - _ : % may "
+                       "make up an address or host name", hint=hint)
+    if ":" not in host and any(len(label) > 63 for label in host.split(".")):
+        raise NtpError(f"NTP server '{shown(server)}': a host name's labels have at most 63 "
+                       "characters", hint=hint)
+    return host
+
+
 def resolve(server: str, port: int = NTP_PORT) -> list[Target]:
     """Every address a server name gives (an IP literal gives itself, without DNS)."""
-    host = server[1:-1] if server.startswith("[") and server.endswith("]") else server
+    host = check_server(server)
     # A colon cannot be in a host name: such a server is an IPv6 literal, never looked up.
     flags = socket.AI_NUMERICHOST if ":" in host else 0
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP,
                                    flags=flags)
-    except socket.gaierror as exc:
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
         raise NtpError(
-            f"cannot resolve NTP server {server!r}: {exc.strerror}",
+            f"cannot resolve NTP server '{shown(server)}': {why}",
             hint="give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)",
         ) from exc
     targets: list[Target] = []
@@ -206,10 +249,12 @@ def _same_endpoint(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
 class _Exchange:
     """One server's burst: sends spaced requests, matches replies to them by nonce."""
 
-    def __init__(self, target: Target, samples: int, spacing: float) -> None:
+    def __init__(self, target: Target, samples: int, spacing: float,
+                 max_distance: float = DEFAULT_MAX_DISTANCE) -> None:
         self.m = Measurement(target)
         self.samples = samples
         self.spacing = spacing
+        self.max_distance = max_distance
         self.outstanding: dict[bytes, tuple[int, int]] = {}  # nonce -> (wall ns, monotonic ns)
         self.last_send = -1.0  # monotonic seconds
         self.stopped = False  # kiss-of-death or a send error: nothing more goes out
@@ -340,12 +385,26 @@ class _Exchange:
         if data[32:40] == bytes(8) or data[40:48] == bytes(8):
             m.reject(Reject.ZERO_TIMESTAMP, "receive or transmit timestamp is zero")
             return
+        if data[16:24] == bytes(8):
+            m.reject(Reject.ZERO_REFERENCE, "reference timestamp is zero: never synchronised")
+            return
+        root_distance = p.root_delay / 2 + p.root_dispersion
+        # `not <=`: a NaN limit (never from the CLI) refuses everything rather than nothing.
+        if not root_distance <= self.max_distance:
+            m.reject(Reject.ROOT_DISTANCE, f"root distance {root_distance:.6f} s (root delay / 2 "
+                     f"+ root dispersion) exceeds {self.max_distance:.6f} s")
+            return
         wall1, mono1 = sent
+        ref = ntp_to_unix_ns(data[16:24], wall1)
+        t3 = ntp_to_unix_ns(data[40:48], wall1)
+        if ref > t3:
+            m.reject(Reject.REFERENCE_IN_FUTURE,
+                     "reference timestamp is later than the transmit timestamp")
+            return
         # t4 from the monotonic round trip, so a clock step mid-exchange cannot skew it.
         rtt = mono4 - mono1
         t1, t4 = wall1, wall1 + rtt
         t2 = ntp_to_unix_ns(data[32:40], t1)
-        t3 = ntp_to_unix_ns(data[40:48], t1)
         delay = rtt - (t3 - t2)
         if delay < 0:
             m.reject(Reject.NEGATIVE_DELAY, "the server's processing time exceeds the round trip")
@@ -370,6 +429,7 @@ def measure(
     samples: int = DEFAULT_SAMPLES,
     timeout: float = 2.0,
     spacing: float = DEFAULT_SPACING,
+    max_distance: float = DEFAULT_MAX_DISTANCE,
 ) -> list[Measurement]:
     """Run a burst against every target at once; return within `timeout` seconds whatever
     arrives (stray packets only cost their own handling, never extend the wait)."""
@@ -377,7 +437,7 @@ def measure(
     exchanges: list[_Exchange] = []
     try:
         for target in targets:
-            exchanges.append(_Exchange(target, samples, spacing))
+            exchanges.append(_Exchange(target, samples, spacing, max_distance))
         while True:
             now = time.monotonic()
             for ex in exchanges:

@@ -93,11 +93,11 @@ def check(*args: str) -> tuple[int, dict[str, Any]]:
 
 def test_check_against_real_chronyd_is_ok(chronyd: Chronyd) -> None:
     code, out = check("--server", "::1", "--port", str(chronyd.port), "--no-chronyd")
-    assert code == 0 and out["status"] == "OK"
+    assert code == 0 and out["verdict"] == "OK"
     assert out["stratum"] == 3 and out["leap"] == 0 and out["ref_id"] == "7F7F0101"
     assert out["valid"] == 6 and out["rejected"] == {}
     # chronyd and this test share one clock: the offset is zero within the error bound.
-    assert abs(out["offset"]) <= out["error_bound"] + 2e-6
+    assert abs(out["offset_seconds"]) <= out["error_bound_seconds"] + 2e-6
 
 
 def test_chronyds_view_is_reported_and_agrees(chronyd: Chronyd) -> None:
@@ -107,7 +107,7 @@ def test_chronyds_view_is_reported_and_agrees(chronyd: Chronyd) -> None:
     assert view["running"] is True and view["problem"] is None
     assert view["ref_id"] == "7F7F0101" and view["stratum"] == 3
     assert view["leap_status"] == "Normal" and view["synchronised"] is True
-    assert isinstance(view["system_offset"], float) and view["root_distance"] >= 0
+    assert isinstance(view["system_offset_seconds"], float) and view["root_distance_seconds"] >= 0
     assert view["disagrees"] is False and code == 0
 
 
@@ -116,9 +116,9 @@ def test_disagreement_with_chronyd_is_flagged(chronyd: Chronyd) -> None:
     with Responder(state=ServerState(offset=0.25)) as r:
         code, out = check("--server", "::1", "--port", str(r.port), "--warn", "1", "--crit", "2",
                           "--chronyd-socket", chronyd.socket)
-    assert code == 1 and out["status"] == "WARNING"
+    assert code == 1 and out["verdict"] == "WARNING"
     assert out["chronyd"]["disagrees"] is True
-    assert out["chronyd"]["difference"] > out["chronyd"]["allowed"]
+    assert out["chronyd"]["difference_seconds"] > out["chronyd"]["allowed_seconds"]
     assert "chronyd disagrees" in out["summary"]
 
 

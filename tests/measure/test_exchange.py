@@ -86,8 +86,9 @@ def test_offset_of_a_server_with_a_known_clock_offset(offset: float, host: str) 
     assert abs(best.offset - offset) <= best.error_bound + EPS
     assert best.delay >= 0 and best.stratum == 2 and best.leap == 0
     assert best.ref_id == "A9FEA97B"
-    assert best.distance == pytest.approx(best.delay / 2 + best.root_dispersion
-                                          + best.root_delay / 2)
+    assert best.root_distance == pytest.approx(best.root_delay / 2 + best.root_dispersion)
+    assert best.error_bound == pytest.approx(best.delay / 2 + best.root_distance)
+    assert best.max_error == pytest.approx(abs(best.offset) + best.error_bound)
 
 
 def test_minimum_delay_sample_wins_under_asymmetric_delay() -> None:
@@ -190,3 +191,33 @@ def test_a_spoofed_kiss_of_death_does_not_stop_the_burst() -> None:
         m = measure(r, samples=3)
     assert m.kiss_code is None and m.sent == 3 and len(m.samples) == 3
     assert m.rejected == {"wrong_origin": 3}
+
+
+def test_root_distance_just_under_the_limit_is_accepted_and_counts_in_the_bound() -> None:
+    # 2.9 s of root distance is usable (chrony's maxdistance is 3 s), but it is in the bound.
+    with Responder(state=ServerState(root_delay=1.8, root_dispersion=2.0)) as r:
+        m = measure(r, samples=2)
+    best = m.best
+    assert best is not None and not m.rejected
+    assert best.root_distance == pytest.approx(2.9, abs=1e-4)  # 16.16 fixed point
+    assert best.error_bound >= 2.9 and best.max_error >= 2.9
+
+
+def test_the_root_distance_limit_is_a_parameter() -> None:
+    with Responder(state=ServerState(root_delay=0.2, root_dispersion=0.1)) as r:
+        targets = exchange.resolve(r.host, r.port)
+        tight = exchange.measure(targets, samples=2, max_distance=0.15)[0]
+        loose = exchange.measure(targets, samples=2, max_distance=0.25)[0]
+    assert tight.best is None and tight.rejected == {"root_distance": 2}
+    assert loose.best is not None and not loose.rejected
+
+
+@pytest.mark.parametrize("server", [
+    "a" * 300, "x" * 64 + ".example", "ntp\x00.example", "fd00:ec2::123\n",
+    "ntp example", "t\u00e9st.example", "time.aws.com\u2028", "",
+])
+def test_a_malformed_server_name_is_a_clear_error_and_never_looked_up(server: str) -> None:
+    with pytest.raises(exchange.NtpError) as err:
+        exchange.resolve(server)
+    assert "\n" not in err.value.message and len(err.value.message) < 200
+    assert err.value.message.isprintable() and err.value.message.isascii()
