@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chronyctl6.measure import report
-from chronyctl6.measure.check import CheckStatus, Thresholds, evaluate
+from chronyctl6.measure.check import CheckResult, CheckStatus, Thresholds, evaluate
 from chronyctl6.measure.exchange import Measurement, Sample, Target
 from tests.conftest import require
 
@@ -65,7 +65,7 @@ ALERTS = {
 SERVER = "fd00:ec2::123"
 
 
-def result(case: Case) -> report.CheckResult:
+def result(case: Case) -> CheckResult:
     m = Measurement(Target(SERVER, socket.AF_INET6, (SERVER, 123, 0, 0)), sent=2)
     if case.offset is None:
         m.rejected = Counter({"root_distance": 2})
