@@ -295,3 +295,86 @@ def test_a_bad_name_does_not_hide_a_good_server() -> None:
         code, out = check("--server", "fd00:ec2::123::1", "--server", "::1",
                           "--port", str(r.port))
     assert code == 0 and out.startswith("OK: ") and "cannot resolve" in out
+
+
+# ---- every outcome is one line for Nagios; thresholds must be finite ------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ["--crit", "1e999"], ["--crit", "inf"], ["--crit", "nan"], ["--warn", "nan"],
+    ["--warn", "-0.1"], ["--warn", "-1", "--crit", "-0.5"], ["-w", "-inf"], ["-c", "Infinity"],
+])
+@pytest.mark.parametrize("output", ["nagios", "json", "text", "prometheus"])
+def test_non_finite_or_negative_thresholds_are_unknown(args: list[str], output: str) -> None:
+    code, out = check("--server", "::1", "--port", "9", "-o", output, *args)
+    assert code == 3
+    if output == "nagios":
+        assert out.count("\n") == 1 and out.startswith("NTP UNKNOWN: thresholds "), out
+    if output == "json":
+        assert "Infinity" not in out and "NaN" not in out
+        assert json.loads(out)["verdict"] == "UNKNOWN"
+
+
+def test_plugin_aliases_do_what_the_long_options_do() -> None:
+    with Responder(state=ServerState(offset=0.3)) as r:
+        short = check("-H", "::1", "--port", str(r.port), "-w", "0.1", "-c", "0.2", "-t", "1",
+                      "-o", "nagios")
+        long = check("--server", "::1", "--port", str(r.port), "--warn", "0.1", "--crit", "0.2",
+                     "--timeout", "1", "-o", "nagios")
+    assert short[0] == long[0] == 2
+    for _, line in (short, long):
+        assert line.startswith("NTP CRITICAL: ") and "max_error=" in line and ";0.1;0.2;0;" in line
+
+
+@pytest.mark.parametrize("where", ["missing/dir/chronyctl6.prom", "file/chronyctl6.prom",
+                                   "readonly/chronyctl6.prom"])
+@pytest.mark.parametrize("output", ["nagios", "json"])
+def test_an_unwritable_textfile_is_one_unknown_line_not_a_traceback(
+        tmp_path: Path, where: str, output: str) -> None:
+    (tmp_path / "file").write_text("a file, not a directory\n")
+    (tmp_path / "readonly").mkdir()
+    (tmp_path / "readonly").chmod(0o500)
+    path = tmp_path / where
+    with Responder(state=ServerState(offset=0.001)) as r:
+        done = run_cli("check", "--no-chronyd", "--server", "::1", "--port", str(r.port),
+                       "-o", output, "--textfile", str(path), env={"HOME": str(tmp_path)})
+    assert "Traceback" not in done.stderr
+    if os.geteuid() == 0 and where.startswith("readonly"):
+        assert done.returncode == 0  # root writes anyway: nothing to refuse
+        return
+    assert done.returncode == 3, done.stdout + done.stderr
+    if output == "nagios":
+        assert done.stdout.count("\n") == 1
+        assert done.stdout.startswith(f"NTP UNKNOWN: cannot write the metrics to {path}")
+        assert "the measurement: OK" in done.stdout
+    else:
+        data = json.loads(done.stdout)
+        assert data["verdict"] == "OK" and data["offset_seconds"] is not None
+    assert "cannot write the metrics" in done.stderr
+
+
+def test_the_textfile_directory_comes_from_the_environment(tmp_path: Path) -> None:
+    with Responder(state=ServerState(offset=0.001)) as r:
+        done = run_cli("check", "--no-chronyd", "--server", "::1", "--port", str(r.port),
+                       "-o", "nagios", env={"CHRONYCTL6_TEXTFILE_DIR": str(tmp_path)})
+        explicit = tmp_path / "other.prom"
+        run_cli("check", "--no-chronyd", "--server", "::1", "--port", str(r.port),
+                "--textfile", str(explicit), env={"CHRONYCTL6_TEXTFILE_DIR": str(tmp_path)})
+    assert done.returncode == 0 and done.stdout.startswith("NTP OK: ")
+    found = metrics((tmp_path / "chronyctl6.prom").read_text())
+    assert found[("chronyctl6_check_status", ())] == 0
+    assert metrics(explicit.read_text())[("chronyctl6_check_status", ())] == 0
+
+
+@pytest.mark.parametrize("bad", ["a" * 300, "ntp\texample", "x" * 70 + ".example",
+                                 "ntp.example\u2028", "\x1b[2J"])
+def test_an_invalid_server_is_refused_alone(bad: str) -> None:
+    with Responder(state=ServerState(offset=0.002)) as r:
+        code, out = check("--server", bad, "--server", "::1", "--port", str(r.port),
+                          "-o", "nagios")
+    assert code == 0 and out.startswith("NTP OK: ") and out.count("\n") == 1
+    assert "\x1b" not in out and "\u2028" not in out and "\t" not in out
+    code, out = check("--server", bad, "-o", "json")
+    data = json.loads(out)
+    assert code == 3 and data["verdict"] == "UNKNOWN" and "NTP server" in data["summary"]
+    assert len(data["summary"]) < 200
