@@ -9,7 +9,7 @@ as text or JSON, and maps errors to exit statuses in one place (`_guard`).
 from __future__ import annotations
 
 import json
-import os
+import sys
 from collections.abc import Callable
 from typing import Any, List, NoReturn, Optional, TypeVar
 
@@ -260,7 +260,7 @@ _TEXTFILE_HELP = ("Also write the Prometheus metrics atomically to PATH (a .prom
 _CHECK_OUTPUT_HELP = "text, json, nagios (one line with perfdata) or prometheus (text format)."
 _WARN_HELP = "WARNING when max error (|offset| + delay/2 + root distance) reaches this."
 _CRIT_HELP = "CRITICAL when max error (|offset| + delay/2 + root distance) reaches this."
-TEXTFILE_DIR_ENV = "CHRONYCTL6_TEXTFILE_DIR"
+TEXTFILE_DIR_ENV = "CHRONYCTL6_TEXTFILE_DIR"  # as chronyctl6.measure.command's
 TEXTFILE_NAME = "chronyctl6.prom"
 _TEXTFILE_DIR_HELP = (f"Also write the metrics atomically to DIR/{TEXTFILE_NAME} (node_exporter's "
                       f"textfile directory; chronyctl6-check.service sets {TEXTFILE_DIR_ENV}). "
@@ -299,68 +299,18 @@ def check(
 
     Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (no valid reply, bad arguments).
     """
-    from chronyctl6.measure import check as chk
-    from chronyctl6.measure import report as fmt
+    from chronyctl6.measure.command import run
 
-    def unknown(message: str, hint: str | None, data: Any = None) -> NoReturn:
-        """Every outcome prints its one line (Nagios) or document (JSON) on stdout."""
-        if output == "nagios":
-            typer.echo(fmt.nagios_unknown(message))
-        elif output == "json":
-            emit_json(data if data is not None else
-                      {"verdict": "UNKNOWN", "error": message, "hint": hint})
-        typer.echo(f"chronyctl6: error: {fmt.one_line(message)}", err=True)
-        if hint:
-            typer.echo(f"chronyctl6: hint: {hint}", err=True)
-        raise typer.Exit(int(chk.CheckStatus.UNKNOWN))
-
-    def destination() -> str | None:
-        if textfile is not None:
-            if not textfile.endswith(".prom"):
-                raise chk.CheckUsageError(
-                    f"--textfile {fmt.one_line(textfile)}: node_exporter reads only files ending in .prom")
-            return textfile
-        if textfile_dir:
-            return os.path.join(textfile_dir, TEXTFILE_NAME)
-        return None
-
-    def measure() -> tuple[chk.CheckResult, str | None]:
-        if output not in _CHECK_OUTPUTS:
-            raise chk.CheckUsageError(f"-o {fmt.one_line(output)!r}: use {', '.join(_CHECK_OUTPUTS)}")
-        where = destination()
-        thresholds = chk.Thresholds(warn, crit)
-        return chk.run(server or [chk.default_server()], port=port, samples=samples,
-                       timeout=timeout, thresholds=thresholds, ask_chronyd=chronyd,
-                       chronyd_socket=chronyd_socket), where
-
-    try:
-        result, where = measure()
-    except ChronyCtlError as exc:
-        unknown(exc.message, exc.hint)
-    except Exception as exc:
-        if _debug:
-            raise
-        unknown(f"unexpected error: {exc!r} (run with --debug for a traceback)", None)
-    if where is not None:
-        from pathlib import Path
-
-        from chronyctl6.effects.files import atomic_write
-
-        try:
-            atomic_write(Path(where), fmt.to_prometheus(result).encode())
-        except (ChronyCtlError, OSError) as exc:
-            why = exc.message if isinstance(exc, ChronyCtlError) else (exc.strerror or str(exc))
-            unknown(f"cannot write the metrics to {fmt.one_line(where)}: {why}; the measurement: "
-                    f"{result.status.name}: {result.summary}", None, fmt.to_data(result))
-    if output == "json":
-        emit_json(fmt.to_data(result))
-    elif output == "nagios":
-        typer.echo(fmt.to_nagios(result))
-    elif output == "prometheus":
-        typer.echo(fmt.to_prometheus(result), nl=False)
-    else:
-        typer.echo(fmt.to_text(result))
-    raise typer.Exit(int(result.status))
+    outcome = run(dict(server=server, port=port, samples=samples, timeout=timeout, warn=warn,
+                       crit=crit, output=output, textfile=textfile, textfile_dir=textfile_dir,
+                       chronyd=chronyd, chronyd_socket=chronyd_socket), debug=_debug)
+    if outcome.stdout is not None:
+        typer.echo(outcome.stdout)
+    if outcome.stdout_raw is not None:
+        typer.echo(outcome.stdout_raw, nl=False)
+    for line in outcome.stderr:
+        typer.echo(line, err=True)
+    raise typer.Exit(outcome.exit_code)
 
 
 # ---- doctor / status -------------------------------------------------------------------------
@@ -457,6 +407,10 @@ def _duration(seconds: float) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["check"]:  # the same command without typer's start-up, where it can
+        from chronyctl6.measure.command import fast_main
+
+        fast_main(sys.argv[2:])
     app(prog_name="chronyctl6")
 
 

@@ -78,7 +78,8 @@ def test_ref_id_text(ref_id: bytes, stratum: int, text: str) -> None:
 def test_offset_of_a_server_with_a_known_clock_offset(offset: float, host: str) -> None:
     with Responder(state=ServerState(offset=offset), host=host) as r:
         m = measure(r, samples=4)
-    assert m.sent == 4 and len(m.samples) == 4 and not m.rejected
+    # Replies later than twice the best delay are not waited for (a loaded machine makes some).
+    assert m.sent == 4 and 1 <= len(m.samples) <= 4 and not m.rejected
     best = m.best
     assert best is not None
     # Both clocks are this machine's: the truth is exactly `offset`, and the measurement

@@ -1,0 +1,190 @@
+"""The `check` command's body, shared by the typer CLI and the fast path.
+
+`chronyctl6 check` runs every minute on every instance (the timer, Nagios): most of its wall time
+was start-up, and typer with click is the larger part of it. So `chronyctl6 check ...` is first
+offered to `fast_parse`, a plain argparse parser of the very same options; it takes only argument
+lists it is sure click would read the same way (a test runs both parsers on one table of
+arguments), and hands everything else (help, errors, anything unusual) to the typer CLI, so help,
+error messages and exit statuses stay click's.
+
+No typer here; `run` returns what to print rather than printing it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+DEFAULTS: dict[str, Any] = {
+    "server": None, "port": 123, "samples": 6, "timeout": 2.0, "warn": 0.1, "crit": 1.0,
+    "output": "text", "textfile": None, "textfile_dir": None, "chronyd": True,
+    "chronyd_socket": None,
+}
+OUTPUTS = ("text", "json", "nagios", "prometheus")
+TEXTFILE_DIR_ENV = "CHRONYCTL6_TEXTFILE_DIR"
+TEXTFILE_NAME = "chronyctl6.prom"
+UNKNOWN = 3
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    stdout: str | None = None  # one line or document, printed with a newline
+    stdout_raw: str | None = None  # printed as is (Prometheus text ends in its own newline)
+    stderr: list[str] = field(default_factory=list)
+
+
+class _Unknown(Exception):
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+
+
+def run(params: Mapping[str, Any], *, debug: bool = False) -> Outcome:
+    """The check, from options as typer (or fast_parse) gives them, to what to print."""
+    from chronyctl6.errors import ChronyCtlError
+    from chronyctl6.measure import check as chk
+    from chronyctl6.measure import report as fmt
+
+    p = {**DEFAULTS, **params}
+    output = p["output"]
+
+    def unknown(message: str, hint: str | None, data: Any = None) -> NoReturn:
+        """Every outcome prints its one line (Nagios) or document (JSON) on stdout."""
+        out = None
+        if output == "nagios":
+            out = fmt.nagios_unknown(message)
+        elif output == "json":
+            out = dumps(data if data is not None else
+                        {"verdict": "UNKNOWN", "error": message, "hint": hint})
+        err = [f"chronyctl6: error: {fmt.one_line(message)}"]
+        if hint:
+            err.append(f"chronyctl6: hint: {hint}")
+        raise _Unknown(Outcome(UNKNOWN, out, None, err))
+
+    def destination() -> str | None:
+        textfile, textfile_dir = p["textfile"], p["textfile_dir"]
+        if textfile is not None:
+            if not textfile.endswith(".prom"):
+                raise chk.CheckUsageError(f"--textfile {fmt.one_line(textfile)}: node_exporter "
+                                          "reads only files ending in .prom")
+            return str(textfile)
+        if textfile_dir:
+            return os.path.join(textfile_dir, TEXTFILE_NAME)
+        return None
+
+    try:
+        try:
+            if output not in OUTPUTS:
+                raise chk.CheckUsageError(f"-o {fmt.one_line(output)!r}: use {', '.join(OUTPUTS)}")
+            where = destination()
+            thresholds = chk.Thresholds(p["warn"], p["crit"])
+            result = chk.run(list(p["server"] or [chk.default_server()]), port=p["port"],
+                             samples=p["samples"], timeout=p["timeout"], thresholds=thresholds,
+                             ask_chronyd=p["chronyd"], chronyd_socket=p["chronyd_socket"])
+        except ChronyCtlError as exc:
+            unknown(exc.message, exc.hint)
+        except Exception as exc:
+            if debug:
+                raise
+            unknown(f"unexpected error: {exc!r} (run with --debug for a traceback)", None)
+        if where is not None:
+            from pathlib import Path
+
+            from chronyctl6.effects.files import atomic_write
+
+            try:
+                atomic_write(Path(where), fmt.to_prometheus(result).encode())
+            except (ChronyCtlError, OSError) as exc:
+                why = exc.message if isinstance(exc, ChronyCtlError) else (exc.strerror or str(exc))
+                unknown(f"cannot write the metrics to {fmt.one_line(where)}: {why}; the "
+                        f"measurement: {result.status.name}: {result.summary}", None,
+                        fmt.to_data(result))
+    except _Unknown as stop:
+        return stop.outcome
+    code = int(result.status)
+    if output == "json":
+        return Outcome(code, dumps(fmt.to_data(result)))
+    if output == "nagios":
+        return Outcome(code, fmt.to_nagios(result))
+    if output == "prometheus":
+        return Outcome(code, None, fmt.to_prometheus(result))
+    return Outcome(code, fmt.to_text(result))
+
+
+def dumps(obj: Any) -> str:
+    """As the CLI's emit_json writes JSON."""
+    return json.dumps(obj, indent=2, sort_keys=True)
+
+
+# ---- the fast path ----------------------------------------------------------------------------
+
+
+class _NotForUs(Exception):
+    """The typer CLI must handle these arguments."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _NotForUs(message)
+
+
+def _parser() -> _Parser:
+    # allow_abbrev=False: click takes no abbreviated long options, so neither may we.
+    p = _Parser(add_help=False, allow_abbrev=False)
+    p.add_argument("--server", "-s", "-H", action="append", dest="server")
+    p.add_argument("--port", type=int)
+    p.add_argument("--samples", type=int)
+    p.add_argument("--timeout", "-t", type=float)
+    p.add_argument("--warn", "-w", type=float)
+    p.add_argument("--crit", "-c", type=float)
+    p.add_argument("--output", "-o")
+    p.add_argument("--textfile")
+    p.add_argument("--textfile-dir", dest="textfile_dir")
+    p.add_argument("--chronyd", action="store_const", const=True, dest="chronyd")
+    p.add_argument("--no-chronyd", action="store_const", const=False, dest="chronyd")
+    p.add_argument("--chronyd-socket", dest="chronyd_socket")
+    p.set_defaults(**DEFAULTS)
+    return p
+
+
+# A single dash with `=` (`-o=json`: click reads the value "=json", argparse "json"), `--` and a
+# lone `-`: argparse and click read these differently, so click gets them.
+_DIFFERENT = re.compile(r"-[^-].*=.*|--|-")
+
+
+def fast_parse(args: list[str], environ: Mapping[str, str]) -> dict[str, Any] | None:
+    """`check`'s options as click would give them, or None where only click can say."""
+    if any(a in ("-h", "--help") or _DIFFERENT.fullmatch(a) for a in args):
+        return None
+    try:
+        ns = _parser().parse_args(args)
+    except (_NotForUs, ValueError, TypeError):
+        return None
+    params = vars(ns)
+    if not 1 <= params["port"] <= 65535:  # click's IntRange says so, in its words
+        return None
+    if params["textfile_dir"] is None:
+        params["textfile_dir"] = environ.get(TEXTFILE_DIR_ENV) or None  # click ignores ""
+    return params
+
+
+def fast_main(args: list[str]) -> None:
+    """Run `check` without typer if fast_parse takes the arguments (then exit), else return."""
+    params = fast_parse(args, os.environ)
+    if params is None:
+        return
+    outcome = run(params)
+    if outcome.stdout is not None:
+        sys.stdout.write(outcome.stdout + "\n")
+    if outcome.stdout_raw is not None:
+        sys.stdout.write(outcome.stdout_raw)
+    sys.stdout.flush()
+    for line in outcome.stderr:
+        sys.stderr.write(line + "\n")
+    sys.exit(outcome.exit_code)
