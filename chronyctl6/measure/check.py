@@ -18,16 +18,17 @@ Statuses follow the Nagios plugin API: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
-from decimal import Decimal
 from enum import IntEnum
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from chronyctl6.chronyconf import directives
-from chronyctl6.effects import chrony_tools
-from chronyctl6.effects.chrony_tools import Tracking
 from chronyctl6.errors import ChronyCtlError
 from chronyctl6.measure import exchange
+
+# Imported where used: `check` runs every minute, and start-up is most of its time.
+if TYPE_CHECKING:
+    from chronyctl6.effects.chrony_tools import Tracking
 
 DEFAULT_SERVER = "fd00:ec2::123"
 IPV4_SERVER = "169.254.169.123"
@@ -40,12 +41,15 @@ CONFIGURED_IN = ("/run/chronyctl6/timesync.sources", "/etc/chrony/chrony.conf", 
 _SLACK = 1e-6
 
 
-def default_server(root: Path = Path("/")) -> str:
+def default_server(root: str | os.PathLike[str] = "/") -> str:
     """The Time Sync endpoint chrony is configured with here, so that a baked image launched into
     an IPv4-only subnet checks 169.254.169.123; fd00:ec2::123 where none is configured."""
+    from chronyctl6.chronyconf import directives
+
     for path in CONFIGURED_IN:
         try:
-            text = (root / path.lstrip("/")).read_text(errors="replace")
+            with open(os.path.join(root, path.lstrip("/")), errors="replace") as f:
+                text = f.read()
         except OSError:
             continue
         for d in directives.parse(text):
@@ -56,11 +60,21 @@ def default_server(root: Path = Path("/")) -> str:
 
 def decimal(value: float) -> str:
     """A number as a plain decimal (0.00001, never 1e-05): what Nagios perfdata parsers and
-    people read. Shortest form that round-trips."""
+    people read. The shortest digits that round-trip (repr's), without an exponent."""
     if not math.isfinite(value):
         return "U"  # Nagios' "undetermined"; never reached by checked thresholds
-    text = format(Decimal(repr(value)), "f")
-    return text[:-2] if text.endswith(".0") else text
+    text = repr(float(value))
+    sign = "-" if text.startswith("-") else ""
+    text = text.lstrip("-")
+    mantissa, _, exp_text = text.partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits, point = whole + frac, len(whole) + int(exp_text or 0)
+    if point <= 0:
+        digits, point = "0" * (1 - point) + digits, 1
+    elif point > len(digits):
+        digits += "0" * (point - len(digits))
+    whole, frac = digits[:point].lstrip("0") or "0", digits[point:].rstrip("0")
+    return sign + whole + (f".{frac}" if frac else "") if whole + frac != "0" else "0"
 
 
 class CheckStatus(IntEnum):
@@ -207,6 +221,8 @@ def chronyd_tracking(
     socket: str | None = None, timeout: float = 2.0
 ) -> tuple[Tracking | None, str | None]:
     """chronyd's tracking, or why there is none. Never fails the check."""
+    from chronyctl6.effects import chrony_tools
+
     try:
         done = chrony_tools.chronyc("tracking", timeout=timeout, socket=socket)
     except ChronyCtlError as exc:  # chronyc missing or hung
@@ -223,15 +239,16 @@ def ipv6_route_hint(measurements: list[exchange.Measurement]) -> str | None:
     """Say so when IPv6 cannot work here, and point at the IPv4 endpoint. Only for servers
     beyond this host (fd00:ec2::123, not ::1) that got nowhere: no route, or no answer at all
     (an answer of any kind proves the path works)."""
-    import ipaddress
     import socket
 
     def remote(m: exchange.Measurement) -> bool:
+        import ipaddress  # only on this failure path
+
         ip = ipaddress.ip_address(m.target.address.split("%")[0])
         return not (ip.is_loopback or ip.is_link_local)
 
-    v6 = [m for m in measurements if m.target.family == socket.AF_INET6 and remote(m)
-          and m.best is None and not m.rejected]
+    v6 = [m for m in measurements if m.best is None and not m.rejected
+          and m.target.family == socket.AF_INET6 and remote(m)]
     if not v6:
         return None
     if any(exchange.unreachable(m) for m in v6):

@@ -13,7 +13,6 @@ No typer here; `run` returns what to print rather than printing it.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -119,6 +118,8 @@ def run(params: Mapping[str, Any], *, debug: bool = False) -> Outcome:
 
 def dumps(obj: Any) -> str:
     """As the CLI's emit_json writes JSON."""
+    import json
+
     return json.dumps(obj, indent=2, sort_keys=True)
 
 
