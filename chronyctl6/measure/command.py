@@ -2,19 +2,17 @@
 
 `chronyctl6 check` runs every minute on every instance (the timer, Nagios): most of its wall time
 was start-up, and typer with click is the larger part of it. So `chronyctl6 check ...` is first
-offered to `fast_parse`, a plain argparse parser of the very same options; it takes only argument
-lists it is sure click would read the same way (a test runs both parsers on one table of
-arguments), and hands everything else (help, errors, anything unusual) to the typer CLI, so help,
-error messages and exit statuses stay click's.
+offered to `fast_parse`, a small parser of the very same options; it takes only argument lists
+it reads as click does (a test runs both parsers on one table of arguments), and hands
+everything else (help, errors) to the typer CLI, so help, error messages and exit statuses stay
+click's.
 
 No typer here; `run` returns what to print rather than printing it.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
-import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -126,48 +124,61 @@ def dumps(obj: Any) -> str:
 # ---- the fast path ----------------------------------------------------------------------------
 
 
-class _NotForUs(Exception):
-    """The typer CLI must handle these arguments."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise _NotForUs(message)
-
-
-def _parser() -> _Parser:
-    # allow_abbrev=False: click takes no abbreviated long options, so neither may we.
-    p = _Parser(add_help=False, allow_abbrev=False)
-    p.add_argument("--server", "-s", "-H", action="append", dest="server")
-    p.add_argument("--port", type=int)
-    p.add_argument("--samples", type=int)
-    p.add_argument("--timeout", "-t", type=float)
-    p.add_argument("--warn", "-w", type=float)
-    p.add_argument("--crit", "-c", type=float)
-    p.add_argument("--output", "-o")
-    p.add_argument("--textfile")
-    p.add_argument("--textfile-dir", dest="textfile_dir")
-    p.add_argument("--chronyd", action="store_const", const=True, dest="chronyd")
-    p.add_argument("--no-chronyd", action="store_const", const=False, dest="chronyd")
-    p.add_argument("--chronyd-socket", dest="chronyd_socket")
-    p.set_defaults(**DEFAULTS)
-    return p
-
-
-# A single dash with `=` (`-o=json`: click reads the value "=json", argparse "json"), `--` and a
-# lone `-`: argparse and click read these differently, so click gets them.
-_DIFFERENT = re.compile(r"-[^-].*=.*|--|-")
+# `check`'s options as the typer CLI declares them (tests/measure/test_check_fastpath.py holds the
+# two to the same reading of one table of argument lists).
+_LONG = {"--server": "server", "--port": "port", "--samples": "samples", "--timeout": "timeout",
+         "--warn": "warn", "--crit": "crit", "--output": "output", "--textfile": "textfile",
+         "--textfile-dir": "textfile_dir", "--chronyd-socket": "chronyd_socket"}
+_SHORT = {"-s": "server", "-H": "server", "-t": "timeout", "-w": "warn", "-c": "crit",
+          "-o": "output"}
+_FLAGS = {"--chronyd": True, "--no-chronyd": False}
+_NUMBERS: dict[str, type[int] | type[float]] = {
+    "port": int, "samples": int, "timeout": float, "warn": float, "crit": float}
 
 
 def fast_parse(args: list[str], environ: Mapping[str, str]) -> dict[str, Any] | None:
-    """`check`'s options as click would give them, or None where only click can say."""
-    if any(a in ("-h", "--help") or _DIFFERENT.fullmatch(a) for a in args):
-        return None
-    try:
-        ns = _parser().parse_args(args)
-    except (_NotForUs, ValueError, TypeError):
-        return None
-    params = vars(ns)
+    """`check`'s options as click reads them, or None where click must speak (help, an unknown
+    option, a missing or malformed value, a stray argument): then the typer CLI runs, with
+    click's own messages. As click: `--opt value`, `--opt=value`, `-o value`, `-ovalue` (so
+    `-o=json` is the value "=json"); a value is the next argument whatever it looks like; the last
+    of a repeated option wins, --server adds up; CHRONYCTL6_TEXTFILE_DIR when not empty.
+    (No argparse: it reads some of these differently, and costs start-up time.)"""
+    params = dict(DEFAULTS)
+    servers: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg in _FLAGS:
+            params["chronyd"] = _FLAGS[arg]
+            continue
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            dest = _LONG.get(name)
+            attached = bool(eq)
+        elif arg.startswith("-") and len(arg) > 1:
+            name, value = arg[:2], arg[2:]
+            dest = _SHORT.get(name)
+            attached = bool(value)
+        else:
+            return None  # an argument check does not take (or `-`)
+        if dest is None:
+            return None
+        if not attached:
+            if i == len(args):
+                return None
+            value = args[i]
+            i += 1
+        if dest == "server":
+            servers.append(value)
+        elif dest in _NUMBERS:
+            try:
+                params[dest] = _NUMBERS[dest](value)
+            except ValueError:
+                return None
+        else:
+            params[dest] = value
+    params["server"] = servers or None
     if not 1 <= params["port"] <= 65535:  # click's IntRange says so, in its words
         return None
     if params["textfile_dir"] is None:
