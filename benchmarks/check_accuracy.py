@@ -40,6 +40,9 @@ NTPLIB_SCRIPT = (
 )
 
 
+CONSOLE_SCRIPT = "import sys; from chronyctl6.__main__ import main; sys.exit(main())"
+
+
 def isolated() -> bool:
     return sorted(name for _i, name in socket.if_nameindex()) == ["lo"]
 
@@ -86,7 +89,9 @@ def tools(python: str) -> list[Tool]:
     import json
 
     found = [
-        Tool("chronyctl6 check", [python, "-m", "chronyctl6", "check", "--server", "::1",
+        # As the installed console script runs it (pyproject: chronyctl6.__main__:main), not
+        # `python -m`, which adds runpy's start-up.
+        Tool("chronyctl6 check", [python, "-c", CONSOLE_SCRIPT, "check", "--server", "::1",
                                  "--port", "123", "-o", "json", "--warn", "5", "--crit", "10"],
              lambda out: float(json.loads(out)["offset_seconds"])),
         Tool("ntplib (1 request)", [python, "-c", NTPLIB_SCRIPT], float),
@@ -137,11 +142,11 @@ class Floors:
         self.steps: dict[str, Callable[[], float]] = {
             "python -c pass": lambda: _proc([python, "-c", "pass"]),
             "chronyctl6 --version (interpreter + typer + cli.py)":
-                lambda: _proc([python, "-m", "chronyctl6", "--version"]),
-            "import check's fast path (interpreter + argparse + check code)":
+                lambda: _proc([python, "-c", CONSOLE_SCRIPT, "--version"]),
+            "import check's fast path (interpreter + check code)":
                 lambda: _proc([python, "-c", "import chronyctl6.measure.command, "
                                "chronyctl6.measure.check, chronyctl6.measure.report"]),
-            "in-process: chronyctl6 ntp.measure, 6 samples": lambda: _timed(
+            "in-process: chronyctl6 exchange.measure, 6 samples": lambda: _timed(
                 lambda: exchange.measure(targets, samples=6)),
             "in-process: ntplib request, 1 sample": lambda: _timed(
                 lambda: client.request("::1", version=4, port=123, timeout=2)),

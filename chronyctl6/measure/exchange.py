@@ -270,14 +270,16 @@ class _Exchange:
     def next_send(self) -> float | None:
         """When the next request may go (monotonic seconds), or None if no more will.
 
-        A reply frees the next request at once; without one, the next goes `spacing` after
-        the last, so a slow or lost reply delays the burst by little. Against Time Sync
-        (replies in well under a millisecond) the burst is over in a few milliseconds."""
+        The first request is a probe: the others wait for its reply, or `spacing` at most, so
+        a kiss-of-death (or an ICMP error) stops the burst after one packet. Then the rest go
+        back-to-back, each with its own nonce, all in flight together: the burst ends one round
+        trip later, not one per sample. Six packets in a millisecond or two are far inside
+        Time Sync's burst allowance (8) and EC2's 1024 packets per second per interface."""
         if self.stopped or self.m.sent >= self.samples:
             return None
-        if self.m.sent == 0 or not self.outstanding:
-            return self.last_send
-        return self.last_send + self.spacing
+        if self.m.sent == 1 and self.outstanding:
+            return self.last_send + self.spacing
+        return self.last_send
 
     def straggler_cutoff(self) -> float | None:
         """When waiting for the replies still out stops being worth it: once the youngest has
