@@ -11,11 +11,13 @@ Offsets are positive when the local clock is behind the server (the server's tim
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
 import select
 import socket
+import struct
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -49,6 +51,9 @@ _NTP_DELTA = int(ntplib.NTP.NTP_DELTA)  # seconds from 1900 (NTP epoch) to 1970
 # Python only names these on some builds; the values are Linux's.
 _IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
 _IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # also SCM_TIMESTAMPNS
+_TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
 class Reject:
@@ -246,6 +251,19 @@ def _same_endpoint(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     return same_host and a[1] == b[1]
 
 
+def _read_latency_ns(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """How long ago the kernel received the datagram (its SCM_TIMESTAMPNS stamp, on the wall
+    clock) by the wall clock now; 0 without a stamp, or if the wall clock stepped since (a
+    latency not between 0 and 1 s cannot be a read latency)."""
+    now = time.time_ns()
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = _TIMESPEC.unpack_from(data)
+            latency = now - (sec * _NS + nsec)
+            return latency if 0 <= latency < _NS else 0
+    return 0
+
+
 class _Exchange:
     """One server's burst: sends spaced requests, matches replies to them by nonce."""
 
@@ -266,6 +284,11 @@ class _Exchange:
             self.sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
         else:
             self.sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+        # The kernel's arrival time of each reply: t4 then leaves out our own wake-up and
+        # read latency (as chrony's kernel timestamps do), which on EC2 is of the order of the
+        # whole round trip to Time Sync.
+        with contextlib.suppress(OSError):  # without, t4 is taken when we read the reply
+            self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
 
     def next_send(self) -> float | None:
         """When the next request may go (monotonic seconds), or None if no more will.
@@ -322,7 +345,7 @@ class _Exchange:
         deadline."""
         while time.monotonic() < deadline:
             try:
-                data, peer = self.sock.recvfrom(1024)
+                data, ancillary, _flags, peer = self.sock.recvmsg(1024, _ANCILLARY)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -332,7 +355,7 @@ class _Exchange:
                     return
                 self._icmp_error(exc)
                 continue
-            mono4 = time.monotonic_ns()
+            mono4 = time.monotonic_ns() - _read_latency_ns(ancillary)
             self._judge(data, peer, mono4)
 
     def _icmp_error(self, exc: OSError) -> None:

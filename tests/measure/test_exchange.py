@@ -6,6 +6,8 @@ Runs inside a fresh network namespace (the suite is started under `unshare -n`).
 
 from __future__ import annotations
 
+import select
+import socket
 import time
 
 import pytest
@@ -222,3 +224,35 @@ def test_a_malformed_server_name_is_a_clear_error_and_never_looked_up(server: st
         exchange.resolve(server)
     assert "\n" not in err.value.message and len(err.value.message) < 200
     assert err.value.message.isprintable() and err.value.message.isascii()
+
+
+# ---- t4 from the kernel's arrival stamp -------------------------------------------------------
+
+
+def _stamp(ns: int) -> list[tuple[int, int, bytes]]:
+    sec, nsec = divmod(ns, 1_000_000_000)
+    return [(socket.SOL_SOCKET, exchange._SO_TIMESTAMPNS, exchange._TIMESPEC.pack(sec, nsec))]
+
+
+def test_read_latency_comes_from_the_kernels_arrival_stamp() -> None:
+    now = time.time_ns()
+    assert 4_900_000 <= exchange._read_latency_ns(_stamp(now - 5_000_000)) < 900_000_000
+    assert exchange._read_latency_ns([]) == 0  # no stamp: t4 is when we read
+    assert exchange._read_latency_ns(_stamp(now + 10**9)) == 0  # the wall clock stepped back
+    assert exchange._read_latency_ns(_stamp(now - 5 * 10**9)) == 0  # ... or forward
+    assert exchange._read_latency_ns([(socket.SOL_SOCKET, exchange._SO_TIMESTAMPNS, b"\0")]) == 0
+
+
+def test_replies_carry_the_kernels_arrival_stamp() -> None:
+    with Responder() as r:
+        (target,) = exchange.resolve(r.host, r.port)
+        ex = exchange._Exchange(target, 1, 0.001)
+        try:
+            assert ex.sock.getsockopt(socket.SOL_SOCKET, exchange._SO_TIMESTAMPNS) == 1
+            ex.send()
+            select.select([ex.sock], [], [], 2.0)
+            _data, ancillary, _flags, _peer = ex.sock.recvmsg(1024, exchange._ANCILLARY)
+        finally:
+            ex.sock.close()
+    assert 0 <= exchange._read_latency_ns(ancillary) < 10**9
+    assert any(kind == exchange._SO_TIMESTAMPNS for _level, kind, _ in ancillary)
