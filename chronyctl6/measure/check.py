@@ -290,7 +290,8 @@ def run(
         try:
             targets += exchange.resolve(server, port)
         except exchange.NtpError as exc:  # one bad name must not hide the other servers' answers
-            unresolved.append(exchange.unresolved(server, port, exc.message))
+            # Kept in its printable form: it goes into text, metrics labels and Nagios lines.
+            unresolved.append(exchange.unresolved(exchange.shown(server, 64), port, exc.message))
     measurements = exchange.measure(targets, samples=samples, timeout=timeout) + unresolved
     tracking, problem = chronyd_tracking(chronyd_socket) if ask_chronyd else (None, None)
     hint = ipv6_route_hint(measurements)

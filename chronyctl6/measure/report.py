@@ -30,7 +30,9 @@ _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u
 
 
 def one_line(text: str) -> str:
-    return _UNSAFE.sub(" ", text)
+    """Text safe on one line of any output: controls as spaces, and bytes that were not UTF-8
+    (surrogates from the command line) as backslash escapes, which every stream can write."""
+    return _UNSAFE.sub(" ", text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def _num(value: float | None) -> float | None:

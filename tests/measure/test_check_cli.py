@@ -378,3 +378,26 @@ def test_an_invalid_server_is_refused_alone(bad: str) -> None:
     data = json.loads(out)
     assert code == 3 and data["verdict"] == "UNKNOWN" and "NTP server" in data["summary"]
     assert len(data["summary"]) < 200
+
+
+@pytest.mark.parametrize("output", ["text", "json", "nagios", "prometheus"])
+def test_hostile_bytes_on_the_command_line_never_reach_the_output_raw(
+        tmp_path: Path, output: str) -> None:
+    """A server name and a textfile path with an escape sequence and bytes that are not UTF-8,
+    as a real argv carries them: no traceback, no raw escape in any output."""
+    bad_server = b"\x1b]0;owned\x07\xff\xfe.example"
+    bad_path = str(tmp_path).encode() + b"/missing\x1b[2J\xff/x.prom"
+    with Responder(state=ServerState(offset=0.001)) as r:
+        done = subprocess.run(
+            [sys.executable.encode(), b"-m", b"chronyctl6", b"check", b"--no-chronyd",
+             b"--server", bad_server, b"--server", b"::1", b"--port", str(r.port).encode(),
+             b"-o", output.encode(), b"--textfile", bad_path],
+            cwd=REPO, capture_output=True, timeout=30, check=False,
+            env={**os.environ, "PYTHONPATH": str(REPO), "LC_ALL": "C.UTF-8"})
+    assert b"Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 3  # the textfile cannot be written
+    for stream in (done.stdout, done.stderr):
+        assert b"\x1b" not in stream and b"\x07" not in stream
+        stream.decode("utf-8")  # whatever came in, what goes out is UTF-8
+    if output == "nagios":
+        assert done.stdout.count(b"\n") == 1 and done.stdout.startswith(b"NTP UNKNOWN: ")
