@@ -130,7 +130,10 @@ def compare_chronyd(sample: exchange.Sample | None, tracking: Tracking) -> Chron
         return ChronydView(tracking)
     difference = abs(sample.offset - tracking.system_offset)
     allowed = sample.error_bound + tracking.root_distance + _SLACK
-    return ChronydView(tracking, None, difference, allowed, difference > allowed)
+    # A chronyd that reports NaN or infinity is not taken as agreeing.
+    finite = all(math.isfinite(x) for x in (tracking.system_offset, tracking.root_delay,
+                                             tracking.root_dispersion))
+    return ChronydView(tracking, None, difference, allowed, not (finite and difference <= allowed))
 
 
 @dataclass

@@ -245,3 +245,12 @@ def test_data_never_holds_nan_or_infinity() -> None:
     r = evaluate([m], Thresholds())
     json.dumps(fmt.to_data(r), allow_nan=False)  # raises on NaN/inf
     assert "nan" not in fmt.to_prometheus(r).lower().replace("nanoseconds", "")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_chronyd_reporting_non_finite_values_is_not_taken_as_agreeing(bad: float) -> None:
+    for t in (tracking(bad), tracking(0.0, root_dispersion=bad), tracking(0.0, root_delay=bad)):
+        r = evaluate([measurement("fd00:ec2::123", sample(0.0001))], Thresholds(), t)
+        assert r.status is CheckStatus.WARNING and "chronyd disagrees" in r.summary
+        json.dumps(fmt.to_data(r), allow_nan=False)
+        assert "nan" not in fmt.to_prometheus(r).lower() and "inf" not in fmt.to_prometheus(r)
