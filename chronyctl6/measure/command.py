@@ -90,18 +90,12 @@ def run(params: Mapping[str, Any], *, debug: bool = False) -> Outcome:
             if debug:
                 raise
             unknown(f"unexpected error: {exc!r} (run with --debug for a traceback)", None)
-        if where is not None:
-            from pathlib import Path
-
-            from chronyctl6.effects.files import atomic_write
-
-            try:
-                atomic_write(Path(where), fmt.to_prometheus(result).encode())
-            except (ChronyCtlError, OSError) as exc:
-                why = exc.message if isinstance(exc, ChronyCtlError) else (exc.strerror or str(exc))
-                unknown(f"cannot write the metrics to {fmt.one_line(where)}: {why}; the "
-                        f"measurement: {result.status.name}: {result.summary}", None,
-                        fmt.to_data(result))
+        why = write_textfile(where, fmt.to_prometheus(result)) if where is not None else None
+        if why is not None:
+            message = (f"cannot write the metrics to {fmt.one_line(str(where))}: {why}; the "
+                       f"measurement: {result.status.name}: {result.summary}")
+            # JSON keeps the measurement, and says why the exit status is UNKNOWN anyway.
+            unknown(message, None, {**fmt.to_data(result), "error": message})
     except _Unknown as stop:
         return stop.outcome
     code = int(result.status)
@@ -112,6 +106,22 @@ def run(params: Mapping[str, Any], *, debug: bool = False) -> Outcome:
     if output == "prometheus":
         return Outcome(code, None, fmt.to_prometheus(result))
     return Outcome(code, fmt.to_text(result))
+
+
+def write_textfile(where: str, text: str) -> str | None:
+    """Write the metrics atomically; None when done, else why not (never raises for I/O)."""
+    from pathlib import Path
+
+    from chronyctl6.effects.files import atomic_write
+    from chronyctl6.errors import ChronyCtlError
+
+    try:
+        atomic_write(Path(where), text.encode())
+    except ChronyCtlError as exc:
+        return exc.message
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 def dumps(obj: Any) -> str:

@@ -33,7 +33,7 @@ MODE_SERVER = 4
 # Time Sync, like chronyd's default `ratelimit`, lets a client send a burst of 8 quickly.
 MAX_SAMPLES = 8
 DEFAULT_SAMPLES = 6
-DEFAULT_SPACING = 0.001  # seconds a request waits for the previous one's reply, at most
+DEFAULT_SPACING = 0.001  # seconds the burst waits for the probe's reply, at most
 # chrony's `maxdistance` default: a reply whose root distance (root delay / 2 + root dispersion)
 # exceeds this cannot say anything useful about UTC.
 DEFAULT_MAX_DISTANCE = 3.0

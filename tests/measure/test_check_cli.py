@@ -350,6 +350,7 @@ def test_an_unwritable_textfile_is_one_unknown_line_not_a_traceback(
     else:
         data = json.loads(done.stdout)
         assert data["verdict"] == "OK" and data["offset_seconds"] is not None
+        assert data["error"].startswith(f"cannot write the metrics to {path}")
     assert "cannot write the metrics" in done.stderr
 
 
