@@ -7,112 +7,20 @@ exit status then apply). And the real command, both ways, gives the same verdict
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-import typer.main
 
 from chronyctl6 import cli
 from chronyctl6.measure import command
+from tests.conftest import require
+from tests.measure.fastpath_table import TABLE, click_params, same
 from tests.ntp_fixtures import Responder, ServerState, require_isolated_netns
 
 REPO = Path(__file__).resolve().parents[2]
-
-# Arguments monitoring systems and people pass, and ones meant to trip a parser up.
-TABLE: list[list[str]] = [
-    [],
-    ["--server", "::1"],
-    ["-s", "::1", "-H", "127.0.0.1", "--server", "fd00:ec2::123"],
-    ["-H", "::1", "-w", "0.5", "-c", "1", "-t", "3"],
-    ["-H::1", "-w0.5", "-c1", "-t3", "-onagios"],
-    ["--server=::1", "--warn=0.01", "--crit=0.1", "--output=json"],
-    ["--warn", "-1"],
-    ["--warn", "nan", "--crit", "inf"],
-    ["--crit", "1e999"],
-    ["--warn", "1_000"],
-    ["--samples", "3", "--samples", "4"],
-    ["--samples", "three"],
-    ["--samples", "0x10"],
-    ["--samples", " 5"],
-    ["--port", "0"],
-    ["--port", "65536"],
-    ["--port", "65535"],
-    ["--port", "-1"],
-    ["--timeout", ""],
-    ["--server", ""],
-    ["--server="],
-    ["-o", "xml"],
-    ["-o=json"],
-    ["-o", "-w"],
-    ["--no-chronyd"],
-    ["--no-chronyd", "--chronyd"],
-    ["--chronyd", "--no-chronyd", "--chronyd-socket", "/run/chrony/chronyd.sock"],
-    ["--textfile", "/srv/metrics/x.prom"],
-    ["--textfile-dir", "/var/lib/prometheus/node-exporter"],
-    ["--textfile-dir="],
-    ["--serv", "::1"],
-    ["--no-chrony"],
-    ["--bogus"],
-    ["extra"],
-    ["--", "--server"],
-    ["-"],
-    ["--help"],
-    ["-h"],
-    ["--server"],
-    ["-w"],
-    ["--warn", "--crit", "1"],
-    ["-s", "-H"],
-    ["--server", "a" * 300],
-    ["--server", "t\u00e9st\u2028\x1b[2J"],
-    ["--output", "json", "--output", "nagios"],
-    ["-o=json", "-H=::1"],
-    ["--chronyd=yes"],
-    ["--no-chronyd=1"],
-    ["-Hfd00:ec2::123", "-t0.5", "-w", "-0.5"],
-    ["--samples=", "3"],
-    ["--port", "+123"],
-    ["--port", "\u0661\u0662\u0663"],
-    ["--warn", "\u0661.\u0665"],
-    ["--timeout", "1e-3", "-t", "-inf"],
-    ["---server", "::1"],
-    ["-ss"],
-    ["-x"],
-    ["-5"],
-    ["--server", "::1", "extra"],
-    ["-o"],
-    ["--textfile-dir", "/a", "--textfile", "/b.prom"],
-]
-
-
-def click_params(args: list[str]) -> dict[str, Any] | None:
-    """What the typer CLI's click parser makes of `check ARGS`, or None if it refuses them.
-    (typer 0.7 uses click, newer typers a copy of it: hence no click import here.)"""
-    group: Any = typer.main.get_command(cli.app)
-    with group.make_context("chronyctl6", ["check"], resilient_parsing=True) as parent:
-        sub = group.get_command(parent, "check")
-        assert sub is not None
-        try:
-            ctx = sub.make_context("check", list(args), parent=parent)
-        except Exception as exc:
-            if type(exc).__name__ == "Exit":
-                return None  # --help
-            assert getattr(exc, "exit_code", None) == 3, exc  # bad arguments: UNKNOWN
-            return None
-    params = dict(ctx.params)
-    params["server"] = list(params["server"]) if params["server"] else None
-    return params
-
-
-def same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return (math.isnan(a) and math.isnan(b)) or a == b
-    return bool(a == b) and type(a) is type(b)
-
 
 @pytest.mark.parametrize("env", [{}, {"CHRONYCTL6_TEXTFILE_DIR": "/srv/textfiles"},
                                  {"CHRONYCTL6_TEXTFILE_DIR": ""}])
@@ -132,6 +40,22 @@ def test_the_fast_path_reads_arguments_as_click_does(
     assert set(ours) == set(theirs)
     for key in theirs:
         assert same(ours[key], theirs[key]), (key, ours[key], theirs[key])
+
+
+def test_debians_typer_reads_the_table_as_the_fast_path_does() -> None:
+    """The .deb runs Debian's python3 with typer 0.7.0 and click 8.1: the same table there."""
+    debian = "/usr/bin/python3"
+    probe = subprocess.run([debian, "-c", "import typer"], capture_output=True, check=False)
+    require(probe.returncode == 0, "Debian's python3-typer is not installed (apt-get install "
+            "python3-typer)")
+    for env in ({}, {"CHRONYCTL6_TEXTFILE_DIR": "/srv/textfiles"}):
+        clean = {k: v for k, v in os.environ.items() if k != "CHRONYCTL6_TEXTFILE_DIR"}
+        done = subprocess.run([debian, "-m", "tests.measure.fastpath_table"], cwd=REPO,
+                              capture_output=True, text=True, timeout=60, check=False,
+                              env={**clean, **env, "PYTHONPATH": str(REPO)})
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["mismatches"] == [], report  # report["typer"]: the version compared
 
 
 def test_the_constants_agree() -> None:
