@@ -35,6 +35,8 @@ class Outcome:
     stdout: str | None = None  # one line or document, printed with a newline
     stdout_raw: str | None = None  # printed as is (Prometheus text ends in its own newline)
     stderr: list[str] = field(default_factory=list)
+    # -o json: the document as a dict (stdout is its text), for an output envelope to wrap
+    data: dict[str, Any] | None = None
 
 
 class _Unknown(Exception):
@@ -53,16 +55,17 @@ def run(params: Mapping[str, Any], *, debug: bool = False) -> Outcome:
 
     def unknown(message: str, hint: str | None, data: Any = None) -> NoReturn:
         """Every outcome prints its one line (Nagios) or document (JSON) on stdout."""
-        out = None
+        out, document = None, None
         if output == "nagios":
             out = fmt.nagios_unknown(message)
         elif output == "json":
-            out = dumps(data if data is not None else
-                        {"verdict": "UNKNOWN", "error": message, "hint": hint})
+            document = data if data is not None else {"verdict": "UNKNOWN", "error": message,
+                                                      "hint": hint}
+            out = dumps(document)
         err = [f"chronyctl6: error: {fmt.one_line(message)}"]
         if hint:
             err.append(f"chronyctl6: hint: {hint}")
-        raise _Unknown(Outcome(UNKNOWN, out, None, err))
+        raise _Unknown(Outcome(UNKNOWN, out, None, err, document))
 
     def destination() -> str | None:
         textfile, textfile_dir = p["textfile"], p["textfile_dir"]
@@ -100,7 +103,8 @@ def run(params: Mapping[str, Any], *, debug: bool = False) -> Outcome:
         return stop.outcome
     code = int(result.status)
     if output == "json":
-        return Outcome(code, dumps(fmt.to_data(result)))
+        document = fmt.to_data(result)
+        return Outcome(code, dumps(document), data=document)
     if output == "nagios":
         return Outcome(code, fmt.to_nagios(result))
     if output == "prometheus":

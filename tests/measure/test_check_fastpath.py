@@ -125,3 +125,14 @@ def test_the_fast_path_imports_neither_typer_nor_click() -> None:
     assert "chronyctl6.measure.exchange" in loaded and json.loads(done.stdout)["verdict"]
     for heavy in ("typer", "click", "jinja2", "psutil", "chronyctl6.cli"):
         assert heavy not in loaded, heavy
+
+
+def test_the_json_document_is_also_returned_as_data_for_an_envelope() -> None:
+    require_isolated_netns()
+    with Responder(state=ServerState(offset=0.001)) as r:
+        ok = command.run({"server": ["::1"], "port": r.port, "output": "json", "chronyd": False})
+    bad = command.run({"server": ["::1"], "output": "json", "crit": float("inf")})
+    assert ok.exit_code == 0 and ok.data is not None and json.loads(ok.stdout or "") == ok.data
+    assert ok.data["verdict"] == "OK"
+    assert bad.exit_code == 3 and bad.data is not None and json.loads(bad.stdout or "") == bad.data
+    assert bad.data["verdict"] == "UNKNOWN" and "thresholds" in bad.data["error"]
