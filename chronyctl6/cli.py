@@ -8,10 +8,13 @@ Each command turns its options into a request, calls the core, and hands the res
 which renders it (text, or chronyctl6.output's one JSON envelope) and maps errors to exit statuses
 (chronyctl6.output.exit_code is the one table). Usage errors go the same way (`_Command`): with
 `-o json` they are an envelope on stdout too, with `check -o nagios` an UNKNOWN line.
+`check` is the exception that shares its body: chronyctl6.measure.command.run, which its fast path
+(no typer) calls too, returns what to print, the envelope included; this module only prints it.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from enum import Enum
 from typing import Any, List, NoReturn, Optional, TypeVar
@@ -132,8 +135,10 @@ class _Run:
         raise typer.Exit(out.exit_code(self.command, status))
 
     def fail(self, status: out.Status, message: str, hint: str | None = None) -> NoReturn:
-        if self.output == "nagios":
-            typer.echo(out.nagios_unknown(message + (f" ({hint})" if hint else "")))
+        if self.output == "nagios":  # only check has it: its one UNKNOWN line
+            from chronyctl6.measure.report import nagios_unknown
+
+            typer.echo(nagios_unknown(message + (f" ({hint})" if hint else "")))
         elif self.json:
             error = ChronyCtlError(message, hint)
             typer.echo(out.dumps(out.envelope(self.command, status, {}, out.error_messages(error))))
@@ -451,32 +456,29 @@ _TEXTFILE_HELP = ("Also write the Prometheus metrics atomically to PATH (a .prom
 _CHECK_OUTPUT_HELP = ("text, json (the chronyctl6/v1 envelope), nagios (one line with perfdata) or "
                       "prometheus (text format).")
 _CHECK_OUTPUT_OPTION = typer.Option(CheckOutput.TEXT.value, "-o", "--output", help=_CHECK_OUTPUT_HELP)
-
-
-def check_data(result: Any) -> dict[str, Any]:
-    """check's report dict in the envelope: its seconds named with their unit."""
-    from chronyctl6.measure import report as fmt
-
-    data: dict[str, Any] = out.with_units(fmt.to_json(result), out.CHECK_UNITS)
-    for key in ("status", "exit_code"):  # the envelope carries them
-        data.pop(key, None)
-    return data
+_WARN_HELP = "WARNING when max error (|offset| + delay/2 + root distance) reaches this."
+_CRIT_HELP = "CRITICAL when max error (|offset| + delay/2 + root distance) reaches this."
+TEXTFILE_DIR_ENV = "CHRONYCTL6_TEXTFILE_DIR"  # as chronyctl6.measure.command's
+TEXTFILE_NAME = "chronyctl6.prom"
+_TEXTFILE_DIR_HELP = (f"Also write the metrics atomically to DIR/{TEXTFILE_NAME} (node_exporter's "
+                      f"textfile directory; chronyctl6-check.service sets {TEXTFILE_DIR_ENV}). "
+                      "--textfile wins.")
 
 
 @app.command(cls=_Command)
 def check(
     server: Optional[List[str]] = typer.Option(  # noqa: B008 (typer's classic style)
-        None, "--server", "-s", metavar="ADDR", help=_SERVER_HELP),
+        None, "--server", "-s", "-H", metavar="ADDR", help=_SERVER_HELP),
     port: int = typer.Option(123, "--port", min=1, max=65535, help="The servers' UDP port."),
     samples: int = typer.Option(6, "--samples", metavar="N", help=_SAMPLES_HELP),
-    timeout: float = typer.Option(2.0, "--timeout", metavar="SECONDS",
+    timeout: float = typer.Option(2.0, "--timeout", "-t", metavar="SECONDS",
                                   help="Deadline for the whole measurement, whatever arrives."),
-    warn: float = typer.Option(0.1, "--warn", metavar="SECONDS",
-                               help="WARNING when |offset| + error bound reaches this."),
-    crit: float = typer.Option(1.0, "--crit", metavar="SECONDS",
-                               help="CRITICAL when |offset| + error bound reaches this."),
+    warn: float = typer.Option(0.1, "--warn", "-w", metavar="SECONDS", help=_WARN_HELP),
+    crit: float = typer.Option(1.0, "--crit", "-c", metavar="SECONDS", help=_CRIT_HELP),
     output: CheckOutput = _CHECK_OUTPUT_OPTION,
     textfile: Optional[str] = typer.Option(None, "--textfile", metavar="PATH", help=_TEXTFILE_HELP),
+    textfile_dir: Optional[str] = typer.Option(None, "--textfile-dir", metavar="DIR",
+                                               envvar=TEXTFILE_DIR_ENV, help=_TEXTFILE_DIR_HELP),
     chronyd: bool = typer.Option(True, "--chronyd/--no-chronyd",
                                  help="Also ask chronyd (chronyc tracking) and compare."),
     chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
@@ -486,11 +488,13 @@ def check(
     """Measure this clock's offset against Time Sync directly, and what chronyd believes.
 
     The offset is positive when this clock is BEHIND the server (server time minus local
-    time). Each request carries a random nonce; replies that do not echo it, or are not a
-    synchronised server's (mode 4, stratum 1-15, leap not 3, non-zero timestamps, from the
-    address and port asked), are refused and counted; a kiss-of-death (RATE, DENY, RSTR) stops
-    the burst. When chronyd runs, its tracking is shown, and a disagreement beyond both error
-    bounds (or chronyd not synchronised) is a WARNING.
+    time). The verdict judges max error = |offset| + delay/2 + root distance (root delay/2 +
+    root dispersion): the most this clock can be off UTC. Each request carries a random nonce;
+    replies that do not echo it, or are not a synchronised server's (mode 4, stratum 1-15, leap
+    not 3, non-zero timestamps, a reference time not after the transmit time, root distance at
+    most 3 s, from the address and port asked), are refused and counted; a kiss-of-death (RATE,
+    DENY, RSTR) stops the burst. When chronyd runs, its tracking is shown, and a disagreement
+    beyond both error bounds (or chronyd not synchronised) is a WARNING.
 
     Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (no valid reply, bad arguments).
 
@@ -501,34 +505,18 @@ def check(
       chronyctl6 check -o json --warn 0.01 --crit 0.1
       chronyctl6 check --textfile /var/lib/node_exporter/textfile/chronyctl6.prom -q
     """
-    from chronyctl6.measure import check as chk
-    from chronyctl6.measure import report as fmt
+    from chronyctl6.measure.command import run
 
-    run = _Run("check", output.value, quiet)
-    if textfile is not None and not textfile.endswith(".prom"):
-        run.fail(out.Status.USAGE, f"--textfile {textfile}: node_exporter reads only files ending in .prom")
-    result = run.guard(lambda: chk.run(server or [chk.default_server()], port=port, samples=samples,
-                                       timeout=timeout, thresholds=chk.Thresholds(warn, crit),
-                                       ask_chronyd=chronyd, chronyd_socket=chronyd_socket))
-    if textfile is not None:
-        from pathlib import Path
-
-        from chronyctl6.effects.files import atomic_write
-
-        run.guard(lambda: atomic_write(Path(textfile), fmt.to_prometheus(result).encode()))
-    status = out.Status(result.status.name.lower())
-    if output is CheckOutput.NAGIOS:
-        typer.echo(fmt.to_nagios(result))
-    elif output is CheckOutput.PROMETHEUS:
-        typer.echo(fmt.to_prometheus(result), nl=False)
-    elif quiet:
-        run.echo(f"{result.status.name}: {result.summary}")
-    else:
-        run.echo(fmt.to_text(result))
-    messages = [out.Message(out.Level.INFO, result.summary)]
-    messages += [out.Message(out.Level.INFO, note) for note in result.notes]
-    messages += [out.Message(out.Level.HINT, result.hint)] if result.hint else []
-    run.finish(status, check_data(result), messages)
+    outcome = run(dict(server=server, port=port, samples=samples, timeout=timeout, warn=warn,
+                       crit=crit, output=output.value, textfile=textfile, textfile_dir=textfile_dir,
+                       chronyd=chronyd, chronyd_socket=chronyd_socket, quiet=quiet), debug=_debug)
+    if outcome.stdout is not None:
+        typer.echo(outcome.stdout)
+    if outcome.stdout_raw is not None:
+        typer.echo(outcome.stdout_raw, nl=False)
+    for line in outcome.stderr:
+        typer.echo(line, err=True)
+    raise typer.Exit(outcome.exit_code)
 
 
 # ---- doctor / status -------------------------------------------------------------------------
@@ -656,6 +644,10 @@ def _duration(seconds: float) -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["check"]:  # the same command without typer's start-up, where it can
+        from chronyctl6.measure.command import fast_main
+
+        fast_main(sys.argv[2:])
     app(prog_name="chronyctl6")
 
 

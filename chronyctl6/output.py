@@ -21,7 +21,6 @@ import math
 import re
 from dataclasses import dataclass
 from enum import Enum
-from importlib import resources
 from typing import Any
 
 from chronyctl6.errors import ChronyCtlError, ExitStatus
@@ -131,17 +130,9 @@ def with_units(value: Any, names: dict[str, str]) -> Any:
     return value
 
 
-# check's report dict (chronyctl6.measure.report.to_json) names seconds without their unit.
-CHECK_UNITS = {
-    "offset": "offset_seconds", "delay": "delay_seconds", "error_bound": "error_bound_seconds",
-    "root_distance": "root_distance_seconds", "root_delay": "root_delay_seconds",
-    "root_dispersion": "root_dispersion_seconds", "system_offset": "offset_seconds",
-    "difference": "difference_seconds", "allowed": "allowed_seconds", "warn": "warn_seconds",
-    "crit": "crit_seconds",
-}
-
-
 def load_schema() -> dict[str, Any]:
+    from importlib import resources  # only here: `check` prints envelopes, every minute, without it
+
     text = resources.files("chronyctl6").joinpath("schema").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
@@ -153,9 +144,3 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 def one_line(text: str) -> str:
     """Text safe to print on one line (a Nagios line, a terminal): control characters go."""
     return _CONTROL.sub(" ", text).strip()
-
-
-def nagios_unknown(message: str) -> str:
-    """`NTP UNKNOWN: message`, one line, no `|` (it starts perfdata). A local stand-in for
-    chronyctl6.measure.report.nagios_unknown while that does not exist."""
-    return "NTP UNKNOWN: " + one_line(message).replace("|", "/")

@@ -52,6 +52,7 @@ class ServerState:
     ref_id: bytes = b"\xa9\xfe\xa9\x7b"
     root_delay: float = 0.000_125
     root_dispersion: float = 0.000_250
+    ref_age: float | None = 8.0  # seconds since the server last synchronised; None: never (0)
 
 
 def reply_header(state: ServerState) -> bytes:
@@ -64,7 +65,9 @@ def reply_header(state: ServerState) -> bytes:
     p.root_delay = state.root_delay
     p.root_dispersion = state.root_dispersion
     p.ref_id = int.from_bytes(state.ref_id, "big")
-    return bytes(p.to_data()[:16]) + unix_ns_to_ntp(time.time_ns() - 8 * _NS)
+    if state.ref_age is None:
+        return bytes(p.to_data()[:16]) + bytes(8)
+    return bytes(p.to_data()[:16]) + unix_ns_to_ntp(time.time_ns() - round(state.ref_age * _NS))
 
 
 def server_now(state: ServerState) -> bytes:
@@ -230,4 +233,11 @@ HOSTILE: dict[str, tuple[Behaviour, str]] = {
     "zero receive timestamp": (zero_receive, "zero_timestamp"),
     "truncated packet": (truncated, "truncated"),
     "reply from another port": (from_other_port, "wrong_source"),
+    # chrony's maxdistance (3 s) on root delay / 2 + root dispersion, as a 16.16 field allows.
+    "root delay and dispersion 65535 s": (_tamper(root_delay=65535.0, root_dispersion=65535.0),
+                                          "root_distance_too_large"),
+    "root dispersion 3.01 s": (_tamper(root_dispersion=3.01), "root_distance_too_large"),
+    "root delay 6.1 s": (_tamper(root_delay=6.1), "root_distance_too_large"),
+    "zero reference timestamp": (_tamper(ref_age=None), "zero_reference"),
+    "reference timestamp in the future": (_tamper(ref_age=-5.0), "reference_in_future"),
 }

@@ -84,7 +84,7 @@ class StatusReport:
                 "rms_offset_seconds": t.rms_offset, "frequency_ppm": t.frequency_ppm,
                 "residual_frequency_ppm": t.residual_freq_ppm, "skew_ppm": t.skew_ppm,
                 "root_delay_seconds": t.root_delay, "root_dispersion_seconds": t.root_dispersion,
-                "root_distance_seconds": t.root_distance, "error_bound_seconds": t.error_bound,
+                "root_distance_seconds": t.root_distance, "max_error_seconds": t.max_error,
                 "update_interval_seconds": t.update_interval,
                 "leap_status": t.leap_status, "synchronised": t.synchronised,
             },

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
-from chronyctl6.chronyconf import directives
 from chronyctl6.effects import commands
 from chronyctl6.errors import CommandFailed
 
@@ -44,12 +41,11 @@ class Tracking:
 
     @property
     def root_distance(self) -> float:
-        """chrony's root distance: root delay / 2 + root dispersion (how far the reference may be
-        from UTC); the system offset is not part of it."""
-        return self.root_dispersion + self.root_delay / 2
+        """chrony's root distance: root delay / 2 + root dispersion."""
+        return self.root_delay / 2 + self.root_dispersion
 
     @property
-    def error_bound(self) -> float:
+    def max_error(self) -> float:
         """Upper bound of the clock's error against UTC, as ClockBound computes it:
         |system offset| + root distance."""
         return abs(self.system_offset) + self.root_distance
@@ -182,6 +178,12 @@ def validate_config(path: str, root: str = "/") -> commands.Completed:
     For an image mounted at root, the files it includes are read from the image."""
     if root == "/":
         return commands.run(["chronyd", "-p", "-u", "root", "-f", path], timeout=15)
+    # Imported here: `check` reads tracking through this module every minute and needs none of it.
+    import tempfile
+    from pathlib import Path
+
+    from chronyctl6.chronyconf import directives
+
     candidate = Path(path)
     fd, name = tempfile.mkstemp(dir=candidate.parent, prefix=f".{candidate.name}.chronyctl6-",
                                 suffix=".tmp")

@@ -15,15 +15,27 @@ How a failure looks tells what is wrong, so it is classified rather than reporte
 - `refused`: something answered with a TCP reset: not EC2's IMDS.
 
 The token is a credential for the whole metadata tree: it lives only in a `Token`, whose repr
-and str are redacted, and never goes into a message, an exception or a log line.
+and str are redacted, and never goes into a message, an exception or a log line. A token that
+could not be a header value (control characters, non-ASCII, over 4096 characters) is refused
+without being shown.
+
+Time: each request has one deadline (`timeout`: connect, send and the whole answer together),
+and a client one more (`total`) over all its requests. A server that trickles its answer a byte
+at a time is cut off at the deadline: a watchdog shuts the socket, whatever the per-read time-outs.
+
+Metadata values reach people and fix commands only through `safe_text`: no control characters
+or terminal escape sequences.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import http.client
 import logging
+import re
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -37,9 +49,16 @@ TOKEN_PATH = "/latest/api/token"  # noqa: S105 (a URL path, not a secret)
 TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 TOKEN_HEADER = "X-aws-ec2-metadata-token"  # noqa: S105 (a header name)
 TOKEN_TTL = 60  # seconds: a doctor run is short, and a leaked short-lived token is worth less
-DEFAULT_TIMEOUT = 1.0  # each connect and each read
+DEFAULT_TIMEOUT = 1.0  # each request, from connect to the answer's last byte
 DEFAULT_TOTAL = 3.0  # everything one client does
 MAX_BODY = 64 * 1024
+MAX_TOKEN = 4096
+_TOKEN = re.compile(rf"[\x21-\x7e]{{1,{MAX_TOKEN}}}")  # visible ASCII: a valid header value
+_MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
+# Terminal escape sequences (CSI, OSC, other ESC forms), then any control, separator or bidi
+# override left: what could redraw a terminal or forge a line.
+_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])|\x9b[0-?]*[ -/]*[@-~]")
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +89,14 @@ def classify(exc: BaseException, *, connected: bool) -> Failure:
         if exc.errno in _UNREACHABLE:
             return Failure.UNREACHABLE
     return Failure.ERROR
+
+
+def safe_text(value: str, limit: int = 256) -> str:
+    """A value from instance metadata (or any remote text) as it is safe to print or to put in
+    a fix command: escape sequences removed, other controls (newlines, U+2028, bidi overrides)
+    as `?`, cut at `limit` characters."""
+    text = _CONTROLS.sub("?", _ESCAPES.sub("", value))
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class ImdsError(ChronyCtlError):
@@ -139,7 +166,16 @@ class Client:
             if not self.allow_v1 or exc.kind in (Failure.TIMEOUT, Failure.UNREACHABLE, Failure.REFUSED):
                 raise self._token_hint(exc) from None
             return self._open_v1(exc)
-        if status == 200 and body.strip():
+        if status == 200 and not _TOKEN.fullmatch(body.strip()):
+            # Never shown, not even in part: it may be a real token with a stray byte.
+            failure = ImdsError(
+                f"IMDS at {self.name} answered the token request with no usable token "
+                f"({len(body.strip())} characters, not visible ASCII)",
+                kind=Failure.HTTP, host=self.host, http_status=status)
+            if not self.allow_v1:
+                raise failure
+            return self._open_v1(failure)
+        if status == 200:
             self._token = Token(body.strip(), TOKEN_TTL)
             self.version = "v2"
             log.debug("IMDS %s: IMDSv2 token received (%d characters, ttl %d s)", self.name,
@@ -201,18 +237,35 @@ class Client:
 
     def _request(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, str]:
         started = time.monotonic()
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=self._remaining())
+        budget = self._remaining()  # this request's one deadline: connect to last byte
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=budget)
         connected = False
+        expired = threading.Event()
+
+        def cut_off() -> None:
+            # Per-read time-outs restart with every byte: only shutting the socket stops a
+            # server that trickles. The reader then sees the connection end at once.
+            expired.set()
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        watchdog = threading.Timer(budget, cut_off)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             conn.connect()
             connected = True
-            assert conn.sock is not None
-            conn.sock.settimeout(self._remaining())
             conn.request(method, path, headers=headers)
             resp = conn.getresponse()
             body = resp.read(MAX_BODY).decode("utf-8", "replace")
-        except (OSError, http.client.HTTPException) as exc:
+            if expired.is_set():  # a body cut short by the watchdog is no answer
+                raise TimeoutError
+        except (OSError, http.client.HTTPException, ValueError, UnicodeError) as exc:
             kind = classify(exc, connected=connected)
+            if expired.is_set():
+                kind = Failure.NO_RESPONSE if connected else Failure.TIMEOUT
             what = ("connected, no answer within the time-out" if kind is Failure.NO_RESPONSE else
                     "no connection within the time-out" if kind is Failure.TIMEOUT else
                     _describe(exc))
@@ -221,6 +274,7 @@ class Client:
             # Only the method, path and errno: never the request's headers.
             raise ImdsError(f"IMDS at {self.name}: {method} {path}: {what}", kind=kind, host=self.host) from None
         finally:
+            watchdog.cancel()
             conn.close()
         self.requests += 1
         log.debug("IMDS %s: %s %s -> HTTP %d after %.3f s", self.name, method, path, resp.status,
@@ -256,13 +310,18 @@ class InstanceMetadata:
 def read_metadata(client: Client) -> InstanceMetadata:
     def get(path: str) -> str | None:
         value = client.get("meta-data/" + path)
-        return value.strip() if value is not None else None
+        return safe_text(value.strip()) if value is not None else None
 
     def lines(path: str) -> tuple[str, ...]:
-        value = get(path)
-        return tuple(ln.strip() for ln in value.splitlines() if ln.strip()) if value else ()
+        value = client.get("meta-data/" + path)
+        if value is None:
+            return ()
+        return tuple(safe_text(ln.strip()) for ln in value.split("\n") if ln.strip())
 
     mac = get("mac")
+    if mac is not None and not _MAC.fullmatch(mac):
+        log.debug("IMDS %s: ignoring a MAC address that is not one", client.name)
+        mac = None  # it goes into request paths: only a real MAC address may
     base = f"network/interfaces/macs/{mac}/"
     return InstanceMetadata(
         endpoint=client.name,

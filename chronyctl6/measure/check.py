@@ -2,22 +2,33 @@
 
 The verdict is pure: measurements (chronyctl6.measure.exchange) and chronyd's tracking in, a CheckResult
 out; `run` is the thin part that gathers them. Rendering for people, JSON, Nagios and
-Prometheus lives in chronyctl6.check_output.
+Prometheus lives in chronyctl6.measure.report.
+
+The verdict's one error bound (the status line, Nagios perfdata, Prometheus metrics and the
+shipped alert rules all use it): the largest this clock's error against UTC can be,
+
+    max_error = |offset| + delay / 2 + root distance,   root distance = root delay / 2 + root dispersion
+
+offset and delay from the minimum-delay valid reply, root delay and dispersion as that reply
+states them. WARNING from max_error >= --warn, CRITICAL from max_error >= --crit.
 
 Statuses follow the Nagios plugin API: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
 from enum import IntEnum
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from chronyctl6.chronyconf import directives
-from chronyctl6.effects import chrony_tools
-from chronyctl6.effects.chrony_tools import Tracking
 from chronyctl6.errors import ChronyCtlError, ExitStatus
 from chronyctl6.measure import exchange
+
+# Imported where used: `check` runs every minute, and start-up is most of its time.
+if TYPE_CHECKING:
+    from chronyctl6.effects.chrony_tools import Tracking
 
 DEFAULT_SERVER = "fd00:ec2::123"
 IPV4_SERVER = "169.254.169.123"
@@ -30,18 +41,40 @@ CONFIGURED_IN = ("/run/chronyctl6/timesync.sources", "/etc/chrony/chrony.conf", 
 _SLACK = 1e-6
 
 
-def default_server(root: Path = Path("/")) -> str:
+def default_server(root: str | os.PathLike[str] = "/") -> str:
     """The Time Sync endpoint chrony is configured with here, so that a baked image launched into
     an IPv4-only subnet checks 169.254.169.123; fd00:ec2::123 where none is configured."""
+    from chronyctl6.chronyconf import directives
+
     for path in CONFIGURED_IN:
         try:
-            text = (root / path.lstrip("/")).read_text(errors="replace")
+            with open(os.path.join(root, path.lstrip("/")), errors="replace") as f:
+                text = f.read()
         except OSError:
             continue
         for d in directives.parse(text):
             if d.keyword == "server" and d.args and directives.is_timesync(d.args[0]):
                 return d.args[0]
     return DEFAULT_SERVER
+
+
+def decimal(value: float) -> str:
+    """A number as a plain decimal (0.00001, never 1e-05): what Nagios perfdata parsers and
+    people read. The shortest digits that round-trip (repr's), without an exponent."""
+    if not math.isfinite(value):
+        return "U"  # Nagios' "undetermined"; never reached by checked thresholds
+    text = repr(float(value))
+    sign = "-" if text.startswith("-") else ""
+    text = text.lstrip("-")
+    mantissa, _, exp_text = text.partition("e")
+    whole, _, frac = mantissa.partition(".")
+    digits, point = whole + frac, len(whole) + int(exp_text or 0)
+    if point <= 0:
+        digits, point = "0" * (1 - point) + digits, 1
+    elif point > len(digits):
+        digits += "0" * (point - len(digits))
+    whole, frac = digits[:point].lstrip("0") or "0", digits[point:].rstrip("0")
+    return sign + whole + (f".{frac}" if frac else "") if whole + frac != "0" else "0"
 
 
 class CheckStatus(IntEnum):
@@ -63,17 +96,19 @@ class Thresholds:
     crit: float = DEFAULT_CRIT
 
     def __post_init__(self) -> None:
-        if not 0 < self.warn <= self.crit:
+        finite = math.isfinite(self.warn) and math.isfinite(self.crit)
+        if not (finite and 0 < self.warn <= self.crit):
             raise CheckUsageError(
-                f"thresholds --warn {self.warn:g} --crit {self.crit:g}: need 0 < warn <= crit",
+                f"thresholds --warn {self.warn:g} --crit {self.crit:g}: need finite numbers, "
+                "0 < warn <= crit",
                 hint="e.g. --warn 0.1 --crit 1",
             )
 
-    def classify(self, worst_offset: float) -> CheckStatus:
-        """The status for the largest offset the measurement allows (|offset| + error bound)."""
-        if worst_offset >= self.crit:
+    def classify(self, max_error: float) -> CheckStatus:
+        """The status for the largest error the measurement allows (Sample.max_error)."""
+        if max_error >= self.crit:
             return CheckStatus.CRITICAL
-        if worst_offset >= self.warn:
+        if max_error >= self.warn:
             return CheckStatus.WARNING
         return CheckStatus.OK
 
@@ -91,14 +126,16 @@ class ChronydView:
 
 def compare_chronyd(sample: exchange.Sample | None, tracking: Tracking) -> ChronydView:
     """chronyd disagrees when both claims cannot be true at once: our sample puts the true
-    offset within `offset +- distance` (path and the server's root distance), chronyd puts it
-    within `system_offset +- (root dispersion + root delay / 2)`; disjoint intervals mean one
-    of them is wrong."""
+    offset within `offset +- error_bound` (path and the server's root distance), chronyd puts it
+    within `system_offset +- its root distance`; disjoint intervals mean one of them is wrong."""
     if sample is None or not tracking.synchronised:
         return ChronydView(tracking)
     difference = abs(sample.offset - tracking.system_offset)
-    allowed = sample.distance + tracking.root_dispersion + tracking.root_delay / 2 + _SLACK
-    return ChronydView(tracking, None, difference, allowed, difference > allowed)
+    allowed = sample.error_bound + tracking.root_distance + _SLACK
+    # A chronyd that reports NaN or infinity is not taken as agreeing.
+    finite = all(math.isfinite(x) for x in (tracking.system_offset, tracking.root_delay,
+                                             tracking.root_dispersion))
+    return ChronydView(tracking, None, difference, allowed, not (finite and difference <= allowed))
 
 
 @dataclass
@@ -117,9 +154,9 @@ class CheckResult:
         return self.chosen.best if self.chosen else None
 
     @property
-    def worst_offset(self) -> float | None:
+    def max_error(self) -> float | None:
         s = self.sample
-        return abs(s.offset) + s.error_bound if s else None
+        return s.max_error if s else None
 
 
 def describe_failure(m: exchange.Measurement) -> str:
@@ -150,17 +187,19 @@ def evaluate(
     for m in measurements:
         if m.kiss_code is not None and m.samples:
             notes.append(f"{m.target.address} sent kiss code {m.kiss_code}: backed off")
-    chronyd = compare_chronyd(None, tracking) if tracking else ChronydView(None, chronyd_problem)
+    # Not asked (--no-chronyd): no view at all, so nothing about chronyd is reported.
+    chronyd = (compare_chronyd(None, tracking) if tracking
+               else ChronydView(None, chronyd_problem) if chronyd_problem else None)
     if not usable:
         summary = notes[0] if notes else "no server to ask"
         return CheckResult(
             CheckStatus.UNKNOWN, summary, thresholds, measurements, None, chronyd, notes[1:],
             ipv6_hint,
         )
-    chosen = min(usable, key=lambda m: m.best.distance if m.best else float("inf"))
+    chosen = min(usable, key=lambda m: m.best.error_bound if m.best else float("inf"))
     sample = chosen.best
     assert sample is not None
-    worst = abs(sample.offset) + sample.error_bound
+    worst = sample.max_error
     status = thresholds.classify(worst)
     summary = (
         f"offset {sample.offset:+.6f} s to {chosen.target.address} "
@@ -168,7 +207,7 @@ def evaluate(
     )
     if status is not CheckStatus.OK:
         limit = thresholds.crit if status is CheckStatus.CRITICAL else thresholds.warn
-        summary += f": could be {worst:.6f} s off, limit {limit:g} s"
+        summary += f": could be {worst:.6f} s off, limit {decimal(limit)} s"
     if tracking is not None:
         chronyd = compare_chronyd(sample, tracking)
         if chronyd.disagrees:
@@ -187,6 +226,8 @@ def chronyd_tracking(
     socket: str | None = None, timeout: float = 2.0
 ) -> tuple[Tracking | None, str | None]:
     """chronyd's tracking, or why there is none. Never fails the check."""
+    from chronyctl6.effects import chrony_tools
+
     try:
         done = chrony_tools.chronyc("tracking", timeout=timeout, socket=socket)
     except ChronyCtlError as exc:  # chronyc missing or hung
@@ -203,15 +244,16 @@ def ipv6_route_hint(measurements: list[exchange.Measurement]) -> str | None:
     """Say so when IPv6 cannot work here, and point at the IPv4 endpoint. Only for servers
     beyond this host (fd00:ec2::123, not ::1) that got nowhere: no route, or no answer at all
     (an answer of any kind proves the path works)."""
-    import ipaddress
     import socket
 
     def remote(m: exchange.Measurement) -> bool:
+        import ipaddress  # only on this failure path
+
         ip = ipaddress.ip_address(m.target.address.split("%")[0])
         return not (ip.is_loopback or ip.is_link_local)
 
-    v6 = [m for m in measurements if m.target.family == socket.AF_INET6 and remote(m)
-          and m.best is None and not m.rejected]
+    v6 = [m for m in measurements if m.best is None and not m.rejected
+          and m.target.family == socket.AF_INET6 and remote(m)]
     if not v6:
         return None
     if any(exchange.unreachable(m) for m in v6):
@@ -253,11 +295,10 @@ def run(
         try:
             targets += exchange.resolve(server, port)
         except exchange.NtpError as exc:  # one bad name must not hide the other servers' answers
-            unresolved.append(exchange.unresolved(server, port, exc.message))
+            # Kept in its printable form: it goes into text, metrics labels and Nagios lines.
+            unresolved.append(exchange.unresolved(exchange.shown(server, 64), port, exc.message))
     measurements = exchange.measure(targets, samples=samples, timeout=timeout) + unresolved
-    tracking, problem = (
-        chronyd_tracking(chronyd_socket) if ask_chronyd else (None, "--no-chronyd")
-    )
+    tracking, problem = chronyd_tracking(chronyd_socket) if ask_chronyd else (None, None)
     hint = ipv6_route_hint(measurements)
     if hint is None and unresolved and not any(m.best for m in measurements):
         hint = "give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)"

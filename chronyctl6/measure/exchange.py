@@ -11,10 +11,13 @@ Offsets are positive when the local clock is behind the server (the server's tim
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import re
 import select
 import socket
+import struct
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,7 +33,10 @@ MODE_SERVER = 4
 # Time Sync, like chronyd's default `ratelimit`, lets a client send a burst of 8 quickly.
 MAX_SAMPLES = 8
 DEFAULT_SAMPLES = 6
-DEFAULT_SPACING = 0.001  # seconds a request waits for the previous one's reply, at most
+DEFAULT_SPACING = 0.001  # seconds the burst waits for the probe's reply, at most
+# chrony's `maxdistance` default: a reply whose root distance (root delay / 2 + root dispersion)
+# exceeds this cannot say anything useful about UTC.
+DEFAULT_MAX_DISTANCE = 3.0
 _STRAGGLER_SLACK = 0.001  # seconds; see _Exchange.straggler_cutoff
 # What an ICMP error for one of our requests looks like on the socket.
 _ICMP_ERRORS = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH,
@@ -45,6 +51,9 @@ _NTP_DELTA = int(ntplib.NTP.NTP_DELTA)  # seconds from 1900 (NTP epoch) to 1970
 # Python only names these on some builds; the values are Linux's.
 _IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
 _IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # also SCM_TIMESTAMPNS
+_TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
 class Reject:
@@ -60,6 +69,11 @@ class Reject:
     BAD_STRATUM = "bad_stratum"
     ZERO_TIMESTAMP = "zero_timestamp"
     NEGATIVE_DELAY = "negative_delay"
+    # root delay / 2 + root dispersion over the limit (not "root_distance": the JSON schema refuses
+    # a bare quantity's name as a key anywhere, and this one is a key of `rejected`)
+    ROOT_DISTANCE = "root_distance_too_large"
+    ZERO_REFERENCE = "zero_reference"  # the server never synchronised (reference time 0)
+    REFERENCE_IN_FUTURE = "reference_in_future"  # last synchronised after it transmitted
     UNREACHABLE = "icmp_unreachable"  # not a reply: an ICMP error for one of our requests
 
 
@@ -100,14 +114,21 @@ class Sample:
     root_dispersion: float
 
     @property
-    def error_bound(self) -> float:
-        """The true offset to the server lies within offset +- this (path asymmetry)."""
-        return self.delay / 2
+    def root_distance(self) -> float:
+        """The server's own bound against UTC, as chrony defines it."""
+        return self.root_delay / 2 + self.root_dispersion
 
     @property
-    def distance(self) -> float:
-        """The bound against UTC: our path to the server plus the server's root distance."""
-        return self.delay / 2 + self.root_dispersion + self.root_delay / 2
+    def error_bound(self) -> float:
+        """The true offset against UTC lies within offset +- this: half our round trip (path
+        asymmetry is unknowable) plus the server's root distance."""
+        return self.delay / 2 + self.root_distance
+
+    @property
+    def max_error(self) -> float:
+        """The verdict's quantity: the largest this clock's error against UTC can be,
+        |offset| + delay / 2 + root delay / 2 + root dispersion."""
+        return abs(self.offset) + self.error_bound
 
 
 @dataclass
@@ -134,17 +155,46 @@ class Measurement:
             self.details.append(f"{reason}: {detail}")
 
 
+_HOST_CHARS = re.compile(r"[A-Za-z0-9._:%-]+")
+
+
+def shown(server: str, limit: int = 40) -> str:
+    """A server argument as it is safe to print: escaped, and cut short when long."""
+    text = ascii(server[:limit])[1:-1]
+    return text + (f"... ({len(server)} characters)" if len(server) > limit else "")
+
+
+def check_server(server: str) -> str:
+    """The host part of a --server argument, or NtpError saying what is wrong with it: over
+    253 characters, a label over 63, anything but letters, digits and `.-_:%`."""
+    host = server[1:-1] if server.startswith("[") and server.endswith("]") else server
+    hint = "give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)"
+    if not host:
+        raise NtpError("an empty NTP server name", hint=hint)
+    if len(host) > 253:
+        raise NtpError(f"NTP server '{shown(server)}': a host name has at most 253 characters",
+                       hint=hint)
+    if not _HOST_CHARS.fullmatch(host):
+        raise NtpError(f"NTP server '{shown(server)}': only letters, digits and . - _ : % may "
+                       "make up an address or host name", hint=hint)
+    if ":" not in host and any(len(label) > 63 for label in host.split(".")):
+        raise NtpError(f"NTP server '{shown(server)}': a host name's labels have at most 63 "
+                       "characters", hint=hint)
+    return host
+
+
 def resolve(server: str, port: int = NTP_PORT) -> list[Target]:
     """Every address a server name gives (an IP literal gives itself, without DNS)."""
-    host = server[1:-1] if server.startswith("[") and server.endswith("]") else server
+    host = check_server(server)
     # A colon cannot be in a host name: such a server is an IPv6 literal, never looked up.
     flags = socket.AI_NUMERICHOST if ":" in host else 0
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP,
                                    flags=flags)
-    except socket.gaierror as exc:
+    except (socket.gaierror, UnicodeError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
         raise NtpError(
-            f"cannot resolve NTP server {server!r}: {exc.strerror}",
+            f"cannot resolve NTP server '{shown(server)}': {why}",
             hint="give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)",
         ) from exc
     targets: list[Target] = []
@@ -203,13 +253,28 @@ def _same_endpoint(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     return same_host and a[1] == b[1]
 
 
+def _read_latency_ns(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """How long ago the kernel received the datagram (its SCM_TIMESTAMPNS stamp, on the wall
+    clock) by the wall clock now; 0 without a stamp, or if the wall clock stepped since (a
+    latency not between 0 and 1 s cannot be a read latency)."""
+    now = time.time_ns()
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = _TIMESPEC.unpack_from(data)
+            latency = now - (sec * _NS + nsec)
+            return latency if 0 <= latency < _NS else 0
+    return 0
+
+
 class _Exchange:
     """One server's burst: sends spaced requests, matches replies to them by nonce."""
 
-    def __init__(self, target: Target, samples: int, spacing: float) -> None:
+    def __init__(self, target: Target, samples: int, spacing: float,
+                 max_distance: float = DEFAULT_MAX_DISTANCE) -> None:
         self.m = Measurement(target)
         self.samples = samples
         self.spacing = spacing
+        self.max_distance = max_distance
         self.outstanding: dict[bytes, tuple[int, int]] = {}  # nonce -> (wall ns, monotonic ns)
         self.last_send = -1.0  # monotonic seconds
         self.stopped = False  # kiss-of-death or a send error: nothing more goes out
@@ -221,18 +286,25 @@ class _Exchange:
             self.sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
         else:
             self.sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+        # The kernel's arrival time of each reply: t4 then leaves out our own wake-up and
+        # read latency (as chrony's kernel timestamps do), which on EC2 is of the order of the
+        # whole round trip to Time Sync.
+        with contextlib.suppress(OSError):  # without, t4 is taken when we read the reply
+            self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
 
     def next_send(self) -> float | None:
         """When the next request may go (monotonic seconds), or None if no more will.
 
-        A reply frees the next request at once; without one, the next goes `spacing` after
-        the last, so a slow or lost reply delays the burst by little. Against Time Sync
-        (replies in well under a millisecond) the burst is over in a few milliseconds."""
+        The first request is a probe: the others wait for its reply, or `spacing` at most, so
+        a kiss-of-death (or an ICMP error) stops the burst after one packet. Then the rest go
+        back-to-back, each with its own nonce, all in flight together: the burst ends one round
+        trip later, not one per sample. Six packets in a millisecond or two are far inside
+        Time Sync's burst allowance (8) and EC2's 1024 packets per second per interface."""
         if self.stopped or self.m.sent >= self.samples:
             return None
-        if self.m.sent == 0 or not self.outstanding:
-            return self.last_send
-        return self.last_send + self.spacing
+        if self.m.sent == 1 and self.outstanding:
+            return self.last_send + self.spacing
+        return self.last_send
 
     def straggler_cutoff(self) -> float | None:
         """When waiting for the replies still out stops being worth it: once the youngest has
@@ -275,7 +347,7 @@ class _Exchange:
         deadline."""
         while time.monotonic() < deadline:
             try:
-                data, peer = self.sock.recvfrom(1024)
+                data, ancillary, _flags, peer = self.sock.recvmsg(1024, _ANCILLARY)
             except BlockingIOError:
                 return
             except OSError as exc:
@@ -285,7 +357,7 @@ class _Exchange:
                     return
                 self._icmp_error(exc)
                 continue
-            mono4 = time.monotonic_ns()
+            mono4 = time.monotonic_ns() - _read_latency_ns(ancillary)
             self._judge(data, peer, mono4)
 
     def _icmp_error(self, exc: OSError) -> None:
@@ -340,12 +412,26 @@ class _Exchange:
         if data[32:40] == bytes(8) or data[40:48] == bytes(8):
             m.reject(Reject.ZERO_TIMESTAMP, "receive or transmit timestamp is zero")
             return
+        if data[16:24] == bytes(8):
+            m.reject(Reject.ZERO_REFERENCE, "reference timestamp is zero: never synchronised")
+            return
+        root_distance = p.root_delay / 2 + p.root_dispersion
+        # `not <=`: a NaN limit (never from the CLI) refuses everything rather than nothing.
+        if not root_distance <= self.max_distance:
+            m.reject(Reject.ROOT_DISTANCE, f"root distance {root_distance:.6f} s (root delay / 2 "
+                     f"+ root dispersion) exceeds {self.max_distance:.6f} s")
+            return
         wall1, mono1 = sent
+        ref = ntp_to_unix_ns(data[16:24], wall1)
+        t3 = ntp_to_unix_ns(data[40:48], wall1)
+        if ref > t3:
+            m.reject(Reject.REFERENCE_IN_FUTURE,
+                     "reference timestamp is later than the transmit timestamp")
+            return
         # t4 from the monotonic round trip, so a clock step mid-exchange cannot skew it.
         rtt = mono4 - mono1
         t1, t4 = wall1, wall1 + rtt
         t2 = ntp_to_unix_ns(data[32:40], t1)
-        t3 = ntp_to_unix_ns(data[40:48], t1)
         delay = rtt - (t3 - t2)
         if delay < 0:
             m.reject(Reject.NEGATIVE_DELAY, "the server's processing time exceeds the round trip")
@@ -370,6 +456,7 @@ def measure(
     samples: int = DEFAULT_SAMPLES,
     timeout: float = 2.0,
     spacing: float = DEFAULT_SPACING,
+    max_distance: float = DEFAULT_MAX_DISTANCE,
 ) -> list[Measurement]:
     """Run a burst against every target at once; return within `timeout` seconds whatever
     arrives (stray packets only cost their own handling, never extend the wait)."""
@@ -377,7 +464,7 @@ def measure(
     exchanges: list[_Exchange] = []
     try:
         for target in targets:
-            exchanges.append(_Exchange(target, samples, spacing))
+            exchanges.append(_Exchange(target, samples, spacing, max_distance))
         while True:
             now = time.monotonic()
             for ex in exchanges:

@@ -1,24 +1,58 @@
-"""`check` results as text for people, JSON, a Nagios plugin line, Prometheus text format.
+"""`check` results as data (for JSON), text for people, a Nagios plugin line, Prometheus text.
 
-Pure functions of a CheckResult. Seconds everywhere, as plain numbers.
+Pure functions of a CheckResult. Seconds everywhere, as plain numbers; never NaN or infinity.
 
-Prometheus series (node_exporter textfile collector conventions: base units, no timestamps,
-HELP and TYPE for each) are named `chronyctl6_check_*`, in the style of chrony_exporter's
-`chrony_tracking_*`, but a different prefix: this is our own measurement, not chronyd's.
+The verdict's one error bound, used by the status line, the Nagios perfdata (`max_error`, with
+the thresholds), the Prometheus metrics (`chronyctl6_check_max_error_seconds`) and the shipped
+alert rules: max_error = |offset| + delay / 2 + root distance (root delay / 2 + root dispersion).
+
+Prometheus names (see packaging/prometheus/README.md for the mapping):
+- our own NTP measurement: `chronyctl6_check_*`, suffixes as node_exporter's ntp collector
+  (`node_ntp_offset_seconds`, `_rtt_seconds`, `_stratum`, `_leap`, `_root_delay_seconds`,
+  `_root_dispersion_seconds`) where they mean the same;
+- chronyd's tracking, as `chronyc tracking` states it: chrony_exporter's `chrony_tracking_*`;
+- with --no-chronyd, no chronyd series at all.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any
 
-from chronyctl6.measure.check import CheckResult
-from chronyctl6.measure.exchange import Measurement
+from chronyctl6.measure.check import CheckResult, decimal
+from chronyctl6.measure.exchange import Measurement, Sample
 
 LEAP_TEXT = {0: "normal", 1: "insert second", 2: "delete second", 3: "unsynchronised"}
+# C0/C1 controls, DEL, line/paragraph separators, bidi overrides: nothing a server or a
+# name may slip into a line a monitoring system or a terminal reads.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def _measurement_dict(m: Measurement) -> dict[str, Any]:
-    best = m.best
+def one_line(text: str) -> str:
+    """Text safe on one line of any output: controls as spaces, and bytes that were not UTF-8
+    (surrogates from the command line) as backslash escapes, which every stream can write."""
+    return _UNSAFE.sub(" ", text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def _num(value: float | None) -> float | None:
+    """JSON has no NaN or infinity (Python would write `Infinity`): those become null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _sample_data(s: Sample | None) -> dict[str, Any]:
+    return {
+        "offset_seconds": _num(s.offset) if s else None,
+        "delay_seconds": _num(s.delay) if s else None,
+        "error_bound_seconds": _num(s.error_bound) if s else None,
+        "max_error_seconds": _num(s.max_error) if s else None,
+        "root_delay_seconds": _num(s.root_delay) if s else None,
+        "root_dispersion_seconds": _num(s.root_dispersion) if s else None,
+        "root_distance_seconds": _num(s.root_distance) if s else None,
+    }
+
+
+def _measurement_data(m: Measurement) -> dict[str, Any]:
     return {
         "server": m.target.server,
         "address": m.target.address,
@@ -29,40 +63,34 @@ def _measurement_dict(m: Measurement) -> dict[str, Any]:
         "rejections": list(m.details),
         "kiss_code": m.kiss_code,
         "error": m.error,
-        "offset": best.offset if best else None,
-        "delay": best.delay if best else None,
-        "error_bound": best.error_bound if best else None,
-        "root_distance": best.distance if best else None,
-        "samples": [{"offset": s.offset, "delay": s.delay} for s in m.samples],
+        **_sample_data(m.best),
+        "samples": [{"offset_seconds": _num(s.offset), "delay_seconds": _num(s.delay)}
+                    for s in m.samples],
     }
 
 
-def to_json(r: CheckResult) -> dict[str, Any]:
+def to_data(r: CheckResult) -> dict[str, Any]:
+    """The `data` of check's JSON output: a plain dict, unit-suffixed names."""
     s, chosen = r.sample, r.chosen
+    where = chosen or (r.measurements[0] if r.measurements else None)
     out: dict[str, Any] = {
-        "status": r.status.name,
-        "exit_code": int(r.status),
+        "verdict": r.status.name,
         "summary": r.summary,
-        "server": (chosen or r.measurements[0]).target.address if r.measurements else None,
-        "port": (chosen or r.measurements[0]).target.port if r.measurements else None,
-        "offset": s.offset if s else None,
-        "delay": s.delay if s else None,
-        "error_bound": s.error_bound if s else None,
-        "root_distance": s.distance if s else None,
-        "root_delay": s.root_delay if s else None,
-        "root_dispersion": s.root_dispersion if s else None,
+        "server": where.target.address if where else None,
+        "port": where.target.port if where else None,
+        **_sample_data(s),
         "stratum": s.stratum if s else None,
         "leap": s.leap if s else None,
         "leap_status": LEAP_TEXT[s.leap] if s else None,
         "ref_id": s.ref_id if s else None,
-        "samples": [{"offset": x.offset, "delay": x.delay} for x in chosen.samples]
-        if chosen
-        else [],
+        "samples": [{"offset_seconds": _num(x.offset), "delay_seconds": _num(x.delay)}
+                    for x in chosen.samples] if chosen else [],
         "sent": sum(m.sent for m in r.measurements),
         "valid": sum(len(m.samples) for m in r.measurements),
         "rejected": _rejected_totals(r),
-        "thresholds": {"warn": r.thresholds.warn, "crit": r.thresholds.crit},
-        "servers": [_measurement_dict(m) for m in r.measurements],
+        "thresholds": {"warn_seconds": _num(r.thresholds.warn),
+                       "crit_seconds": _num(r.thresholds.crit)},
+        "servers": [_measurement_data(m) for m in r.measurements],
         "notes": list(r.notes),
         "hint": r.hint,
         "chronyd": None,
@@ -76,12 +104,15 @@ def to_json(r: CheckResult) -> dict[str, Any]:
             "source": t.ref_name if t else None,
             "ref_id": t.ref_id if t else None,
             "stratum": t.stratum if t else None,
-            "system_offset": t.system_offset if t else None,
+            "offset_seconds": _num(t.system_offset) if t else None,  # status says the same
+            "root_delay_seconds": _num(t.root_delay) if t else None,
+            "root_dispersion_seconds": _num(t.root_dispersion) if t else None,
+            "root_distance_seconds": _num(t.root_distance) if t else None,
+            "max_error_seconds": _num(t.max_error) if t else None,
             "leap_status": t.leap_status if t else None,
             "synchronised": t.synchronised if t else None,
-            "root_distance": t.root_distance if t else None,
-            "difference": view.difference,
-            "allowed": view.allowed,
+            "difference_seconds": _num(view.difference),
+            "allowed_seconds": _num(view.allowed),
             "disagrees": view.disagrees,
         }
     return out
@@ -96,16 +127,19 @@ def _rejected_totals(r: CheckResult) -> dict[str, int]:
 
 
 def to_text(r: CheckResult) -> str:
-    lines = [f"{r.status.name}: {r.summary}"]
+    lines = [f"{r.status.name}: {one_line(r.summary)}"]
     s, chosen = r.sample, r.chosen
     if s is not None and chosen is not None:
         direction = "behind" if s.offset > 0 else "ahead of"
         lines += [
             f"  offset       {s.offset:+.6f} s +- {s.error_bound:.6f} s "
             f"(this clock is {direction} the server)",
+            f"  max error    {s.max_error:.6f} s = |offset| + delay/2 + root distance "
+            f"(warning at {decimal(r.thresholds.warn)} s, critical at "
+            f"{decimal(r.thresholds.crit)} s)",
             f"  server       {chosen.target.address} port {chosen.target.port}: stratum "
             f"{s.stratum}, ref id {s.ref_id}, leap {LEAP_TEXT[s.leap]}",
-            f"  delay        {s.delay:.6f} s; distance to UTC {s.distance:.6f} s (root delay "
+            f"  delay        {s.delay:.6f} s; root distance {s.root_distance:.6f} s (root delay "
             f"{s.root_delay:.6f}, root dispersion {s.root_dispersion:.6f})",
         ]
     for m in r.measurements:
@@ -119,9 +153,10 @@ def to_text(r: CheckResult) -> str:
     if view is not None and view.tracking is not None:
         t = view.tracking
         lines.append(
-            f"  chronyd      source {t.ref_name or t.ref_id} (stratum {t.stratum}), system time "
-            f"{abs(t.system_offset):.6f} s {'slow' if t.system_offset > 0 else 'fast'}, leap "
-            f"{t.leap_status}, root distance {t.root_distance:.6f} s"
+            f"  chronyd      source {one_line(t.ref_name or t.ref_id)} (stratum {t.stratum}), "
+            f"system time {abs(t.system_offset):.6f} s "
+            f"{'slow' if t.system_offset > 0 else 'fast'}, leap {t.leap_status}, root distance "
+            f"{t.root_distance:.6f} s"
         )
         if view.difference is not None and view.allowed is not None:
             verdict = "DISAGREES" if view.disagrees else "agrees"
@@ -130,32 +165,45 @@ def to_text(r: CheckResult) -> str:
                 f"bounds allow {view.allowed:.6f} s"
             )
     elif view is not None and view.problem:
-        lines.append(f"  chronyd      not consulted: {view.problem}")
-    lines += [f"  note         {note}" for note in r.notes]
+        lines.append(f"  chronyd      not consulted: {one_line(view.problem)}")
+    lines += [f"  note         {one_line(note)}" for note in r.notes]
     if r.hint:
-        lines.append(f"  hint         {r.hint}")
+        lines.append(f"  hint         {one_line(r.hint)}")
     return "\n".join(lines)
 
 
+def nagios_unknown(message: str) -> str:
+    """The one Nagios line for a check that could not measure (bad arguments, an unwritable
+    --textfile, an unexpected error): `NTP UNKNOWN: message`, no perfdata."""
+    return "NTP UNKNOWN: " + one_line(message).replace("|", "/")
+
+
+def _perf(label: str, value: float, uom: str = "s", warn: str = "", crit: str = "",
+          low: str = "0", high: str = "") -> str:
+    """`'label'=value[UOM];warn;crit;min;max` with plain decimals (never 1e-05)."""
+    return f"{label}={decimal(round(value, 9))}{uom};{warn};{crit};{low};{high}"
+
+
 def to_nagios(r: CheckResult) -> str:
-    """One line, `NTP OK: Offset 0.000051 secs|offset=0.000051s;0.1;1;` as check_ntp_time."""
+    """One line as check_ntp_time's, `NTP OK: Offset 0.000051 secs, max error ...|perfdata`.
+    The thresholds go with `max_error`, the quantity the verdict judges."""
     s = r.sample
     if s is None:
-        text = f"NTP UNKNOWN: {r.summary}"
-        if r.hint:
-            text += f" ({r.hint})"
-        return text.replace("|", "/")
+        return nagios_unknown(r.summary + (f" ({r.hint})" if r.hint else ""))
     t = r.thresholds
     extra = r.summary.split("; ", 1)[1] if "; " in r.summary else ""
-    head = f"NTP {r.status.name}: Offset {s.offset:.6f} secs" + (f", {extra}" if extra else "")
+    head = (f"NTP {r.status.name}: Offset {s.offset:.6f} secs, max error {s.max_error:.6f} secs"
+            + (f", {extra}" if extra else ""))
     perf = [
-        f"offset={s.offset:.6f}s;{t.warn:g};{t.crit:g};",
-        f"delay={s.delay:.6f}s;;;0;",
-        f"error_bound={s.error_bound:.6f}s;;;0;",
-        f"root_distance={s.distance:.6f}s;;;0;",
-        f"stratum={s.stratum};;;0;16",
+        _perf("offset", s.offset, low=""),
+        _perf("max_error", s.max_error, warn=decimal(t.warn), crit=decimal(t.crit)),
+        _perf("delay", s.delay),
+        _perf("root_distance", s.root_distance),
+        _perf("root_delay", s.root_delay),
+        _perf("root_dispersion", s.root_dispersion),
+        _perf("stratum", s.stratum, uom="", high="16"),
     ]
-    return head.replace("|", "/") + "|" + " ".join(perf)
+    return one_line(head).replace("|", "/") + "|" + " ".join(perf)
 
 
 def _label(value: str) -> str:
@@ -167,6 +215,7 @@ class _Prom:
         self.lines: list[str] = []
 
     def gauge(self, name: str, help_text: str, series: list[tuple[dict[str, str], float]]) -> None:
+        series = [(labels, value) for labels, value in series if math.isfinite(value)]
         if not series:
             return
         self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
@@ -175,54 +224,89 @@ class _Prom:
             self.lines.append(f"{name}{{{text}}} {value!r}" if text else f"{name} {value!r}")
 
 
+CHECK = "chronyctl6_check_"
+TRACKING = "chrony_tracking_"
+
+
 def to_prometheus(r: CheckResult) -> str:
     p = _Prom()
-    pre = "chronyctl6_check_"
-    p.gauge(pre + "status", "Verdict: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+    p.gauge(CHECK + "status", "Verdict: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
             [({}, float(int(r.status)))])
-    p.gauge(pre + "threshold_seconds", "Offset thresholds of the verdict.",
+    p.gauge(CHECK + "threshold_seconds", "Thresholds the verdict applies to max_error_seconds.",
             [({"level": "warning"}, r.thresholds.warn), ({"level": "critical"}, r.thresholds.crit)])
     ms = r.measurements
 
     def per(m: Measurement) -> dict[str, str]:
         return {"server": m.target.address}
 
-    p.gauge(pre + "up", "1 if the server gave at least one valid reply.",
+    p.gauge(CHECK + "up", "1 if the server gave at least one valid reply.",
             [(per(m), 1.0 if m.best else 0.0) for m in ms])
     good = [(m, m.best) for m in ms if m.best is not None]
-    p.gauge(pre + "offset_seconds", "Server time minus local time (> 0: this clock is behind).",
-            [(per(m), b.offset) for m, b in good])
-    p.gauge(pre + "delay_seconds", "Round-trip delay of the minimum-delay sample.",
-            [(per(m), b.delay) for m, b in good])
-    p.gauge(pre + "error_bound_seconds", "Half the delay: the offset's bound against the server.",
-            [(per(m), b.error_bound) for m, b in good])
-    p.gauge(pre + "root_distance_seconds", "Bound of the offset against UTC (delay/2 + server's "
-            "root dispersion + root delay/2).", [(per(m), b.distance) for m, b in good])
-    p.gauge(pre + "stratum", "The server's stratum.", [(per(m), float(b.stratum)) for m, b in good])
-    p.gauge(pre + "leap_indicator", "The server's leap indicator: 0 none, 1 insert, 2 delete.",
-            [(per(m), float(b.leap)) for m, b in good])
-    p.gauge(pre + "requests_sent", "Requests sent in this check.",
+    # The server that decided the verdict: its max error is the one the verdict judged.
+    chosen = r.chosen
+
+    def series(value: Any) -> list[tuple[dict[str, str], float]]:
+        return [(per(m), float(value(b))) for m, b in good]
+
+    p.gauge(CHECK + "offset_seconds", "Server time minus local time (> 0: this clock is "
+            "behind), as node_ntp_offset_seconds.", series(lambda b: b.offset))
+    p.gauge(CHECK + "rtt_seconds", "Round-trip delay of the minimum-delay sample less the "
+            "server's processing, as node_ntp_rtt_seconds.", series(lambda b: b.delay))
+    p.gauge(CHECK + "root_delay_seconds", "The server's root delay, as node_ntp_root_delay_seconds.",
+            series(lambda b: b.root_delay))
+    p.gauge(CHECK + "root_dispersion_seconds", "The server's root dispersion, as "
+            "node_ntp_root_dispersion_seconds.", series(lambda b: b.root_dispersion))
+    p.gauge(CHECK + "root_distance_seconds", "The server's root distance: root delay / 2 + root "
+            "dispersion.", series(lambda b: b.root_distance))
+    p.gauge(CHECK + "error_bound_seconds", "The offset's bound against UTC: delay / 2 + root "
+            "distance.", series(lambda b: b.error_bound))
+    p.gauge(CHECK + "max_error_seconds", "The verdict's quantity: |offset| + delay / 2 + root "
+            "distance, the most this clock can be off UTC.", series(lambda b: b.max_error))
+    p.gauge(CHECK + "selected", "1 for the server whose reply decided the verdict.",
+            [(per(m), 1.0 if m is chosen else 0.0) for m, _ in good])
+    p.gauge(CHECK + "stratum", "The server's stratum, as node_ntp_stratum.",
+            series(lambda b: b.stratum))
+    p.gauge(CHECK + "leap", "The server's leap indicator (0 none, 1 insert, 2 delete), as "
+            "node_ntp_leap.", series(lambda b: b.leap))
+    p.gauge(CHECK + "requests_sent", "Requests sent in this check.",
             [(per(m), float(m.sent)) for m in ms])
-    p.gauge(pre + "replies_valid", "Replies accepted in this check.",
+    p.gauge(CHECK + "replies_valid", "Replies accepted in this check.",
             [(per(m), float(len(m.samples))) for m in ms])
     rejected = [
         ({**per(m), "reason": k}, float(v)) for m in ms for k, v in sorted(m.rejected.items())
     ]
-    p.gauge(pre + "replies_rejected", "Replies refused in this check, by reason.", rejected)
+    p.gauge(CHECK + "replies_rejected", "Replies refused in this check, by reason.", rejected)
     view = r.chronyd
-    t = view.tracking if view else None
-    p.gauge(pre + "chronyd_up", "1 if chronyd answered chronyc tracking.",
+    if view is None:  # --no-chronyd: nothing about chronyd at all
+        return "\n".join(p.lines) + "\n"
+    t = view.tracking
+    p.gauge(CHECK + "chronyd_up", "1 if chronyd answered chronyc tracking.",
             [({}, 1.0 if t else 0.0)])
-    if view is not None and t is not None:
-        p.gauge(pre + "chronyd_synchronised", "1 if chronyd says it is synchronised.",
+    if t is not None:
+        p.gauge(CHECK + "chronyd_synchronised", "1 if chronyd says it is synchronised.",
                 [({}, 1.0 if t.synchronised else 0.0)])
-        p.gauge(pre + "chronyd_system_offset_seconds",
-                "chronyd's system time offset (> 0: the clock is slow).", [({}, t.system_offset)])
-        p.gauge(pre + "chronyd_root_distance_seconds",
-                "chronyd's root distance: root delay/2 + root dispersion.",
-                [({}, t.root_distance)])
+        p.gauge(CHECK + "chronyd_max_error_seconds", "|system time| + root delay / 2 + root "
+                "dispersion: chronyd's bound against UTC, as ClockBound computes it.",
+                [({}, t.max_error)])
         if view.difference is not None:
-            p.gauge(pre + "chronyd_disagreement", "1 if chronyd's offset and ours cannot both "
+            p.gauge(CHECK + "chronyd_disagreement", "1 if chronyd's offset and ours cannot both "
                     "be right.", [({}, 1.0 if view.disagrees else 0.0)])
+        # chronyd's own view, named as chrony_exporter names it.
+        for name, help_text, value in (
+            ("system_time_seconds", "chronyd's system time offset (> 0: the clock is slow).",
+             t.system_offset),
+            ("last_offset_seconds", "chronyd's offset at its last clock update.", t.last_offset),
+            ("rms_offset_seconds", "chronyd's long-term average offset.", t.rms_offset),
+            ("root_delay_seconds", "chronyd's root delay.", t.root_delay),
+            ("root_dispersion_seconds", "chronyd's root dispersion.", t.root_dispersion),
+            ("stratum", "chronyd's stratum.", float(t.stratum)),
+            ("frequency_ppms", "chronyd's frequency correction, ppm.", t.frequency_ppm),
+            ("residual_frequency_ppms", "chronyd's residual frequency, ppm.", t.residual_freq_ppm),
+            ("skew_ppms", "chronyd's frequency error bound, ppm.", t.skew_ppm),
+            ("update_interval_seconds", "chronyd's interval between clock updates.",
+             t.update_interval),
+            ("reference_timestamp_seconds", "When chronyd last updated the clock (Unix time).",
+             t.ref_time),
+        ):
+            p.gauge(TRACKING + name, help_text, [({}, value)])
     return "\n".join(p.lines) + "\n"
-

@@ -62,9 +62,9 @@ def test_report_shape() -> None:
         ("fd00:ec2::123", "377", 1.0), ("169.254.169.123", "000", 0.0)]
     t = d["tracking"]
     assert isinstance(t, dict)
-    # chrony's root distance: root delay / 2 + root dispersion; the offset is in the error bound only.
+    # chrony's root distance: root delay / 2 + root dispersion; |offset| is in max error only.
     assert t["root_distance_seconds"] == pytest.approx(0.0001 + 0.0002 / 2)
-    assert t["error_bound_seconds"] == pytest.approx(0.000001 + 0.0001 + 0.0002 / 2)
+    assert t["max_error_seconds"] == pytest.approx(0.000001 + 0.0001 + 0.0002 / 2)
     assert t["offset_seconds"] == 0.000001 and "system_offset_seconds" not in t
     assert d["synchronised_to_timesync"] is True and report.verdict == "ok"
     assert (t["frequency_ppm"], t["skew_ppm"], t["leap_status"]) == (-1.5, 0.02, "Normal")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import logging
 import pickle
+import re
 import secrets
 import socket
 import threading
@@ -268,3 +269,177 @@ def test_token_redacts_itself() -> None:
     t = Token("s3cr3t-value", 60)
     assert "s3cr3t" not in f"{t!r} {t!s} {t}"
     assert t.headers() == {metadata.TOKEN_HEADER: "s3cr3t-value"}
+
+
+# ---- one deadline, whatever the server trickles -------------------------------------------------
+
+
+class _Trickler:
+    """A raw TCP server on loopback that answers every request a byte at a time, every 0.5 s:
+    the head (status line and headers) or, after a whole head, the body."""
+
+    def __init__(self, host: str, what: str) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.bind((host, 0))
+        self.sock.listen(8)
+        self.port: int = self.sock.getsockname()[1]
+        self.what = what
+        self.sent = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.sock.settimeout(0.1)
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.recv(65536)
+            head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+            if self.what == "body":
+                conn.sendall(head)
+                drip = b"x" * 1000
+            else:
+                drip = head + b"x" * 1000
+            for byte in drip:
+                if self.stop.wait(0.5):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                self.sent += 1
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+@pytest.mark.parametrize("what", ["head", "body"])
+def test_a_trickling_server_is_cut_off_at_the_request_deadline(host: str, what: str) -> None:
+    server = _Trickler(host, what)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ImdsError) as err:
+            Client(host, port=server.port, timeout=1.2, total=10.0).open()
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert err.value.kind is Failure.NO_RESPONSE
+    assert server.sent >= 1  # it did trickle: each byte restarted a per-read time-out
+    # Without the watchdog this takes 500 s (a byte per 0.5 s); the bound is generous for load.
+    assert 1.1 <= elapsed < 1.2 + 1.0, elapsed
+
+
+def test_a_trickling_server_cannot_outlast_the_clients_total() -> None:
+    server = _Trickler("127.0.0.1", "body")
+    try:
+        started = time.monotonic()
+        result = metadata.reach("127.0.0.1", port=server.port, timeout=5.0, total=1.0)
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+    assert result.failure is Failure.NO_RESPONSE and elapsed < 1.0 + 1.0, elapsed
+
+
+# ---- hostile tokens and values --------------------------------------------------------------------
+
+HOSTILE_TOKENS = [
+    "AQAEAB\nX-Injected: yes",
+    "AQAEAB\r\nHost: evil.example",
+    "AQAE\u00e9\u20ac-not-latin-1",
+    "AQAE\u2028AB",
+    "AQAE AB",
+    "\x1b[2JAQAEAB",
+    "A" * 5000,
+]
+
+
+class _TokenHandler(_Handler):
+    token = ""
+
+    def do_PUT(self) -> None:
+        self.b.seen.append(("PUT", self.path, None))
+        self.b.issued.append(self.token)
+        self._send(200, self.token)
+
+
+@pytest.mark.parametrize("token", HOSTILE_TOKENS, ids=range(len(HOSTILE_TOKENS)))
+def test_a_hostile_token_is_refused_and_never_shown(
+        token: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    caplog.set_level(logging.DEBUG, logger="chronyctl6")
+    b = Behaviour()
+    handler = type("H", (_TokenHandler,), {"b": b, "token": token})
+    srv = _Server(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        port = srv.server_address[1]
+        with pytest.raises(ImdsError) as err:
+            Client("127.0.0.1", port=port).open()
+        result = metadata.reach("127.0.0.1", port=port)
+        result_v1 = metadata.reach("127.0.0.1", port=port, allow_v1=True)
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(5)
+    assert err.value.kind is Failure.HTTP and "no usable token" in err.value.message
+    assert not result.ok and not result_v1.ok
+    assert all(method == "PUT" or tok is None for method, _, tok in b.seen)  # never sent back
+    out = capsys.readouterr()
+    shown = [str(err.value), repr(err.value), str(err.value.hint), result.detail, result_v1.detail,
+             repr(result), caplog.text, out.out, out.err]
+    parts = [p for p in re.split("[\\s\x1b\u2028]+", token) if len(p) >= 4]
+    for text in shown:
+        assert token not in text
+        for part in parts:  # not even a piece of it
+            assert part not in text, part
+
+
+def test_metadata_values_are_sanitised(server: tuple[str, int, Behaviour]) -> None:
+    host, port, b = server
+    mac = "0e:11:22:33:44:55"
+    b.metadata.update({
+        "meta-data/instance-id": "i-0123\x1b[31m456\x1b]0;owned\x07789",
+        "meta-data/placement/region": "eu-west-1\r\nX: y",
+        "meta-data/system": "nitro\u202e",
+        f"meta-data/network/interfaces/macs/{mac}/ipv6s": "2001:db8::10\u2028rm -rf /\n2001:db8::11\n",
+    })
+    md = metadata.reach(host, port=port).metadata
+    assert md is not None
+    assert md.instance_id == "i-0123456789"
+    assert md.region == "eu-west-1??X: y" and md.system == "nitro?"
+    assert md.ipv6s == ("2001:db8::10?rm -rf /", "2001:db8::11")
+    for value in (md.instance_id, md.region, md.system, *md.ipv6s):
+        assert value is not None and value.isprintable()
+
+
+def test_a_mac_that_is_not_one_never_reaches_a_request_path(server: tuple[str, int, Behaviour]) -> None:
+    host, port, b = server
+    b.metadata["meta-data/mac"] = "../../api/token\r\nX: y"
+    md = metadata.reach(host, port=port).metadata
+    assert md is not None and md.mac is None and md.interface_id is None and md.ipv6s == ()
+    assert not any("interfaces" in path for _, path, _ in b.seen)
+
+
+@pytest.mark.parametrize(("raw", "safe"), [
+    ("plain text", "plain text"),
+    ("a\x1b[1;31mb\x1b[0m", "ab"),
+    ("title\x1b]0;pwned\x07done", "titledone"),
+    ("line\nbreak\rcr\x0cff\u2028ls\u2029ps", "line?break?cr?ff?ls?ps"),
+    ("bidi\u202eevil\u2066", "bidi?evil?"),
+    ("nul\x00del\x7fc1\x9b", "nul?del?c1?"),
+    ("\ufffdreplaced", "\ufffdreplaced"),
+    ("x" * 300, "x" * 256 + "..."),
+])
+def test_safe_text(raw: str, safe: str) -> None:
+    assert metadata.safe_text(raw) == safe

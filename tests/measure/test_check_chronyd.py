@@ -96,7 +96,7 @@ def check(*args: str) -> tuple[int, dict[str, Any]]:
 
 def test_check_against_real_chronyd_is_ok(chronyd: Chronyd) -> None:
     code, out = check("--server", "::1", "--port", str(chronyd.port), "--no-chronyd")
-    assert code == 0 and out["status"] == "OK"
+    assert code == 0 and out["verdict"] == "OK"
     assert out["stratum"] == 3 and out["leap"] == 0 and out["ref_id"] == "7F7F0101"
     assert out["valid"] == 6 and out["rejected"] == {}
     # chronyd and this test share one clock: the offset is zero within the error bound.
@@ -119,7 +119,7 @@ def test_disagreement_with_chronyd_is_flagged(chronyd: Chronyd) -> None:
     with Responder(state=ServerState(offset=0.25)) as r:
         code, out = check("--server", "::1", "--port", str(r.port), "--warn", "1", "--crit", "2",
                           "--chronyd-socket", chronyd.socket)
-    assert code == 1 and out["status"] == "WARNING"
+    assert code == 1 and out["verdict"] == "WARNING"
     assert out["chronyd"]["disagrees"] is True
     assert out["chronyd"]["difference_seconds"] > out["chronyd"]["allowed_seconds"]
     assert "chronyd disagrees" in out["summary"]

@@ -85,14 +85,21 @@ def test_offset_and_thresholds_map_to_exit_codes(
     with Responder(state=ServerState(offset=offset)) as r:
         exit_code, out = check_json(r, "--warn", warn, "--crit", crit, "--samples", "3")
     assert exit_code == code and out["status"] == status and out["exit_code"] == code
-    assert isinstance(out["offset_seconds"], float) and isinstance(out["error_bound_seconds"], float)
+    assert out["verdict"] == status  # the envelope's status word, as Nagios spells it
+    assert isinstance(out["offset_seconds"], float)
+    assert isinstance(out["error_bound_seconds"], float)
     assert abs(out["offset_seconds"] - offset) <= out["error_bound_seconds"] + 2e-6
+    assert out["max_error_seconds"] == pytest.approx(abs(out["offset_seconds"])
+                                                     + out["error_bound_seconds"])
+    assert out["root_distance_seconds"] == pytest.approx(0.000125 / 2 + 0.00025, abs=1e-4)
     assert out["server"] == "::1" and out["stratum"] == 2 and out["leap"] == 0
     assert out["ref_id"] == "A9FEA97B" and isinstance(out["delay_seconds"], float)
-    assert out["sent"] == 3 and out["valid"] == 3 and out["rejected"] == {}
+    # Replies later than twice the best delay are not waited for (a loaded machine makes some).
+    assert out["sent"] == 3 and 1 <= out["valid"] <= 3 and out["rejected"] == {}
     samples = out["samples"]
-    assert isinstance(samples, list) and len(samples) == 3
-    assert all(isinstance(s["offset_seconds"], float) and s["delay_seconds"] >= 0 for s in samples)
+    assert isinstance(samples, list) and len(samples) == out["valid"]
+    assert all(isinstance(s["offset_seconds"], float) and s["delay_seconds"] >= 0
+               for s in samples)
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
@@ -102,7 +109,8 @@ def test_hostile_server_is_never_ok(name: str) -> None:
         code, out = check_json(r, "--samples", "2", "--timeout", "0.6")
         _, line = check("--server", "::1", "--port", str(r.port), "-o", "nagios",
                         "--samples", "1", "--timeout", "0.4")
-    assert code == 3 and out["status"] == "UNKNOWN" and out["offset_seconds"] is None
+    assert code == 3 and out["status"] == out["verdict"] == "UNKNOWN"
+    assert out["offset_seconds"] is None
     assert out["rejected"].get(reason, 0) >= 1
     assert line.startswith("NTP UNKNOWN: ") and reason in line and "|" not in line
 
@@ -168,13 +176,15 @@ def test_nagios_line_with_perfdata() -> None:
                           "--warn", "0.1", "--crit", "1")
     assert code == 0 and out.count("\n") == 1
     m = re.fullmatch(
-        r"NTP OK: Offset (-\d+\.\d{6}) secs\|offset=(-\d+\.\d{6})s;0\.1;1; "
-        r"delay=\d+\.\d{6}s;;;0; error_bound=\d+\.\d{6}s;;;0; root_distance=\d+\.\d{6}s;;;0; "
-        r"stratum=2;;;0;16\n",
+        r"NTP OK: Offset (-\d+\.\d{6}) secs, max error \d+\.\d{6} secs\|"
+        r"offset=(-\d+\.\d+)s;;;; max_error=\d+\.\d+s;0\.1;1;0; delay=\d+\.\d+s;;;0; "
+        r"root_distance=\d+\.\d+s;;;0; root_delay=\d+\.\d+s;;;0; "
+        r"root_dispersion=\d+\.\d+s;;;0; stratum=2;;;0;16\n",
         out,
     )
     assert m is not None, out
-    assert m.group(1) == m.group(2) and abs(float(m.group(1)) + 0.05) < 0.01
+    assert abs(float(m.group(1)) - float(m.group(2))) < 1e-6
+    assert abs(float(m.group(1)) + 0.05) < 0.01
 
 
 def test_prometheus_output_parses_and_says_what_json_says() -> None:
@@ -189,7 +199,11 @@ def test_prometheus_output_parses_and_says_what_json_says() -> None:
     assert found[("chronyctl6_check_stratum", server)] == 2
     assert found[("chronyctl6_check_requests_sent", server)] == 6
     assert found[("chronyctl6_check_threshold_seconds", (("level", "warning"),))] == 0.1
-    assert ("chronyctl6_check_chronyd_up", ()) in found
+    assert found[("chronyctl6_check_root_delay_seconds", server)] == pytest.approx(0.000125, abs=1e-4)
+    assert found[("chronyctl6_check_root_dispersion_seconds", server)] == pytest.approx(0.00025, abs=1e-4)
+    assert found[("chronyctl6_check_max_error_seconds", server)] >= 0.125
+    # check() passes --no-chronyd: then nothing about chronyd at all.
+    assert not any("chronyd" in name or name.startswith("chrony_") for name, _ in found)
 
 
 def test_prometheus_counts_rejections_by_reason() -> None:
@@ -257,7 +271,7 @@ def test_exit_codes_of_the_real_process() -> None:
     bad = run_cli("check", "--samples", "0")
     assert (warn.returncode, crit.returncode, bad.returncode) == (1, 2, 3)
     for done, word in ((warn, "WARNING"), (crit, "CRITICAL")):
-        m = re.match(rf"NTP {word}: Offset (\d+\.\d+) secs\|", done.stdout)
+        m = re.match(rf"NTP {word}: Offset (\d+\.\d+) secs, max error [0-9.]+ secs\|", done.stdout)
         assert m is not None and abs(float(m.group(1)) - 0.3) < 0.01, done.stdout
 
 
@@ -282,7 +296,7 @@ def test_check_imports_nothing_it_does_not_need() -> None:
 def test_a_server_that_does_not_resolve_is_unknown_with_a_hint() -> None:
     code, out = check("--server", "fd00:ec2::123::1", "-o", "json")
     report = data(code, out)
-    assert code == 3 and report["status"] == "UNKNOWN"
+    assert code == 3 and report["status"] == report["verdict"] == "UNKNOWN"
     assert "cannot resolve" in report["summary"] and "--server" in report["hint"]
 
 
@@ -291,3 +305,115 @@ def test_a_bad_name_does_not_hide_a_good_server() -> None:
         code, out = check("--server", "fd00:ec2::123::1", "--server", "::1",
                           "--port", str(r.port))
     assert code == 0 and out.startswith("OK: ") and "cannot resolve" in out
+
+
+# ---- every outcome is one line for Nagios; thresholds must be finite ------------------------
+
+
+@pytest.mark.parametrize("args", [
+    ["--crit", "1e999"], ["--crit", "inf"], ["--crit", "nan"], ["--warn", "nan"],
+    ["--warn", "-0.1"], ["--warn", "-1", "--crit", "-0.5"], ["-w", "-inf"], ["-c", "Infinity"],
+])
+@pytest.mark.parametrize("output", ["nagios", "json", "text", "prometheus"])
+def test_non_finite_or_negative_thresholds_are_unknown(args: list[str], output: str) -> None:
+    code, out = check("--server", "::1", "--port", "9", "-o", output, *args)
+    assert code == 3
+    if output == "nagios":
+        assert out.count("\n") == 1 and out.startswith("NTP UNKNOWN: thresholds "), out
+    if output == "json":
+        assert "Infinity" not in out and "NaN" not in out
+        doc = validate(json.loads(out))  # bad arguments: the envelope's "usage", exit 3
+        assert (doc["status"], doc["exit_code"], doc["data"]) == ("usage", 3, {})
+        assert doc["messages"][0]["level"] == "error"
+        assert doc["messages"][0]["text"].startswith("thresholds ")
+
+
+def test_plugin_aliases_do_what_the_long_options_do() -> None:
+    with Responder(state=ServerState(offset=0.3)) as r:
+        short = check("-H", "::1", "--port", str(r.port), "-w", "0.1", "-c", "0.2", "-t", "1",
+                      "-o", "nagios")
+        long = check("--server", "::1", "--port", str(r.port), "--warn", "0.1", "--crit", "0.2",
+                     "--timeout", "1", "-o", "nagios")
+    assert short[0] == long[0] == 2
+    for _, line in (short, long):
+        assert line.startswith("NTP CRITICAL: ") and "max_error=" in line and ";0.1;0.2;0;" in line
+
+
+@pytest.mark.parametrize("where", ["missing/dir/chronyctl6.prom", "file/chronyctl6.prom",
+                                   "readonly/chronyctl6.prom"])
+@pytest.mark.parametrize("output", ["nagios", "json"])
+def test_an_unwritable_textfile_is_one_unknown_line_not_a_traceback(
+        tmp_path: Path, where: str, output: str) -> None:
+    (tmp_path / "file").write_text("a file, not a directory\n")
+    (tmp_path / "readonly").mkdir()
+    (tmp_path / "readonly").chmod(0o500)
+    path = tmp_path / where
+    with Responder(state=ServerState(offset=0.001)) as r:
+        done = run_cli("check", "--no-chronyd", "--server", "::1", "--port", str(r.port),
+                       "-o", output, "--textfile", str(path), env={"HOME": str(tmp_path)})
+    assert "Traceback" not in done.stderr
+    if os.geteuid() == 0 and where.startswith("readonly"):
+        assert done.returncode == 0  # root writes anyway: nothing to refuse
+        return
+    assert done.returncode == 3, done.stdout + done.stderr
+    if output == "nagios":
+        assert done.stdout.count("\n") == 1
+        assert done.stdout.startswith(f"NTP UNKNOWN: cannot write the metrics to {path}")
+        assert "the measurement: OK" in done.stdout
+    else:
+        doc = validate(json.loads(done.stdout))  # UNKNOWN, and the measurement kept
+        assert (doc["status"], doc["exit_code"]) == ("unknown", 3)
+        assert doc["data"]["verdict"] == "OK" and doc["data"]["offset_seconds"] is not None
+        assert doc["messages"][0]["level"] == "error"
+        assert doc["messages"][0]["text"].startswith(f"cannot write the metrics to {path}")
+    assert "cannot write the metrics" in done.stderr
+
+
+def test_the_textfile_directory_comes_from_the_environment(tmp_path: Path) -> None:
+    with Responder(state=ServerState(offset=0.001)) as r:
+        done = run_cli("check", "--no-chronyd", "--server", "::1", "--port", str(r.port),
+                       "-o", "nagios", env={"CHRONYCTL6_TEXTFILE_DIR": str(tmp_path)})
+        explicit = tmp_path / "other.prom"
+        run_cli("check", "--no-chronyd", "--server", "::1", "--port", str(r.port),
+                "--textfile", str(explicit), env={"CHRONYCTL6_TEXTFILE_DIR": str(tmp_path)})
+    assert done.returncode == 0 and done.stdout.startswith("NTP OK: ")
+    found = metrics((tmp_path / "chronyctl6.prom").read_text())
+    assert found[("chronyctl6_check_status", ())] == 0
+    assert metrics(explicit.read_text())[("chronyctl6_check_status", ())] == 0
+
+
+@pytest.mark.parametrize("bad", ["a" * 300, "ntp\texample", "x" * 70 + ".example",
+                                 "ntp.example\u2028", "\x1b[2J"])
+def test_an_invalid_server_is_refused_alone(bad: str) -> None:
+    with Responder(state=ServerState(offset=0.002)) as r:
+        code, out = check("--server", bad, "--server", "::1", "--port", str(r.port),
+                          "-o", "nagios")
+    assert code == 0 and out.startswith("NTP OK: ") and out.count("\n") == 1
+    assert "\x1b" not in out and "\u2028" not in out and "\t" not in out
+    code, out = check("--server", bad, "-o", "json")
+    report = data(code, out)
+    assert code == 3 and report["status"] == report["verdict"] == "UNKNOWN"
+    assert "NTP server" in report["summary"] and len(report["summary"]) < 200
+
+
+@pytest.mark.parametrize("output", ["text", "json", "nagios", "prometheus"])
+def test_hostile_bytes_on_the_command_line_never_reach_the_output_raw(
+        tmp_path: Path, output: str) -> None:
+    """A server name and a textfile path with an escape sequence and bytes that are not UTF-8,
+    as a real argv carries them: no traceback, no raw escape in any output."""
+    bad_server = b"\x1b]0;owned\x07\xff\xfe.example"
+    bad_path = str(tmp_path).encode() + b"/missing\x1b[2J\xff/x.prom"
+    with Responder(state=ServerState(offset=0.001)) as r:
+        done = subprocess.run(
+            [sys.executable.encode(), b"-m", b"chronyctl6", b"check", b"--no-chronyd",
+             b"--server", bad_server, b"--server", b"::1", b"--port", str(r.port).encode(),
+             b"-o", output.encode(), b"--textfile", bad_path],
+            cwd=REPO, capture_output=True, timeout=30, check=False,
+            env={**os.environ, "PYTHONPATH": str(REPO), "LC_ALL": "C.UTF-8"})
+    assert b"Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 3  # the textfile cannot be written
+    for stream in (done.stdout, done.stderr):
+        assert b"\x1b" not in stream and b"\x07" not in stream
+        stream.decode("utf-8")  # whatever came in, what goes out is UTF-8
+    if output == "nagios":
+        assert done.stdout.count(b"\n") == 1 and done.stdout.startswith(b"NTP UNKNOWN: ")

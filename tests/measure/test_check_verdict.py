@@ -53,7 +53,9 @@ def test_thresholds_classify(worst: float, status: CheckStatus) -> None:
     assert Thresholds(0.1, 1.0).classify(worst) is status
 
 
-@pytest.mark.parametrize(("warn", "crit"), [(0.0, 1.0), (-1.0, 1.0), (2.0, 1.0)])
+@pytest.mark.parametrize(("warn", "crit"), [
+    (0.0, 1.0), (-1.0, 1.0), (2.0, 1.0), (0.1, float("inf")), (0.1, float("nan")),
+    (float("nan"), 1.0), (float("-inf"), 1.0), (0.1, float("1e999")), (-0.5, -0.1)])
 def test_thresholds_must_be_ordered_and_positive(warn: float, crit: float) -> None:
     with pytest.raises(CheckUsageError):
         Thresholds(warn, crit)
@@ -62,7 +64,7 @@ def test_thresholds_must_be_ordered_and_positive(warn: float, crit: float) -> No
 def test_verdict_uses_the_largest_offset_the_measurement_allows() -> None:
     # 0.099 s with an error bound of 0.002 s might be 0.101 s: not OK against 0.1.
     r = evaluate([measurement("fd00:ec2::123", sample(-0.099, delay=0.004))], Thresholds())
-    assert r.status is CheckStatus.WARNING and r.worst_offset == pytest.approx(0.101)
+    assert r.status is CheckStatus.WARNING and r.max_error == pytest.approx(0.101)
 
 
 def test_minimum_delay_sample_is_the_answer() -> None:
@@ -146,19 +148,26 @@ def test_no_chronyd_leaves_the_verdict_alone() -> None:
 def test_json_has_the_promised_fields_as_numbers() -> None:
     r = evaluate([measurement("fd00:ec2::123", sample(0.000051, 0.0001))], Thresholds(),
                  tracking(0.00004))
-    out = json.loads(json.dumps(fmt.to_json(r)))
-    for key in ("status", "server", "offset", "delay", "error_bound", "stratum", "leap",
-                "ref_id", "samples"):
+    out = json.loads(json.dumps(fmt.to_data(r), allow_nan=False))
+    for key in ("verdict", "server", "offset_seconds", "delay_seconds", "error_bound_seconds",
+                "max_error_seconds", "root_delay_seconds", "root_dispersion_seconds",
+                "root_distance_seconds", "stratum", "leap", "ref_id", "samples"):
         assert key in out
-    assert out["status"] == "OK" and out["offset"] == 0.000051 and out["delay"] == 0.0001
-    assert out["error_bound"] == 0.00005 and out["samples"] == [{"offset": 0.000051,
-                                                                 "delay": 0.0001}]
+    assert out["verdict"] == "OK" and out["offset_seconds"] == 0.000051
+    assert out["delay_seconds"] == 0.0001 and out["root_distance_seconds"] == 0.0
+    assert out["error_bound_seconds"] == 0.00005
+    assert out["max_error_seconds"] == pytest.approx(0.000101)
+    assert out["samples"] == [{"offset_seconds": 0.000051, "delay_seconds": 0.0001}]
     assert out["chronyd"]["disagrees"] is False and out["chronyd"]["source"] == "169.254.169.123"
+    assert out["chronyd"]["root_distance_seconds"] == pytest.approx(0.00015)
 
 
 def test_nagios_example_line() -> None:
     r = evaluate([measurement("fd00:ec2::123", sample(0.000051, 0.0001))], Thresholds())
-    assert fmt.to_nagios(r).startswith("NTP OK: Offset 0.000051 secs|offset=0.000051s;0.1;1; ")
+    assert fmt.to_nagios(r) == (
+        "NTP OK: Offset 0.000051 secs, max error 0.000101 secs|offset=0.000051s;;;; "
+        "max_error=0.000101s;0.1;1;0; delay=0.0001s;;;0; root_distance=0s;;;0; "
+        "root_delay=0s;;;0; root_dispersion=0s;;;0; stratum=1;;;0;16")
 
 
 def test_nagios_unknown_has_no_perfdata_separator_in_its_text() -> None:
@@ -190,3 +199,58 @@ def test_default_server_is_the_configured_time_sync_endpoint(tmp_path: Path) -> 
     dropin.parent.mkdir(parents=True)
     dropin.write_text("# chosen at boot\nserver fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4\n")
     assert default_server(tmp_path) == "fd00:ec2::123"
+
+
+def test_perfdata_is_plain_decimals_even_for_tiny_and_huge_values() -> None:
+    s = sample(-0.0000012, delay=0.00000002, root_delay=65535.0, root_dispersion=0.0000001)
+    r = evaluate([measurement("fd00:ec2::123", s)], Thresholds(0.00001, 0.00005))
+    line = fmt.to_nagios(r)
+    perf = line.split("|", 1)[1]
+    assert "e-" not in perf and "e+" not in perf and "E" not in perf
+    assert "max_error=32767.50000131s;0.00001;0.00005;0;" in perf
+    assert "root_delay=65535s;;;0;" in perf
+
+
+def test_no_chronyd_means_no_chronyd_metrics_at_all() -> None:
+    r = evaluate([measurement("fd00:ec2::123", sample(0.001))], Thresholds())
+    text = fmt.to_prometheus(r)
+    names = {f.name for f in text_string_to_metric_families(text)}
+    assert "chronyctl6_check_max_error_seconds" in names
+    assert not any("chronyd" in n or n.startswith("chrony_") for n in names), names
+    assert fmt.to_data(r)["chronyd"] is None
+
+
+def test_chronyd_tracking_is_exported_under_chrony_exporter_names() -> None:
+    r = evaluate([measurement("fd00:ec2::123", sample(0.0001))], Thresholds(),
+                 tracking(0.00004, root_delay=0.0002, root_dispersion=0.0003))
+    found = {s.name: s.value for f in text_string_to_metric_families(fmt.to_prometheus(r))
+             for s in f.samples if not s.labels}
+    assert found["chrony_tracking_system_time_seconds"] == 0.00004
+    assert found["chrony_tracking_root_delay_seconds"] == 0.0002
+    assert found["chrony_tracking_root_dispersion_seconds"] == 0.0003
+    assert found["chrony_tracking_stratum"] == 4
+    assert found["chronyctl6_check_chronyd_up"] == 1
+    assert found["chronyctl6_check_chronyd_max_error_seconds"] == pytest.approx(0.00044)
+
+
+def test_nagios_unknown_is_one_safe_line() -> None:
+    line = fmt.nagios_unknown("bad\nthing | \x1b[31mred\u2028more")
+    assert line.startswith("NTP UNKNOWN: bad thing / ") and "\x1b" not in line
+    assert "\n" not in line and "\u2028" not in line and "|" not in line
+
+
+def test_data_never_holds_nan_or_infinity() -> None:
+    s = sample(float("nan"), delay=float("inf"))
+    m = measurement("fd00:ec2::123", s)
+    r = evaluate([m], Thresholds())
+    json.dumps(fmt.to_data(r), allow_nan=False)  # raises on NaN/inf
+    assert "nan" not in fmt.to_prometheus(r).lower().replace("nanoseconds", "")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_a_chronyd_reporting_non_finite_values_is_not_taken_as_agreeing(bad: float) -> None:
+    for t in (tracking(bad), tracking(0.0, root_dispersion=bad), tracking(0.0, root_delay=bad)):
+        r = evaluate([measurement("fd00:ec2::123", sample(0.0001))], Thresholds(), t)
+        assert r.status is CheckStatus.WARNING and "chronyd disagrees" in r.summary
+        json.dumps(fmt.to_data(r), allow_nan=False)
+        assert "nan" not in fmt.to_prometheus(r).lower() and "inf" not in fmt.to_prometheus(r)

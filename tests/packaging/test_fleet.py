@@ -401,5 +401,11 @@ def test_prometheus_rules_use_metrics_chronyctl6_writes() -> None:
 def test_node_exporter_textfile_dir_matches_the_unit() -> None:
     unit = (PACKAGING / "systemd" / "chronyctl6-check.service").read_text(encoding="utf-8")
     defaults = _load(ANSIBLE / "roles" / "chronyctl6" / "defaults" / "main.yml")
-    assert f"--textfile {defaults['chronyctl6_textfile_dir']}/chronyctl6.prom" in unit
+    assert f"Environment=CHRONYCTL6_TEXTFILE_DIR={defaults['chronyctl6_textfile_dir']}\n" in unit
+    assert "--textfile-dir ${CHRONYCTL6_TEXTFILE_DIR}" in unit
     assert f"ConditionPathIsDirectory={defaults['chronyctl6_textfile_dir']}" in unit
+    # The role's variable reaches the unit through a drop-in, condition included.
+    tasks = (ANSIBLE / "roles" / "chronyctl6" / "tasks" / "main.yml").read_text(encoding="utf-8")
+    assert "Environment=CHRONYCTL6_TEXTFILE_DIR={{ chronyctl6_textfile_dir }}" in tasks
+    assert "ConditionPathIsDirectory=\n" in tasks
+    assert "ConditionPathIsDirectory={{ chronyctl6_textfile_dir }}" in tasks
