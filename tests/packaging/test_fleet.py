@@ -409,3 +409,6 @@ def test_node_exporter_textfile_dir_matches_the_unit() -> None:
     assert "Environment=CHRONYCTL6_TEXTFILE_DIR={{ chronyctl6_textfile_dir }}" in tasks
     assert "ConditionPathIsDirectory=\n" in tasks
     assert "ConditionPathIsDirectory={{ chronyctl6_textfile_dir }}" in tasks
+    # The unit runs with ProtectSystem=strict: a moved directory must be made writable too.
+    assert "ReadWritePaths=-{{ chronyctl6_textfile_dir }}" in tasks
+    assert f"ReadWritePaths=-{defaults['chronyctl6_textfile_dir']}" in unit
