@@ -391,7 +391,7 @@ def restore(
     \b
     Examples:
       sudo chronyctl6 restore                     undo the last change
-      sudo chronyctl6 restore --original --no-wait    what the package's removal runs
+      sudo chronyctl6 restore --original          the distribution's file (e.g. before removing chronyctl6)
       chronyctl6 restore --root /mnt/image -o json    undo the last bake of an image
     """
     from chronyctl6.configure.apply import check_seconds

@@ -311,8 +311,10 @@ def completion_script(shell: str, env: dict[str, str]) -> str:
         text=True,
         env=env,
         timeout=60,
-        check=True,
+        check=False,
     )
+    if proc.returncode != 0:
+        raise SystemExit(f"gen_docs: `{PROG} --show-completion {shell}` exited {proc.returncode}: {proc.stderr}")
     script = proc.stdout
     if shell == "zsh":
         # Installed as an autoloaded function file (#compdef), the body runs on the first <TAB>:

@@ -2,7 +2,7 @@
 --root for images):
 
 - `original/`: each file as the distribution shipped it, kept once, at first takeover, for good
-  (`restore --original`; the package's removal script runs it). `original/manifest.json` says
+  (`restore --original`). `original/manifest.json` says
   which paths existed then (a path that did not is removed on restore).
 - `history/<UTC stamp>/`: the previous version of every file one apply changed, with a manifest;
   the last KEEP entries are kept (`restore` takes the newest).

@@ -1,8 +1,8 @@
 """packaging/libexec/release-chrony: what package removal does to chrony's configuration.
 
-Run against a scratch root (CHRONYCTL6_RELEASE_ROOT), where `restore --original` is not tried
-(the booted instance, tests/packaging/test_booted.py, runs the real removal). These are the
-fallback's cases: whatever happens, chrony keeps a source once /run/chronyctl6 is gone.
+Run against a scratch root (CHRONYCTL6_RELEASE_ROOT); the booted instance
+(tests/packaging/test_booted.py) runs the real removal. Whatever the layout, chrony keeps a Time
+Sync source once /run/chronyctl6 is gone.
 """
 
 from __future__ import annotations
