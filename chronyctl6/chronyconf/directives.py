@@ -91,7 +91,7 @@ def judge(directive: Directive, *, runtime_sourcedir: str,
             why = ("public non-smeared source: mixing it with Time Sync's leap-smeared time "
                    "is what AWS advises against")
         return Verdict(directive, Fate.DROP, why)
-    if kw == "leapsectz":
+    if kw in ("leapsectz", "leapseclist"):  # leapseclist: chrony 4.6+, Debian 13, Fedora 40+
         return Verdict(directive, Fate.DROP,
                        "Time Sync smears leap seconds; chronyd must not apply them on top "
                        "(chrony.conf(5))")
