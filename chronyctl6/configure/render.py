@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 
 from chronyctl6.chronyconf import directives
-from chronyctl6.configure.platforms import Platform
+from chronyctl6.configure.platforms import Platform, StockLine
 from chronyctl6.configure.settings import Settings
 from chronyctl6.effects.host import HostNetwork, InstanceHint
 from chronyctl6.errors import BadInput
@@ -142,7 +142,7 @@ def render_config(choices: Choices, existing: str | None) -> Rendered:
     kept = [v.directive for v in verdicts if v.fate is directives.Fate.KEEP]
     dropped = tuple(v for v in verdicts if v.fate is directives.Fate.DROP)
 
-    stock_all = {d.normalized for d in directives.parse(_render_stock(choices))}
+    stock_all = {s.normalized for s in choices.platform.stock}
     # chrony takes the last of a single-valued directive; where the operator set one to a value
     # of their own, theirs replaces the distro's stock line.
     last: dict[str, directives.Directive] = {}
@@ -155,8 +155,22 @@ def render_config(choices: Choices, existing: str | None) -> Rendered:
     carried = list(dict.fromkeys(
         d.line for d in kept if d.normalized not in stock_all | from_settings
     ))
-    text = _render(choices, overridden=overridden, carried=carried)
+    stock = _stock_lines(choices.platform, existing, kept, overridden)
+    text = _render(choices, stock=stock, carried=carried)
     return Rendered(text=text, dropped=dropped, carried=tuple(carried))
+
+
+def _stock_lines(platform: Platform, existing: str | None, kept: list[directives.Directive],
+                 overridden: set[str]) -> list[StockLine]:
+    """The platform's stock lines the file being replaced has, in that file's order (Debian 13
+    moved confdir last so that conf.d overrides the main file: order matters to chrony). With no
+    file to take over, the platform's usual set."""
+    by_line = {s.normalized: s for s in platform.stock}
+    if existing is None:
+        chosen = [s for s in platform.stock if s.usual]
+    else:
+        chosen = list(dict.fromkeys(by_line[d.normalized] for d in kept if d.normalized in by_line))
+    return [s for s in chosen if s.line.split(maxsplit=1)[0] not in overridden]
 
 
 def render_boot_sources(endpoint: Endpoint, options: tuple[str, ...]) -> str:
@@ -164,10 +178,7 @@ def render_boot_sources(endpoint: Endpoint, options: tuple[str, ...]) -> str:
     return template.render(endpoint=endpoint.address, reason=endpoint.reason, timesync_options=options)
 
 
-def _context(choices: Choices, *, overridden: set[str], carried: list[str]) -> dict[str, object]:
-    def stock(line: str, comment: str) -> str:
-        return "" if line.split(maxsplit=1)[0] in overridden else f"\n# {comment}\n{line}"
-
+def _context(choices: Choices, *, stock: list[StockLine], carried: list[str]) -> dict[str, object]:
     endpoint = choices.endpoint
     return {
         "platform": choices.platform,
@@ -186,15 +197,10 @@ def _context(choices: Choices, *, overridden: set[str], carried: list[str]) -> d
     }
 
 
-def _render_stock(choices: Choices) -> str:
-    """The distro's stock directives alone: the template's `stock` block."""
-    template = environment().get_template(choices.platform.template)
-    context = template.new_context(_context(choices, overridden=set(), carried=[]))
-    return "".join(template.blocks["stock"](context))
+TEMPLATE = "base.conf.j2"
 
 
-def _render(choices: Choices, *, overridden: set[str], carried: list[str]) -> str:
-    template = environment().get_template(choices.platform.template)
-    text = template.render(_context(choices, overridden=overridden, carried=carried))
-    # Blank lines left by stock lines an operator overrode: never more than one in a row.
+def _render(choices: Choices, *, stock: list[StockLine], carried: list[str]) -> str:
+    template = environment().get_template(TEMPLATE)
+    text = template.render(_context(choices, stock=stock, carried=carried))
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"
