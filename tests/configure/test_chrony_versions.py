@@ -23,6 +23,7 @@ from tests.conftest import FIXTURES
 
 STOCK = FIXTURES / "stock"
 GOLDEN = FIXTURES / "golden"
+INSIDE = "/chronyctl6-matrix"  # where, inside each root, a fixture's files are copied
 
 # The chrony each fixture's distribution ships (see tests/fixtures/stock/README.md).
 CHRONY_OF = {
@@ -61,12 +62,13 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def parse_in(root: Path, fixture: str, text: str) -> subprocess.CompletedProcess[str]:
     """`chronyd -p` inside root on text whose included files are the fixture's, copied into the root."""
-    where = root / "tmp" / fixture
+    inside = f"{INSIDE}/{fixture}"
+    where = root / inside.lstrip("/")
     if not where.exists():
         shutil.copytree(STOCK / fixture, where, symlinks=True)
-    (where / "candidate.conf").write_text(directives.rebase_includes(text, f"/tmp/{fixture}"))
-    return subprocess.run(["chroot", root, "/usr/sbin/chronyd", "-p", "-u", "root", "-f",
-                           f"/tmp/{fixture}/candidate.conf"], capture_output=True, text=True, timeout=15)
+    (where / "candidate.conf").write_text(directives.rebase_includes(text, inside))
+    return subprocess.run(["chroot", root, "/usr/sbin/chronyd", "-p", "-u", "root", "-f", f"{inside}/candidate.conf"],
+                          capture_output=True, text=True, timeout=15, check=False)
 
 
 def main_file(fixture: str) -> Path:
@@ -99,7 +101,7 @@ def test_golden_renders_across_chrony_versions(roots: dict[str, Path]) -> None:
             else:
                 # What chronyd parsed holds the Time Sync line or the boot-time sourcedir.
                 assert "fd00:ec2::123" in done.stdout or "169.254.169.123" in done.stdout or \
-                    f"sourcedir /tmp/{fixture}/run/chronyctl6\n" in done.stdout, golden.name
+                    f"sourcedir {INSIDE}/{fixture}/run/chronyctl6\n" in done.stdout, golden.name
     print(f"\n{checked} parses; rejected: {rejected}")
     assert set(rejected) == set(GOLDEN_REJECTED)
 
