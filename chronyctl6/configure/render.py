@@ -48,6 +48,51 @@ class Rendered:
     text: str
     dropped: tuple[directives.Verdict, ...]
     carried: tuple[str, ...]
+    stock: tuple[str, ...] = ()  # the distro's stock lines written
+    from_settings: tuple[str, ...] = ()  # settings.toml's directives and extra sources
+
+    def origin(self, lineno: int) -> str:
+        """Where line `lineno` (1-based) of the text comes from: stock (the distro's packaged file),
+        carried (the operator's, from the file taken over), settings (settings.toml), template
+        (chronyctl6's own: Time Sync, the PHC, the boot-time sourcedir), or comment."""
+        lines = self.text.split("\n")
+        words = lines[lineno - 1].split() if 0 < lineno <= len(lines) else []
+        if not words or words[0][0] in directives.COMMENT_CHARS:
+            return "comment"
+        line = " ".join(words)
+        for origin, group in (("settings", self.from_settings), ("carried", self.carried), ("stock", self.stock)):
+            if line in {" ".join(item.split()) for item in group}:
+                return origin
+        return "template"
+
+
+def explain_rejection(rendered: Rendered, platform: Platform, config_path: str, chronyd: str,
+                      at: tuple[str, int] | None, in_candidate: int | None) -> tuple[str, str]:
+    """A one-line message and a hint for a configuration chronyd rejected, fitting where the line
+    came from. chronyd: which chronyd judged ("chronyd 4.3 from this host"); at: the file and line
+    it named; in_candidate: that line's number when the file is the candidate itself."""
+    if in_candidate is None:
+        if at is None:
+            return (f"{chronyd} rejects the new configuration",
+                    "nothing was written; run `chronyctl6 render` and `chronyd -p -f FILE` to see why")
+        return (f"{chronyd} rejects line {at[1]} of {at[0]}, a file the configuration includes",
+                "nothing was written; chronyctl6 does not write that file: fix or remove the line there")
+    lines = rendered.text.split("\n")
+    line = lines[in_candidate - 1].strip() if 0 < in_candidate <= len(lines) else "?"
+    origin = rendered.origin(in_candidate)
+    said = f"{chronyd} rejects `{line}`"
+    if origin == "stock":
+        return (f"{said}, a line of {platform.label}'s stock chrony.conf",
+                "nothing was written; that chronyd is older than the chrony the distribution wrote this line "
+                "for: validate with the image's own chronyd (run as root, on its architecture) or a newer chrony")
+    if origin == "carried":
+        return (f"{said}, a line carried over from the existing {config_path}",
+                f"nothing was written; fix or remove that line in {config_path}, then apply again")
+    if origin == "settings":
+        return (f"{said}, from settings.toml",
+                "nothing was written; check the settings.toml value chronyd names")
+    return (f"{said}, a line chronyctl6 writes itself",
+            "nothing was written; chronyctl6 needs chrony 4.0 or newer: update chrony")
 
 
 def choose_endpoint(mode: str, network: HostNetwork, hint: InstanceHint | None = None) -> Endpoint:
@@ -157,7 +202,8 @@ def render_config(choices: Choices, existing: str | None) -> Rendered:
     ))
     stock = _stock_lines(choices.platform, existing, kept, overridden)
     text = _render(choices, stock=stock, carried=carried)
-    return Rendered(text=text, dropped=dropped, carried=tuple(carried))
+    return Rendered(text=text, dropped=dropped, carried=tuple(carried), stock=tuple(s.line for s in stock),
+                    from_settings=(*choices.directives, *choices.extra_sources))
 
 
 def _stock_lines(platform: Platform, existing: str | None, kept: list[directives.Directive],
