@@ -80,7 +80,7 @@ def _apply(request: Request, options: Options) -> ApplyResult:
             _enable_boot_unit(plan)
         if manager is None:
             return _result(plan, action="none", backup=backup, chronyd=chronyd)
-        action = "restart" if plan.config.changed else "reload"
+        action = "restart" if any(c.kind != "sources" for c in plan.pending) else "reload"
         try:
             _activate(manager, action)
             selected, waited = _wait(plan, options.wait)
@@ -193,7 +193,7 @@ def _roll_back(plan: Plan, manager: service.ServiceManager) -> None:
             change.path.unlink(missing_ok=True)
         else:
             files.atomic_write(change.path, change.old)
-    action = "restart" if plan.config.changed else "reload"
+    action = "restart" if any(c.kind != "sources" for c in plan.pending) else "reload"
     _activate(manager, action)
 
 

@@ -6,7 +6,9 @@ Nothing here writes. `render`, `apply --dry-run` and `apply` all start from `mak
 from __future__ import annotations
 
 import difflib
+import glob
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,46 +179,89 @@ def boot_sources_change(
 DISABLED_MARK = "# disabled by chronyctl6"
 
 
+MAX_DROPIN_BYTES = 1 << 20  # a chrony drop-in is a few lines; anything larger is not one
+
+
 def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[list[FileChange], list[str]]:
-    """Sources that other *.sources drop-ins add beside ours: a second Time Sync line, or a
-    non-smeared pool (Amazon Linux ships its sources that way, Ubuntu 24.04 its pools).
+    """Sources that other drop-ins add beside ours: a second Time Sync line, or a non-smeared
+    pool (Amazon Linux ships its sources as *.sources, Ubuntu 24.10+ its pools; Ubuntu's EC2 images
+    put the IPv4 Time Sync line in conf.d/00-cpc.conf, SLES its pool in /etc/chrony.d/pool.conf),
+    and a leapsectz/leapseclist in a *.conf drop-in.
 
     In a persistent directory the line is commented out, with the reason, as part of the same
     change (so it is diffed, backed up in memory and rolled back like the rest). A directory under
-    /run is filled again at every boot by whoever owns it: there, only a warning helps."""
+    /run is filled again at every boot by whoever owns it: there, only a warning helps. Links,
+    FIFOs and other non-regular files are never followed or read: only warned about."""
     changes: list[FileChange] = []
     warnings: list[str] = []
-    for d in directives.parse(text):
-        if d.keyword != "sourcedir" or not d.args or d.args[0].rstrip("/") == platform.runtime_sourcedir:
+    for shown, dropin, kind in _dropin_files(request, text, platform):
+        try:
+            info = dropin.lstat()
+        except OSError:
             continue
-        directory = request.under_root(d.args[0])
-        if not directory.is_dir():
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_DROPIN_BYTES:
+            if shown.startswith("/run/"):
+                continue  # rewritten at boot anyway; its owner links it there (Amazon Linux 2023)
+            warnings.append(f"{shown} is not a regular file of a drop-in's size: chronyctl6 does not "
+                            "read or edit it; check what it adds")
             continue
-        for dropin in sorted(directory.glob("*.sources")):
-            old = dropin.read_text(errors="replace")
-            new_lines, why = [], []
-            for line in old.splitlines():
-                reason = _dropin_conflict(line)
-                if reason:
-                    why.append(f"{line.strip()} ({reason})")
-                    new_lines += [f"{DISABLED_MARK}: {reason}", f"# {line}"]
-                else:
-                    new_lines.append(line)
-            if not why:
-                continue
-            shown = f"{d.args[0].rstrip('/')}/{dropin.name}"
-            if d.args[0].startswith("/run/"):
-                warnings.append(f"{shown} adds {'; '.join(why)}; it is rewritten at every boot, so disable "
-                                "whatever writes it")
+        old = dropin.read_bytes()
+        new_lines: list[bytes] = []
+        why: list[str] = []
+        for raw in old.split(b"\n"):  # chrony's line break; other bytes stay as they are
+            line = raw.decode(errors="replace")
+            reason = _dropin_conflict(line, conf=kind == "conf")
+            if reason:
+                why.append(f"{line.strip()} ({reason})")
+                new_lines += [f"{DISABLED_MARK}: {reason}".encode(), b"# " + raw]
             else:
-                changes.append(FileChange(dropin, shown, old.encode(), ("\n".join(new_lines) + "\n").encode(),
-                                          "sources"))
+                new_lines.append(raw)
+        if not why:
+            continue
+        if shown.startswith("/run/"):
+            warnings.append(f"{shown} adds {'; '.join(why)}; it is rewritten at every boot, so disable "
+                            "whatever writes it")
+        else:
+            changes.append(FileChange(dropin, shown, old, b"\n".join(new_lines), kind))
     return changes, warnings
 
 
-def _dropin_conflict(line: str) -> str | None:
+def _dropin_files(request: Request, text: str, platform: Platform) -> list[tuple[str, Path, str]]:
+    """(path as the instance sees it, path under the root, kind) of each drop-in the rendered
+    configuration pulls in: *.sources of each sourcedir, *.conf of each confdir, include globs."""
+    found: dict[str, tuple[str, Path, str]] = {}
+    for d in directives.parse(text):
+        if not d.args or d.keyword not in ("sourcedir", "confdir", "include"):
+            continue
+        where = d.args[0]
+        if d.keyword == "sourcedir" and where.rstrip("/") == platform.runtime_sourcedir:
+            continue
+        if d.keyword == "include":
+            # The root taken literally, the pattern as chronyd globs it.
+            pattern = glob.escape(str(request.root).rstrip("/")) + "/" + where.lstrip("/")
+            paths = [Path(m) for m in sorted(glob.glob(pattern))]
+        else:
+            directory = request.under_root(where)
+            if directory.is_symlink() or not directory.is_dir():
+                continue
+            suffix = ".sources" if d.keyword == "sourcedir" else ".conf"
+            paths = sorted(p for p in directory.iterdir() if p.name.endswith(suffix))
+        inside = request.root.resolve()
+        for path in paths:
+            if not path.parent.resolve().is_relative_to(inside):
+                continue  # a linked directory leading out of the image: not the image's file
+            shown = "/" + str(path.relative_to(request.root))
+            found.setdefault(shown, (shown, path, "sources" if shown.endswith(".sources") else "conf"))
+    return list(found.values())
+
+
+def _dropin_conflict(line: str, *, conf: bool = False) -> str | None:
     parsed = directives.parse(line)
-    if not parsed or parsed[0].keyword not in directives.SOURCE_KEYWORDS or not parsed[0].args:
+    if not parsed or not parsed[0].args:
+        return None
+    if conf and parsed[0].keyword in ("leapsectz", "leapseclist"):
+        return "Time Sync smears leap seconds; chronyd must not apply them on top"
+    if parsed[0].keyword not in directives.SOURCE_KEYWORDS:
         return None
     host = parsed[0].args[0]
     if directives.is_timesync(host):

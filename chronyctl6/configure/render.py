@@ -202,6 +202,9 @@ def render_config(choices: Choices, existing: str | None) -> Rendered:
     ))
     stock = _stock_lines(choices.platform, existing, kept, overridden)
     text = _render(choices, stock=stock, carried=carried)
+    # A line the new text writes again (chronyctl6's own Time Sync line on a second apply) is not dropped.
+    written = {d.normalized for d in directives.parse(text)}
+    dropped = tuple(v for v in dropped if v.directive.normalized not in written)
     return Rendered(text=text, dropped=dropped, carried=tuple(carried), stock=tuple(s.line for s in stock),
                     from_settings=(*choices.directives, *choices.extra_sources))
 
