@@ -25,7 +25,11 @@ pytestmark = pytest.mark.e2e
 
 Factory = Callable[..., Ec2]
 Record = Callable[[str, object], None]
-DISTROS = ["debian", "amzn2023"]
+# Debian 12, and the real stock files whose drop-ins hold sources of their own: Ubuntu's EC2 image
+# (IPv4 Time Sync in conf.d/00-cpc.conf), SLES (pool in /etc/chrony.d/pool.conf), Amazon Linux 2
+# (Time Sync and pools in /etc/chrony.d/*.sources), Amazon Linux 2023 (/run/chrony.d); and Debian 13
+# (leapseclist, confdir last), still run by this host's chronyd.
+DISTROS = ["debian", "debian13", "ubuntu2404", "sles15", "amzn2", "amzn2023"]
 
 
 def apply(ec2: Ec2, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -39,6 +43,7 @@ def assert_runs_on(ec2: Ec2, address: str) -> None:
     inst = ec2.instance
     sources = inst.sources()
     assert [s.name for s in sources if s.selected] == [address], sources
+    assert [s.name for s in sources] == [address], sources  # nothing else read, drop-ins included
     config = inst.read_text(inst.distro.chrony_conf_path)
     active = [ln.strip() for ln in config.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     assert f"server {address} prefer iburst minpoll 4 maxpoll 4" in active
