@@ -171,3 +171,17 @@ def test_baked_image_boot_step_picks_the_launch_endpoint(
     inst.wait_selected(expected, timeout=30)
     names = [s.name for s in inst.sources()]
     assert names == [expected], names  # exactly one Time Sync line, as AWS advises
+
+
+def test_apply_on_debian13_with_its_own_chronyd_46(ec2_factory: Factory) -> None:
+    """Debian 13's stock files run by Debian 13's own chronyd 4.6.1 (chrooted into its release's
+    root on the instance): apply validates with it, chronyd selects fd00:ec2::123."""
+    ec2 = ec2_factory(distro="debian13-chrony46")
+    inst = ec2.instance
+    assert "version 4.6.1 " in inst.run(["chronyd", "--version"], check=True).stdout
+    done, _ = apply(ec2, "--wait", "30")
+    assert done.returncode == 0, done.stderr
+    assert "validated by chronyd 4.6.1 from this host" in done.stdout
+    assert f"chronyd selected {TIME_SYNC_V6} after" in done.stdout
+    assert_runs_on(ec2, TIME_SYNC_V6)
+    assert "version 4.6.1 " in inst.run(["chronyc", "-v"], check=True).stdout
