@@ -28,8 +28,8 @@ Record = Callable[[str, object], None]
 # Debian 12, and the real stock files whose drop-ins hold sources of their own: Ubuntu's EC2 image
 # (IPv4 Time Sync in conf.d/00-cpc.conf), SLES (pool in /etc/chrony.d/pool.conf), Amazon Linux 2
 # (Time Sync and pools in /etc/chrony.d/*.sources), Amazon Linux 2023 (/run/chrony.d); and Debian 13
-# (leapseclist, confdir last), still run by this host's chronyd.
-DISTROS = ["debian", "debian13", "ubuntu2404", "sles15", "amzn2", "amzn2023"]
+# (leapseclist, confdir last), run by this host's chronyd and by its own 4.6.1 (debian13-chrony46).
+DISTROS = ["debian", "debian13", "debian13-chrony46", "ubuntu2404", "sles15", "amzn2", "amzn2023"]
 
 
 def apply(ec2: Ec2, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
