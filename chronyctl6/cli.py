@@ -320,7 +320,8 @@ def apply(
         run.echo(f"{result.path}: would change (dry run, nothing written)")
     else:
         run.echo(f"wrote {', '.join(result.files)}" + (f" (backup: {result.backup})" if result.backup else "")
-                 + ("" if result.validated else " [not validated: chronyd is not installed]"))
+                 + (f"; validated by {result.validated_by}" if result.validated_by
+                    else " [not validated: chronyd is not installed]"))
         if result.action != "none":
             run.echo(f"chronyd: {result.action}")
         if result.selected:

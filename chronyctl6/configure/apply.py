@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chronyctl6.chronyconf import directives
+from chronyctl6.configure import render
 from chronyctl6.configure.plan import BOOT_UNIT, FileChange, Plan, Request, boot_unit, is_root, make_plan
-from chronyctl6.effects import chrony_tools, commands, files, service
+from chronyctl6.effects import chrony_tools, files, service
 from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
 
 
@@ -33,6 +34,7 @@ class ApplyResult:
     warnings: list[str]
     dry_run: bool = False
     validated: bool = False
+    validated_by: str | None = None  # "chronyd 4.6.1 from the image" / "chronyd 4.3 from this host"
     selected: str | None = None
     waited_seconds: float | None = None
     files: list[str] = field(default_factory=list)
@@ -70,14 +72,14 @@ def _apply(request: Request, options: Options) -> ApplyResult:
         plan = make_plan(request)  # again under the lock: another apply may have just written
         if not plan.pending:
             return _result(plan, action="none")
-        validated = _validate_tool_present() and options.validate
+        chronyd = chrony_tools.validator(str(request.root)) if options.validate else None
         # Resolved before anything is written: a host we cannot restart chronyd on gets no new file.
         manager = _manager(plan, running=plan.config.old, target=plan.config.new) if request.live else None
-        backup = _write_all(plan, validated=validated)
+        backup = _write_all(plan, chronyd=chronyd)
         if plan.choices.at_boot:
             _enable_boot_unit(plan)
         if manager is None:
-            return _result(plan, action="none", backup=backup, validated=validated)
+            return _result(plan, action="none", backup=backup, chronyd=chronyd)
         action = "restart" if any(c.kind == "config" for c in plan.pending) else "reload"
         try:
             _activate(manager, action)
@@ -88,32 +90,28 @@ def _apply(request: Request, options: Options) -> ApplyResult:
                 f"{exc.message}; the previous configuration is restored and chronyd restarted on it",
                 hint=exc.hint or "see what would change with `chronyctl6 apply --dry-run --diff`",
             ) from exc
-        return _result(plan, action=action, backup=backup, validated=validated, selected=selected,
+        return _result(plan, action=action, backup=backup, chronyd=chronyd, selected=selected,
                        waited=waited)
 
 
-def _validate_tool_present() -> bool:
-    return commands.which("chronyd") is not None
-
-
-def _validator(root: Path) -> Callable[[Path], None]:
+def _validator(plan: Plan, chronyd: chrony_tools.Validator) -> Callable[[Path], None]:
     def validate(candidate: Path) -> None:
-        done = chrony_tools.validate_config(str(candidate), root=str(root))
+        done = chrony_tools.validate_config(str(candidate), root=str(plan.request.root), using=chronyd)
         if not done.ok:
-            raise ValidationFailed(
-                f"chronyd rejects the new configuration: {done.brief()}",
-                hint="nothing was written; check the settings.toml values chronyd names",
-            )
+            message, hint = render.explain_rejection(plan.rendered, plan.platform, plan.config.shown,
+                                                     chronyd.description, done.rejected_at(),
+                                                     done.rejected_in_candidate)
+            raise ValidationFailed(f"{message} ({done.reason()})", hint=hint)
 
     return validate
 
 
-def _write_all(plan: Plan, *, validated: bool) -> str | None:
+def _write_all(plan: Plan, *, chronyd: chrony_tools.Validator | None) -> str | None:
     """Each file: temp beside it → validated (the config) → previous one backed up → replaced."""
     backups: dict[Path, Path | None] = {}
     for change in plan.pending:
         change.path.parent.mkdir(parents=True, exist_ok=True)
-        validate = _validator(plan.request.root) if (validated and change.kind == "config") else None
+        validate = _validator(plan, chronyd) if (chronyd is not None and change.kind == "config") else None
 
         def before_replace(candidate: Path, change: FileChange = change,
                            validate: Callable[[Path], None] | None = validate) -> None:
@@ -200,7 +198,7 @@ def _roll_back(plan: Plan, manager: service.ServiceManager) -> None:
 
 
 def _result(plan: Plan, *, action: str, dry_run: bool = False, backup: str | None = None,
-            validated: bool = False, selected: str | None = None,
+            chronyd: chrony_tools.Validator | None = None, selected: str | None = None,
             waited: float | None = None) -> ApplyResult:
     return ApplyResult(
         changed=bool(plan.pending),
@@ -211,7 +209,8 @@ def _result(plan: Plan, *, action: str, dry_run: bool = False, backup: str | Non
         dropped=[{"line": v.directive.line, "reason": v.reason} for v in plan.rendered.dropped],
         warnings=list(plan.warnings),
         dry_run=dry_run,
-        validated=validated,
+        validated=chronyd is not None,
+        validated_by=chronyd.description if chronyd is not None else None,
         selected=selected,
         waited_seconds=waited,
         files=[c.shown for c in plan.pending],
