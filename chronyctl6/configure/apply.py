@@ -3,12 +3,13 @@ and roll back when the restart or the verification fails."""
 
 from __future__ import annotations
 
+import difflib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chronyctl6.chronyconf import directives
+from chronyctl6.chronyconf import directives, traversal
 from chronyctl6.configure import render
 from chronyctl6.configure.plan import BOOT_UNIT, FileChange, Plan, Request, boot_unit, is_root, make_plan
 from chronyctl6.effects import chrony_tools, files, service
@@ -96,22 +97,58 @@ def _apply(request: Request, options: Options) -> ApplyResult:
 
 def _validator(plan: Plan, chronyd: chrony_tools.Validator) -> Callable[[Path], None]:
     def validate(candidate: Path) -> None:
-        done = chrony_tools.validate_config(str(candidate), root=str(plan.request.root), using=chronyd)
+        # The main file's candidate, or the main file itself when only drop-ins change.
+        main = candidate if plan.config.changed else plan.config.path
+        done = chrony_tools.validate_config(str(main), root=str(plan.request.root), using=chronyd,
+                                            tree=_final_tree(plan))
         if not done.ok:
+            at, said = done.rejected_at(), done.reason()
+            edited = next((c for c in plan.pending if at is not None and c.shown == at[0] and c is not plan.config),
+                          None)
+            if at is not None and edited is not None:
+                # chronyd judged the drop-in as apply would leave it; nothing was written, so name
+                # the line where it is in the file as it is now.
+                line = _line_before_edit(edited, at[1])
+                said = said.replace(f"at line {at[1]} in file {at[0]}", f"at line {line} in file {at[0]}")
+                at = (at[0], line)
             message, hint = render.explain_rejection(plan.rendered, plan.platform, plan.config.shown,
-                                                     chronyd.description, done.rejected_at(),
-                                                     done.rejected_in_candidate)
-            raise ValidationFailed(f"{message} ({done.reason()})", hint=hint)
+                                                     chronyd.description, at, done.rejected_in_candidate)
+            raise ValidationFailed(f"{message} ({said})", hint=hint)
 
     return validate
 
 
+def _line_before_edit(change: FileChange, lineno: int) -> int:
+    """Line `lineno` (1-based) of change.new, as a line number of change.old: apply only inserts a
+    reason above a line it comments out, so every other line is in both."""
+    old = [ln.text for ln in directives.split_lines(directives.decode(change.old or b""))]
+    new = [ln.text for ln in directives.split_lines(directives.decode(change.new))]
+    for tag, i1, _i2, j1, j2 in difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes():
+        if tag == "equal" and j1 < lineno <= j2:
+            return i1 + lineno - j1
+    return lineno
+
+
+def _final_tree(plan: Plan) -> dict[str, bytes | None]:
+    """The other files chronyd will read beside the new main file, as they will be once the
+    drop-ins this plan edits are written (empty when it edits none: the files in place are those)."""
+    edited = {c.shown: c.new for c in plan.pending if c.path != plan.config.path}
+    if not edited:
+        return {}
+    tree = traversal.load(plan.platform.config_path, plan.request.root, main_data=plan.config.new)
+    final: dict[str, bytes | None] = {r.shown: edited.get(r.shown, r.data) for r in tree.read if r.role != "main"}
+    final.update(dict.fromkeys(tree.missing))
+    return {**edited, **final}  # and a file not there yet (the boot step's sources file)
+
+
 def _write_all(plan: Plan, *, chronyd: chrony_tools.Validator | None) -> str | None:
-    """Each file: temp beside it → validated (the config) → previous one backed up → replaced."""
+    """Each file: temp beside it → validated (the main file, with every drop-in as this plan
+    leaves it, before any file is replaced) → previous one backed up → replaced."""
     backups: dict[Path, Path | None] = {}
     for change in plan.pending:
         change.path.parent.mkdir(parents=True, exist_ok=True)
-        validate = _validator(plan, chronyd) if (chronyd is not None and change.kind == "config") else None
+        first = change is plan.pending[0]  # the main file when it changes: nothing is replaced before it
+        validate = _validator(plan, chronyd) if (chronyd is not None and first) else None
 
         def before_replace(candidate: Path, change: FileChange = change,
                            validate: Callable[[Path], None] | None = validate) -> None:

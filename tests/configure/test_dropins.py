@@ -51,17 +51,46 @@ def test_leapsectz_in_a_conf_drop_in_is_disabled(tmp_path: Path) -> None:
     assert leap.read_text().splitlines()[1:] == ["# leapsectz right/UTC", "maxclockerror 50"]
 
 
-def test_a_drop_in_the_validating_chronyd_rejects_is_named_as_the_instance_sees_it(tmp_path: Path) -> None:
+def test_the_final_state_is_validated_with_the_drop_ins_as_apply_leaves_them(tmp_path: Path) -> None:
     """Debian 13's leapseclist in conf.d, judged by this host's chrony 4.3 (the fixture root has no
-    chronyd of its own). The candidate is validated before the drop-in is edited, so this fails."""
+    chronyd of its own), which rejects leapseclist. apply comments the line out, and chronyd judges
+    the new main file with the drop-in as it will be: accepted, written, nothing left behind."""
     version = chrony_tools.chronyd_version()
     require(version is not None and version < (4, 6), "a host chronyd older than 4.6 (Debian 12's 4.3)")
     root = root_of(tmp_path, "debian13")
-    (root / "etc/chrony/conf.d/leap.conf").write_text("leapseclist /usr/share/zoneinfo/leap-seconds.list\n")
+    leap = root / "etc/chrony/conf.d/leap.conf"
+    leap.write_text("leapseclist /usr/share/zoneinfo/leap-seconds.list\n")
+    # As the drop-in is in place, this chronyd rejects it: the check below must be of the final state.
+    probe = root / "etc/chrony/probe.conf"
+    probe.write_text("confdir /etc/chrony/conf.d\n")
+    in_place = chrony_tools.validate_config(str(probe), root=str(root))
+    probe.unlink()
+    assert not in_place.ok and in_place.rejected_at() == ("/etc/chrony/conf.d/leap.conf", 1)
+    result = cli_json("apply", "--root", str(root), "--ipv6", "on")
+    assert version is not None
+    assert result["validated_by"] == f"chronyd {'.'.join(map(str, version))} from this host"
+    assert set(result["files"]) == {"/etc/chrony/chrony.conf", "/etc/chrony/conf.d/leap.conf"}
+    assert leap.read_text().splitlines()[1:] == ["# leapseclist /usr/share/zoneinfo/leap-seconds.list"]
+    assert chrony_tools.validate_config(str(root / "etc/chrony/chrony.conf"), root=str(root)).ok
+    assert not [p for p in root.rglob("*") if ".chronyctl6-" in p.name]  # no candidate or tree left
+
+
+def test_a_drop_in_the_validating_chronyd_rejects_is_named_as_the_instance_sees_it(tmp_path: Path) -> None:
+    """A drop-in line apply leaves alone and this host's chrony 4.3 rejects (leapsecmode ignore is
+    fine; a 4.6-only directive is not): judged in the final tree, named as the instance sees it,
+    nothing written."""
+    version = chrony_tools.chronyd_version()
+    require(version is not None and version < (4, 6), "a host chronyd older than 4.6 (Debian 12's 4.3)")
+    root = root_of(tmp_path, "debian13")
+    conf_d = root / "etc/chrony/conf.d"
+    (conf_d / "leap.conf").write_text("leapseclist /usr/share/zoneinfo/leap-seconds.list\n")  # edited by apply
+    (conf_d / "zz-new.conf").write_text("maxclockerror 50\nopencommands activity\n")  # chrony 4.6+
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     done = cli("apply", "--root", str(root), "--ipv6", "on")
     assert done.returncode == 1
-    assert "rejects line 1 of /etc/chrony/conf.d/leap.conf, a file the configuration includes" in done.stderr
-    assert str(root) not in done.stderr
+    assert "rejects line 2 of /etc/chrony/conf.d/zz-new.conf, a file the configuration includes" in done.stderr
+    assert str(root) not in done.stderr and ".chronyctl6-" not in done.stderr
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # nothing written
 
 
 def test_hostile_drop_ins_are_not_followed_read_or_blocked_on(tmp_path: Path) -> None:
@@ -118,3 +147,12 @@ def test_control_characters_and_other_encodings_inside_a_drop_in_survive(tmp_pat
     change = next(c for c in plan.pending if c.shown == "/etc/chrony/conf.d/odd.conf")
     assert change.new.startswith(kept)
     assert change.new.endswith(b"\n# pool pool.ntp.org iburst\n")
+
+
+def test_a_validation_tree_a_killed_run_left_is_removed_by_the_next_apply(tmp_path: Path) -> None:
+    root = root_of(tmp_path, "debian12")
+    left = root / "etc/chrony/..chrony.conf.chronyctl6-x1.tmp.chronyctl6-tree-y2.tmp"
+    (left / "etc/chrony/conf.d").mkdir(parents=True)
+    (left / "etc/chrony/conf.d/leap.conf").write_text("# commented\n")
+    cli_json("apply", "--root", str(root), "--ipv6", "on")
+    assert not left.exists()

@@ -151,3 +151,27 @@ def test_a_rejected_line_of_an_included_file_names_that_file(tmp_path: Path) -> 
     assert "rejects line 2 of " in done.stderr and "broken.conf" in done.stderr
     assert "chronyctl6 does not write that file" in done.stderr
 
+
+
+def test_the_images_chronyd_judges_the_drop_ins_as_apply_leaves_them(image: Path) -> None:
+    """The chrooted chronyd reads the candidate tree inside the image: a drop-in's pool line apply
+    comments out is judged commented out; a line it leaves and chronyd rejects is named as the
+    instance sees its file."""
+    dropin = image / "etc/chrony/conf.d/zz-test.conf"
+    try:
+        dropin.write_text("pool 0.debian.pool.ntp.org iburst\nhwtimestamp eth0 rxfilter sometimes\n")
+        done = cli("apply", "--root", str(image), "--ipv6", "on")
+        assert done.returncode == 1
+        assert f"{IMAGE_46} rejects line 2 of /etc/chrony/conf.d/zz-test.conf, a file the configuration " \
+               "includes" in done.stderr
+        assert "at line 2 in file /etc/chrony/conf.d/zz-test.conf" in done.stderr  # the file as it is now
+        assert str(image) not in done.stderr and ".chronyctl6-" not in done.stderr
+        assert dropin.read_text().startswith("pool 0.debian.pool.ntp.org iburst\n")  # nothing written
+        dropin.write_text("pool 0.debian.pool.ntp.org iburst\nmaxclockerror 50\n")
+        result = cli_json("apply", "--root", str(image), "--ipv6", "on")
+        assert result["validated_by"] == IMAGE_46
+        assert "/etc/chrony/conf.d/zz-test.conf" in result["files"]
+        assert "# pool 0.debian.pool.ntp.org iburst\n" in dropin.read_text()
+        assert not list(image.glob("etc/chrony/.*chronyctl6-*"))  # no candidate or tree left
+    finally:
+        dropin.unlink(missing_ok=True)
