@@ -175,3 +175,14 @@ def test_the_images_chronyd_judges_the_drop_ins_as_apply_leaves_them(image: Path
         assert not list(image.glob("etc/chrony/.*chronyctl6-*"))  # no candidate or tree left
     finally:
         dropin.unlink(missing_ok=True)
+
+
+def test_restore_validates_with_the_images_chronyd_too(image: Path) -> None:
+    """restore's validate step is apply's: the stock file's leapseclist (chrony 4.6+) comes back and
+    the image's 4.6.1 judges it, where this host's 4.3 would refuse it."""
+    require(host_version().startswith("4.3"), "this test's proof needs a host chronyd older than 4.6")
+    assert cli("apply", "--root", str(image), "--ipv6", "on").returncode == 0
+    done = cli("restore", "--root", str(image), "--original")
+    assert done.returncode == 0, done.stderr
+    assert (image / CONF).read_bytes() == (FIXTURES / "stock/debian13" / CONF).read_bytes()
+    assert not list(image.glob("etc/chrony/.*chronyctl6-*"))  # no candidate or tree left
