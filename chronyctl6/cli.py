@@ -357,7 +357,8 @@ def apply(
     else:
         if result.files:
             run.echo(f"wrote {', '.join(result.files)}" + (f" (backup: {result.backup})" if result.backup else "")
-                     + ("" if result.validated else " [not validated: chronyd is not installed]"))
+                     + (f"; validated by {result.validated_by}" if result.validated_by
+                        else " [not validated: chronyd is not installed]"))
         if result.enabled:
             run.echo(f"enabled {result.enabled}")
         if result.action != "none":

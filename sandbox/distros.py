@@ -9,7 +9,12 @@ writes them into the instance's /run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import fcntl
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from sandbox.namespaces import REPO_ROOT, SandboxError
 
@@ -32,6 +37,9 @@ class Distro:
     etc_dirs: tuple[str, ...] = ()  # empty directories the distribution ships (chrony.d)
     run_files: dict[str, str] = field(default_factory=dict)  # path relative to /run -> text
     hide_etc: tuple[str, ...] = ()  # this host's /etc entries the distribution does not have
+    # A root holding the distribution's own chrony (packaging/chrony-root): the instance's chronyd
+    # and chronyc are that root's, run chrooted into it over the instance's /etc, /run and /var.
+    chrony_root: str | None = None
 
     @property
     def chrony_conf(self) -> str:
@@ -50,11 +58,41 @@ class Distro:
         return "_chrony"
 
 
+# name: (stock fixture, Debian suite whose own chrony the instance runs)
+OWN_CHRONY = {"debian13-chrony46": ("debian13", "trixie")}
+# Under /var (the instance sees this host's /var below its own), in the root-owned test cache.
+UNPACKED = Path(os.environ.get("CHRONYCTL6_TEST_CACHE", "/var/cache/chronyctl6-test")) / "unpacked"
+
+
+def unpacked_chrony_root(suite: str) -> Path:
+    """The cached root of that suite (packaging/chrony-root), unpacked once beside it."""
+    tarball = Path(subprocess.run([REPO_ROOT / "packaging/chrony-root", suite, "--path"], capture_output=True,
+                                  text=True, check=True, timeout=30).stdout.strip())
+    if not tarball.is_file():
+        raise SandboxError(f"no cached chrony root for {suite}: run `packaging/chrony-root {suite}` outside the "
+                           "tests' network namespace")
+    UNPACKED.mkdir(mode=0o755, exist_ok=True)
+    root = UNPACKED / tarball.stem
+    with (UNPACKED / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "usr/sbin/chronyd").exists():
+            partial = UNPACKED / f"{tarball.stem}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir()
+            subprocess.run(["tar", "-C", partial, "-xf", tarball, "--exclude=./usr/share/doc"], check=True,
+                           timeout=300)
+            partial.rename(root)
+    return root
+
+
 def available() -> list[str]:
     return sorted(p.name for p in FIXTURES.iterdir() if (p / "etc").is_dir()) if FIXTURES.is_dir() else []
 
 
 def load(name: str) -> Distro:
+    if name in OWN_CHRONY:
+        fixture, suite = OWN_CHRONY[name]
+        return replace(load(fixture), chrony_root=str(unpacked_chrony_root(suite)))
     key = ALIASES.get(name, name)
     etc = FIXTURES / key / "etc"
     if not etc.is_dir():

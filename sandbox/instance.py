@@ -121,8 +121,23 @@ mount --bind {w}/run /run
 cd {repo}
 mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp
 if [ ! -e {repo}/pyproject.toml ]; then mkdir -p {repo} && mount --no-canonicalize --bind /proc/self/cwd {repo}; fi
-"""
+""" + self._own_chrony_script()
         self.holder.run(["sh", "-c", script], timeout=20, check=True)
+
+    def _own_chrony_script(self) -> str:
+        """The distribution's own chronyd and chronyc (another glibc than this host's): chrooted
+        into its root, over this instance's /etc, /run, /var, /dev and /proc, behind the usual
+        paths; `exec` keeps their pid, name and command line."""
+        if self.distro.chrony_root is None:
+            return ""
+        root = shlex.quote(self.distro.chrony_root)
+        lines = [f"mount --bind /{d} {root}/{d}" for d in ("etc", "run", "var", "dev", "proc")]
+        lines.append("mkdir -p /run/sandbox-chrony")  # the instance's own /run (/tmp is a fresh tmpfs)
+        for tool in ("/usr/sbin/chronyd", "/usr/bin/chronyc"):
+            wrapper = f"/run/sandbox-chrony/{tool.rsplit('/', 1)[1]}"
+            lines += [f"printf '#!/bin/sh\\nexec chroot {root} {tool} \"$@\"\\n' > {wrapper}",
+                      f"chmod 755 {wrapper}", f"mount --bind {wrapper} {tool}"]
+        return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------ using
 

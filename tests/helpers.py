@@ -31,7 +31,7 @@ def cli_json(*args: str) -> dict[str, Any]:
 
 def stock_root(tmp_path: Path, distro: str, name: str | None = None) -> Path:
     root = tmp_path / (name or distro)
-    shutil.copytree(FIXTURES / "stock" / distro, root)
+    shutil.copytree(FIXTURES / "stock" / distro, root, symlinks=True)  # absolute links stay in the image
     return root
 
 

@@ -111,8 +111,26 @@ def test_apply_json_on_an_image_and_dry_run(tmp_path: Path) -> None:
     assert dry["status"] == "ok" and dry["data"]["dry_run"] and dry["data"]["changed"]
     done = envelope(cli("apply", "--root", str(root), "--ipv6", "on", "-o", "json"), "apply")
     assert done["data"]["changed"] and done["data"]["files"] == ["/etc/chrony/chrony.conf"]
+    assert done["data"]["validated"] and done["data"]["validated_by"].startswith("chronyd ")
     again = envelope(cli("apply", "--root", str(root), "--ipv6", "on", "-o", "json"), "apply")
     assert again["status"] == "ok" and not again["data"]["changed"]
+    assert again["data"]["validated_by"] is None  # nothing to write: nothing validated
+
+
+def test_validated_by_names_which_chronyd_judged_or_null() -> None:
+    import jsonschema
+
+    def apply_ok(validated_by: object) -> dict[str, object]:
+        data = {"changed": True, "path": "/etc/chrony.conf", "action": "none", "dry_run": False,
+                "files": ["/etc/chrony.conf"], "dropped": [], "validated": validated_by is not None,
+                "validated_by": validated_by}
+        return output.envelope("apply", output.Status.OK, data)
+
+    for fine in ("chronyd 4.6.1 from the image", "chronyd 4.3 from this host", None):
+        validate(apply_ok(fine))
+    for bad in ("4.3", "chronyd 4.3", True):
+        with pytest.raises(jsonschema.ValidationError):
+            validate(apply_ok(bad))
 
 
 @pytest.mark.parametrize("command", ["render", "apply"])

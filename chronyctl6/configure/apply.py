@@ -12,9 +12,10 @@ from pathlib import Path
 
 from chronyctl6.chronyconf import directives, traversal
 from chronyctl6.configure import plan as planning
+from chronyctl6.configure import render, validation
 from chronyctl6.configure.plan import BOOT_LINK, Plan, Request, is_root
 from chronyctl6.configure.transaction import RollbackFailed, RolledBack, Transaction, guarded
-from chronyctl6.effects import chrony_tools, commands, files, history, service
+from chronyctl6.effects import chrony_tools, files, history, service
 from chronyctl6.errors import BadInput, ChronyCtlError, CommandFailed, NotPermitted
 
 __all__ = ["ApplyResult", "Options", "RollbackFailed", "RolledBack", "Seams", "ValidationFailed", "apply"]
@@ -38,6 +39,7 @@ class ApplyResult:
     warnings: list[str]
     dry_run: bool = False
     validated: bool = False
+    validated_by: str | None = None  # "chronyd 4.6.1 from the image" / "chronyd 4.3 from this host"
     selected: str | None = None
     waited_seconds: float | None = None
     files: list[str] = field(default_factory=list)
@@ -102,7 +104,9 @@ def apply(request: Request, options: Options, progress: Progress | None = None) 
             files.remove_stale_temps(change.path.parent)
         wait = options.wait if options.wait is not None else planning.settings_wait(basics, chosen, DEFAULT_WAIT)
         seams = live_seams(the_plan, wait, progress) if request.live else Seams(None, None, _no_verify)
-        result = execute(the_plan, seams, validate=options.validate and _validate_tool_present())
+        # Which chronyd judges the final state: the image's own where it runs here, else this host's.
+        chronyd = chrony_tools.validator(str(request.root)) if options.validate and the_plan.pending else None
+        result = execute(the_plan, seams, chronyd=chronyd)
     _record_intent(the_plan, result)
     return result
 
@@ -114,8 +118,9 @@ def live_seams(plan: Plan, wait: float, progress: Progress | None) -> Seams:
                  lambda p, _: wait_selected(p, wait, progress))
 
 
-def execute(plan: Plan, seams: Seams, *, validate: bool) -> ApplyResult:
-    """Everything that changes the host, under one guard."""
+def execute(plan: Plan, seams: Seams, *, chronyd: chrony_tools.Validator | None) -> ApplyResult:
+    """Everything that changes the host, under one guard. chronyd None: nothing validates (not
+    installed, or not asked to)."""
     if plan.up_to_date:
         return _result(plan, action="none")
     tx = Transaction(plan.request.root)
@@ -126,8 +131,12 @@ def execute(plan: Plan, seams: Seams, *, validate: bool) -> ApplyResult:
     with guarded(tx):
         for change in plan.pending:  # before anything is written anywhere, the staged candidate included
             files.inside(plan.request.root, change.path)
-        if validate and plan.config.changed:
-            validate_candidate(plan.request.root, plan.config.path, plan.config.new)
+        if chronyd is None or not plan.pending:
+            chronyd = None  # validated_by says so: nothing was judged
+        elif plan.config.changed:  # the final state, once, before any file is replaced
+            validation.validate_candidate(plan.config.path, plan.config.new, _validator(plan, chronyd))
+        else:  # only drop-ins change: the main file in place, with them as they will be
+            _validator(plan, chronyd)(plan.config.path)
         previous = [tx.remember(c.path, c.shown) for c in plan.pending]
         for saved in previous:
             if not saved.shown.startswith("/run/"):  # what /run holds is gone at the next boot
@@ -150,7 +159,7 @@ def execute(plan: Plan, seams: Seams, *, validate: bool) -> ApplyResult:
             tx.restore_service = lambda: _activate(back, action)
             _activate(seams.manager, action)
             selected, waited = seams.verify(plan, 0.0)
-    result = _result(plan, action=action, backup=str(backup) if backup else None, validated=validate,
+    result = _result(plan, action=action, backup=str(backup) if backup else None, chronyd=chronyd,
                      selected=selected, waited=waited)
     result.history = str(tx.history_entry) if tx.history_entry else None
     return result
@@ -169,29 +178,27 @@ def _no_verify(plan: Plan, seconds: float) -> tuple[str | None, float | None]:
     return None, None
 
 
-def _validate_tool_present() -> bool:
-    return commands.which("chronyd") is not None
+def _validator(plan: Plan, chronyd: chrony_tools.Validator) -> Callable[[Path], None]:
+    """The validate step: chronyd -p on the main file (candidate) with every other file it reads as
+    this plan leaves them; a rejection names where the line came from, with a hint to fit."""
 
-
-def validate_candidate(root: Path, path: Path, data: bytes) -> None:
-    """`chronyd -p` on the new file, staged beside the target with its mode and owner (chronyd
-    reads it as it will read the real one), before anything is backed up or replaced."""
-    staged = path.with_name(f".{path.name}{files.TEMP_MARK}candidate.tmp")
-    try:
-        files.atomic_write(staged, data, like=path if path.exists() else None)
-        _validator(root)(staged)
-    finally:
-        staged.unlink(missing_ok=True)
-
-
-def _validator(root: Path) -> Callable[[Path], None]:
-    def validate(candidate: Path) -> None:
-        done = chrony_tools.validate_config(str(candidate), root=str(root))
+    def validate(main: Path) -> None:
+        edits = {c.shown: c.new for c in plan.pending}
+        tree = validation.final_tree(plan.request.root, plan.config.shown, plan.config.new, edits)
+        done = chrony_tools.validate_config(str(main), root=str(plan.request.root), using=chronyd, tree=tree)
         if not done.ok:
-            raise ValidationFailed(
-                f"chronyd rejects the new configuration: {done.brief()}",
-                hint="nothing was written; check the settings.toml values chronyd names",
-            )
+            at, said = done.rejected_at(), done.reason()
+            edited = next((c for c in plan.pending if at is not None and c.shown == at[0] and c is not plan.config),
+                          None)
+            if at is not None and edited is not None:
+                # chronyd judged the drop-in as apply would leave it; nothing was written, so name
+                # the line where it is in the file as it is now.
+                line = validation.line_before_edit(edited.old, edited.new, at[1])
+                said = said.replace(f"at line {at[1]} in file {at[0]}", f"at line {line} in file {at[0]}")
+                at = (at[0], line)
+            message, hint = render.explain_rejection(plan.rendered, plan.platform, plan.config.shown,
+                                                     chronyd.description, at, done.rejected_in_candidate)
+            raise ValidationFailed(f"{message} ({said})", hint=hint)
 
     return validate
 
@@ -249,7 +256,7 @@ def wait_selected(plan: Plan, seconds: float, progress: Progress | None = None,
 
 
 def _result(plan: Plan, *, action: str, dry_run: bool = False, backup: str | None = None,
-            validated: bool = False, selected: str | None = None,
+            chronyd: chrony_tools.Validator | None = None, selected: str | None = None,
             waited: float | None = None, check: bool = False) -> ApplyResult:
     return ApplyResult(
         changed=not plan.up_to_date,
@@ -260,7 +267,8 @@ def _result(plan: Plan, *, action: str, dry_run: bool = False, backup: str | Non
         dropped=[{"line": v.directive.line, "reason": v.reason} for v in plan.rendered.dropped],
         warnings=list(plan.warnings),
         dry_run=dry_run,
-        validated=validated,
+        validated=chronyd is not None,
+        validated_by=chronyd.description if chronyd is not None else None,
         selected=selected,
         waited_seconds=waited,
         files=[c.shown for c in plan.pending],

@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 
 from chronyctl6.chronyconf import directives
-from chronyctl6.configure.platforms import Platform
+from chronyctl6.configure.platforms import Platform, StockLine
 from chronyctl6.configure.settings import Settings
 from chronyctl6.effects.host import HostNetwork, InstanceHint
 from chronyctl6.errors import BadInput
@@ -48,6 +48,51 @@ class Rendered:
     text: str
     dropped: tuple[directives.Verdict, ...]
     carried: tuple[str, ...]
+    stock: tuple[str, ...] = ()  # the distro's stock lines written
+    from_settings: tuple[str, ...] = ()  # settings.toml's directives and extra sources
+
+    def origin(self, lineno: int) -> str:
+        """Where line `lineno` (1-based) of the text comes from: stock (the distro's packaged file),
+        carried (the operator's, from the file taken over), settings (settings.toml), template
+        (chronyctl6's own: Time Sync, the PHC, the boot-time sourcedir), or comment."""
+        lines = self.text.split("\n")
+        words = lines[lineno - 1].split() if 0 < lineno <= len(lines) else []
+        if not words or words[0][0] in directives.COMMENT_CHARS:
+            return "comment"
+        line = " ".join(words)
+        for origin, group in (("settings", self.from_settings), ("carried", self.carried), ("stock", self.stock)):
+            if line in {" ".join(item.split()) for item in group}:
+                return origin
+        return "template"
+
+
+def explain_rejection(rendered: Rendered, platform: Platform, config_path: str, chronyd: str,
+                      at: tuple[str, int] | None, in_candidate: int | None) -> tuple[str, str]:
+    """A one-line message and a hint for a configuration chronyd rejected, fitting where the line
+    came from. chronyd: which chronyd judged ("chronyd 4.3 from this host"); at: the file and line
+    it named; in_candidate: that line's number when the file is the candidate itself."""
+    if in_candidate is None:
+        if at is None:
+            return (f"{chronyd} rejects the new configuration",
+                    "nothing was written; run `chronyctl6 render` and `chronyd -p -f FILE` to see why")
+        return (f"{chronyd} rejects line {at[1]} of {at[0]}, a file the configuration includes",
+                "nothing was written; chronyctl6 does not write that file: fix or remove the line there")
+    lines = rendered.text.split("\n")
+    line = lines[in_candidate - 1].strip() if 0 < in_candidate <= len(lines) else "?"
+    origin = rendered.origin(in_candidate)
+    said = f"{chronyd} rejects `{line}`"
+    if origin == "stock":
+        return (f"{said}, a line of {platform.label}'s stock chrony.conf",
+                "nothing was written; that chronyd is older than the chrony the distribution wrote this line "
+                "for: validate with the image's own chronyd (run as root, on its architecture) or a newer chrony")
+    if origin == "carried":
+        return (f"{said}, a line carried over from the existing {config_path}",
+                f"nothing was written; fix or remove that line in {config_path}, then apply again")
+    if origin == "settings":
+        return (f"{said}, from settings.toml",
+                "nothing was written; check the settings.toml value chronyd names")
+    return (f"{said}, a line chronyctl6 writes itself",
+            "nothing was written; chronyctl6 needs chrony 4.0 or newer: update chrony")
 
 
 def choose_endpoint(mode: str, network: HostNetwork, hint: InstanceHint | None = None) -> Endpoint:
@@ -142,7 +187,7 @@ def render_config(choices: Choices, existing: str | None) -> Rendered:
     kept = [v.directive for v in verdicts if v.fate is directives.Fate.KEEP]
     dropped = tuple(v for v in verdicts if v.fate is directives.Fate.DROP)
 
-    stock_all = {d.normalized for d in directives.parse(_render_stock(choices))}
+    stock_all = {s.normalized for s in choices.platform.stock}
     # chrony takes the last of a single-valued directive; where the operator set one to a value
     # of their own, theirs replaces the distro's stock line.
     last: dict[str, directives.Directive] = {}
@@ -155,12 +200,26 @@ def render_config(choices: Choices, existing: str | None) -> Rendered:
     carried = list(dict.fromkeys(
         d.line for d in kept if d.normalized not in stock_all | from_settings
     ))
-    text = _render(choices, overridden=overridden, carried=carried)
-    # A line the new file holds again (chronyctl6's own Time Sync line on a second apply) is
-    # not dropped: only what the takeover really takes away is reported.
+    stock = _stock_lines(choices.platform, existing, kept, overridden)
+    text = _render(choices, stock=stock, carried=carried)
+    # A line the new text writes again (chronyctl6's own Time Sync line on a second apply) is not dropped.
     written = {d.normalized for d in directives.parse(text)}
     dropped = tuple(v for v in dropped if v.directive.normalized not in written)
-    return Rendered(text=text, dropped=dropped, carried=tuple(carried))
+    return Rendered(text=text, dropped=dropped, carried=tuple(carried), stock=tuple(s.line for s in stock),
+                    from_settings=(*choices.directives, *choices.extra_sources))
+
+
+def _stock_lines(platform: Platform, existing: str | None, kept: list[directives.Directive],
+                 overridden: set[str]) -> list[StockLine]:
+    """The platform's stock lines the file being replaced has, in that file's order (Debian 13
+    moved confdir last so that conf.d overrides the main file: order matters to chrony). With no
+    file to take over, the platform's usual set."""
+    by_line = {s.normalized: s for s in platform.stock}
+    if existing is None:
+        chosen = [s for s in platform.stock if s.usual]
+    else:
+        chosen = list(dict.fromkeys(by_line[d.normalized] for d in kept if d.normalized in by_line))
+    return [s for s in chosen if s.line.split(maxsplit=1)[0] not in overridden]
 
 
 def render_boot_sources(endpoint: Endpoint, options: tuple[str, ...]) -> str:
@@ -168,10 +227,7 @@ def render_boot_sources(endpoint: Endpoint, options: tuple[str, ...]) -> str:
     return template.render(endpoint=endpoint.address, reason=endpoint.reason, timesync_options=options)
 
 
-def _context(choices: Choices, *, overridden: set[str], carried: list[str]) -> dict[str, object]:
-    def stock(line: str, comment: str) -> str:
-        return "" if line.split(maxsplit=1)[0] in overridden else f"\n# {comment}\n{line}"
-
+def _context(choices: Choices, *, stock: list[StockLine], carried: list[str]) -> dict[str, object]:
     endpoint = choices.endpoint
     return {
         "platform": choices.platform,
@@ -190,15 +246,10 @@ def _context(choices: Choices, *, overridden: set[str], carried: list[str]) -> d
     }
 
 
-def _render_stock(choices: Choices) -> str:
-    """The distro's stock directives alone: the template's `stock` block."""
-    template = environment().get_template(choices.platform.template)
-    context = template.new_context(_context(choices, overridden=set(), carried=[]))
-    return "".join(template.blocks["stock"](context))
+TEMPLATE = "base.conf.j2"
 
 
-def _render(choices: Choices, *, overridden: set[str], carried: list[str]) -> str:
-    template = environment().get_template(choices.platform.template)
-    text = template.render(_context(choices, overridden=overridden, carried=carried))
-    # Blank lines left by stock lines an operator overrode: never more than one in a row.
+def _render(choices: Choices, *, stock: list[StockLine], carried: list[str]) -> str:
+    template = environment().get_template(TEMPLATE)
+    text = template.render(_context(choices, stock=stock, carried=carried))
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"

@@ -6,23 +6,27 @@ verify that chronyd answers; any failure or signal puts everything back."""
 
 from __future__ import annotations
 
+import posixpath
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from chronyctl6.chronyconf import traversal
 from chronyctl6.configure import plan as planning
+from chronyctl6.configure import validation
 from chronyctl6.configure.apply import (
     DEFAULT_WAIT,
     Progress,
+    ValidationFailed,
     _activate,
     _pidfile,
     check_seconds,
-    validate_candidate,
 )
 from chronyctl6.configure.plan import Request, is_root
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.configure.transaction import Transaction, guarded
-from chronyctl6.effects import chrony_tools, commands, files, history, service
+from chronyctl6.effects import chrony_tools, files, history, service
 from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
 
 
@@ -83,8 +87,7 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
         action = "none"
         answered = None
         with guarded(tx):
-            if config_target is not None and config_target.data is not None and commands.which("chronyd"):
-                validate_candidate(request.root, config, config_target.data)
+            _validate(request.root, platform.config_path, config, config_target, pending)
             previous = [tx.remember(p, t.shown) for p, t in pending]
             tx.history_entry = store.record(previous)
             for path, target in pending:
@@ -98,6 +101,51 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
                 answered = _wait_answers(wait, progress)
     return RestoreResult(True, source, [t.shown for _, t in pending], action,
                          str(tx.history_entry) if tx.history_entry else None, answered)
+
+
+def _validate(root: Path, config_shown: str, config: Path, config_target: history.Saved | None,
+              pending: list[tuple[Path, history.Saved]]) -> None:
+    """apply's validate step: the final state, once, before any file is put back."""
+    main = config_target.data if config_target is not None else history.capture(config, config_shown).data
+    chronyd = chrony_tools.validator(str(root)) if main is not None else None
+    if main is None or chronyd is None:  # no main file (chronyd would read none) or no chronyd
+        return
+    check = _validator(root, config_shown, main, pending, chronyd)
+    if config_target is not None:
+        validation.validate_candidate(config, main, check)
+    else:  # only drop-ins come back: the main file in place, with them as they will be
+        check(config)
+
+
+def _validator(root: Path, config_shown: str, main: bytes, pending: list[tuple[Path, history.Saved]],
+               chronyd: chrony_tools.Validator) -> Callable[[Path], None]:
+    """chronyd -p on the restored main file with every other file as the restore leaves them."""
+
+    def validate(candidate: Path) -> None:
+        edits = {t.shown: _final_bytes(root, t) for _, t in pending}
+        tree = validation.final_tree(root, config_shown, main, edits)
+        done = chrony_tools.validate_config(str(candidate), root=str(root), using=chronyd, tree=tree)
+        if not done.ok:
+            at = done.rejected_at()
+            if done.rejected_in_candidate is not None:
+                at = (config_shown, done.rejected_in_candidate)  # the main file, not its staged copy
+            where = f" (line {at[1]} of {at[0]})" if at is not None else ""
+            raise ValidationFailed(
+                f"{chronyd.description} rejects the configuration the restore would put back{where}: "
+                f"{done.reason()}",
+                hint="nothing was changed; `chronyctl6 restore --original` puts back the distribution's files")
+
+    return validate
+
+
+def _final_bytes(root: Path, saved: history.Saved) -> bytes | None:
+    """What chronyd will read at saved.shown once it is put back (a kept link: what it points to)."""
+    if saved.link is None:
+        return saved.data
+    try:
+        return traversal.read_one(root, posixpath.join(posixpath.dirname(saved.shown), saved.link))
+    except ChronyCtlError:
+        return None
 
 
 def _choose(name: str, platform: Platform, *, running: bytes | None,

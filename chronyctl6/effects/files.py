@@ -11,6 +11,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import shutil
 import stat
 import tempfile
 import time
@@ -120,7 +121,10 @@ def remove_stale_temps(directory: Path) -> list[Path]:
         for entry in directory.iterdir():
             if TEMP_MARK in entry.name and entry.name.startswith(".") and entry.name.endswith(".tmp"):
                 with contextlib.suppress(FileNotFoundError):
-                    entry.unlink()
+                    if entry.is_dir() and not entry.is_symlink():  # a validation tree (chrony_tools)
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
                     removed.append(entry)
     return removed
 

@@ -26,6 +26,8 @@ def test_parse_skips_comments_of_every_kind() -> None:
         ("pool time.aws.com iburst", directives.Fate.DROP, "settings.toml"),
         ("peer 10.0.0.2", directives.Fate.DROP, "non-smeared"),
         ("leapsectz right/UTC", directives.Fate.DROP, "smears"),
+        ("leapseclist /usr/share/zoneinfo/leap-seconds.list", directives.Fate.DROP, "smears"),
+        ("LeapSecList /usr/share/zoneinfo/leap-seconds.list", directives.Fate.DROP, "smears"),
         ("refclock PHC /dev/ptp_ena poll 0", directives.Fate.DROP, "PTP"),
         ("refclock PHC /dev/ptp0 poll 0", directives.Fate.DROP, "PTP"),
         ("sourcedir /run/chronyctl6", directives.Fate.DROP, "boot"),

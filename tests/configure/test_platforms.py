@@ -12,9 +12,15 @@ STOCK = FIXTURES / "stock"
 @pytest.mark.parametrize(
     ("root", "name", "config", "unit"),
     [
+        ("debian11", "debian", "/etc/chrony/chrony.conf", "chrony"),
         ("debian12", "debian", "/etc/chrony/chrony.conf", "chrony"),
+        ("debian13", "debian", "/etc/chrony/chrony.conf", "chrony"),
         ("ubuntu2204", "ubuntu", "/etc/chrony/chrony.conf", "chrony"),
+        ("ubuntu2404", "ubuntu", "/etc/chrony/chrony.conf", "chrony"),
+        ("ubuntu2510", "ubuntu", "/etc/chrony/chrony.conf", "chrony"),
         ("amzn2", "amzn2", "/etc/chrony.conf", "chronyd"),
+        ("amzn2legacy", "amzn2", "/etc/chrony.conf", "chronyd"),
+        ("fedora43", "rhel", "/etc/chrony.conf", "chronyd"),
         ("amzn2023", "amzn2023", "/etc/chrony.conf", "chronyd"),
         ("rhel9", "rhel", "/etc/chrony.conf", "chronyd"),
         ("sles15", "sles", "/etc/chrony.conf", "chronyd"),
@@ -56,3 +62,8 @@ def test_by_name_rejects_unknown() -> None:
 def test_os_release_quoting() -> None:
     fields = platforms.parse_os_release("ID='debian'\n# c\nNAME=\"Debian GNU/Linux\"\nBROKEN\n")
     assert fields == {"ID": "debian", "NAME": "Debian GNU/Linux"}
+
+
+def test_every_stock_fixture_is_detected() -> None:
+    for root in sorted(p for p in STOCK.iterdir() if p.is_dir()):
+        platforms.detect((root / "etc/os-release").read_text())  # raises when unknown

@@ -31,7 +31,7 @@ VARIANTS: dict[str, tuple[str, str]] = {  # name: (ipv6, phc)
 
 def stock_root(tmp_path: Path, distro: str) -> Path:
     root = tmp_path / distro
-    shutil.copytree(STOCK / distro, root)
+    shutil.copytree(STOCK / distro, root, symlinks=True)
     return root
 
 

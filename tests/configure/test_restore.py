@@ -15,6 +15,7 @@ from chronyctl6.configure.transaction import RolledBack
 from chronyctl6.effects import chrony_tools, history, service
 from chronyctl6.errors import CommandFailed
 from tests.configure.test_transaction import LINK, FakeService, Host, live  # noqa: F401 (the fixture)
+from tests.conftest import require
 from tests.helpers import cli, cli_json, stock_root
 
 CONF = "etc/chrony/chrony.conf"
@@ -89,6 +90,30 @@ def test_a_hostile_manifest_never_leads_outside_the_root(tmp_path: Path) -> None
     victim.write_text("keep me\n")
     assert cli("restore", "--root", str(root), "--original").returncode == 0
     assert victim.read_text() == "keep me\n"
+
+
+def test_restore_validates_the_files_as_it_leaves_them_drop_ins_included(tmp_path: Path) -> None:
+    """restore runs apply's validate step: chronyd judges the restored main file with every drop-in
+    as the restore puts it back, not as it is now. A drop-in's leapseclist (chrony 4.6+) that apply
+    commented out would come back: this host's chrony 4.3 rejects it, so nothing is restored, and
+    the line is named as the instance sees its file."""
+    version = chrony_tools.chronyd_version()
+    require(version is not None and version < (4, 6), "a host chronyd older than 4.6 (Debian 12's 4.3)")
+    root = stock_root(tmp_path, "debian12")
+    leap = root / "etc/chrony/conf.d/leap.conf"
+    leap.write_text("leapseclist /usr/share/zoneinfo/leap-seconds.list\n")
+    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    assert "# leapseclist" in leap.read_text()
+    now = {p: _meta(p) for p in (root / CONF, leap)}
+    entries = history.Store(root).entries()
+    done = cli("restore", "--root", str(root), "--original")
+    assert done.returncode == 1, done.stdout
+    assert "rejects the configuration the restore would put back (line 1 of /etc/chrony/conf.d/leap.conf)" \
+        in done.stderr
+    assert str(root) not in done.stderr and ".chronyctl6-" not in done.stderr
+    assert {p: _meta(p) for p in now} == now  # nothing put back
+    assert history.Store(root).entries() == entries
+    assert not [p for p in root.rglob("*") if ".chronyctl6-" in p.name]  # no candidate or tree left
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-3"])

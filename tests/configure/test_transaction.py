@@ -85,6 +85,7 @@ class Host:
 @pytest.fixture
 def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
     root = stock_root(tmp_path, "amzn2023")
+    (root / "etc/chrony.d").mkdir()  # the operator's: AL2023's stock image has no /etc/chrony.d
     (root / "etc/chrony.d/link-local.sources").write_text("server 169.254.169.123 prefer iburst\n")
     os.chown(root / "etc/chrony.conf", 1234, 4321)
     (root / "etc/chrony.conf").chmod(0o640)
@@ -183,7 +184,7 @@ def test_a_failure_at_any_step_puts_everything_back(live: Host, monkeypatch: pyt
     before = live.snapshot()
     handlers = {s: signal.getsignal(s) for s in transaction.SIGNALS}
     if step == "validate":
-        monkeypatch.setattr(apply_mod, "_validator", lambda root: _raise(
+        monkeypatch.setattr(apply_mod, "_validator", lambda plan, chronyd: _raise(
             apply_mod.ValidationFailed("chronyd rejects the new configuration: injected")))
     elif step == "keep-original":
         monkeypatch.setattr(history.Store, "keep_original", _raise(OSError(errno.ENOSPC, "No space left")))

@@ -26,7 +26,11 @@ pytestmark = pytest.mark.e2e
 
 Factory = Callable[..., Ec2]
 Record = Callable[[str, object], None]
-DISTROS = ["debian", "amzn2023"]
+# Debian 12, and the real stock files whose drop-ins hold sources of their own: Ubuntu's EC2 image
+# (IPv4 Time Sync in conf.d/00-cpc.conf), SLES (pool in /etc/chrony.d/pool.conf), Amazon Linux 2
+# (Time Sync and pools in /etc/chrony.d/*.sources), Amazon Linux 2023 (/run/chrony.d); and Debian 13
+# (leapseclist, confdir last), run by this host's chronyd and by its own 4.6.1 (debian13-chrony46).
+DISTROS = ["debian", "debian13", "debian13-chrony46", "ubuntu2404", "sles15", "amzn2", "amzn2023"]
 
 
 def apply(ec2: Ec2, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -40,6 +44,7 @@ def assert_runs_on(ec2: Ec2, address: str) -> None:
     inst = ec2.instance
     sources = inst.sources()
     assert [s.name for s in sources if s.selected] == [address], sources
+    assert [s.name for s in sources] == [address], sources  # nothing else read, drop-ins included
     config = inst.read_text(inst.distro.chrony_conf_path)
     active = [ln.strip() for ln in config.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     assert f"server {address} prefer iburst minpoll 4 maxpoll 4" in active
@@ -167,6 +172,20 @@ def test_baked_image_boot_step_picks_the_launch_endpoint(
     inst.wait_selected(expected, timeout=30)
     names = [s.name for s in inst.sources()]
     assert names == [expected], names  # exactly one Time Sync line, as AWS advises
+
+
+def test_apply_on_debian13_with_its_own_chronyd_46(ec2_factory: Factory) -> None:
+    """Debian 13's stock files run by Debian 13's own chronyd 4.6.1 (chrooted into its release's
+    root on the instance): apply validates with it, chronyd selects fd00:ec2::123."""
+    ec2 = ec2_factory(distro="debian13-chrony46")
+    inst = ec2.instance
+    assert "version 4.6.1 " in inst.run(["chronyd", "--version"], check=True).stdout
+    done, _ = apply(ec2, "--wait", "30")
+    assert done.returncode == 0, done.stderr
+    assert "validated by chronyd 4.6.1 from this host" in done.stdout
+    assert f"chronyd selected {TIME_SYNC_V6} after" in done.stdout
+    assert_runs_on(ec2, TIME_SYNC_V6)
+    assert "version 4.6.1 " in inst.run(["chronyc", "-v"], check=True).stdout
 
 
 # ---- the transaction on a real chronyd (-x) --------------------------------------------------
