@@ -12,12 +12,18 @@ booted, never this machine's own: booting that would empty the shared /tmp and s
 enabled service. The container may not set the clock, so its chrony.service gets `-x` and a
 drop-in that resets `ConditionCapability=CAP_SYS_TIME`. Every wait has a deadline, and a
 container that does not power off in time is killed by its own process id.
+
+A root whose systemd is 256 or newer (Debian 13's 257) boots with the unified cgroup hierarchy
+(cgroup v2) even where this machine mounts the hybrid one: systemd 256 declared cgroup v1
+obsolete (it boots under it tainted "cgroupsv1", and 258 not at all), and an EC2 instance of
+that release runs cgroup v2. An older systemd (Debian 12's 252) gets what systemd-nspawn picks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -31,6 +37,8 @@ from sandbox.namespaces import SandboxError
 BOOT_TIMEOUT = 90.0
 POWEROFF_TIMEOUT = 30.0
 PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+# From this version on, systemd deprecates cgroup v1 (NEWS for systemd 256; 258 removed it).
+UNIFIED_CGROUP_SINCE = 256
 
 CHRONY_DROPIN = """\
 # chronyctl6's booted test instance: a container may not set the clock. chronyd runs with -x
@@ -73,6 +81,15 @@ class BootedInstance:
     def path(self, path: str) -> Path:
         return self.root / path.lstrip("/")
 
+    def systemd_version(self) -> int | None:
+        """The root's own systemd version, from its libsystemd-shared-NNN.so (as nspawn tells)."""
+        for pattern in ("usr/lib/*/systemd/libsystemd-shared-*.so", "usr/lib/systemd/libsystemd-shared-*.so",
+                        "lib/systemd/libsystemd-shared-*.so"):
+            for lib in self.root.glob(pattern):
+                if found := re.fullmatch(r"libsystemd-shared-(\d+)\.so", lib.name):
+                    return int(found.group(1))
+        return None
+
     # ---- power ------------------------------------------------------------------------------
 
     @property
@@ -91,9 +108,12 @@ class BootedInstance:
             f"--network-namespace-path={netns_path}", "--resolv-conf=off", "--timezone=off",
             "--console=passive",
         ]
+        env = dict(os.environ)
+        if (version := self.systemd_version()) is not None and version >= UNIFIED_CGROUP_SINCE:
+            env["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY"] = "1"
         start = time.monotonic()
         self._nspawn = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                        start_new_session=True)
+                                        start_new_session=True, env=env)
         log.close()
         deadline = start + timeout
         self._init_pid = None

@@ -2,9 +2,10 @@
 
 The .deb and the .rpm take a few seconds each on two cores; several test modules look at them,
 so the builds are cached for the whole run (functools.cache) in one scratch directory that is
-removed when the run ends. The Debian 12 root the .deb is installed into is cached across runs,
-keyed by its package list, because building it needs Debian's mirror (so it is built by
-`packaging/test-root` outside the tests' network namespace, see packaging/README.md).
+removed when the run ends. The Debian 12 root the .deb is installed into (and the Debian 13 one
+the booted-instance tests also boot) is cached across runs, keyed by suite and package list,
+because building it needs Debian's mirror (so it is built by `packaging/test-root` outside the
+tests' network namespace, see packaging/README.md).
 """
 
 from __future__ import annotations
@@ -129,14 +130,20 @@ def built_vendored_rpm() -> Path:
     return rpm
 
 
-def debian_root_tarball() -> Path:
-    """The cached Debian 12 root (python3 deps, chrony, systemd's tools), built by test-root."""
-    proc = run([PACKAGING / "test-root", "--path"], timeout=30)
+# The Debian releases packaging/test-root builds a root for: suite -> Debian's release number.
+DEBIAN_RELEASES = {"bookworm": 12, "trixie": 13}
+
+
+def debian_root_tarball(suite: str = "bookworm") -> Path:
+    """A cached Debian root (python3 deps, chrony, systemd's tools), built by test-root:
+    Debian 12 (bookworm) unless another suite is asked for (trixie: Debian 13)."""
+    release = DEBIAN_RELEASES[suite]
+    proc = run([PACKAGING / "test-root", suite, "--path"], timeout=30)
     tarball = Path(proc.stdout.strip())
     require(
         tarball.is_file(),
-        f"no cached Debian 12 test root at {tarball}: run `packaging/test-root` once outside "
-        "the tests' network namespace (it needs Debian's mirror)",
+        f"no cached Debian {release} test root at {tarball}: run `packaging/test-root {suite}` once "
+        "outside the tests' network namespace (it needs Debian's mirror)",
     )
     return tarball
 

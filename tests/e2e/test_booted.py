@@ -1,9 +1,11 @@
 """The booted instance: real systemd, real boot, the real .deb, in the simulated EC2 network.
 
-A Debian 12 root (packaging/test-root, cached) is unpacked once per module, booted with
-systemd-nspawn as init, and the .deb is installed in it with dpkg, the way an operator would.
-Each test then boots its own copy-on-write layer of that disk (overlayfs) into the network
-namespace of a fresh simulated EC2 instance, so the tests do not share state.
+Every test runs on two Debian roots (packaging/test-root, cached): Debian 12 (chrony 4.3,
+systemd 252) and Debian 13 (chrony 4.6, systemd 257, a stock chrony.conf with `leapseclist`).
+Each root is unpacked once, booted with systemd-nspawn as init, and the .deb is installed in it
+with dpkg, the way an operator would. Each test then boots its own copy-on-write layer of that
+disk (overlayfs) into the network namespace of a fresh simulated EC2 instance, so the tests do
+not share state.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,10 +23,27 @@ from sandbox import TIME_SYNC_V4, TIME_SYNC_V6, Ec2
 from sandbox.booted import BootedInstance
 from tests.conftest import require
 from tests.helpers import cli
-from tests.packaging_support import built_deb, debian_root_tarball
+from tests.packaging_support import DEBIAN_RELEASES, built_deb, debian_root_tarball
 
 pytestmark = pytest.mark.e2e
 SOURCES = ["chronyc", "-n", "-c", "sources"]
+
+
+@dataclass(frozen=True)
+class Release:
+    """What a Debian release's root brings: its chrony and systemd, and its stock leap line."""
+
+    suite: str
+    chrony: str  # `chronyd --version`'s version up to the minor (4.3 says "4.3", 4.6 "4.6.1")
+    systemd: str  # `systemctl --version`'s major
+    leap: str  # the stock chrony.conf's leap-second line, which apply takes over (drops)
+
+
+RELEASES = {
+    "bookworm": Release("bookworm", "4.3", "252", "leapsectz right/UTC"),
+    "trixie": Release("trixie", "4.6", "257", "leapseclist /usr/share/zoneinfo/leap-seconds.list"),
+}
+assert set(RELEASES) == set(DEBIAN_RELEASES)
 
 
 def _ready() -> None:
@@ -31,17 +51,35 @@ def _ready() -> None:
         require(shutil.which(tool) is not None, f"{tool} is missing (apt-get install systemd-container)")
 
 
+@pytest.fixture(scope="module", params=list(RELEASES), ids=lambda suite: f"debian{DEBIAN_RELEASES[suite]}")
+def release(request: pytest.FixtureRequest) -> Release:
+    return RELEASES[request.param]
+
+
 @pytest.fixture(scope="module")
-def golden_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def golden_disk(release: Release, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The Debian root with chronyctl6's .deb installed by dpkg inside the booted system."""
     _ready()
     deb = built_deb()
-    vm = BootedInstance(debian_root_tarball(), tmp_path_factory.mktemp("golden"))
+    vm = BootedInstance(debian_root_tarball(release.suite), tmp_path_factory.mktemp(f"golden-{release.suite}"))
     isolated = subprocess.Popen(["unshare", "--net", "sleep", "600"])
     try:
         vm.prepare()
         vm.copy_in(deb, f"/root/{deb.name}")
         vm.boot(f"/proc/{isolated.pid}/ns/net")
+        # The release it claims to be: its own chronyd and its own systemd as init.
+        chronyd = vm.run(["chronyd", "--version"], check=True).stdout.split()
+        assert chronyd[3] == release.chrony or chronyd[3].startswith(release.chrony + "."), chronyd
+        assert vm.run(["systemctl", "--version"], check=True).stdout.split()[1] == release.systemd
+        # systemd 256 and later run on cgroup v2, as on an EC2 instance of that release.
+        if int(release.systemd) >= 256:
+            assert vm.run(["stat", "-fc", "%T", "/sys/fs/cgroup"], check=True).stdout.strip() == "cgroup2fs"
+            tainted = vm.run(["systemctl", "show", "--property=Tainted", "--value"], check=True).stdout
+            assert "cgroupsv1" not in tainted, tainted
+        # Its chronyd never touches the clock: the unit reads -x from /etc/default/chrony.
+        pid = vm.main_pid("chrony.service")
+        argv = vm.run(["cat", f"/proc/{pid}/cmdline"], check=True).stdout.split("\0")
+        assert argv[0] == "/usr/sbin/chronyd" and "-x" in argv, argv
         done = vm.run(["dpkg", "-i", f"/root/{deb.name}"], timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
         # Installing changes nothing about time keeping: the boot step is enabled by choosing it.
@@ -103,13 +141,21 @@ def _apply(vm: BootedInstance, *args: str) -> dict[str, object]:
     return result
 
 
-def test_apply_restarts_chrony_through_systemd(instance: Layer, ec2_factory: Callable[..., Ec2]) -> None:
+def test_apply_restarts_chrony_through_systemd(
+    instance: Layer, release: Release, ec2_factory: Callable[..., Ec2]
+) -> None:
     ec2 = ec2_factory(ipv6=True)
     instance.boot(ec2.instance.netns_path)
     before = instance.main_pid("chrony.service")
     result = _apply(instance, "--wait", "30")
     assert result["action"] == "restart"
     assert result["selected"] == TIME_SYNC_V6
+    # The stock file's pool and leap-second line are taken over: Time Sync smears leap seconds.
+    dropped = result["dropped"]
+    assert isinstance(dropped, list)
+    assert {d["line"] for d in dropped} == {"pool 2.debian.pool.ntp.org iburst", release.leap}
+    conf = instance.run(["cat", "/etc/chrony/chrony.conf"], check=True).stdout
+    assert "\nleapsec" not in conf and "\npool " not in conf
     after = instance.main_pid("chrony.service")
     assert after not in (0, before)
     assert instance.run(["systemctl", "is-active", "chrony.service"]).stdout.strip() == "active"
