@@ -77,10 +77,6 @@ def put_back(path: Path, saved: Saved) -> None:
     files.atomic_write(path, saved.data, meta=(saved.mode, saved.uid, saved.gid))
 
 
-def _is_regular(mode: int) -> bool:
-    return stat.S_ISREG(mode)
-
-
 class Store:
     """The state directory of one root."""
 
@@ -232,19 +228,12 @@ def _write(root: Path, path: Path, data: bytes) -> None:
 def _read_json(path: Path) -> tuple[Any, str | None]:
     """Bounded: a FIFO, a huge file or garbage is a warning, never a hang or a crash."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
-    except FileNotFoundError:
+        # The one bounded reader, never through a symlink; a FIFO is looked at, never opened.
+        data = files.read_bounded(path, limit=MAX_MANIFEST, follow=False)
+    except files.Unreadable as exc:
+        return None, exc.message
+    if data is None:
         return None, None
-    except OSError as exc:
-        return None, f"{path}: {exc.strerror}"
-    try:
-        if not _is_regular(os.fstat(fd).st_mode):
-            return None, f"{path} is not a regular file"
-        data = os.read(fd, MAX_MANIFEST + 1)
-    finally:
-        os.close(fd)
-    if len(data) > MAX_MANIFEST:
-        return None, f"{path} is larger than {MAX_MANIFEST} bytes"
     try:
         return json.loads(data.decode("utf-8")), None
     except (UnicodeDecodeError, ValueError) as exc:
