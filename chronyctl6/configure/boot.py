@@ -15,7 +15,8 @@ from pathlib import Path
 
 from chronyctl6.chronyconf import directives
 from chronyctl6.configure import render, settings
-from chronyctl6.configure.plan import FileChange, Request, is_root, load_platform, load_settings
+from chronyctl6.configure.changeset import FileChange
+from chronyctl6.configure.plan import Request, is_root, load_platform, load_settings
 from chronyctl6.effects import chrony_tools, files, history, host, metadata
 from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
 

@@ -5,7 +5,6 @@ Nothing here writes. `render`, `apply --dry-run` and `apply` all start from `mak
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 from chronyctl6.chronyconf import directives, sources, traversal
 from chronyctl6.configure import platforms, render, settings
+from chronyctl6.configure.changeset import ChangeSet, FileChange, UnitLink, Verify
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.effects import files, history, host
 from chronyctl6.errors import BadInput
@@ -37,25 +37,6 @@ class Request:
 
     def under_root(self, path: str) -> Path:
         return self.root / path.lstrip("/")
-
-
-@dataclass(frozen=True)
-class FileChange:
-    path: Path  # the real path (under --root)
-    shown: str  # the path as the instance sees it
-    old: bytes | None
-    new: bytes
-    kind: str  # "config": restart needed; "sources": a reload is enough
-
-    @property
-    def changed(self) -> bool:
-        return self.old != self.new
-
-    def diff(self) -> str:
-        old = [f"{ln.text}\n" for ln in directives.split_lines(directives.decode(self.old or b""))]
-        new = [f"{ln.text}\n" for ln in directives.split_lines(directives.decode(self.new))]
-        fromfile = self.shown if self.old is not None else "/dev/null"
-        return "".join(difflib.unified_diff(old, new, fromfile, self.shown))
 
 
 @dataclass(frozen=True)
@@ -96,9 +77,6 @@ class Plan:
 
 
 # ---- facts: everything read from the host, each thing once ---------------------------------
-
-INTENT_KEYS = ("ipv6", "phc", "at_boot")
-
 
 @dataclass(frozen=True)
 class Basics:
@@ -255,6 +233,20 @@ def plan(request: Request, facts: Facts) -> Plan:
     intent = {"ipv6": chosen.ipv6, "phc": chosen.phc, "at_boot": at_boot}
     return Plan(request, chosen, platform, choices, rendered, tuple(changes), boot_endpoint,
                 tuple(warnings), enable_unit=enable, intent=intent, notes=notes)
+
+
+def change_set(plan: Plan) -> ChangeSet:
+    """What apply changes: the files whose bytes differ, the boot unit to enable; on a live host,
+    chronyd must then select the Time Sync endpoint chosen (or, at boot, this launch's)."""
+    root = plan.request.root
+    enable: tuple[UnitLink, ...] = ()
+    if plan.enable_unit is not None:
+        enable = (UnitLink(traversal.write_path(root, BOOT_LINK), BOOT_LINK, plan.enable_unit),)
+    live = plan.request.live
+    return ChangeSet(root, plan.config.shown, plan.config.path, plan.config.old, plan.config.new,
+                     files=plan.pending, enable=enable, live=live,
+                     verify=Verify.SELECTED if live else Verify.NONE, wanted=plan.expected_source,
+                     beside_backup=True)
 
 
 def make_plan(request: Request) -> Plan:

@@ -15,14 +15,9 @@ from pathlib import Path
 from chronyctl6.chronyconf import traversal
 from chronyctl6.configure import plan as planning
 from chronyctl6.configure import validation
-from chronyctl6.configure.apply import (
-    DEFAULT_WAIT,
-    Progress,
-    ValidationFailed,
-    _activate,
-    _pidfile,
-    check_seconds,
-)
+from chronyctl6.configure.apply import DEFAULT_WAIT, check_seconds
+from chronyctl6.configure.executor import Progress, ValidationFailed, _activate
+from chronyctl6.configure.executor import pidfile as _pidfile
 from chronyctl6.configure.plan import Request, is_root
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.configure.transaction import Transaction, guarded

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from chronyctl6.configure import executor
 from chronyctl6.configure import restore as restore_mod
 from chronyctl6.configure.plan import Request
 from chronyctl6.configure.transaction import RolledBack
 from chronyctl6.effects import chrony_tools, history, service
 from chronyctl6.errors import CommandFailed
-from tests.configure.test_transaction import LINK, FakeService, Host, live  # noqa: F401 (the fixture)
+from tests.configure.test_transaction import LINK, REAL_LIVE_SEAMS, FakeService, Host, live  # noqa: F401 (the fixture)
 from tests.conftest import require
 from tests.helpers import cli, cli_json, stock_root
 
@@ -129,6 +130,7 @@ def test_a_live_restore_whose_chronyd_does_not_answer_is_rolled_back(
     live.apply(at_boot=True)
     applied = live.snapshot()
     log: list[str] = []
+    monkeypatch.setattr(executor, "live_seams", REAL_LIVE_SEAMS)  # the real seams, over a stand-in manager
     monkeypatch.setattr(service, "choose", lambda *a, **k: FakeService(log, "svc"))
 
     def silent() -> None:
