@@ -194,6 +194,24 @@ def _activate(manager: service.ServiceManager, action: str) -> None:
         manager.reload_sources()
 
 
+class Chronyc:
+    """The service seam where only a reload can be asked (the boot step run by hand): chronyc."""
+
+    name = "chronyc"
+
+    def restart(self) -> None:
+        raise CommandFailed("chronyctl6 does not restart chronyd here: only its sources are reloaded")
+
+    def reload_sources(self) -> None:
+        chrony_tools.reload_sources()
+
+    def is_active(self) -> bool:
+        return True
+
+    def main_pid(self) -> int | None:
+        return None
+
+
 # ---- live seams ----------------------------------------------------------------------------
 
 def pidfile(config: bytes | None) -> str | None:

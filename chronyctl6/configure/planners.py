@@ -7,8 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from chronyctl6.chronyconf import directives
+from chronyctl6.configure import render
 from chronyctl6.configure.changeset import CONFIG, OTHER, SOURCES, ChangeSet, FileChange, Verify
+
+if TYPE_CHECKING:  # plain data the boot step's facts carry; nothing of effects runs here
+    from chronyctl6.effects.host import HostNetwork, InstanceHint
 
 
 @dataclass(frozen=True)
@@ -65,3 +71,60 @@ def plan_restore(facts: RestoreFacts) -> ChangeSet:
     return ChangeSet(facts.root, facts.config_shown, facts.config_path, facts.config_now, final,
                      files=tuple(changes), live=facts.live,
                      verify=Verify.ANSWERS if facts.live else Verify.NONE, keep_originals=False)
+
+
+# ---- the boot step -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BootFacts:
+    """What the boot step could learn. `problem` says what failed (settings, os-release, metadata,
+    the network); `network` is this launch's, read even then (None: unreadable too)."""
+
+    root: Path
+    path: Path  # the sources file, resolved under the root
+    shown: str  # e.g. /run/chronyctl6/timesync.sources
+    current: bytes | None
+    options: tuple[str, ...]  # the Time Sync line's options
+    mode: str | None  # ipv6 on | off | auto from the settings (None: they failed)
+    network: HostNetwork | None
+    hint: InstanceHint | None
+    last_boot: dict[str, object] = field(default_factory=dict)
+    problem: str | None = None
+    chronyd_running: bool = False  # run by hand on a running instance: chronyd reloads its sources
+
+
+@dataclass(frozen=True)
+class BootPlan:
+    endpoint: render.Endpoint
+    fallback: bool
+    warnings: tuple[str, ...]
+    changes: ChangeSet
+
+
+def plan_boot(facts: BootFacts) -> BootPlan:
+    """This launch's one endpoint. Facts missing: the last good choice, but IPv6 only where this
+    launch's network has a usable IPv6 address (a last boot's IPv6 means nothing on an IPv4-only
+    launch), else the IPv4 endpoint every instance reaches. Never fails for lack of facts."""
+    warnings: list[str] = []
+    if facts.problem is None and facts.mode is not None and facts.network is not None:
+        endpoint = render.choose_endpoint(facts.mode, facts.network, facts.hint)
+    else:
+        endpoint, why = _fallback(facts)
+        warnings.append(f"{facts.problem or 'no network facts'}; using {endpoint.address} ({why})")
+    new = render.render_boot_sources(endpoint, facts.options).encode()
+    files = (FileChange(facts.path, facts.shown, facts.current, new, SOURCES),) if facts.current != new else ()
+    changes = ChangeSet(facts.root, facts.shown, facts.path, None, None, files=files, live=facts.chronyd_running,
+                        verify=Verify.NONE, keep_originals=False, record_history=False)
+    return BootPlan(endpoint, bool(warnings), tuple(warnings), changes)
+
+
+def _fallback(facts: BootFacts) -> tuple[render.Endpoint, str]:
+    last = facts.last_boot.get("address")
+    usable_v6 = facts.network is None or facts.network.has_global_ipv6  # unknown: trust the last boot
+    if last == directives.TIMESYNC_IPV4 or (last == directives.TIMESYNC_IPV6 and usable_v6):
+        reason = facts.last_boot.get("reason", "an earlier boot")
+        return render.Endpoint(str(last), f"the last good choice ({reason})"), "the last good choice"
+    if last == directives.TIMESYNC_IPV6:
+        return (render.Endpoint(directives.TIMESYNC_IPV4, "fallback: this launch has no usable IPv6 address"),
+                "fallback: the last boot chose IPv6, this launch has no usable IPv6 address")
+    return render.Endpoint(directives.TIMESYNC_IPV4, "fallback: every instance reaches IPv4"), "fallback"

@@ -4,10 +4,12 @@ change set; the one rule (ChangeSet.service_action) decides restart, reload or n
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from chronyctl6.configure import planners
 from chronyctl6.configure.changeset import CONFIG, OTHER, SOURCES, ChangeSet, FileChange, Verify
-from chronyctl6.configure.planners import FileState, RestoreFacts
+from chronyctl6.configure.planners import BootFacts, FileState, RestoreFacts
+from chronyctl6.effects.host import HostNetwork, InstanceHint
 
 ROOT = Path("/img")
 CONF = "/etc/chrony/chrony.conf"
@@ -85,3 +87,45 @@ def test_restore_of_a_kept_symlink_is_validated_with_what_it_leads_to() -> None:
     facts = RestoreFacts(**{**facts.__dict__, "link_reads": {CONF: b"dist\n"}})
     cs = planners.plan_restore(facts)
     assert cs.files[0].link == "chrony.conf.dist" and cs.config_final == b"dist\n"
+
+
+# ---- the boot step -------------------------------------------------------------------------
+
+SOURCES_FILE = "/run/chronyctl6/timesync.sources"
+DUAL = HostNetwork(("2600:1f18:aaaa::5%eth0",), ("10.0.0.5%eth0",))
+V4_ONLY = HostNetwork((), ("10.0.0.5%eth0",))
+
+
+def _boot(**facts: Any) -> planners.BootPlan:
+    base: dict[str, Any] = {"root": ROOT, "path": ROOT / SOURCES_FILE.lstrip("/"), "shown": SOURCES_FILE,
+                            "current": None, "options": ("prefer", "iburst"), "mode": "auto", "network": DUAL,
+                            "hint": InstanceHint("nitro", True)}
+    return planners.plan_boot(BootFacts(**{**base, **facts}))
+
+
+def test_boot_writes_this_launchs_endpoint_into_run() -> None:
+    decided = _boot()
+    assert decided.endpoint.address == "fd00:ec2::123" and not decided.fallback
+    (change,) = decided.changes.files
+    assert change.kind == SOURCES and b"server fd00:ec2::123 prefer iburst" in change.new
+    assert decided.changes.service_action == "none"  # at boot chronyd is not up yet
+    assert not decided.changes.record_history and not decided.changes.keep_originals
+    assert _boot(chronyd_running=True).changes.service_action == "reload"  # run by hand
+    assert _boot(current=change.new).changes.empty  # already right: nothing to write
+    assert _boot(network=V4_ONLY, hint=InstanceHint("nitro", False)).endpoint.address == "169.254.169.123"
+
+
+def test_boot_without_facts_falls_back_and_never_to_an_ipv6_this_launch_cannot_use() -> None:
+    last_v6 = {"address": "fd00:ec2::123", "reason": "IPv6 address on eth0"}
+    broken = {"mode": None, "problem": "settings.toml: bad ipv6 value"}
+    # A broken settings file, a last boot that chose IPv6, and an IPv4-only launch: IPv4.
+    decided = _boot(**broken, last_boot=last_v6, network=V4_ONLY)
+    assert decided.fallback and decided.endpoint.address == "169.254.169.123"
+    assert "no usable IPv6" in decided.warnings[0] and "settings.toml: bad ipv6 value" in decided.warnings[0]
+    # The same launch with IPv6: the last good choice.
+    assert _boot(**broken, last_boot=last_v6).endpoint.address == "fd00:ec2::123"
+    # Nothing known of the last boot: IPv4, which every instance reaches.
+    assert _boot(**broken).endpoint.address == "169.254.169.123"
+    # A damaged last-boot record (any address but the two endpoints) is never written.
+    evil = _boot(**broken, last_boot={"address": "evil.example\nserver x"})
+    assert evil.endpoint.address == "169.254.169.123" and b"evil" not in evil.changes.files[0].new
