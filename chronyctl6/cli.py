@@ -444,6 +444,37 @@ def boot(
     run.finish(out.Status.OK, out.with_units(result.as_dict(), {"waited_for_ipv6": "waited_for_ipv6_seconds"}),
                _warnings(result.warnings))
 
+
+@app.command(cls=_Command)
+def release(
+    root: str = _ROOT_OPTION,
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=3600,
+                                         help="Wait until chronyd answers after the restart (default 10)."),
+    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
+    output: Output = _OUTPUT_OPTION,
+    quiet: bool = _QUIET_OPTION,
+) -> None:
+    """What removing the package does to chrony (the package's prerm runs it): a `sourcedir
+    /run/chronyctl6` that nothing fills once the boot step is gone becomes this launch's Time Sync
+    line, the boot unit is disabled; the rest of chrony.conf stays. Exit 0 done (or nothing to do),
+    1 failed (rolled back), 3 busy, 4 not root.
+
+    \b
+    Examples:
+      sudo chronyctl6 release                     what the package's removal runs
+      chronyctl6 release --root /mnt/image        an image that will not have chronyctl6
+    """
+    from chronyctl6.configure.release import release as run_release
+
+    run = _Run("release", output.value, quiet)
+    request = _request(root, None, None, None, None, None, None)
+    result = run.guard(lambda: run_release(request, wait=wait, lock_timeout=lock_timeout, progress=_progress(run)))
+    for line in result.said:
+        run.echo(f"chronyctl6: {line}")
+    if result.action != "none":
+        run.echo(f"chronyctl6: chronyd: {result.action}")
+    run.finish(out.Status.OK, result.as_dict())
+
 # ---- check --------------------------------------------------------------------------------
 
 _SERVER_HELP = ("NTP server to ask; repeat to ask several at once (the one with the smallest "

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from chronyctl6.chronyconf import directives
 from chronyctl6.configure import render
-from chronyctl6.configure.changeset import CONFIG, OTHER, SOURCES, ChangeSet, FileChange, Verify
+from chronyctl6.configure.changeset import CONFIG, OTHER, SOURCES, ChangeSet, FileChange, UnitLink, Verify
 
 if TYPE_CHECKING:  # plain data the boot step's facts carry; nothing of effects runs here
     from chronyctl6.effects.host import HostNetwork, InstanceHint
@@ -128,3 +128,102 @@ def _fallback(facts: BootFacts) -> tuple[render.Endpoint, str]:
         return (render.Endpoint(directives.TIMESYNC_IPV4, "fallback: this launch has no usable IPv6 address"),
                 "fallback: the last boot chose IPv6, this launch has no usable IPv6 address")
     return render.Endpoint(directives.TIMESYNC_IPV4, "fallback: every instance reaches IPv4"), "fallback"
+
+
+# ---- package removal -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReleaseFacts:
+    root: Path
+    config_shown: str
+    config_path: Path
+    config_now: bytes | None
+    runtime_sourcedir: str  # the boot step's directory (/run/chronyctl6)
+    runtime: FileState  # the boot step's sources file: this launch's Time Sync line
+    runtime_path: Path
+    boot_link: UnitLink | None  # the boot unit's enable link, where there is one
+    options: tuple[str, ...]
+    last_boot: dict[str, object] = field(default_factory=dict)
+    network: HostNetwork | None = None
+    live: bool = False
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    changes: ChangeSet
+    said: tuple[str, ...]  # what removal does, and why, for the maintainer script's output
+    endpoint: str | None = None
+
+
+RELEASED_NOTE = "# chronyctl6 was removed: nothing fills {dir} any more. This launch's Time Sync line instead:"
+
+
+def plan_release(facts: ReleaseFacts) -> ReleasePlan:
+    """Removing the tool is no request to leave Time Sync: chrony.conf stays as chronyctl6 wrote
+    it, except that a `sourcedir` of the boot step's directory (which nothing fills once the boot
+    step is gone) becomes this launch's Time Sync line, the boot step's sources file goes, and its
+    unit is disabled. A chrony.conf chronyctl6 does not manage is left alone."""
+    said: list[str] = []
+    files: list[FileChange] = []
+    disable = (facts.boot_link,) if facts.boot_link is not None else ()
+    text = directives.decode(facts.config_now) if facts.config_now is not None else None
+    endpoint = None
+    if text is None or not directives.is_managed(text):
+        said.append(f"{facts.config_shown} is not managed by chronyctl6: left as it is")
+    else:
+        endpoint = _launch_endpoint(facts)
+        line = next(ln for ln in render.render_boot_sources(endpoint, facts.options).splitlines()
+                    if ln.startswith("server "))
+        new = _without_runtime_sourcedir(text, facts.runtime_sourcedir, line)
+        if new is None:
+            said.append(f"{facts.config_shown} stays as chronyctl6 wrote it: its Time Sync line is in it")
+        else:
+            files.append(FileChange(facts.config_path, facts.config_shown, facts.config_now,
+                                    directives.encode(new), CONFIG))
+            said.append(f"{facts.config_shown} stays as chronyctl6 wrote it, but `sourcedir "
+                        f"{facts.runtime_sourcedir}` (filled at boot by chronyctl6) is replaced by this "
+                        f"launch's '{line}' ({endpoint.reason}), so that chrony keeps a source after the next boot")
+            if facts.runtime.data is not None or facts.runtime.link is not None:
+                files.append(FileChange(facts.runtime_path, facts.runtime.shown, facts.runtime.data, b"", OTHER,
+                                        removed=True))
+    if disable:
+        said.append(f"disabled {disable[0].target.rsplit('/', 1)[-1]}")
+    main = next((c for c in files if c.shown == facts.config_shown), None)
+    changes = ChangeSet(facts.root, facts.config_shown, facts.config_path, facts.config_now,
+                        main.new if main is not None else facts.config_now, files=tuple(files), disable=disable,
+                        live=facts.live, verify=Verify.ANSWERS if facts.live else Verify.NONE,
+                        keep_originals=False)
+    return ReleasePlan(changes, tuple(said), endpoint.address if endpoint else None)
+
+
+def _launch_endpoint(facts: ReleaseFacts) -> render.Endpoint:
+    """The endpoint chronyd uses now (the boot step's file), else the last boot's where this launch
+    can use it, else IPv4."""
+    for d in directives.parse(directives.decode(facts.runtime.data or b""), sources_file=True):
+        if d.keyword == "server" and d.args and d.args[0] in (directives.TIMESYNC_IPV4, directives.TIMESYNC_IPV6):
+            return render.Endpoint(d.args[0], "the one this launch's boot step chose")
+    last = facts.last_boot.get("address")
+    usable_v6 = facts.network is not None and facts.network.has_global_ipv6
+    if last == directives.TIMESYNC_IPV4 or (last == directives.TIMESYNC_IPV6 and usable_v6):
+        return render.Endpoint(str(last), "the last boot's choice")
+    return render.Endpoint(directives.TIMESYNC_IPV4, "the IPv4 endpoint, which every instance reaches")
+
+
+def _without_runtime_sourcedir(text: str, runtime: str, line: str) -> str | None:
+    """text with each `sourcedir` naming `runtime` replaced by `line` (once); None if none does."""
+    raw = text.split("\n")  # every byte kept
+    out: list[str] = []
+    placed = False
+    for kept in raw:
+        parsed = directives.parse(kept)
+        d = parsed[0] if parsed else None
+        if d is None or d.keyword != "sourcedir" or runtime.rstrip("/") not in [a.rstrip("/") for a in d.args]:
+            out.append(kept)
+            continue
+        others = [a for a in d.args if a.rstrip("/") != runtime.rstrip("/")]
+        if not placed:
+            out += [RELEASED_NOTE.format(dir=runtime), line]
+            placed = True
+        if others:
+            out.append("sourcedir " + " ".join(others))
+    return "\n".join(out) if placed else None

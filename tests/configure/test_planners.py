@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from chronyctl6.configure import planners
-from chronyctl6.configure.changeset import CONFIG, OTHER, SOURCES, ChangeSet, FileChange, Verify
-from chronyctl6.configure.planners import BootFacts, FileState, RestoreFacts
+from chronyctl6.configure.changeset import CONFIG, OTHER, SOURCES, ChangeSet, FileChange, UnitLink, Verify
+from chronyctl6.configure.planners import BootFacts, FileState, ReleaseFacts, RestoreFacts
 from chronyctl6.effects.host import HostNetwork, InstanceHint
 
 ROOT = Path("/img")
@@ -129,3 +129,54 @@ def test_boot_without_facts_falls_back_and_never_to_an_ipv6_this_launch_cannot_u
     # A damaged last-boot record (any address but the two endpoints) is never written.
     evil = _boot(**broken, last_boot={"address": "evil.example\nserver x"})
     assert evil.endpoint.address == "169.254.169.123" and b"evil" not in evil.changes.files[0].new
+
+
+# ---- package removal -----------------------------------------------------------------------
+
+MANAGED = "# This file is managed by chronyctl6.\n"
+BOOT_UNIT = "/usr/lib/systemd/system/chronyctl6-boot.service"
+
+
+def _release(conf: str | None, runtime: bytes | None = None, **facts: Any) -> planners.ReleasePlan:
+    base: dict[str, Any] = {
+        "root": ROOT, "config_shown": CONF, "config_path": ROOT / CONF.lstrip("/"),
+        "config_now": conf.encode() if conf is not None else None, "runtime_sourcedir": "/run/chronyctl6",
+        "runtime": FileState(SOURCES_FILE, runtime), "runtime_path": ROOT / SOURCES_FILE.lstrip("/"),
+        "boot_link": UnitLink(ROOT / LINK.lstrip("/"), LINK, BOOT_UNIT), "options": ("prefer", "iburst"),
+        "live": True}
+    return planners.plan_release(ReleaseFacts(**{**base, **facts}))
+
+
+def test_release_replaces_the_boot_steps_sourcedir_with_this_launchs_line() -> None:
+    conf = MANAGED + "driftfile /var/lib/chrony/drift\nsourcedir /run/chronyctl6 /etc/chrony/sources.d\n"
+    decided = _release(conf, b"server fd00:ec2::123 prefer iburst\n")
+    main, runtime = decided.changes.files
+    lines = main.new.decode().splitlines()
+    assert lines[1] == "driftfile /var/lib/chrony/drift"
+    assert lines[3:] == ["server fd00:ec2::123 prefer iburst", "sourcedir /etc/chrony/sources.d"]
+    assert runtime.removed and runtime.kind == OTHER
+    assert [u.shown for u in decided.changes.disable] == [LINK]
+    assert decided.changes.service_action == "restart" and decided.changes.verify is Verify.ANSWERS
+    assert decided.changes.config_final == main.new and not decided.changes.keep_originals
+
+
+def test_release_chooses_a_line_this_launch_can_use() -> None:
+    conf = MANAGED + "sourcedir /run/chronyctl6/\n"
+    last_v6 = {"address": "fd00:ec2::123"}
+    assert _release(conf).endpoint == "169.254.169.123"  # nothing known
+    assert _release(conf, last_boot=last_v6, network=V4_ONLY).endpoint == "169.254.169.123"
+    assert _release(conf, last_boot=last_v6, network=DUAL).endpoint == "fd00:ec2::123"
+    hostile = _release(conf, b"server evil.example iburst\npool x\n")  # not a Time Sync line: not copied
+    assert hostile.endpoint == "169.254.169.123" and b"evil" not in hostile.changes.files[0].new
+
+
+def test_release_leaves_alone_what_is_not_ours_or_needs_nothing() -> None:
+    foreign = _release("pool 2.debian.pool.ntp.org iburst\nsourcedir /run/chronyctl6\n", b"server fd00:ec2::123\n",
+                       boot_link=None)
+    assert foreign.changes.empty and "not managed" in foreign.said[0]
+    fixed = _release(MANAGED + "server fd00:ec2::123 prefer iburst\n", boot_link=None)
+    assert fixed.changes.empty
+    unit_only = _release(MANAGED + "server fd00:ec2::123 prefer iburst\n")
+    assert unit_only.changes.files == () and unit_only.changes.disable
+    assert unit_only.changes.service_action == "none"  # a unit link: nothing for chronyd
+    assert _release(None).changes.files == ()  # no chrony.conf at all
