@@ -375,6 +375,7 @@ def restore(
     original: bool = typer.Option(False, "--original", help="The distribution's files, as kept at first takeover "
                                                             "(byte for byte), instead of the previous version."),
     root: str = _ROOT_OPTION,
+    distro: Optional[Distro] = _DISTRO_OPTION,
     settings: Optional[str] = _SETTINGS_OPTION,
     service_manager: Optional[ServiceManager] = _SM_OPTION,
     wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=3600,
@@ -400,10 +401,12 @@ def restore(
 
     run = _Run("restore", output.value, quiet)
     run.guard(lambda: check_seconds(lock_timeout, "--lock-timeout"))
-    request = _request(root, None, None, None, None, service_manager, settings)
+    request = _request(root, distro, None, None, None, service_manager, settings)
     chosen_wait = _wait_for(run, wait, no_wait)
     result = run.guard(lambda: run_restore(request, original=original, wait=chosen_wait, lock_timeout=lock_timeout,
                                            progress=_progress(run)))
+    for line in result.warnings:
+        run.warn(line)
     if not result.changed:
         run.echo(result.message)
     else:
@@ -412,7 +415,8 @@ def restore(
             run.echo(f"chronyd: {result.action}")
         if result.answered_after is not None:
             run.echo(f"chronyd answers after {result.answered_after:g} s")
-    run.finish(out.Status.OK, out.with_units(result.as_dict(), {"answered_after": "answered_after_seconds"}))
+    run.finish(out.Status.OK, out.with_units(result.as_dict(), {"answered_after": "answered_after_seconds"}),
+               _warnings(result.warnings))
 
 
 @app.command(cls=_Command)

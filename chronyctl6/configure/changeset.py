@@ -18,6 +18,7 @@ from chronyctl6.chronyconf import directives
 CONFIG = "config"  # read by chronyd at start only (main file, include, confdir): a restart
 SOURCES = "sources"  # a *.sources file in a sourcedir: `chronyc reload sources` is enough
 OTHER = "other"  # not read by chronyd (a unit link): nothing to tell chronyd
+BACKUP_SUFFIX = ".chronyctl6.bak"  # what versions before the history kept beside a file (effects.files too)
 
 
 class Verify(Enum):
@@ -91,7 +92,6 @@ class ChangeSet:
     wanted: str | None = None  # Verify.SELECTED: the source to wait for (None: any)
     keep_originals: bool = True  # keep the distribution's file at first takeover (restore --original)
     record_history: bool = True  # a history entry with the previous versions (`restore`)
-    beside_backup: bool = False  # also a *.chronyctl6.bak copy beside each replaced config file
 
     @property
     def empty(self) -> bool:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from chronyctl6.chronyconf import directives
 from chronyctl6.configure import validation
-from chronyctl6.configure.changeset import CONFIG, ChangeSet, Verify
+from chronyctl6.configure.changeset import ChangeSet, Verify
 from chronyctl6.configure.transaction import Transaction, guarded
 from chronyctl6.effects import chrony_tools, files, history, service
 from chronyctl6.errors import ChronyCtlError, CommandFailed
@@ -45,7 +45,8 @@ class Rejection:
     in_candidate: int | None  # the line in the staged main file, when that is where it is
 
 
-Explain = Callable[[Rejection], ChronyCtlError]
+# The error to raise for a rejection, or None: accepted all the same (the caller says why).
+Explain = Callable[[Rejection], ChronyCtlError | None]
 
 
 @dataclass
@@ -66,7 +67,8 @@ class Executed:
     history: str | None = None  # the entry holding the previous versions
     selected: str | None = None
     waited: float | None = None
-    backup: str | None = None
+    backup: str | None = None  # the history entry's copy of the main file it replaced
+    unjudged: Rejection | None = None  # a rejection the caller's explain accepted
 
 
 # ---- lock ----------------------------------------------------------------------------------
@@ -96,22 +98,18 @@ def execute(cs: ChangeSet, seams: Seams, *, explain: Explain | None = None) -> E
             files.inside(cs.root, unit.path)
         for directory in dict.fromkeys(p.parent for p in real.values()):
             files.remove_stale_temps(directory)
-        done.validated_by = validate(cs, seams.chronyd, explain or _rejected)
+        done.validated_by, done.unjudged = validate(cs, seams.chronyd, explain or _rejected)
         previous = [tx.remember(real[c.shown], c.shown) for c in cs.files]
         previous += [tx.remember(u.path, u.shown) for u in cs.disable]
         if cs.keep_originals:
             for saved in previous:
                 if not saved.shown.startswith("/run/"):  # what /run holds is gone at the next boot
                     store.keep_original(saved)
-        if cs.record_history and previous:
+        if cs.record_history and previous:  # the backup: kept in the state directory, never beside the file
             tx.history_entry = store.record(previous)
             done.history = str(tx.history_entry)
-        for change in cs.files:
-            if cs.beside_backup and change.kind == CONFIG and change.old is not None and not change.removed:
-                path = real[change.shown]
-                tx.remember(path.with_name(path.name + files.BACKUP_SUFFIX), change.shown + ".bak")
-                kept = files.backup(path)
-                done.backup = str(kept) if kept else done.backup
+            if any(c.shown == cs.config_shown and c.old is not None for c in cs.files):
+                done.backup = str(tx.history_entry / cs.config_shown.lstrip("/"))
         for change in cs.files:
             path = real[change.shown]
             if change.link is not None:
@@ -141,26 +139,33 @@ def execute(cs: ChangeSet, seams: Seams, *, explain: Explain | None = None) -> E
     return done
 
 
-def validate(cs: ChangeSet, chronyd: chrony_tools.Validator | None, explain: Explain) -> str | None:
+def validate(cs: ChangeSet, chronyd: chrony_tools.Validator | None,
+             explain: Explain) -> tuple[str | None, Rejection | None]:
     """chronyd -p on the final state, once, before any file is replaced: the main file as the change
     leaves it (staged beside its target) with every other file it reads as they will be. Returns
-    who judged it; None when nothing did (no chronyd, nothing chronyd reads changes, no main file)."""
+    who judged it (None when nothing did: no chronyd, nothing chronyd reads changes, no main file)
+    and a rejection `explain` chose to accept."""
     if chronyd is None or not cs.chrony_files or cs.config_final is None:
-        return None
+        return None, None
     final = cs.config_final
+    accepted: list[Rejection] = []
 
     def check(main: Path) -> None:
         tree = validation.final_tree(cs.root, cs.config_shown, final, cs.edits())
         result = chrony_tools.validate_config(str(main), root=str(cs.root), using=chronyd, tree=tree)
         if not result.ok:
-            raise explain(Rejection(chronyd.description, result.reason(), result.rejected_at(),
-                                    result.rejected_in_candidate))
+            rejected = Rejection(chronyd.description, result.reason(), result.rejected_at(),
+                                 result.rejected_in_candidate)
+            error = explain(rejected)
+            if error is not None:
+                raise error
+            accepted.append(rejected)
 
     if any(c.shown == cs.config_shown for c in cs.chrony_files):
         validation.validate_candidate(cs.config_path, final, check)
     else:  # only other files change: the main file in place, with them as they will be
         check(cs.config_path)
-    return chronyd.description
+    return chronyd.description, (accepted[0] if accepted else None)
 
 
 def _rejected(r: Rejection) -> ChronyCtlError:

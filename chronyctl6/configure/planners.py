@@ -11,7 +11,16 @@ from typing import TYPE_CHECKING
 
 from chronyctl6.chronyconf import directives
 from chronyctl6.configure import render
-from chronyctl6.configure.changeset import CONFIG, OTHER, SOURCES, ChangeSet, FileChange, UnitLink, Verify
+from chronyctl6.configure.changeset import (
+    BACKUP_SUFFIX,
+    CONFIG,
+    OTHER,
+    SOURCES,
+    ChangeSet,
+    FileChange,
+    UnitLink,
+    Verify,
+)
 
 if TYPE_CHECKING:  # plain data the boot step's facts carry; nothing of effects runs here
     from chronyctl6.effects.host import HostNetwork, InstanceHint
@@ -42,6 +51,8 @@ class RestoreFacts:
     paths: dict[str, Path]  # each kept path, resolved under the root
     link_reads: dict[str, bytes | None] = field(default_factory=dict)  # what a kept link leads to
     live: bool = False
+    runtime: FileState | None = None  # the boot step's file in /run (restore --original removes it)
+    runtime_path: Path | None = None
 
 
 def restore_kind(shown: str) -> str:
@@ -57,8 +68,8 @@ def plan_restore(facts: RestoreFacts) -> ChangeSet:
     put back as kept. Verified by chronyd answering: a restored file may name its own sources."""
     changes = []
     for kept in facts.kept:
-        if facts.now.get(kept.shown) == kept:
-            continue
+        if facts.now.get(kept.shown) == kept or kept.shown.endswith(BACKUP_SUFFIX):
+            continue  # as kept; or a copy an older chronyctl6 left beside a file: never brought back
         now = facts.now.get(kept.shown)
         present = kept.data is not None
         changes.append(FileChange(
@@ -66,6 +77,10 @@ def plan_restore(facts: RestoreFacts) -> ChangeSet:
             restore_kind(kept.shown), removed=not present and kept.link is None,
             mode=kept.mode if present else None, uid=kept.uid, gid=kept.gid,
             link=kept.link, reads=facts.link_reads.get(kept.shown)))
+    runtime = facts.runtime
+    if runtime is not None and facts.runtime_path is not None and (runtime.data is not None or runtime.link):
+        # The boot step's file: nothing of chronyctl6's stays where chronyd may read it.
+        changes.append(FileChange(facts.runtime_path, runtime.shown, runtime.data, b"", OTHER, removed=True))
     main = next((c for c in changes if c.shown == facts.config_shown), None)
     final = main.final if main is not None else facts.config_now
     return ChangeSet(facts.root, facts.config_shown, facts.config_path, facts.config_now, final,

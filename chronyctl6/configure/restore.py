@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chronyctl6.chronyconf import traversal
-from chronyctl6.configure import executor, planners
+from chronyctl6.configure import executor, planners, platforms, render, settings
 from chronyctl6.configure import plan as planning
 from chronyctl6.configure.apply import DEFAULT_WAIT, check_seconds
 from chronyctl6.configure.executor import Progress, ValidationFailed
@@ -31,6 +31,7 @@ class RestoreResult:
     history: str | None = None
     answered_after: float | None = None
     message: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -47,7 +48,7 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
     source = "original" if original else "previous"
     basics = planning.read_basics(request)
     chosen, _ = planning.choose_settings(request, basics)
-    platform = planning.platform_of(chosen, basics)
+    platform = _platform(chosen, basics)
     if not request.live:
         wait = 0.0
     elif wait is None:
@@ -63,41 +64,82 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
                 return RestoreResult(False, source, message="chronyctl6 never changed a file here: nothing to restore")
             raise ChronyCtlError(f"no earlier version is kept under {store.base}/history",
                                  hint="`chronyctl6 restore --original` puts back the distribution's files")
-        changes = planners.plan_restore(_facts(request, platform, targets))
+        changes = planners.plan_restore(_facts(request, platform, targets, original=original))
         if changes.empty:
             return RestoreResult(False, source, message="the files are already as kept")
         chronyd = chrony_tools.validator(str(request.root)) if changes.config_final is not None else None
         seams = (executor.live_seams(changes, service_manager=chosen.service_manager, unit=platform.unit,
                                      wait=wait, progress=progress, chronyd=chronyd)
                  if request.live else executor.Seams(chronyd=chronyd))
-        done = executor.execute(changes, seams, explain=_explainer(platform.config_path))
-    return RestoreResult(True, source, [c.shown for c in changes.files], done.action, done.history, done.waited)
+        # The image's own chronyd is there but cannot run here: an older host chronyd's "Invalid
+        # directive" in the distribution's own files is its age, not the files' fault.
+        older_judge = (original and not request.live and chronyd is not None and not chronyd.from_image
+                       and traversal.write_path(request.root, "/usr/sbin/chronyd").exists())
+        done = executor.execute(changes, seams, explain=_explainer(platform.config_path, original, older_judge))
+    result = RestoreResult(True, source, [c.shown for c in changes.files], done.action, done.history, done.waited)
+    if done.unjudged is not None:
+        at = done.unjudged.at
+        result.warnings.append(
+            f"{done.unjudged.chronyd} does not know a directive of the distribution's files"
+            + (f" (line {at[1]} of {at[0]})" if at else "") + f": {done.unjudged.reason}; restored as kept, "
+            "unjudged: the image's own chronyd, which could not run here, is newer")
+    return result
 
 
-def _facts(request: Request, platform: Platform, targets: list[history.Saved]) -> planners.RestoreFacts:
+def _platform(chosen: settings.Settings, basics: planning.Basics) -> Platform:
+    """As apply: --distro, else os-release; an image that apply took over with --distro (os-release
+    names no known distribution) is restored with the distribution apply recorded."""
+    try:
+        return planning.platform_of(chosen, basics)
+    except ChronyCtlError:
+        recorded = basics.intent.get("distro")
+        if chosen.distro is None and isinstance(recorded, str) and recorded in platforms.BY_NAME:
+            return platforms.by_name(recorded)
+        raise
+
+
+def _facts(request: Request, platform: Platform, targets: list[history.Saved], *,
+           original: bool) -> planners.RestoreFacts:
     """Each kept file as it is now, where it is under the root, and what a kept link leads to."""
     paths = {t.shown: traversal.write_path(request.root, t.shown) for t in targets}
     config = traversal.write_path(request.root, platform.config_path)
+    runtime_shown = f"{platform.runtime_sourcedir}/{render.BOOT_SOURCES_NAME}"
+    runtime_path = traversal.write_path(request.root, runtime_shown)
+    runtime = None
+    if original:
+        try:
+            runtime = _state(history.capture(runtime_path, runtime_shown))
+        except ChronyCtlError:
+            runtime = None  # not a regular file: not ours to remove
     return planners.RestoreFacts(
         request.root, platform.config_path, config, history.capture(config, platform.config_path).data,
         tuple(_state(t) for t in targets),
         {t.shown: _state(history.capture(paths[t.shown], t.shown)) for t in targets}, paths,
-        {t.shown: _final_bytes(request.root, t) for t in targets if t.link is not None}, request.live)
+        {t.shown: _final_bytes(request.root, t) for t in targets if t.link is not None}, request.live,
+        runtime, runtime_path)
 
 
 def _state(saved: history.Saved) -> planners.FileState:
     return planners.FileState(saved.shown, saved.data, saved.mode, saved.uid, saved.gid, saved.link)
 
 
-def _explainer(config_shown: str) -> executor.Explain:
-    def explain(rejected: executor.Rejection) -> ChronyCtlError:
+def _explainer(config_shown: str, original: bool, older_judge: bool) -> executor.Explain:
+    def explain(rejected: executor.Rejection) -> ChronyCtlError | None:
         at = rejected.at
         if rejected.in_candidate is not None:
             at = (config_shown, rejected.in_candidate)  # the main file, not its staged copy
+            rejected = executor.Rejection(rejected.chronyd, rejected.reason, at, rejected.in_candidate)
+        if older_judge and "Invalid directive" in rejected.reason:
+            return None  # accepted; the result says so
         where = f" (line {at[1]} of {at[0]})" if at is not None else ""
+        if original:  # never send the operator back to the command that just failed
+            hint = ("nothing was changed; the kept files are the distribution's own: if this chronyd is older than "
+                    "the image's, run the restore where the image's own chronyd runs (on the instance)")
+        else:
+            hint = "nothing was changed; `chronyctl6 restore --original` puts back the distribution's files"
         return ValidationFailed(
             f"{rejected.chronyd} rejects the configuration the restore would put back{where}: {rejected.reason}",
-            hint="nothing was changed; `chronyctl6 restore --original` puts back the distribution's files")
+            hint=hint)
 
     return explain
 

@@ -180,3 +180,15 @@ def test_release_leaves_alone_what_is_not_ours_or_needs_nothing() -> None:
     assert unit_only.changes.files == () and unit_only.changes.disable
     assert unit_only.changes.service_action == "none"  # a unit link: nothing for chronyd
     assert _release(None).changes.files == ()  # no chrony.conf at all
+
+
+def test_restore_never_brings_back_a_copy_of_ours_and_original_takes_the_boot_file_away() -> None:
+    bak = "/etc/chrony/conf.d/pool.conf.chronyctl6.bak"
+    kept = [FileState(CONF, b"pool x\n"), FileState(bak, b"server 192.0.2.2\n")]
+    now = [FileState(CONF, b"managed\n"), FileState(bak, None)]
+    facts = _restore_facts(kept, now)
+    facts = RestoreFacts(**{**facts.__dict__, "runtime": FileState(SOURCES_FILE, b"server fd00:ec2::123\n"),
+                            "runtime_path": ROOT / SOURCES_FILE.lstrip("/")})
+    cs = planners.plan_restore(facts)
+    assert [c.shown for c in cs.files] == [CONF, SOURCES_FILE]
+    assert cs.files[1].removed and cs.files[1].kind == OTHER
