@@ -293,3 +293,31 @@ def test_include_star_keeps_no_copy_of_ours_live_and_a_second_apply_is_a_no_op(e
     assert "chronyctl6" not in listing, listing
     again = inst.run(["chronyctl6", "apply", "--check", "--diff"], timeout=60)
     assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_package_removal_keeps_chronyd_on_time_sync_after_run_is_emptied(ec2_factory: Factory, tmp_path: Path) -> None:
+    """`chronyctl6 release` (what the package's prerm runs) on a launched baked image: chronyd is
+    restarted on this launch's Time Sync line and answers; then, as after a reboot without the
+    boot step (/run emptied), a fresh chronyd still selects Time Sync."""
+    baked = bake_image(tmp_path)
+    ec2 = ec2_factory()
+    inst = ec2.instance
+    inst.write_text(inst.distro.chrony_conf_path, baked)
+    assert inst.run(["chronyctl6", "boot"], timeout=60).returncode == 0
+    inst.start_chronyd()
+    inst.wait_selected(TIME_SYNC_V6, timeout=30)
+    released = inst.run(["chronyctl6", "release", "--wait", "20"], timeout=120)
+    assert released.returncode == 0, released.stdout + released.stderr
+    assert "chronyd: restart" in released.stdout and "so that chrony keeps a source" in released.stdout
+    config = inst.read_text(inst.distro.chrony_conf_path)
+    assert "sourcedir /run/chronyctl6" not in config
+    assert inst.run(["test", "-e", "/run/chronyctl6/timesync.sources"]).returncode != 0
+    inst.wait_selected(TIME_SYNC_V6, timeout=30)
+    pid = inst.chronyd_pid()
+    assert pid is not None
+    # The next boot: /run is empty and nothing of chronyctl6 runs; chronyd starts on chrony.conf.
+    inst.run(["sh", "-c", f"kill {pid}; while kill -0 {pid} 2>/dev/null; do sleep 0.05; done"],
+             timeout=20, check=True)
+    inst.start_chronyd()
+    inst.wait_selected(TIME_SYNC_V6, timeout=30)
+    assert [s.name for s in inst.sources()] == [TIME_SYNC_V6]
