@@ -23,7 +23,7 @@ from chronyctl6.configure import apply as apply_mod
 from chronyctl6.configure import executor, transaction
 from chronyctl6.configure import plan as planning
 from chronyctl6.configure.plan import Request
-from chronyctl6.effects import files, history, host, metadata
+from chronyctl6.effects import history, host, metadata
 from chronyctl6.errors import ChronyCtlError, CommandFailed, ExitStatus
 from tests.helpers import stock_root
 
@@ -173,7 +173,7 @@ def _signal_during_verify(signum: int) -> Any:
     return verify
 
 
-STEPS = ["validate", "keep-original", "history", "backup", "write-config", "write-bootsources",
+STEPS = ["validate", "keep-original", "history", "write-config", "write-bootsources",
          "write-dropin", "write-dropin-after-rename", "enable", "restart", "verify", "verify-bug",
          "ctrl-c", "SIGTERM", "SIGHUP", "SIGINT"]
 TOUCHES_CHRONYD = {"restart", "verify", "verify-bug", "ctrl-c", "SIGTERM", "SIGHUP", "SIGINT"}
@@ -191,8 +191,6 @@ def test_a_failure_at_any_step_puts_everything_back(live: Host, monkeypatch: pyt
         monkeypatch.setattr(history.Store, "keep_original", _raise(OSError(errno.ENOSPC, "No space left")))
     elif step == "history":
         monkeypatch.setattr(history.Store, "record", _raise(OSError(errno.EROFS, "Read-only file system")))
-    elif step == "backup":
-        monkeypatch.setattr(files, "backup", _raise(files.WriteFailed("cannot write: the disk is full")))
     elif step.startswith("write-"):
         n = {"config": 1, "bootsources": 2, "dropin": 3}[step.split("-")[1]]
         _fail_nth_write(monkeypatch, n, after=step.endswith("after-rename"))
