@@ -91,7 +91,6 @@ def execute(cs: ChangeSet, seams: Seams, *, explain: Explain | None = None) -> E
     if cs.empty:
         return done
     tx = Transaction(cs.root)
-    store = history.Store(cs.root)
     with guarded(tx):
         real = {c.shown: files.inside(cs.root, c.path) for c in cs.files}  # the root rule, before anything
         for unit in (*cs.enable, *cs.disable):
@@ -99,44 +98,60 @@ def execute(cs: ChangeSet, seams: Seams, *, explain: Explain | None = None) -> E
         for directory in dict.fromkeys(p.parent for p in real.values()):
             files.remove_stale_temps(directory)
         done.validated_by, done.unjudged = validate(cs, seams.chronyd, explain or _rejected)
-        previous = [tx.remember(real[c.shown], c.shown) for c in cs.files]
-        previous += [tx.remember(u.path, u.shown) for u in cs.disable]
-        if cs.keep_originals:
-            for saved in previous:
-                if not saved.shown.startswith("/run/"):  # what /run holds is gone at the next boot
-                    store.keep_original(saved)
-        if cs.record_history and previous:  # the backup: kept in the state directory, never beside the file
-            tx.history_entry = store.record(previous)
-            done.history = str(tx.history_entry)
-            if any(c.shown == cs.config_shown and c.old is not None for c in cs.files):
-                done.backup = str(tx.history_entry / cs.config_shown.lstrip("/"))
-        for change in cs.files:
-            path = real[change.shown]
-            if change.link is not None:
-                tx.symlink(path, change.shown, change.link)
-            elif change.removed:
-                tx.remove(path, change.shown)
-            else:
-                meta = (change.mode, change.uid, change.gid) if change.mode is not None else None
-                tx.write(path, change.shown, change.new, meta=meta,
-                         before_replace=_labeller(change.label))
-        for unit in cs.enable:
-            if cs.keep_originals:  # absent now: restore --original removes it
-                store.keep_original(history.capture(unit.path, unit.shown))
-            tx.link(unit.path, unit.target)
-        for unit in cs.disable:
-            tx.remove(unit.path, unit.shown)
-        done.action = cs.service_action
-        if done.action != "none" and seams.manager is not None:
-            back = seams.back or seams.manager
-            action = done.action
-            tx.restore_service = lambda: _activate(back, action)
-            _activate(seams.manager, action)
-            if seams.verify is not None and cs.verify is not Verify.NONE:
-                done.selected, done.waited = seams.verify(cs)
-        elif seams.manager is None:
-            done.action = "none"
+        _back_up(cs, tx, real, done)
+        _write(cs, tx, real)
+        _activate_and_verify(cs, seams, tx, done)
     return done
+
+
+def _back_up(cs: ChangeSet, tx: Transaction, real: dict[str, Path], done: Executed) -> None:
+    """The distribution's file at first takeover, and the previous versions in a history entry: in
+    the state directory, never beside the file (where chronyd may read a copy)."""
+    store = history.Store(cs.root)
+    previous = [tx.remember(real[c.shown], c.shown) for c in cs.files]
+    previous += [tx.remember(u.path, u.shown) for u in cs.disable]
+    if cs.keep_originals:
+        for saved in previous:
+            if not saved.shown.startswith("/run/"):  # what /run holds is gone at the next boot
+                store.keep_original(saved)
+        for unit in cs.enable:  # absent now: restore --original removes it
+            store.keep_original(history.capture(unit.path, unit.shown))
+    if cs.record_history and previous:
+        tx.history_entry = store.record(previous)
+        done.history = str(tx.history_entry)
+        if any(c.shown == cs.config_shown and c.old is not None for c in cs.files):
+            done.backup = str(tx.history_entry / cs.config_shown.lstrip("/"))
+
+
+def _write(cs: ChangeSet, tx: Transaction, real: dict[str, Path]) -> None:
+    """Every file, then the unit links, each remembered first so the guard can put it back."""
+    for change in cs.files:
+        path = real[change.shown]
+        if change.link is not None:
+            tx.symlink(path, change.shown, change.link)
+        elif change.removed:
+            tx.remove(path, change.shown)
+        else:
+            meta = (change.mode, change.uid, change.gid) if change.mode is not None else None
+            tx.write(path, change.shown, change.new, meta=meta, before_replace=_labeller(change.label))
+    for unit in cs.enable:
+        tx.link(unit.path, unit.target)
+    for unit in cs.disable:
+        tx.remove(unit.path, unit.shown)
+
+
+def _activate_and_verify(cs: ChangeSet, seams: Seams, tx: Transaction, done: Executed) -> None:
+    """The one rule's action (ChangeSet.service_action), then the change set's verification; the
+    way back is registered before chronyd is touched."""
+    manager = seams.manager
+    done.action = cs.service_action if manager is not None else "none"
+    if manager is None or done.action == "none":
+        return
+    back, action = seams.back or manager, done.action
+    tx.restore_service = lambda: _activate(back, action)
+    _activate(manager, action)
+    if seams.verify is not None and cs.verify is not Verify.NONE:
+        done.selected, done.waited = seams.verify(cs)
 
 
 def validate(cs: ChangeSet, chronyd: chrony_tools.Validator | None,
