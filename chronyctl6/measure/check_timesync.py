@@ -219,7 +219,7 @@ def judge(measurements: list[Measurement], o: Options) -> Verdict:
     perf = [
         ranges.fperfdata("offset", offset, "s", o.warning, o.critical),
         ranges.fperfdata("max_error", best.max_error, "s", o.bound_warning, o.bound_critical, 0.0),
-        ranges.fperfdata("stratum", best.stratum, "", o.stratum_warning, o.stratum_critical, 0.0, 16.0),
+        ranges.fperfdata("stratum", best.stratum, "", o.stratum_warning, o.stratum_critical, 0, 16),
         ranges.fperfdata("delay", best.delay, "s", minimum=0.0),
     ]
     details.insert(0, f"selected {chosen.target.address} port {chosen.target.port}")

@@ -91,10 +91,14 @@ def fperfdata(label: str, value: float, uom: str = "", warn: Range | None = None
               crit: Range | None = None, minimum: float | None = None,
               maximum: float | None = None) -> str:
     """One perfdata item printed as the plugins' fperfdata does: `label=value[uom];warn;crit;[min][;max]`,
-    numbers with six decimals (%f), ranges by their end."""
+    numbers with six decimals (%f), ranges by their end; an int value (a stratum) is printed
+    with its bounds as integers, as their perfdata() does."""
     name = f"'{label}'" if any(c in label for c in "'= ") else label
+    integer = isinstance(value, int)
 
     def number(x: float) -> str:
+        if integer and x == x and abs(x) != float("inf"):
+            return str(int(x))
         return f"{x:f}"  # C's %f: six decimals; nan, inf and -inf as glibc prints them
 
     text = f"{name}={number(value)}{uom};"

@@ -128,11 +128,29 @@ def test_disagreement_never_softens_a_critical() -> None:
     assert r.status is CheckStatus.CRITICAL
 
 
-def test_unsynchronised_chronyd_is_a_warning_but_not_compared() -> None:
+def test_unsynchronised_chronyd_is_critical_as_in_status_but_not_compared() -> None:
     r = evaluate([measurement("fd00:ec2::123", sample(0.0001))], Thresholds(),
                  tracking(0.0, leap="Not synchronised", ref_id="00000000"))
-    assert r.status is CheckStatus.WARNING and "not synchronised" in r.summary
+    assert r.status is CheckStatus.CRITICAL and "not synchronised" in r.summary
     assert r.chronyd is not None and r.chronyd.difference is None
+
+
+def test_unsynchronised_chronyd_is_critical_even_without_a_reply() -> None:
+    r = evaluate([measurement("fd00:ec2::123")], Thresholds(),
+                 tracking(0.0, leap="Not synchronised", ref_id="00000000"))
+    assert r.status is CheckStatus.CRITICAL and r.summary.endswith("; chronyd is not synchronised")
+
+
+def test_check_and_status_share_one_meaning_of_unsynchronised() -> None:
+    """Both read Tracking.synchronised, and both call it CRITICAL (exit 2)."""
+    from chronyctl6.diagnose.status import Drift, StatusReport
+    from chronyctl6.effects.daemons import Proc
+
+    t = tracking(0.0, leap="Not synchronised", ref_id="00000000")
+    proc = Proc(pid=1, name="chronyd", user="root", started=0.0, cmdline=("chronyd",))
+    report = StatusReport((proc,), None, "", Drift("unknown", ""), (), t, (), ())
+    verdict = evaluate([measurement("fd00:ec2::123", sample(0.0001))], Thresholds(), t)
+    assert report.exit_status == int(verdict.status) == 2
 
 
 def test_no_chronyd_leaves_the_verdict_alone() -> None:
@@ -185,20 +203,6 @@ def test_prometheus_label_values_are_escaped_and_parse() -> None:
     (s,) = families["chronyctl6_check_replies_rejected"].samples
     assert s.labels["reason"] == 'we"ird\\reason' and s.value == 2
     assert families["chronyctl6_check_offset_seconds"].samples[0].value == 0.001
-
-
-def test_default_server_is_the_configured_time_sync_endpoint(tmp_path: Path) -> None:
-    from chronyctl6.measure.check import default_server
-
-    assert default_server(tmp_path) == "fd00:ec2::123"
-    conf_file = tmp_path / "etc/chrony/chrony.conf"
-    conf_file.parent.mkdir(parents=True)
-    conf_file.write_text("pool 2.debian.pool.ntp.org\nserver 169.254.169.123 prefer iburst\n")
-    assert default_server(tmp_path) == "169.254.169.123"
-    dropin = tmp_path / "run/chronyctl6/timesync.sources"
-    dropin.parent.mkdir(parents=True)
-    dropin.write_text("# chosen at boot\nserver fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4\n")
-    assert default_server(tmp_path) == "fd00:ec2::123"
 
 
 def test_perfdata_is_plain_decimals_even_for_tiny_and_huge_values() -> None:
