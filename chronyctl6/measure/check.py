@@ -107,6 +107,9 @@ class ChronydView:
     allowed: float | None = None  # the most the two bounds let that difference be
     disagrees: bool = False
     sources: tuple[Source, ...] = ()  # `chronyc sources`, for the metrics; () if unread
+    # chronyd's bound against UTC as ClockBound computes it (drift allowance and PHC included),
+    # from measure.gather.chronyd_clockbound; None until that hook has a computation.
+    clockbound: float | None = None
 
 
 def compare_chronyd(sample: exchange.Sample | None, tracking: Tracking,

@@ -112,4 +112,24 @@ def run(
     hint = chk.ipv6_route_hint(measurements, has_global_ipv6)
     if hint is None and unresolved and not any(m.best for m in measurements):
         hint = "give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)"
-    return chk.evaluate(measurements, thresholds, tracking, problem, hint, sources)
+    result = chk.evaluate(measurements, thresholds, tracking, problem, hint, sources)
+    bound = chronyd_clockbound(tracking) if tracking is not None else None
+    if result.chronyd is not None and bound is not None:
+        from dataclasses import replace
+
+        result.chronyd = replace(result.chronyd, clockbound=bound)
+    return result
+
+
+def chronyd_clockbound(tracking: Tracking) -> float | None:
+    """HOOK: chronyd's bound against UTC as ClockBound computes it (|offset| + root dispersion +
+    root delay / 2, grown by maxclockerror since the last update, plus the PHC's error bound
+    when the PHC is the reference), exported as chronyctl6_check_chronyd_clockbound_seconds.
+
+    Branch `phc` computes it for `status` (diagnose/status.py); once that computation sits where
+    measure may import it (a pure function of Tracking, the maxclockerror in force and the PHC
+    bound), call it here. Until then None: no series is written rather than a wrong one
+    (Tracking.max_error, exported as chronyctl6_check_chronyd_max_error_seconds, leaves out
+    the drift allowance and the PHC)."""
+    del tracking
+    return None

@@ -12,6 +12,7 @@ the same to check_timesync as to check_ntp_time. Pure, standard library only.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import NamedTuple
 
@@ -97,7 +98,7 @@ def fperfdata(label: str, value: float, uom: str = "", warn: Range | None = None
     integer = isinstance(value, int)
 
     def number(x: float) -> str:
-        if integer and x == x and abs(x) != float("inf"):
+        if integer and math.isfinite(x):
             return str(int(x))
         return f"{x:f}"  # C's %f: six decimals; nan, inf and -inf as glibc prints them
 
