@@ -70,6 +70,8 @@ def test_deb_fields_and_contents(deb: Path) -> None:
     paths = {line.split()[-1].lstrip(".") for line in listing.splitlines()}
     expected = {
         "/usr/bin/chronyctl6",
+        "/usr/bin/check_timesync",
+        "/usr/lib/nagios/plugins/check_timesync",
         "/usr/lib/python3/dist-packages/chronyctl6/cli.py",
         "/usr/share/man/man1/chronyctl6.1.gz",
         "/usr/share/man/man5/chronyctl6-settings.5.gz",

@@ -78,6 +78,7 @@ def test_rpm_contents(rpm: Path) -> None:
     files = set(run(["rpm", "-qpl", rpm]).stdout.split())
     expected = {
         "/usr/bin/chronyctl6",
+        "/usr/bin/check_timesync",
         f"{SITE}/chronyctl6/cli.py",
         "/usr/share/man/man1/chronyctl6.1.gz",
         "/usr/share/man/man5/chronyctl6-settings.5.gz",
