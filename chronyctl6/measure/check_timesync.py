@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from chronyctl6.measure import ranges
+from chronyctl6.output import Status, exit_code
 
 if TYPE_CHECKING:
     from chronyctl6.measure.exchange import Measurement, Sample
@@ -36,8 +37,9 @@ PROG = "check_timesync"
 DEFAULT_TIMEOUT = 10  # check_ntp_time's DEFAULT_SOCKET_TIMEOUT
 DEFAULT_WARNING = "60"
 DEFAULT_CRITICAL = "120"
-OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3  # the Nagios plugin API's (output.exit_code's for check)
-_WORD = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
+# The one status vocabulary and its exit codes (chronyctl6.output; `check`'s family: Nagios').
+OK, WARNING, CRITICAL, UNKNOWN = Status.OK, Status.WARNING, Status.CRITICAL, Status.UNKNOWN
+_BY_SEVERITY = (OK, WARNING, CRITICAL)  # what ranges.status' 0, 1, 2 mean
 SHORT = "Vhv46qw:c:t:H:p:o:W:C:"
 LONG = ["version", "help", "verbose", "use-ipv4", "use-ipv6", "quiet", "warning=", "critical=",
         "timeout=", "hostname=", "port=", "time-offset=", "time_offset=", "swarn=", "scrit=",
@@ -66,9 +68,9 @@ class Options(NamedTuple):
 class Stop(Exception):
     """Print `text` (stdout, or stderr too for `error`) and exit with `code`."""
 
-    def __init__(self, code: int, text: str, error: str | None = None) -> None:
+    def __init__(self, status: Status, text: str, error: str | None = None) -> None:
         super().__init__(text)
-        self.code, self.text, self.error = code, text, error
+        self.status, self.text, self.error = status, text, error
 
 
 def atoi(text: str) -> int:
@@ -191,7 +193,7 @@ def _answered(m: Measurement) -> bool:
 
 
 class Verdict(NamedTuple):
-    code: int
+    status: Status
     line: str
     details: list[str]
 
@@ -205,14 +207,14 @@ def judge(measurements: list[Measurement], o: Options) -> Verdict:
         return Verdict(CRITICAL, "NTP CRITICAL: No response from NTP server", details)
     usable = [(m, m.best) for m in measurements if m.best is not None]
     if not usable:
-        code = UNKNOWN if o.quiet else CRITICAL
-        return Verdict(code, f"NTP {_WORD[code]}: Offset unknown|", details)
+        status = UNKNOWN if o.quiet else CRITICAL
+        return Verdict(status, f"NTP {status.name}: Offset unknown|", details)
     chosen, best = min(usable, key=lambda pair: pair[1].error_bound)
     offset = best.offset + o.time_offset
-    code = max(ranges.status(abs(offset), o.warning, o.critical),
-               ranges.status(best.stratum, o.stratum_warning, o.stratum_critical),
-               ranges.status(best.max_error, o.bound_warning, o.bound_critical))
-    line = f"NTP {_WORD[code]}: Offset {offset:.10g} secs"
+    status = _BY_SEVERITY[max(ranges.status(abs(offset), o.warning, o.critical),
+                              ranges.status(best.stratum, o.stratum_warning, o.stratum_critical),
+                              ranges.status(best.max_error, o.bound_warning, o.bound_critical))]
+    line = f"NTP {status.name}: Offset {offset:.10g} secs"
     extra = _beyond_offset(best, o)
     if extra:
         line += ", " + extra
@@ -223,7 +225,7 @@ def judge(measurements: list[Measurement], o: Options) -> Verdict:
         ranges.fperfdata("delay", best.delay, "s", minimum=0.0),
     ]
     details.insert(0, f"selected {chosen.target.address} port {chosen.target.port}")
-    return Verdict(code, shown(line).replace("|", "/") + "|" + " ".join(perf), details)
+    return Verdict(status, shown(line).replace("|", "/") + "|" + " ".join(perf), details)
 
 
 def _beyond_offset(best: Sample, o: Options) -> str:
@@ -282,11 +284,11 @@ def run(argv: Sequence[str]) -> tuple[int, str, str | None]:
         _arm_alarm(options.timeout)
         verdict = judge(measure(options), options)
     except Stop as stop:
-        return stop.code, stop.text, stop.error
+        return exit_code("check", stop.status), stop.text, stop.error
     finally:
         signal.alarm(0)
     details = verdict.details if options.verbose else []
-    return verdict.code, "\n".join([*details, verdict.line]), None
+    return exit_code("check", verdict.status), "\n".join([*details, verdict.line]), None
 
 
 def _arm_alarm(timeout: int) -> None:
@@ -297,7 +299,7 @@ def _arm_alarm(timeout: int) -> None:
     def expired(_signum: int, _frame: object) -> NoReturn:
         sys.stdout.write(f"CRITICAL - Socket timeout after {timeout} seconds\n")
         sys.stdout.flush()
-        raise SystemExit(CRITICAL)
+        raise SystemExit(exit_code("check", CRITICAL))
 
     if timeout > 0:
         signal.signal(signal.SIGALRM, expired)
