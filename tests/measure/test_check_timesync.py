@@ -190,7 +190,10 @@ def test_console_script_exits_with_the_verdict() -> None:
 
 
 def test_pyproject_installs_the_console_script() -> None:
-    import tomllib
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
 
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["check_timesync"] == "chronyctl6.measure.check_timesync:main"
