@@ -138,6 +138,7 @@ class CheckResult:
     chronyd: ChronydView | None = None
     notes: list[str] = field(default_factory=list)  # other things worth saying
     hint: str | None = None
+    server_from: str = "--server"  # or where the default came from (chronyconf.servers)
 
     @property
     def sample(self) -> exchange.Sample | None:

@@ -98,8 +98,10 @@ def run(
     if not 0 < timeout <= 60:
         raise chk.CheckUsageError(f"--timeout {timeout:g}: use more than 0 and at most 60 seconds")
     tracking, sources, problem = chronyd_view(chronyd_socket) if ask_chronyd else (None, (), None)
+    server_from = "--server"
     if not servers:
-        servers = [default_server(root, sources)[0]]
+        chosen, server_from = default_server(root, sources)
+        servers = [chosen]
     targets: list[exchange.Target] = []
     unresolved: list[exchange.Measurement] = []
     for server in servers:
@@ -113,6 +115,7 @@ def run(
     if hint is None and unresolved and not any(m.best for m in measurements):
         hint = "give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)"
     result = chk.evaluate(measurements, thresholds, tracking, problem, hint, sources)
+    result.server_from = server_from
     bound = chronyd_clockbound(tracking) if tracking is not None else None
     if result.chronyd is not None and bound is not None:
         from dataclasses import replace

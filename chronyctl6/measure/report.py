@@ -88,6 +88,7 @@ def to_data(r: CheckResult) -> dict[str, Any]:
         "verdict": r.status.name,
         "summary": r.summary,
         "server": where.target.address if where else None,
+        "server_from": r.server_from,  # --server, or why this is the default one
         "port": where.target.port if where else None,
         **_sample_data(s),
         "stratum": s.stratum if s else None,

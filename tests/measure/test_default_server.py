@@ -14,6 +14,7 @@ import pytest
 from chronyctl6.chronyconf import servers
 from chronyctl6.effects.chrony_tools import Source
 from chronyctl6.measure import gather
+from chronyctl6.measure import report as fmt
 from tests.helpers import cli_json, stock_root
 from tests.ntp_fixtures import require_isolated_netns
 
@@ -115,4 +116,6 @@ def test_check_without_server_measures_the_configured_endpoint(tmp_path: Path) -
     shutil.copytree(STOCK / "amzn2", root, symlinks=True)
     result = gather.run(None, timeout=0.5, ask_chronyd=False, root=str(root))
     assert [m.target.address for m in result.measurements] == ["169.254.169.123"]
+    assert result.server_from == "chrony's configuration"
+    assert fmt.to_data(result)["server_from"] == "chrony's configuration"
     assert result.measurements[0].sent == 0 and result.measurements[0].error
