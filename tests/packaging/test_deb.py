@@ -118,6 +118,16 @@ def test_installed_against_debians_own_python_packages(root: Path) -> None:
     assert all(p.startswith("/usr/lib/python3/dist-packages/") for p in where.stdout.split())
 
 
+def test_check_timesync_from_installed_package(root: Path) -> None:
+    """The drop-in for check_ntp_time runs with Debian's python3, from /usr/bin and from where
+    Nagios looks for plugins; -V exits 3 as monitoring-plugins 2.3's plugins do."""
+    for path in ("check_timesync", "/usr/lib/nagios/plugins/check_timesync"):
+        proc = chroot(root, path, "-V", check=False)
+        assert proc.returncode == 3 and proc.stdout.strip().startswith(f"check_timesync v{__version__}"), proc
+    proc = chroot(root, "check_timesync", "-H", "::1", "-p", "9", "-t", "2", check=False)
+    assert proc.returncode == 2 and proc.stdout.startswith("NTP CRITICAL: No response"), proc
+
+
 def test_version_from_installed_package(root: Path) -> None:
     assert chroot(root, "chronyctl6", "--version").stdout.strip() == f"chronyctl6 {__version__}"
     proc = chroot(root, "python3", "-m", "chronyctl6", "--version")
