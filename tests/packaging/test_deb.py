@@ -67,13 +67,14 @@ def test_deb_fields_and_contents(deb: Path) -> None:
         assert needed in depends, fields["Depends"]
 
     listing = run(["dpkg-deb", "-c", deb]).stdout
-    paths = {line.split()[-1].lstrip(".") for line in listing.splitlines()}
+    paths = {line.split(" -> ")[0].split()[-1].lstrip(".") for line in listing.splitlines()}  # a link by its name
     expected = {
         "/usr/bin/chronyctl6",
         "/usr/bin/check_timesync",
         "/usr/lib/nagios/plugins/check_timesync",
         "/usr/lib/python3/dist-packages/chronyctl6/cli.py",
         "/usr/share/man/man1/chronyctl6.1.gz",
+        "/usr/share/man/man1/check_timesync.1.gz",
         "/usr/share/man/man5/chronyctl6-settings.5.gz",
         "/usr/share/doc/chronyctl6/README.md.gz",
         "/usr/share/doc/chronyctl6/examples/settings.toml",

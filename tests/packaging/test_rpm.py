@@ -81,6 +81,7 @@ def test_rpm_contents(rpm: Path) -> None:
         "/usr/bin/check_timesync",
         f"{SITE}/chronyctl6/cli.py",
         "/usr/share/man/man1/chronyctl6.1.gz",
+        "/usr/share/man/man1/check_timesync.1.gz",
         "/usr/share/man/man5/chronyctl6-settings.5.gz",
         "/usr/share/bash-completion/completions/chronyctl6",
         "/usr/share/zsh/site-functions/_chronyctl6",
