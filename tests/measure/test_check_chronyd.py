@@ -187,3 +187,35 @@ def test_chronyds_sources_are_exported_as_chrony_exporter_names_them(chronyd: Ch
     assert states["::1"] == ("sync", "client") and states["127.0.0.1"][1] == "client"
     reach = {labels["source_address"]: value for labels, value in found["chronyctl6_sources_reachability_ratio"]}
     assert reach["::1"] > 0.0 and reach["127.0.0.1"] == 0.0  # the live one, the dead one
+
+
+def test_an_unsynchronised_chronyd_is_critical_and_names_the_server_check_asks(tmp_path: Path) -> None:
+    """A chronyd (-x) whose one source is the IPv4 Time Sync endpoint, in this namespace where
+    nothing routes there (the kernel refuses every send: no packet leaves): chronyd is not
+    synchronised, so check is CRITICAL (as status), and without --server it asks the endpoint
+    chronyd's own sources name."""
+    require_isolated_netns()
+    require(commands.which("chronyd") is not None, "chronyd is not installed (apt-get install chrony)")
+    home = tmp_path / "lonely"
+    home.mkdir(mode=0o700)
+    sock = home / "chronyd.sock"
+    (home / "chronyd.conf").write_text(
+        "server 169.254.169.123 iburst\nport 0\ncmdport 0\n"
+        f"bindcmdaddress {sock}\npidfile {home / 'chronyd.pid'}\n")
+    proc = subprocess.Popen([commands.which("chronyd") or "chronyd", "-x", "-u", "root", "-d", "-t", "60",
+                             "-f", str(home / "chronyd.conf")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30  # a bound on a broken chronyd: polled, not raced
+        while "169.254.169.123" not in commands.run(["chronyc", "-n", "-c", "-h", str(sock), "sources"],
+                                                    timeout=5).stdout:
+            assert proc.poll() is None and time.monotonic() < deadline, "chronyd did not start"
+            time.sleep(0.05)
+        code, out = check("--timeout", "0.5", "--chronyd-socket", str(sock))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert out["server_from"] == "chronyd's sources" and out["servers"][0]["address"] == "169.254.169.123"
+    assert out["servers"][0]["sent"] == 0  # refused by the kernel: nothing left this namespace
+    assert out["chronyd"]["synchronised"] is False
+    assert code == 2 and out["verdict"] == "CRITICAL" and "chronyd is not synchronised" in out["summary"]
