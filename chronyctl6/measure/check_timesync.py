@@ -286,7 +286,7 @@ def run(argv: Sequence[str]) -> tuple[int, str, str | None]:
     except Stop as stop:
         return exit_code("check", stop.status), stop.text, stop.error
     finally:
-        signal.alarm(0)
+        signal.alarm(0)  # any thread may cancel it
     details = verdict.details if options.verbose else []
     return exit_code("check", verdict.status), "\n".join([*details, verdict.line]), None
 
@@ -302,7 +302,10 @@ def _arm_alarm(timeout: int) -> None:
         raise SystemExit(exit_code("check", CRITICAL))
 
     if timeout > 0:
-        signal.signal(signal.SIGALRM, expired)
+        try:
+            signal.signal(signal.SIGALRM, expired)
+        except ValueError:  # not the main thread (run() called in process): no backstop there
+            return
         signal.alarm(timeout)
 
 
