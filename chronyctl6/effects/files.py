@@ -114,6 +114,30 @@ def backup(path: Path) -> Path | None:
     return target
 
 
+def remove_tree(path: Path, *, below: Path) -> None:
+    """Delete the directory tree at path, which lies below `below`, never through a link: no part
+    of path below `below` may be a symlink (shutil.rmtree then works on directory descriptors
+    and never follows a link inside the tree). A path that does not pass is refused, not skipped
+    quietly: a link where chronyctl6 keeps its own directories is someone else's doing."""
+    try:
+        rest = Path(os.path.abspath(path)).relative_to(os.path.abspath(below))
+    except ValueError:
+        raise WriteFailed(f"{path} is not below {below}: chronyctl6 will not delete it") from None
+    here = Path(os.path.abspath(below))
+    for part in rest.parts:
+        here = here / part
+        try:
+            mode = os.lstat(here).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(mode):
+            raise WriteFailed(f"{here} is a symbolic link: chronyctl6 deletes nothing through it",
+                              hint="remove the link by hand; chronyctl6 keeps its own files in real directories")
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        raise WriteFailed(f"{path} is not a directory: chronyctl6 will not delete it")
+    shutil.rmtree(path)
+
+
 def remove_stale_temps(directory: Path) -> list[Path]:
     """Temp files a killed run left behind. Call it only while holding the lock."""
     removed = []
