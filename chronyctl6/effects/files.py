@@ -13,12 +13,14 @@ import fcntl
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from chronyctl6.errors import Busy, ChronyCtlError, ExitStatus
+from chronyctl6.text import shown
 
 TEMP_MARK = ".chronyctl6-"
 BACKUP_SUFFIX = ".chronyctl6.bak"
@@ -153,15 +155,53 @@ def remove_stale_temps(directory: Path) -> list[Path]:
     return removed
 
 
+LOCK_FILE = "lock"
+_LOCK_NOTE = 256  # "PID COMMAND" of the holder, for the message a waiter prints
+
+
+def private_directory(path: Path) -> Path:
+    """path as a directory only its owner (the user running chronyctl6, root on a host) can
+    enter: created 0700, or checked to be a real directory of ours and tightened to 0700. Another
+    owner or a link is refused: a lock or state another user can open is not ours."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise WriteFailed(f"{path} is not a directory (a link?): chronyctl6 keeps its state and lock only "
+                          "in a directory of its own", hint=f"remove {path}")
+    if st.st_uid != os.geteuid():
+        raise WriteFailed(f"{path} belongs to uid {st.st_uid}, not to uid {os.geteuid()} that runs chronyctl6",
+                          hint=f"remove {path}, or run chronyctl6 as its owner")
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
 @contextlib.contextmanager
-def locked(directory: Path, *, timeout: float) -> Iterator[None]:
-    """An exclusive flock on the directory itself: nothing extra is left in /etc or in an
-    image, and the kernel drops the lock when a killed process goes."""
+def locked(directory: Path, *, timeout: float, create: bool = True) -> Iterator[None]:
+    """An exclusive flock on `directory`/lock, the directory made private first (0700, ours):
+    no other local user can open the file, so none can hold the lock and stop apply or restore.
+    The kernel drops the lock when a killed process goes. The holder writes its pid and command
+    into the file; a waiter that gives up after `timeout` seconds names it (or says "unknown").
+    create False (a read-only `apply --check`): where there is no lock file yet, nothing is
+    created and nothing is locked (no run has written here; a check only reads)."""
+    if not create and not os.path.lexists(directory / LOCK_FILE):
+        yield
+        return
     try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        private_directory(directory)
+        fd = os.open(directory / LOCK_FILE,
+                     os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
     except OSError as exc:
-        raise WriteFailed(f"cannot open {directory}: {exc.strerror}") from exc
+        raise WriteFailed(f"cannot take the lock in {directory}: {exc.strerror}") from exc
     try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+            raise WriteFailed(f"{directory / LOCK_FILE} is not a lock file of ours: refused",
+                              hint=f"remove {directory / LOCK_FILE}")
+        if st.st_mode & 0o077:
+            os.fchmod(fd, 0o600)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -169,14 +209,31 @@ def locked(directory: Path, *, timeout: float) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise Busy(
-                        f"another chronyctl6 apply is changing {directory}",
-                        hint="wait for it to finish, or raise --lock-timeout",
-                    ) from None
+                    raise Busy(f"{directory / LOCK_FILE} is held by {_holder(fd)}: it is changing chrony's "
+                               f"files now", hint="wait for it to finish, or raise --lock-timeout") from None
                 time.sleep(0.05)
-        yield
+        note = f"{os.getpid()} chronyctl6 {' '.join(sys.argv[1:])}".encode(errors="replace")[:_LOCK_NOTE]
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, note + b"\n", 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # released: no stale holder to name
     finally:
         os.close(fd)
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, from what it wrote: "pid N (command)", or "an unknown process"
+    (it has not written yet, or what is there names no live process)."""
+    try:
+        note = os.pread(fd, _LOCK_NOTE + 1, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        note = ""
+    pid, _, command = note.partition(" ")
+    if not pid.isdigit() or not Path(f"/proc/{int(pid)}").exists():
+        return "an unknown process"
+    return f"pid {int(pid)} ({shown(command, 120) or 'command unknown'})"
 
 
 # ---------------------------------------------------------------- reading what chronyd reads

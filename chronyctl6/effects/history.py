@@ -32,7 +32,6 @@ from typing import Any
 from chronyctl6.effects import files
 
 STATE_DIR = "/var/lib/chronyctl6"
-LOCK_NAME = "lock"  # the apply/restore lock, in the state directory (0700)
 KEEP = 10
 _NUMBERED = re.compile(r"([0-9]{1,18})-")
 MAX_MANIFEST = 1 << 20
@@ -48,6 +47,14 @@ class Saved:
     uid: int = -1
     gid: int = -1
     link: str | None = None  # it was a symlink to this (data None)
+
+
+def lock_directory(root: Path) -> Path:
+    """Where apply and restore take their lock (files.locked): the state directory, 0700 and
+    root's on a host (the unit's StateDirectory), resolved inside an image under --root. Not the
+    configuration directory, which every local user can open (and flock), and not /run/chronyctl6,
+    which chronyd must be able to read (the boot step's sourcedir)."""
+    return Store(root).base
 
 
 def capture(path: Path, shown: str) -> Saved:
