@@ -1,9 +1,24 @@
-"""Which time daemons run here, read with psutil: chronyd itself and anything that fights it."""
+"""Which time daemons run here: chronyd itself and anything that fights it.
+
+A process is taken for chronyd by what it is, not by what it is called (any user can name a
+process `chronyd`): its executable (/proc/PID/exe) must be this host's chronyd binary, its owner
+root or chrony's own user (chronyd starts as root and drops to it), and it must run in this PID
+namespace (a container's chronyd, seen from the host, is not this host's). Where the executable
+cannot be read (a non-root `doctor` looking at root's processes: the kernel refuses), the owner
+and the namespace decide; an unprivileged user cannot fake either.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pwd
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+
+from chronyctl6.effects import commands
 
 # Process names of other daemons that set the clock. OpenNTPD's and ntpsec's binaries are
 # also called ntpd; psutil gives systemd-timesyncd's full name (the kernel's comm cuts it at 15).
@@ -37,13 +52,10 @@ class Proc:
     @property
     def config_path(self) -> str | None:
         """chronyd's `-f FILE` (or `-fFILE`), if it was given one."""
-        args = self.cmdline[1:]
-        for i, arg in enumerate(args):
-            if arg == "-f" and i + 1 < len(args):
-                return args[i + 1]
-            if arg.startswith("-f") and len(arg) > 2:
-                return arg[2:]
-        return None
+        try:
+            return config_file(self.cmdline[1:])
+        except BadArguments:  # it runs, so chronyd took it some way: not ours to guess
+            return None
 
     def as_dict(self) -> dict[str, object]:
         return {"pid": self.pid, "name": self.name, "user": self.user, "started": self.started,
@@ -56,15 +68,122 @@ class Scan:
     others: tuple[Proc, ...]  # conflicting time daemons
 
 
+# chronyd's options (chronyd(8), main.c's getopt string): those that take an argument.
+_WITH_ARGUMENT = set("fFlLPtu")
+CHRONY_USERS = ("_chrony", "chrony")  # Debian/Ubuntu, RHEL/Amazon Linux/SUSE
+CHRONYD_PATHS = ("/usr/sbin/chronyd", "/sbin/chronyd", "/usr/local/sbin/chronyd", "/usr/bin/chronyd")
+SYSTEM_UID_MAX = 999  # login.defs' SYS_UID_MAX: a time daemon is started by root or runs as a system user
+
+
+class BadArguments(ValueError):
+    pass
+
+
+def config_file(args: Iterable[str]) -> str | None:
+    """The configuration file chronyd reads with these arguments (glibc getopt's rules, as chronyd:
+    clustered flags `-df FILE`, `-fFILE`, the last `-f` wins, directives between options are
+    skipped (getopt permutes), `--` ends the options), None for its default. BadArguments when
+    `-f` has no file."""
+    found: str | None = None
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":
+            break
+        if not arg.startswith("-") or arg == "-":
+            continue  # a directive on the command line
+        for i, flag in enumerate(arg[1:], start=1):
+            if flag in _WITH_ARGUMENT:
+                value = arg[i + 1:] or (rest.pop(0) if rest else None)
+                if value is None:
+                    raise BadArguments(f"chronyd's -{flag} needs an argument")
+                if flag == "f":
+                    found = value
+                break
+    return found
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What /proc says of one process: enough to tell chronyd from something named like it."""
+
+    exe: str | None  # where /proc/PID/exe leads; None when the kernel does not tell us
+    uid: int  # real uid
+    ns_depth: int  # entries of NSpid: how deep its PID namespace lies below the root one
+
+
+def identity(pid: int, proc: Path = Path("/proc")) -> Identity | None:
+    try:
+        status = (proc / str(pid) / "status").read_text(errors="replace")
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    try:
+        uid = int(fields.get("Uid", "").split()[0])
+    except (IndexError, ValueError):
+        return None
+    depth = len(fields.get("NSpid", "").split()) or 1  # no NSpid line: a kernel without PID namespaces
+    try:
+        exe: str | None = os.readlink(proc / str(pid) / "exe").removesuffix(" (deleted)")  # upgraded underneath
+    except OSError:
+        exe = None
+    return Identity(exe, uid, depth)
+
+
+def is_chronyd(who: Identity, *, binaries: set[str], owners: set[int], ns_depth: int) -> bool:
+    """Pure: the rules of the module's docstring."""
+    if who.ns_depth != ns_depth or who.uid not in owners:
+        return False
+    return who.exe is None or os.path.realpath(who.exe) in binaries
+
+
+def chronyd_binaries() -> set[str]:
+    found = commands.which("chronyd")
+    return {os.path.realpath(p) for p in (*CHRONYD_PATHS, *((found,) if found else ())) if os.path.exists(p)}
+
+
+def chronyd_owners() -> set[int]:
+    owners = {0}
+    for user in CHRONY_USERS:
+        with contextlib.suppress(KeyError):
+            owners.add(pwd.getpwnam(user).pw_uid)
+    return owners
+
+
+def own_ns_depth() -> int:
+    me = identity(os.getpid())
+    return me.ns_depth if me is not None else 1
+
+
+def is_chronyd_pid(pid: int) -> bool:
+    """pid is this host's chronyd (the module's rules)."""
+    who = identity(pid)
+    return who is not None and is_chronyd(who, binaries=chronyd_binaries(), owners=chronyd_owners(),
+                                          ns_depth=own_ns_depth())
+
+
+def _is_other_daemon(who: Identity | None, name: str, ns_depth: int) -> bool:
+    if who is None or who.ns_depth != ns_depth or who.uid > SYSTEM_UID_MAX:
+        return False
+    return who.exe is None or os.path.basename(who.exe) in CONFLICTING or os.path.basename(who.exe) == name
+
+
 def scan() -> Scan:
     import psutil  # here: `check` must not pay for it at start-up
 
     chronyd: list[Proc] = []
     others: list[Proc] = []
+    binaries, owners, depth = chronyd_binaries(), chronyd_owners(), own_ns_depth()
     for p in psutil.process_iter(["pid", "name", "username", "create_time", "cmdline"]):
         info = p.info
         name = info.get("name") or ""
         if name != "chronyd" and name not in CONFLICTING:
+            continue
+        who = identity(int(info["pid"]))
+        if name == "chronyd":
+            if who is None or not is_chronyd(who, binaries=binaries, owners=owners, ns_depth=depth):
+                continue
+        elif not _is_other_daemon(who, name, depth):
             continue
         proc = Proc(int(info["pid"]), name, info.get("username"), float(info.get("create_time") or 0.0),
                     tuple(info.get("cmdline") or ()))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from chronyctl6.effects import chrony_tools, commands
+from chronyctl6.effects import chrony_tools, commands, daemons
 from chronyctl6.errors import BadInput, CommandFailed
 
 DEFAULT_PIDFILE = "/run/chrony/chronyd.pid"
@@ -137,10 +137,9 @@ def _alive(pid: int) -> bool:
 
 
 def _is_chronyd(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() == "chronyd"
-    except OSError:
-        return False
+    # By executable, owner and PID namespace (daemons' rules), not by name: a pid file that names
+    # some other process must not make a restart signal it.
+    return daemons.is_chronyd_pid(pid)
 
 
 def systemd_running() -> bool:
