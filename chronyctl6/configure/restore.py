@@ -56,6 +56,7 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
     basics = planning.read_basics(request)
     chosen, _ = planning.choose_settings(request, basics)
     platform = planning.platform_of(chosen, basics)
+    service.check_unit_arguments(request.root, platform.config_path)  # chronyd must read what is put back
     if not request.live:
         wait = 0.0
     elif wait is None:

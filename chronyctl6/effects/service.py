@@ -4,6 +4,12 @@
 without systemd, and the simulated instance the tests run): it stops the chronyd named by the
 pid file and starts `chronyd -f CONFIG` again, with extra arguments from CHRONYCTL6_CHRONYD_ARGS
 (the sandbox passes `-x` so that no test ever touches the host clock).
+
+The configuration chronyctl6 validates, writes and reports must be the one chronyd reads. chronyd's
+arguments, from that variable and from the distributions' unit environment files, are parsed as
+chronyd parses them (daemons.config_file); a `-f` naming another file is refused with an error
+that says where it is, rather than followed: chronyctl6 renders the distribution's configuration
+file, and a file elsewhere is someone else's layout, which a takeover must not guess at.
 """
 
 from __future__ import annotations
@@ -16,11 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from chronyctl6.effects import chrony_tools, commands, daemons
+from chronyctl6.effects import chrony_tools, commands, daemons, files
 from chronyctl6.errors import BadInput, CommandFailed
+from chronyctl6.text import shown
 
 DEFAULT_PIDFILE = "/run/chrony/chronyd.pid"
 CHRONYD_ARGS_ENV = "CHRONYCTL6_CHRONYD_ARGS"
+# The units' EnvironmentFile and the variable their ExecStart expands, unquoted (split at blanks):
+# Debian/Ubuntu chrony.service `ExecStart=/usr/sbin/chronyd $DAEMON_OPTS`, RHEL/Amazon Linux/SUSE
+# chronyd.service `ExecStart=/usr/sbin/chronyd $OPTIONS`.
+UNIT_ARGUMENTS = (("/etc/default/chrony", "DAEMON_OPTS"), ("/etc/sysconfig/chronyd", "OPTIONS"))
 
 
 class ServiceManager(Protocol):
@@ -160,7 +171,61 @@ def choose(name: str, *, unit: str, config_path: str, pidfile: str | None,
     if name == "systemd":
         return Systemd(unit=unit)
     if name == "direct":
-        extra = shlex.split(os.environ.get(CHRONYD_ARGS_ENV, ""))
+        extra = chronyd_args_from_env(config_path)
         return Direct(config_path=config_path, pidfile=pidfile or DEFAULT_PIDFILE, extra_args=extra,
                       previous_pidfiles=[previous_pidfile or DEFAULT_PIDFILE])
     raise BadInput(f"unknown service manager {name!r}", hint="use auto, systemd or direct")
+
+
+def chronyd_args_from_env(config_path: str) -> list[str]:
+    """CHRONYCTL6_CHRONYD_ARGS, parsed; refused when it makes chronyd read another file."""
+    where = f"${CHRONYD_ARGS_ENV}"
+    try:
+        args = shlex.split(os.environ.get(CHRONYD_ARGS_ENV, ""))
+    except ValueError as exc:
+        raise BadInput(f"{where}: {exc}", hint="quote it as a shell would") from None
+    same_file(args, config_path, where)
+    return args
+
+
+def same_file(args: list[str], config_path: str, where: str) -> None:
+    """Refuse arguments with which chronyd reads a file other than config_path."""
+    try:
+        other = daemons.config_file(args)
+    except daemons.BadArguments as exc:
+        raise BadInput(f"{where}: {exc}") from None
+    if other is not None and os.path.normpath(other) != os.path.normpath(config_path):
+        raise BadInput(
+            f"{where} makes chronyd read {shown(other)}, not {config_path}: chronyctl6 would validate, "
+            f"write and report a file chronyd does not read",
+            hint=f"remove -f from {where} (chronyctl6 manages {config_path}), then run it again",
+        )
+
+
+def unit_arguments(root: Path) -> list[tuple[str, list[str]]]:
+    """(where, arguments) the distributions' chronyd units pass, from their environment files
+    (bounded reads, resolved inside root). The last assignment of the variable counts, as in
+    systemd's EnvironmentFile."""
+    found = []
+    for shown_path, variable in UNIT_ARGUMENTS:
+        data = files.read_bounded(files.resolve_in_root(root, shown_path), shown_path)
+        if data is None:
+            continue
+        value = None
+        for number, line in enumerate(data.decode("utf-8", "surrogateescape").splitlines(), 1):
+            try:
+                words = shlex.split(line, comments=True)
+            except ValueError as exc:
+                raise BadInput(f"{shown_path}:{number}: {exc}", hint="chronyd's unit cannot read it either") from None
+            for word in words:
+                if word.startswith(f"{variable}="):
+                    value = word.split("=", 1)[1]
+        if value is not None:
+            found.append((f"{variable} in {shown_path}", value.split()))
+    return found
+
+
+def check_unit_arguments(root: Path, config_path: str) -> None:
+    """Refuse a unit environment file whose chronyd arguments name another configuration file."""
+    for where, args in unit_arguments(root):
+        same_file(args, config_path, where)
