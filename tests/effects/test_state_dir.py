@@ -101,7 +101,7 @@ def test_restore_picks_the_newest_change_after_the_clock_went_back(tmp_path: Pat
     root, _ = _image(tmp_path)
     store = history.Store(root)
     clock = [time.gmtime(2_000_000_000)]  # 2033
-    monkeypatch.setattr(history.time, "gmtime", lambda *_: clock[0])
+    monkeypatch.setattr(time, "gmtime", lambda *_: clock[0])
     _record(store, "first\n")
     clock[0] = time.gmtime(1_000_000_000)  # corrected back to 2001
     _record(store, "second\n")
