@@ -184,6 +184,8 @@ IMAGE_CHRONYD = "/usr/sbin/chronyd"
 # let a hostile or broken image run code as root on the build host.
 SANDBOX = ("bwrap", "--unshare-all", "--unshare-user", "--uid", "0", "--gid", "0", "--cap-drop", "ALL",
            "--die-with-parent", "--new-session", "--clearenv", "--setenv", "PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+VERSION_TIMEOUT = 10.0  # `chronyd --version`: a chronyd that hangs is not one to validate with
+PARSE_TIMEOUT = 15.0  # `chronyd -p`
 _REJECTED_AT = re.compile(r"at line (\d+) in file (.+?)\s*$", re.MULTILINE)
 
 
@@ -274,7 +276,7 @@ def _image_validator(root: str) -> Validator | None:
         return None
     argv = (*SANDBOX, "--ro-bind", str(Path(root).resolve()), "/", "--chdir", "/", "--", IMAGE_CHRONYD)
     try:
-        done = commands.run([*argv, "--version"], timeout=10)
+        done = commands.run([*argv, "--version"], timeout=VERSION_TIMEOUT)
     except CommandFailed:
         return None
     match = _VERSION.search(done.stdout)
@@ -304,18 +306,19 @@ def validate_config(path: str, root: str = "/", using: Validator | None = None,
         return _validate_in_tree(Path(path), root, chosen, tree)
     if chosen.from_image:
         inside = _inside(Path(path), root)
-        done = commands.run([*chosen.argv, "-p", "-u", "root", "-f", inside], timeout=15)
+        done = commands.run([*chosen.argv, "-p", "-u", "root", "-f", inside], timeout=PARSE_TIMEOUT)
         return Validation(done, chosen, inside)
     if root == "/":
-        return Validation(commands.run([*chosen.argv, "-p", "-u", "root", "-f", path], timeout=15), chosen, path)
+        done = commands.run([*chosen.argv, "-p", "-u", "root", "-f", path], timeout=PARSE_TIMEOUT)
+        return Validation(done, chosen, path)
     candidate = Path(path)
     fd, name = tempfile.mkstemp(dir=candidate.parent, prefix=f".{candidate.name}.chronyctl6-",
                                 suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:  # bytes: a path that is not UTF-8 must reach chronyd as it is
             f.write(_rebased(candidate.read_bytes(), root))
-        return Validation(commands.run([*chosen.argv, "-p", "-u", "root", "-f", name], timeout=15), chosen, name,
-                          seen_root=root)
+        done = commands.run([*chosen.argv, "-p", "-u", "root", "-f", name], timeout=PARSE_TIMEOUT)
+        return Validation(done, chosen, name, seen_root=root)
     finally:
         Path(name).unlink(missing_ok=True)
 
@@ -338,7 +341,7 @@ def _validate_in_tree(candidate: Path, root: str, chosen: Validator, tree: Mappi
         main = base / ".candidate"
         main.write_bytes(_rebased(candidate.read_bytes(), seen))
         shown_main = f"{seen}/.candidate"
-        done = commands.run([*chosen.argv, "-p", "-u", "root", "-f", shown_main], timeout=15)
+        done = commands.run([*chosen.argv, "-p", "-u", "root", "-f", shown_main], timeout=PARSE_TIMEOUT)
         return Validation(done, chosen, shown_main, seen_root=seen)
     finally:
         shutil.rmtree(base, ignore_errors=True)

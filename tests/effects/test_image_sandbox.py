@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from chronyctl6.effects import chrony_tools
@@ -61,3 +63,23 @@ def test_a_hostile_image_chronyd_cannot_write_outside_or_see_host_processes(tmp_
     assert not victim.exists()
     assert not (root / str(victim).lstrip("/")).exists()
     assert _tree(root) == before  # the image itself is read-only to it
+
+
+@pytest.mark.root
+def test_a_hanging_image_chronyd_is_cut_off_with_everything_it_started(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The time limit: a "chronyd" that never answers (and leaves a child behind) is killed with
+    its whole PID namespace; the image's chronyd is then not used."""
+    if os.geteuid() != 0:
+        pytest.fail("needs root (marked root)")
+    require(which("bwrap") is not None, "bubblewrap is not installed (scripts/setup installs it)")
+    root = _hostile_image(tmp_path, tmp_path / "unused")
+    (root / "usr/sbin/chronyd").write_text("#!/bin/sh\nbusybox sleep 1000 &\nexec busybox sleep 1000\n")
+    monkeypatch.setattr(chrony_tools, "VERSION_TIMEOUT", 0.5)
+    chosen = chrony_tools.validator(str(root))
+    assert chosen is None or not chosen.from_image
+    busybox = str(root / "bin/busybox")
+    deadline = time.monotonic() + 5  # PID namespace teardown after the kill: bounded, not raced
+    while left := [p for p in psutil.process_iter(["exe"]) if p.info["exe"] == busybox]:
+        assert time.monotonic() < deadline, f"still running: {left}"
+        time.sleep(0.05)
