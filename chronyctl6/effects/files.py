@@ -222,43 +222,73 @@ def locked(directory: Path, *, timeout: float, create: bool = True) -> Iterator[
     no other local user can open the file, so none can hold the lock and stop apply or restore.
     The kernel drops the lock when a killed process goes. The holder writes its pid and command
     into the file; a waiter that gives up after `timeout` seconds names it (or says "unknown").
+    The holder removes the file (and the directory, if it made it and it stayed empty) before it
+    lets go, so a run that changed nothing leaves nothing; a waiter that then wins checks that
+    the file it locked is still the one at the path, else it starts over.
     create False (a read-only `apply --check`): where there is no lock file yet, nothing is
     created and nothing is locked (no run has written here; a check only reads)."""
-    if not create and not os.path.lexists(directory / LOCK_FILE):
+    path = directory / LOCK_FILE
+    if not create and not os.path.lexists(path):
         yield
         return
+    deadline = time.monotonic() + timeout
+    while True:
+        made = not os.path.lexists(directory)
+        fd = _open_lock(directory, path)
+        try:
+            _flock(fd, path, deadline)
+            if _same_file(fd, path):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # removed by the holder we waited for: lock the file at the path now
+    try:
+        note = f"{os.getpid()} chronyctl6 {' '.join(sys.argv[1:])}".encode(errors="replace")[:_LOCK_NOTE]
+        os.pwrite(fd, note + b"\n", 0)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # still holding it: nobody can be between their lock and their check
+            if made:
+                os.rmdir(directory)  # only if empty: never recursive
+        os.close(fd)
+
+
+def _open_lock(directory: Path, path: Path) -> int:
     try:
         private_directory(directory)
-        fd = os.open(directory / LOCK_FILE,
-                     os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise WriteFailed(f"cannot take the lock in {directory}: {exc.strerror}") from exc
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
-            raise WriteFailed(f"{directory / LOCK_FILE} is not a lock file of ours: refused",
-                              hint=f"remove {directory / LOCK_FILE}")
-        if st.st_mode & 0o077:
-            os.fchmod(fd, 0o600)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise Busy(f"{directory / LOCK_FILE} is held by {_holder(fd)}: it is changing chrony's "
-                               f"files now", hint="wait for it to finish, or raise --lock-timeout") from None
-                time.sleep(0.05)
-        note = f"{os.getpid()} chronyctl6 {' '.join(sys.argv[1:])}".encode(errors="replace")[:_LOCK_NOTE]
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, note + b"\n", 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)  # released: no stale holder to name
-    finally:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
         os.close(fd)
+        raise WriteFailed(f"{path} is not a lock file of ours: refused", hint=f"remove {path}")
+    if st.st_mode & 0o077:
+        os.fchmod(fd, 0o600)
+    return fd
+
+
+def _flock(fd: int, path: Path, deadline: float) -> None:
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise Busy(f"{path} is held by {_holder(fd)}: it is changing chrony's files now",
+                           hint="wait for it to finish, or raise --lock-timeout") from None
+            time.sleep(0.05)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
 
 
 def _holder(fd: int) -> str:

@@ -14,6 +14,7 @@ file, and a file elsewhere is someone else's layout, which a takeover must not g
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -225,7 +226,86 @@ def unit_arguments(root: Path) -> list[tuple[str, list[str]]]:
     return found
 
 
+# systemd's unit search path for system units, highest priority first (systemd.unit(5)); /lib for
+# distributions whose /usr is not merged. chrony's unit is chrony.service on Debian/Ubuntu (alias
+# chronyd.service), chronyd.service elsewhere.
+UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/local/lib/systemd/system",
+             "/usr/lib/systemd/system", "/lib/systemd/system")
+UNIT_NAMES = ("chrony.service", "chronyd.service")
+
+
 def check_unit_arguments(root: Path, config_path: str) -> None:
-    """Refuse a unit environment file whose chronyd arguments name another configuration file."""
-    for where, args in unit_arguments(root):
-        same_file(args, config_path, where)
+    """Refuse chronyd arguments, in a unit environment file or in the unit's ExecStart (drop-ins
+    included), that name another configuration file."""
+    variables: dict[str, list[str]] = {}
+    for where, assigned in unit_arguments(root):
+        same_file(assigned, config_path, where)
+        variables[where.split()[0]] = assigned
+    for unit in UNIT_NAMES:
+        found = exec_start(root, unit)
+        if found is None:
+            continue
+        where, words = found
+        args: list[str] = []
+        for word in words[1:]:  # $VAR: its words; ${VAR}: one word (systemd.service(5), "Command lines")
+            if word.startswith("${") and word.endswith("}"):
+                args.append(" ".join(variables.get(word[2:-1], [])))
+            elif word.startswith("$"):
+                args.extend(variables.get(word[1:], []))
+            else:
+                args.append(word)
+        if os.path.basename(words[0]) == "chronyd":
+            same_file(args, config_path, f"ExecStart in {where}")
+
+
+def exec_start(root: Path, unit: str) -> tuple[str, list[str]] | None:
+    """The unit's effective ExecStart (the unit file first found on the search path, then its
+    drop-ins in name order; an empty ExecStart= resets), split into words; None without one."""
+    main = next((d for d in UNIT_DIRS if _unit_file(root, f"{d}/{unit}") is not None), None)
+    if main is None:
+        return None
+    dropins: dict[str, str] = {}
+    for directory in UNIT_DIRS:
+        real = files.resolve_in_root(root, f"{directory}/{unit}.d")
+        with contextlib.suppress(OSError):
+            for name in os.listdir(real):
+                if name.endswith(".conf"):
+                    dropins.setdefault(name, f"{directory}/{unit}.d/{name}")  # a higher directory wins
+    value: tuple[str, str] | None = None
+    for shown_path in [f"{main}/{unit}", *(dropins[n] for n in sorted(dropins))]:
+        for section, key, text in _unit_lines(_unit_file(root, shown_path) or b""):
+            if section == "Service" and key == "ExecStart":
+                value = (shown_path, text) if text else None
+    if value is None:
+        return None
+    where, text = value
+    try:
+        words = shlex.split(text.lstrip("@-:+!"))
+    except ValueError as exc:
+        raise BadInput(f"ExecStart in {where}: {exc}") from None
+    return (where, words) if words else None
+
+
+def _unit_file(root: Path, shown_path: str) -> bytes | None:
+    return files.read_bounded(files.resolve_in_root(root, shown_path), shown_path)
+
+
+def _unit_lines(data: bytes) -> list[tuple[str, str, str]]:
+    """(section, key, value) of a unit file; continuation lines joined."""
+    out = []
+    section = ""
+    pending = ""
+    for raw in data.decode("utf-8", "surrogateescape").splitlines():
+        line = pending + raw.strip()
+        if line.endswith("\\"):
+            pending = line[:-1] + " "
+            continue
+        pending = ""
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif "=" in line:
+            key, value = line.split("=", 1)
+            out.append((section, key.strip(), value.strip()))
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,37 @@ def test_unit_arguments_naming_another_file_are_refused(tmp_path: Path, path: st
         return
     with pytest.raises(BadInput, match=f"{refused} makes chronyd read"):
         service.check_unit_arguments(tmp_path, "/etc/chrony/chrony.conf")
+
+
+def _unit(root: Path, path: str, text: str) -> None:
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    (root / path).write_text(text)
+
+
+DEBIAN_UNIT = "[Unit]\nDescription=chrony\n[Service]\nEnvironmentFile=-/etc/default/chrony\n" \
+              "ExecStart=!/usr/sbin/chronyd $DAEMON_OPTS\n"
+
+
+def test_a_drop_in_execstart_naming_another_file_is_refused(tmp_path: Path) -> None:
+    _unit(tmp_path, "lib/systemd/system/chrony.service", DEBIAN_UNIT)
+    _unit(tmp_path, "etc/default/chrony", 'DAEMON_OPTS="-F 1"\n')
+    service.check_unit_arguments(tmp_path, "/etc/chrony/chrony.conf")  # as shipped
+    assert service.exec_start(tmp_path, "chrony.service") == (
+        "/lib/systemd/system/chrony.service", ["/usr/sbin/chronyd", "$DAEMON_OPTS"])
+    _unit(tmp_path, "etc/systemd/system/chrony.service.d/override.conf",
+          "[Service]\nExecStart=\nExecStart=/usr/sbin/chronyd -F 1 \\\n  -f /etc/chrony/site.conf\n")
+    with pytest.raises(BadInput, match=re.escape("ExecStart in /etc/systemd/system/chrony.service.d/override.conf "
+                                                 "makes chronyd read /etc/chrony/site.conf")):
+        service.check_unit_arguments(tmp_path, "/etc/chrony/chrony.conf")
+    # A later drop-in (by name) puts the distribution's command line back.
+    _unit(tmp_path, "usr/lib/systemd/system/chrony.service.d/zz-back.conf",
+          "[Service]\nExecStart=\nExecStart=/usr/sbin/chronyd $DAEMON_OPTS\n")
+    service.check_unit_arguments(tmp_path, "/etc/chrony/chrony.conf")
+
+
+def test_an_execstart_variable_is_expanded_from_the_environment_file(tmp_path: Path) -> None:
+    _unit(tmp_path, "usr/lib/systemd/system/chronyd.service",
+          "[Service]\nEnvironmentFile=-/etc/sysconfig/chronyd\nExecStart=/usr/sbin/chronyd ${OPTIONS}\n")
+    _unit(tmp_path, "etc/sysconfig/chronyd", 'OPTIONS="-f/etc/chrony-other.conf"\n')
+    with pytest.raises(BadInput, match=re.escape("makes chronyd read /etc/chrony-other.conf")):
+        service.check_unit_arguments(tmp_path, "/etc/chrony.conf")
