@@ -1,7 +1,9 @@
 """Which time daemons run here: chronyd itself and anything that fights it.
 
 A process is taken for chronyd by what it is, not by what it is called (any user can name a
-process `chronyd`): its executable (/proc/PID/exe) must be this host's chronyd binary, its owner
+process `chronyd`): its executable (/proc/PID/exe) must be a chronyd binary (this host's, or the
+one at chronyd's path in the process's own root, for a chronyd chrooted into a distribution's
+root), compared as the same file (device and inode), not by name; its owner must be
 root or chrony's own user (chronyd starts as root and drops to it), and it must run in this PID
 namespace (a container's chronyd, seen from the host, is not this host's). Where the executable
 cannot be read (a non-root `doctor` looking at root's processes: the kernel refuses), the owner
@@ -107,14 +109,23 @@ def config_file(args: Iterable[str]) -> str | None:
 class Identity:
     """What /proc says of one process: enough to tell chronyd from something named like it."""
 
-    exe: str | None  # where /proc/PID/exe leads; None when the kernel does not tell us
+    chronyd_exe: bool | None  # its executable is a chronyd binary; None when the kernel does not say
     uid: int  # real uid
     ns_depth: int  # entries of NSpid: how deep its PID namespace lies below the root one
+    exe: str | None = None  # where /proc/PID/exe leads, as shown to us
 
 
-def identity(pid: int, proc: Path = Path("/proc")) -> Identity | None:
+FileId = tuple[int, int]  # (st_dev, st_ino)
+
+
+def identity(pid: int, proc: Path = Path("/proc"), host: set[FileId] | None = None) -> Identity | None:
+    """The executable counts as chronyd when it is the very file (device and inode) this host's
+    chronyd binary is, or the one at chronyd's path under the process's own root (/proc/PID/root:
+    a chronyd chrooted into a distribution's root is that root's chronyd). A copy elsewhere, a
+    script or an interpreter is not."""
+    here = proc / str(pid)
     try:
-        status = (proc / str(pid) / "status").read_text(errors="replace")
+        status = (here / "status").read_text(errors="replace")
     except OSError:
         return None
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
@@ -124,22 +135,33 @@ def identity(pid: int, proc: Path = Path("/proc")) -> Identity | None:
         return None
     depth = len(fields.get("NSpid", "").split()) or 1  # no NSpid line: a kernel without PID namespaces
     try:
-        exe: str | None = os.readlink(proc / str(pid) / "exe").removesuffix(" (deleted)")  # upgraded underneath
+        exe: str | None = os.readlink(here / "exe").removesuffix(" (deleted)")
+        running = _file_id(here / "exe")
+    except OSError:  # not ours to look at (a non-root caller), or gone
+        return Identity(None, uid, depth)
+    own = {i for p in CHRONYD_PATHS if (i := _file_id(Path(f"{here}/root{p}"))) is not None}
+    binaries = (chronyd_binaries() if host is None else host) | own
+    return Identity(running is not None and running in binaries, uid, depth, exe)
+
+
+def _file_id(path: Path) -> FileId | None:
+    try:
+        st = os.stat(path)
     except OSError:
-        exe = None
-    return Identity(exe, uid, depth)
+        return None
+    return (st.st_dev, st.st_ino)
 
 
-def is_chronyd(who: Identity, *, binaries: set[str], owners: set[int], ns_depth: int) -> bool:
+def is_chronyd(who: Identity, *, owners: set[int], ns_depth: int) -> bool:
     """Pure: the rules of the module's docstring."""
     if who.ns_depth != ns_depth or who.uid not in owners:
         return False
-    return who.exe is None or os.path.realpath(who.exe) in binaries
+    return who.chronyd_exe is not False
 
 
-def chronyd_binaries() -> set[str]:
+def chronyd_binaries() -> set[FileId]:
     found = commands.which("chronyd")
-    return {os.path.realpath(p) for p in (*CHRONYD_PATHS, *((found,) if found else ())) if os.path.exists(p)}
+    return {i for p in (*CHRONYD_PATHS, *((found,) if found else ())) if (i := _file_id(Path(p))) is not None}
 
 
 def chronyd_owners() -> set[int]:
@@ -151,15 +173,14 @@ def chronyd_owners() -> set[int]:
 
 
 def own_ns_depth() -> int:
-    me = identity(os.getpid())
+    me = identity(os.getpid(), host=set())
     return me.ns_depth if me is not None else 1
 
 
 def is_chronyd_pid(pid: int) -> bool:
     """pid is this host's chronyd (the module's rules)."""
     who = identity(pid)
-    return who is not None and is_chronyd(who, binaries=chronyd_binaries(), owners=chronyd_owners(),
-                                          ns_depth=own_ns_depth())
+    return who is not None and is_chronyd(who, owners=chronyd_owners(), ns_depth=own_ns_depth())
 
 
 def _is_other_daemon(who: Identity | None, name: str, ns_depth: int) -> bool:
@@ -179,9 +200,9 @@ def scan() -> Scan:
         name = info.get("name") or ""
         if name != "chronyd" and name not in CONFLICTING:
             continue
-        who = identity(int(info["pid"]))
+        who = identity(int(info["pid"]), host=binaries)
         if name == "chronyd":
-            if who is None or not is_chronyd(who, binaries=binaries, owners=owners, ns_depth=depth):
+            if who is None or not is_chronyd(who, owners=owners, ns_depth=depth):
                 continue
         elif not _is_other_daemon(who, name, depth):
             continue

@@ -16,8 +16,7 @@ from chronyctl6.effects import daemons
 from chronyctl6.effects.commands import which
 from tests.conftest import require
 
-BINARY = "/usr/sbin/chronyd"
-ROOT_NS = daemons.Identity(BINARY, 0, 1)
+ROOT_NS = daemons.Identity(True, 0, 1)
 
 
 @pytest.mark.parametrize(("args", "expected"), [
@@ -37,15 +36,15 @@ def test_f_without_a_file_is_an_error() -> None:
 
 @pytest.mark.parametrize(("who", "expected"), [
     (ROOT_NS, True),
-    (daemons.Identity(BINARY, 108, 1), True),  # dropped to _chrony
+    (daemons.Identity(True, 108, 1), True),  # dropped to _chrony
     (daemons.Identity(None, 0, 1), True),  # exe hidden from a non-root caller: owner and namespace decide
-    (daemons.Identity(BINARY, 1000, 1), False),  # an unprivileged user's process
+    (daemons.Identity(True, 1000, 1), False),  # an unprivileged user's process
     (daemons.Identity(None, 1000, 1), False),
-    (daemons.Identity("/home/user/chronyd", 0, 1), False),  # named chronyd, is something else
-    (daemons.Identity(BINARY, 0, 2), False),  # a container's chronyd (a PID namespace below ours)
+    (daemons.Identity(False, 0, 1), False),  # named chronyd, is something else
+    (daemons.Identity(True, 0, 2), False),  # a container's chronyd (a PID namespace below ours)
 ])
 def test_identity_rules(who: daemons.Identity, expected: bool) -> None:
-    assert daemons.is_chronyd(who, binaries={BINARY}, owners={0, 108}, ns_depth=1) is expected
+    assert daemons.is_chronyd(who, owners={0, 108}, ns_depth=1) is expected
 
 
 def _pids(scan: daemons.Scan) -> set[int]:
@@ -63,6 +62,8 @@ def test_a_process_merely_named_chronyd_is_not_chronyd(tmp_path: Path) -> None:
             time.sleep(0.01)
         assert not daemons.is_chronyd_pid(proc.pid)
         assert proc.pid not in _pids(daemons.scan())
+        who = daemons.identity(proc.pid)  # our own child: its executable is readable to us
+        assert who is not None and who.chronyd_exe is False
     finally:
         proc.kill()
         proc.wait()
@@ -91,7 +92,7 @@ def test_chronyd_in_another_pid_namespace_is_not_counted_and_ours_is(tmp_path: P
             assert outer.poll() is None and time.monotonic() < deadline
             time.sleep(0.01)
         who = daemons.identity(inner[0].pid)
-        assert who is not None and who.exe is not None and os.path.realpath(who.exe) in daemons.chronyd_binaries()
+        assert who is not None and who.chronyd_exe is True
         assert who.ns_depth == daemons.own_ns_depth() + 1
         assert inner[0].pid not in _pids(daemons.scan())
     finally:
@@ -107,3 +108,35 @@ def test_chronyd_in_another_pid_namespace_is_not_counted_and_ours_is(tmp_path: P
     finally:
         ours.terminate()
         ours.wait()
+
+
+@pytest.mark.root
+def test_a_chronyd_chrooted_into_a_distributions_root_is_chronyd(tmp_path: Path) -> None:
+    """As the sandbox runs a distribution's own chrony: the binary at chronyd's path in the
+    process's own root (/proc/PID/root) is chronyd there, the same file whatever its path seen from
+    here; the same file run from outside that root is a copy somewhere, not chronyd."""
+    busybox = which("busybox")
+    require(busybox is not None, "busybox is not installed (apt-get install busybox-static)")
+    if os.geteuid() != 0:
+        pytest.fail("needs root (marked root)")
+    assert busybox is not None
+    root = tmp_path / "distro"
+    (root / "usr/sbin").mkdir(parents=True)
+    (root / "bin").mkdir()
+    binary = root / "usr/sbin/chronyd"  # stands for that root's chronyd (busybox, static)
+    shutil.copy2(busybox, binary)
+    shutil.copy2(busybox, root / "bin/sh")
+    inside = subprocess.Popen(["chroot", str(root), "/bin/sh", "-c", "exec -a sleep /usr/sbin/chronyd 60"])
+    outside = subprocess.Popen([busybox, "sh", "-c", f"exec -a sleep {binary} 60"])
+    try:
+        deadline = time.monotonic() + 10
+        while {psutil.Process(p.pid).name() for p in (inside, outside)} != {"chronyd"}:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert daemons.is_chronyd_pid(inside.pid)
+        assert inside.pid in _pids(daemons.scan())
+        assert not daemons.is_chronyd_pid(outside.pid)
+    finally:
+        for p in (inside, outside):
+            p.kill()
+            p.wait()
