@@ -245,6 +245,7 @@ def locked(directory: Path, *, timeout: float, create: bool = True) -> Iterator[
         os.close(fd)  # removed by the holder we waited for: lock the file at the path now
     try:
         note = f"{os.getpid()} chronyctl6 {' '.join(sys.argv[1:])}".encode(errors="replace")[:_LOCK_NOTE]
+        os.ftruncate(fd, 0)  # a killed holder's note may still be there
         os.pwrite(fd, note + b"\n", 0)
         yield
     finally:

@@ -133,3 +133,13 @@ def test_a_waiter_whose_file_was_removed_starts_over(tmp_path: Path, monkeypatch
                 fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the file at the path is the one held
         finally:
             os.close(probe)
+
+
+def test_a_killed_holders_note_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    directory = tmp_path / "state"
+    directory.mkdir(mode=0o700)
+    (directory / "lock").write_bytes(b"1 chronyctl6 apply --a-much-longer-command-line-than-ours\n")  # kill -9
+    (directory / "lock").chmod(0o600)
+    monkeypatch.setattr(sys, "argv", ["chronyctl6", "restore"])
+    with files.locked(directory, timeout=0.0):
+        assert (directory / "lock").read_bytes() == f"{os.getpid()} chronyctl6 restore\n".encode()
