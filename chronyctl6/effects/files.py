@@ -41,7 +41,9 @@ class WriteFailed(ChronyCtlError):
 # build host sees it (e.g. /mnt/image/etc/chrony.conf), not as the instance will.
 # A seam: tests name a `user.` attribute where `security.` cannot be set.
 LABEL_XATTR = "security.selinux"
-_NO_LABEL = {errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT}
+# No label to carry: none set, a file system without them, or one we may not read (then the
+# kernel's default for the directory, as for a new file).
+_NO_LABEL = {errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT, errno.EACCES, errno.EPERM}
 
 
 def label_of(path: Path) -> bytes | None:
