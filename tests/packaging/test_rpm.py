@@ -122,6 +122,13 @@ def test_payload_runs_with_python311_and_typer_070(payload_root: Path) -> None:
                    "import chronyctl6, typer; print(chronyctl6.__file__, typer.__version__)")
     module, typer_version = where.stdout.split()
     assert module.startswith(f"{SITE}/chronyctl6/") and typer_version == "0.7.0"
+    plugin = chroot(payload_root, "env", env, "check_timesync", "-V", check=False)
+    assert plugin.returncode == 3 and plugin.stdout.startswith(f"check_timesync v{__version__}"), plugin
+    # The launcher runs check without typer (no reply from a closed port: UNKNOWN).
+    fast = chroot(payload_root, "env", env, "python3", "-X", "importtime", "/usr/bin/chronyctl6", "check",
+                  "--no-chronyd", "-s", "::1", "--port", "9", "-t", "0.2", "-o", "nagios", check=False)
+    assert fast.returncode == 3 and "chronyctl6.measure.exchange" in fast.stderr, fast
+    assert "typer" not in fast.stderr
     # An Amazon Linux 2023 image (the stock files it ships), as an image build would render it.
     image = payload_root / "srv" / "image"
     shutil.copytree(FIXTURES / "stock" / "amzn2023", image, symlinks=True)
