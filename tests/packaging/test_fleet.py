@@ -371,6 +371,27 @@ def test_packer_template(tmp_path: Path) -> None:
     assert "--define 'python3_pkgversion 3.11'" in text and "x86_64.rpm" in text
 
 
+def test_packer_names_its_plugin() -> None:
+    """Packer 1.7+ installs the builder from `required_plugins` (`packer init`); Debian's 1.6.6
+    refuses that block, so it sits in a file of its own that 1.6.6 never reads (test above)."""
+    try:
+        import hcl2
+    except ImportError:
+        require(False, "python-hcl2 (pip install python-hcl2)")
+        return
+    with (PACKER.parent / "plugins.pkr.hcl").open(encoding="utf-8") as handle:
+        doc = hcl2.load(handle)
+    (block,) = doc["packer"]
+    (plugins,) = block["required_plugins"]
+    amazon = {key: str(value).strip('"') for key, value in plugins["amazon"].items()}  # hcl2 5.x keeps quotes
+    assert amazon["source"] == "github.com/hashicorp/amazon" and amazon["version"].startswith(">= 1.2.0")
+    assert "packer init packaging/packer" in PACKER.read_text(encoding="utf-8")
+    # Every source the template uses comes from a plugin it names.
+    text = PACKER.read_text(encoding="utf-8")
+    assert set(re.findall(r'^source "([a-z0-9]+)-', text, re.M)) == {"amazon"}
+    assert "packer {" not in text, "Debian's packer 1.6.6 must be able to validate the template file alone"
+
+
 def test_packer_template_parses_as_hcl2() -> None:
     try:
         import hcl2
