@@ -409,15 +409,22 @@ def test_packer_template_parses_as_hcl2() -> None:
 
 def _playbook(root: Path, *extra: str) -> dict[str, int]:
     """Run the playbook inside the root with ansible-core (connection local); the recap counts."""
-    proc = chroot(
+    return _recap(_playbook_run(root, *extra))
+
+
+def _recap(proc: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    recap = re.search(r"localhost\s+:\s+(.*)$", proc.stdout, re.M)
+    assert recap is not None, proc.stdout
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", recap.group(1))}
+
+
+def _playbook_run(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return chroot(
         root, "env", "ANSIBLE_ROLES_PATH=/srv/ansible/roles", "ANSIBLE_NOCOLOR=1",
         "ANSIBLE_LOCAL_TEMP=/root/.ansible/tmp", "ansible-playbook", "-i", "localhost,",
         "-c", "local", "/srv/ansible/playbook.yml", "-e", "@/srv/vars.json", *extra,
         timeout=300,
     )
-    recap = re.search(r"localhost\s+:\s+(.*)$", proc.stdout, re.M)
-    assert recap is not None, proc.stdout
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", recap.group(1))}
 
 
 def test_ansible_syntax(tmp_path: Path) -> None:
@@ -513,6 +520,20 @@ def test_ansible_role_installs_and_applies(root: Path) -> None:
     assert again["failed"] == 0 and again["changed"] == 0, again
     checked = _playbook(root, "--check", "--diff")
     assert checked["failed"] == 0 and checked["changed"] == 0, checked
+
+    # Check mode with a change pending: it says what would change, shows chrony.conf's diff, and
+    # writes nothing.
+    before = (root / "etc/chrony/chrony.conf").read_bytes()
+    variables["chronyctl6_at_boot"] = False  # the endpoint fixed in chrony.conf, not chosen at boot
+    (root / "srv" / "vars.json").write_text(json.dumps(variables), encoding="utf-8")
+    proc = _playbook_run(root, "--check", "--diff")
+    pending = _recap(proc)
+    assert pending["failed"] == 0 and pending["changed"] >= 1, pending
+    task = proc.stdout[proc.stdout.index("TASK [chronyctl6 : Apply chronyctl6]"):]
+    task = task[:task.index("TASK [", 1)]
+    assert "--- /etc/chrony/chrony.conf" in task and "+server fd00:ec2::123 prefer iburst" in task, task
+    assert "changed: [localhost]" in task
+    assert (root / "etc/chrony/chrony.conf").read_bytes() == before, "check mode writes nothing"
 
 
 # ---- Prometheus -------------------------------------------------------------------------------
