@@ -14,7 +14,7 @@ from chronyctl6.configure import plan as planning
 from chronyctl6.configure.executor import Progress, ValidationFailed
 from chronyctl6.configure.plan import Plan, Request, is_root
 from chronyctl6.configure.transaction import RollbackFailed, RolledBack
-from chronyctl6.effects import chrony_tools, history
+from chronyctl6.effects import chrony_tools, history, service
 from chronyctl6.errors import BadInput, ChronyCtlError, NotPermitted
 
 __all__ = ["ApplyResult", "Options", "Progress", "RollbackFailed", "RolledBack", "ValidationFailed", "apply",
@@ -78,10 +78,11 @@ def apply(request: Request, options: Options, progress: Progress | None = None) 
         return _result(planning.plan(request, planning.gather(request, basics)), action="none", dry_run=True)
     chosen, _ = planning.choose_settings(request, basics)
     platform = planning.platform_of(chosen, basics)
+    service.check_unit_arguments(request.root, platform.config_path)  # chronyd must read what is written
     directory = traversal.write_path(request.root, platform.config_path).parent
     if not directory.is_dir():
         planning.gather(request, basics)  # raises the error that says what is missing
-    with executor.locked(directory, timeout=options.lock_timeout):
+    with executor.locked(request.root, timeout=options.lock_timeout, create=not options.check):
         the_plan = planning.plan(request, planning.gather(request, basics))  # facts read once, under the lock
         if options.check:
             return _result(the_plan, action="none", dry_run=True, check=True)

@@ -52,7 +52,7 @@ def boot(request: Request, *, settle: float = 10.0, lock_timeout: float = 10.0) 
     start = time.monotonic()
     store = history.Store(request.root)
     basics = _settings(request)
-    with executor.locked(_lock_directory(request, basics.config_shown), timeout=lock_timeout):
+    with executor.locked(request.root, timeout=lock_timeout):
         facts, start = _gather(request, basics, settle, store)
         decided = planners.plan_boot(facts)
         seams = executor.Seams(executor.Chronyc(), executor.Chronyc()) if facts.chronyd_running else executor.Seams()
@@ -72,7 +72,6 @@ def boot(request: Request, *, settle: float = 10.0, lock_timeout: float = 10.0) 
 class _Basics:
     chosen: settings.Settings | None
     sourcedir: str
-    config_shown: str | None
     problem: str | None
 
 
@@ -82,26 +81,15 @@ def _settings(request: Request) -> _Basics:
     try:
         chosen = load_settings(request)
     except Exception as exc:  # any failure: the fallback, with the reason
-        return _Basics(None, BOOT_SOURCEDIR, None, _why(exc, settings_path))
+        return _Basics(None, BOOT_SOURCEDIR, _why(exc, settings_path))
     with contextlib.suppress(ChronyCtlError):  # an unknown distro: the default directory
-        platform = load_platform(request, chosen)
-        return _Basics(chosen, platform.runtime_sourcedir, platform.config_path, None)
-    return _Basics(chosen, BOOT_SOURCEDIR, None, None)
+        return _Basics(chosen, load_platform(request, chosen).runtime_sourcedir, None)
+    return _Basics(chosen, BOOT_SOURCEDIR, None)
 
 
 def _why(exc: BaseException, settings_path: str) -> str:
     why = exc.message if isinstance(exc, ChronyCtlError) else repr(exc)
     return why if settings_path in why else f"{why} (settings: {settings_path})"
-
-
-def _lock_directory(request: Request, config_shown: str | None) -> Path:
-    """The one lock apply and restore take: chrony's configuration directory, inside the root."""
-    candidates = [config_shown.rsplit("/", 1)[0]] if config_shown else []
-    for shown in [*candidates, "/etc/chrony", "/etc"]:
-        directory = traversal.write_path(request.root, f"{shown}/chrony.conf").parent
-        if directory.is_dir():
-            return directory
-    return request.root
 
 
 def _gather(request: Request, basics: _Basics, settle: float,

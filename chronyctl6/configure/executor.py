@@ -74,10 +74,11 @@ class Executed:
 # ---- lock ----------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def locked(directory: Path, *, timeout: float) -> Iterator[None]:
-    """The one lock every writer takes (chrony's configuration directory, resolved inside the
-    root), bounded by `timeout`: facts are read, the change planned and executed under it."""
-    with files.locked(directory, timeout=timeout):
+def locked(root: Path, *, timeout: float, create: bool = True) -> Iterator[None]:
+    """The one lock every writer takes (the root's state directory's, history.lock_directory),
+    bounded by `timeout`: facts are read, the change planned and executed under it. create False:
+    a read-only `apply --check` creates nothing where no run ever wrote."""
+    with files.locked(history.lock_directory(root), timeout=timeout, create=create):
         yield
 
 

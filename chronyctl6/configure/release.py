@@ -53,8 +53,7 @@ def release(request: Request, *, wait: float | None = None, lock_timeout: float 
         (p for p in CONFIG_PATHS if traversal.write_path(request.root, p).is_file()), None)
     if config_shown is None:
         return ReleaseResult(False, said=["chrony's configuration is not here: nothing to do"])
-    config = traversal.write_path(request.root, config_shown)
-    with executor.locked(config.parent, timeout=lock_timeout):
+    with executor.locked(request.root, timeout=lock_timeout):
         facts = _facts(request, chosen, platform, config_shown)
         decided = planners.plan_release(facts)
         changes = decided.changes

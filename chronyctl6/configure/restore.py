@@ -18,7 +18,7 @@ from chronyctl6.configure.apply import DEFAULT_WAIT, check_seconds
 from chronyctl6.configure.executor import Progress, ValidationFailed
 from chronyctl6.configure.plan import Request, is_root
 from chronyctl6.configure.platforms import Platform
-from chronyctl6.effects import chrony_tools, history
+from chronyctl6.effects import chrony_tools, history, service
 from chronyctl6.errors import ChronyCtlError, NotPermitted
 
 
@@ -49,6 +49,7 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
     basics = planning.read_basics(request)
     chosen, _ = planning.choose_settings(request, basics)
     platform = _platform(chosen, basics)
+    service.check_unit_arguments(request.root, platform.config_path)  # chronyd must read what is put back
     if not request.live:
         wait = 0.0
     elif wait is None:
@@ -57,7 +58,7 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
     directory = traversal.write_path(request.root, platform.config_path).parent
     if not directory.is_dir():
         raise ChronyCtlError(f"{directory} does not exist: is chrony installed?")
-    with executor.locked(directory, timeout=lock_timeout):
+    with executor.locked(request.root, timeout=lock_timeout):
         targets = store.originals() if original else store.previous()
         if not targets:
             if original:  # never changed this host (the package's removal script must not fail)

@@ -123,7 +123,7 @@ def test_the_boot_step_takes_apply_s_bounded_lock(root: Path) -> None:
     from chronyctl6.configure import executor
     from chronyctl6.errors import Busy
 
-    with executor.locked(root / "etc/chrony", timeout=0), pytest.raises(Busy):
+    with executor.locked(root, timeout=0), pytest.raises(Busy):
         boot_mod.boot(Request(root=root), settle=0, lock_timeout=0.2)
     assert not (root / SOURCES).exists()
 
