@@ -21,7 +21,7 @@ from pathlib import Path
 from chronyctl6.chronyconf import traversal
 from chronyctl6.configure import executor, planners, render, settings
 from chronyctl6.configure.plan import Request, is_root, load_platform, load_settings
-from chronyctl6.effects import chrony_tools, history, host, metadata
+from chronyctl6.effects import chrony_tools, files, history, host, metadata
 from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
 
 BOOT_SOURCEDIR = "/run/chronyctl6"  # Platform.runtime_sourcedir, where no platform is known
@@ -52,12 +52,13 @@ def boot(request: Request, *, settle: float = 10.0, lock_timeout: float = 10.0) 
     start = time.monotonic()
     store = history.Store(request.root)
     basics = _settings(request)
-    with executor.locked(request.root, timeout=lock_timeout):
+    unlocked: list[str] = []
+    with _lock(request, lock_timeout, unlocked):
         facts, start = _gather(request, basics, settle, store)
         decided = planners.plan_boot(facts)
         seams = executor.Seams(executor.Chronyc(), executor.Chronyc()) if facts.chronyd_running else executor.Seams()
         done = executor.execute(decided.changes, seams)
-    warnings = list(decided.warnings)
+    warnings = list(decided.warnings) + unlocked
     if not decided.fallback:
         try:
             store.save_last_boot({"address": decided.endpoint.address, "reason": decided.endpoint.reason})
@@ -66,6 +67,18 @@ def boot(request: Request, *, settle: float = 10.0, lock_timeout: float = 10.0) 
     return BootResult(decided.endpoint.address, decided.endpoint.reason, facts.shown, not decided.changes.empty,
                       done.action == "reload", round(time.monotonic() - start, 3), warnings,
                       fallback=decided.fallback)
+
+
+def _lock(request: Request, timeout: float, warnings: list[str]) -> contextlib.ExitStack:
+    """apply's lock, bounded. Another run holding it past the timeout fails the step (Busy); a
+    state directory the lock cannot be made in (a read-only or broken /var at boot) does not:
+    the boot step goes on without it, /run being its only file, and says so."""
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(executor.locked(request.root, timeout=timeout))
+    except files.WriteFailed as exc:
+        warnings.append(f"ran without the lock: {exc.message}")
+    return stack
 
 
 @dataclass(frozen=True)
