@@ -109,6 +109,7 @@ def test_a_read_only_state_directory_is_no_fallback(root: Path) -> None:
     assert any(w.startswith("ran without the lock") for w in result.warnings), result.warnings  # it lives there
 
 
+@pytest.mark.root
 def test_a_last_ipv6_choice_is_not_written_on_a_launch_without_usable_ipv6(root: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     boot_mod.boot(Request(root=root), settle=0)  # a good boot on a dual-stack launch: IPv6
@@ -120,6 +121,7 @@ def test_a_last_ipv6_choice_is_not_written_on_a_launch_without_usable_ipv6(root:
     assert _server(root).startswith("server 169.254.169.123 prefer iburst")
 
 
+@pytest.mark.root
 def test_the_boot_step_takes_apply_s_bounded_lock(root: Path) -> None:
     from chronyctl6.configure import executor
     from chronyctl6.errors import Busy
@@ -129,6 +131,7 @@ def test_the_boot_step_takes_apply_s_bounded_lock(root: Path) -> None:
     assert not (root / SOURCES).exists()
 
 
+@pytest.mark.root
 def test_the_boot_step_resolves_its_path_inside_the_root(root: Path) -> None:
     """An image whose /run is an absolute symlink: written under the root, never on the host."""
     (root / "run").mkdir(exist_ok=True)

@@ -152,6 +152,7 @@ STEPS = {
 CASES = [(command, step) for command, steps in STEPS.items() for step in steps]
 
 
+@pytest.mark.root
 @pytest.mark.parametrize(("command", "step"), CASES, ids=[f"{c}-{s}" for c, s in CASES])
 def test_a_failure_at_each_step_of_each_command_puts_everything_back(
     live: Host, monkeypatch: pytest.MonkeyPatch, command: str, step: str  # noqa: F811
@@ -191,6 +192,7 @@ def test_a_failure_at_each_step_of_each_command_puts_everything_back(
         assert len(log) == 2, log  # moved onto the change, then back
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("command", list(STEPS))
 def test_without_a_failure_each_command_changes_something(live: Host, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
                                                           command: str) -> None:

@@ -220,6 +220,7 @@ def test_an_image_applied_with_distro_is_restorable(tmp_path: Path) -> None:
     assert b"fd00:ec2::123" in (root / CONF).read_bytes()
 
 
+@pytest.mark.root
 def test_a_debian13_original_restores_when_only_an_older_host_chronyd_can_judge(tmp_path: Path) -> None:
     """Debian 13's stock chrony.conf has `leapseclist` (chrony 4.6+). Where the image's own chronyd
     cannot run here, this host's 4.3 judges and refuses the line it does not know: the
