@@ -1,7 +1,8 @@
 """Decide the time sources and render chrony.conf from the templates.
 
 Pure but for reading the template files. `decide` turns settings and host facts into Choices;
-`render_config` turns Choices and the file being replaced into the new text.
+`render_config` turns Choices and the file being replaced into the new text. The host facts come
+in as data (`Network`, `Hint`: what effects.host gathers satisfies them); nothing here reads them.
 """
 
 from __future__ import annotations
@@ -10,16 +11,36 @@ import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import jinja2
 
 from chronyctl6.chronyconf import directives
 from chronyctl6.configure.platforms import Platform, StockLine
 from chronyctl6.configure.settings import Settings
-from chronyctl6.effects.host import HostNetwork, InstanceHint
 from chronyctl6.errors import BadInput
 
 BOOT_SOURCES_NAME = "timesync.sources"
+
+
+class Network(Protocol):
+    """The host's addresses as the endpoint choice needs them (effects.host.HostNetwork)."""
+
+    @property
+    def global_ipv6(self) -> tuple[str, ...]: ...
+
+    @property
+    def has_global_ipv6(self) -> bool: ...
+
+    @property
+    def has_ipv4(self) -> bool: ...
+
+
+class Hint(Protocol):
+    """What instance metadata said (effects.host.InstanceHint)."""
+
+    @property
+    def xen(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -95,7 +116,7 @@ def explain_rejection(rendered: Rendered, platform: Platform, config_path: str, 
             "nothing was written; chronyctl6 needs chrony 4.0 or newer: update chrony")
 
 
-def choose_endpoint(mode: str, network: HostNetwork, hint: InstanceHint | None = None) -> Endpoint:
+def choose_endpoint(mode: str, network: Network, hint: Hint | None = None) -> Endpoint:
     """The single Time Sync endpoint for `--ipv6 auto|on|off` on a host with these addresses
     (and, where instance metadata answered, this kind of instance)."""
     if mode == "on":
@@ -121,9 +142,9 @@ def decide(
     settings: Settings,
     platform: Platform,
     *,
-    network: HostNetwork | None,
+    network: Network | None,
     phc_device: str | None,
-    hint: InstanceHint | None = None,
+    hint: Hint | None = None,
 ) -> Choices:
     """network None means an image build (--root): the future network is unknown."""
     warnings: list[str] = []
