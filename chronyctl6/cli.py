@@ -24,6 +24,7 @@ import typer
 from chronyctl6 import __version__
 from chronyctl6 import output as out
 from chronyctl6.errors import ChronyCtlError
+from chronyctl6.text import shown, shown_lines
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -105,9 +106,9 @@ def _root(
 
 
 def _say_error(message: str, hint: str | None) -> None:
-    typer.echo(f"chronyctl6: error: {out.one_line(message)}", err=True)
+    typer.echo(f"chronyctl6: error: {shown(message)}", err=True)
     if hint:
-        typer.echo(f"chronyctl6: hint: {out.one_line(hint)}", err=True)
+        typer.echo(f"chronyctl6: hint: {shown(hint)}", err=True)
 
 
 class _Run:
@@ -121,13 +122,15 @@ class _Run:
         return self.output == "json"
 
     def echo(self, text: str, *, essential: bool = True, err: bool = False, nl: bool = True) -> None:
-        """Text output; --quiet drops what is not essential. Nothing in text form under -o json."""
+        """Text output; --quiet drops what is not essential. Nothing in text form under -o json.
+        Every line passes the one sanitiser (text.shown_lines); a name or value from outside that
+        is meant to stay on one line goes through text.shown where the line is made."""
         if self.json or (self.quiet and not essential):
             return
-        typer.echo(text, err=err, nl=nl)
+        typer.echo(shown_lines(text), err=err, nl=nl)
 
     def warn(self, text: str) -> None:
-        self.echo(f"chronyctl6: warning: {text}", essential=False, err=True)
+        self.echo(f"chronyctl6: warning: {shown(text)}", essential=False, err=True)
 
     def finish(self, status: out.Status, data: dict[str, Any], messages: list[out.Message] | None = None) -> NoReturn:
         if self.json:
@@ -236,6 +239,12 @@ def _request(root: str, distro: Distro | None, ipv6: Mode | None, phc: Mode | No
                    settings_path=Path(settings) if settings else None)
 
 
+def _names(items: Any) -> str:
+    """File names (or any values from outside) as one line: each through the one sanitiser, so a
+    line break or an escape sequence in a drop-in's name never reaches the terminal raw."""
+    return ", ".join(shown(str(item)) for item in items)
+
+
 def _warnings(lines: Any) -> list[out.Message]:
     return [out.Message(out.Level.WARNING, str(line)) for line in lines]
 
@@ -267,9 +276,11 @@ def render(
     plan = run.guard(lambda: make_plan(_request(root, distro, ipv6, phc, at_boot, None, settings)))
     for line in plan.warnings:
         run.warn(line)
-    run.echo(plan.config.new.decode(), nl=False)
+    # Bytes that are not UTF-8 (a carried directive's) are written as they are; shown, they are escaped.
+    config = plan.config.new.decode("utf-8", "surrogateescape")
+    run.echo(config, nl=False)
     run.finish(out.Status.OK, {
-        "path": plan.config.shown, "config": plan.config.new.decode(), "warnings": list(plan.warnings),
+        "path": plan.config.shown, "config": config, "warnings": list(plan.warnings),
         "dropped": [{"line": v.directive.line, "reason": v.reason} for v in plan.rendered.dropped],
     }, _warnings(plan.warnings))
 
@@ -284,7 +295,7 @@ def _progress(run: _Run) -> Any:
 
     if run.quiet or not sys.stderr.isatty():
         return None
-    return lambda line: typer.echo(f"chronyctl6: {line}", err=True)
+    return lambda line: typer.echo(f"chronyctl6: {shown(line)}", err=True)
 
 
 def _wait_for(run: _Run, wait: float | None, no_wait: bool) -> float | None:
@@ -344,19 +355,19 @@ def apply(
     for line in result.warnings:
         run.warn(line)
     for line in result.notes:
-        run.echo(f"chronyctl6: note: {line}", essential=False, err=True)
+        run.echo(f"chronyctl6: note: {shown(line)}", essential=False, err=True)
     for dropped in result.dropped:
-        run.echo(f"dropped: {dropped['line']}  ({dropped['reason']})", essential=False)
+        run.echo(f"dropped: {shown(dropped['line'])}  ({shown(dropped['reason'])})", essential=False)
     if diff and result.diff:
         run.echo(result.diff, nl=False)
     if not result.changed:
-        run.echo(f"{result.path}: up to date, nothing to do")
+        run.echo(f"{shown(result.path)}: up to date, nothing to do")
     elif result.dry_run:
-        what = ", ".join(result.files + ([f"enable {result.enabled}"] if result.enabled else []))
+        what = _names(result.files + ([f"enable {result.enabled}"] if result.enabled else []))
         run.echo(f"would change: {what} ({'--check' if check else 'dry run'}, nothing written)")
     else:
         if result.files:
-            run.echo(f"wrote {', '.join(result.files)}" + (f" (backup: {result.backup})" if result.backup else "")
+            run.echo(f"wrote {_names(result.files)}" + (f" (backup: {shown(result.backup)})" if result.backup else "")
                      + (f"; validated by {result.validated_by}" if result.validated_by
                         else " [not validated: chronyd is not installed]"))
         if result.enabled:
@@ -437,7 +448,7 @@ def boot(
     run = _Run("boot", output.value, quiet)
     result = run.guard(lambda: run_boot(_request("/", None, None, None, None, None, None), settle=settle))
     for line in result.warnings:  # always on stderr (-o json and -q too): it reaches the journal from the unit
-        typer.echo(f"chronyctl6: warning: {out.one_line(line)}", err=True)
+        typer.echo(f"chronyctl6: warning: {shown(line)}", err=True)
     run.echo(f"Time Sync endpoint for this boot: {result.endpoint} ({result.reason})")
     run.echo(f"{result.path}: " + ("written" if result.changed else "already up to date")
              + ("; chronyd reloaded its sources" if result.reloaded else ""))
@@ -558,14 +569,14 @@ def doctor(
     report = run.guard(lambda: doc.doctor(doc.Options(imdsv1=imdsv1)))
     width = max(len(c.id) for c in report.checks)
     for c in report.checks:
-        shown = str(c.status) != "pass"
-        run.echo(f"{_MARK[str(c.status)]}  {c.id:<{width}}  {c.evidence}", essential=shown)
+        notable = str(c.status) != "pass"
+        run.echo(f"{_MARK[str(c.status)]}  {c.id:<{width}}  {shown(c.evidence)}", essential=notable)
         if c.fix:
-            run.echo(f"{'':6}{'':<{width}}  fix: {c.fix}")
+            run.echo(f"{'':6}{'':<{width}}  fix: {shown(c.fix)}")
         elif c.same_fix_as:
             run.echo(f"{'':6}{'':<{width}}  fix: the one shown for {c.same_fix_as}")
     for note in report.notes:
-        run.echo(f"note: {note}")
+        run.echo(f"note: {shown(note)}")
     counts = report.counts
     run.echo(f"{len(report.checks)} checks: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
              + f" ({report.seconds['total']:.1f} s)")
@@ -609,25 +620,25 @@ def status(
         summary = f"chronyd is synchronised to {report.selected or t.ref_name or t.ref_id}, not to Time Sync"
     else:
         summary = f"chronyd is synchronised to Time Sync ({report.selected})"
-    run.echo(f"status: {verdict.value.upper()}: {summary}")
+    run.echo(f"status: {verdict.value.upper()}: {shown(summary)}")
     for p in report.chronyd:
-        run.echo(f"chronyd: pid {p.pid}, user {p.user}, up {_duration(p.uptime)}", essential=False)
-    run.echo(f"config: {report.config_path or '?'} ({report.config_from}); {report.drift.state}: "
-             f"{report.drift.detail}", essential=report.drift.state == "drift")
+        run.echo(f"chronyd: pid {p.pid}, user {shown(p.user)}, up {_duration(p.uptime)}", essential=False)
+    run.echo(f"config: {shown(report.config_path or '?')} ({shown(report.config_from)}); {report.drift.state}: "
+             f"{shown(report.drift.detail)}", essential=report.drift.state == "drift")
     if report.sources:
         run.echo("sources:", essential=False)
         for s in report.sources:
-            run.echo(f"  {s.mode}{s.state} {s.name:<40} stratum {s.stratum:>2}  reach {s.reach:03o} "
+            run.echo(f"  {s.mode}{s.state} {shown(s.name):<40} stratum {s.stratum:>2}  reach {s.reach:03o} "
                      f"({s.reachability_ratio:.0%})  offset {s.adjusted_offset:+.6f} s +/- {s.error:.6f} s"
                      + ("  <- selected" if s.selected else ""), essential=False)
     if t is not None:
-        run.echo(f"tracking: {t.ref_name or t.ref_id} stratum {t.stratum}, offset {t.system_offset:+.9f} s, "
+        run.echo(f"tracking: {shown(t.ref_name or t.ref_id)} stratum {t.stratum}, offset {t.system_offset:+.9f} s, "
                  f"frequency {t.frequency_ppm:+.3f} ppm, skew {t.skew_ppm:.3f} ppm, root distance "
                  f"{t.root_distance:.6f} s, leap {t.leap_status}", essential=False)
-    others = ", ".join(f"{p.name} (pid {p.pid})" for p in report.others)
+    others = ", ".join(f"{shown(p.name)} (pid {p.pid})" for p in report.others)
     run.echo(f"conflicting daemons: {others or 'none'}", essential=bool(others))
     for line in report.errors:
-        run.echo(f"chronyctl6: error: {line}", err=True)
+        run.echo(f"chronyctl6: error: {shown(line)}", err=True)
     for line in report.warnings:
         run.warn(line)
     messages = [out.Message(out.Level.INFO if verdict is out.Status.OK else out.Level.WARNING, summary)]

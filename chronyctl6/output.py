@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from chronyctl6.errors import ChronyCtlError, ExitStatus
+from chronyctl6.text import shown, shown_lines
 
 SCHEMA_ID = "chronyctl6/v1"
 SCHEMA_FILE = "output-v1.json"
@@ -100,7 +100,7 @@ def envelope(command: str, status: Status, data: dict[str, Any] | None = None,
         "status": str(status),
         "exit_code": exit_code(command, status),
         "data": json_safe(data or {}),
-        "messages": [m.as_dict() for m in messages or ()],
+        "messages": json_safe([m.as_dict() for m in messages or ()]),
     }
 
 
@@ -110,11 +110,15 @@ def dumps(document: dict[str, Any]) -> str:
 
 
 def json_safe(value: Any) -> Any:
-    """Plain JSON: NaN/inf become null, tuples lists, keys strings."""
+    """Plain JSON: NaN/inf become null, tuples lists, keys strings; every string through the one
+    sanitiser (text.shown_lines: line breaks are JSON's to escape, anything else that could reach
+    a terminal raw, and bytes that were not UTF-8, become visible escapes)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, str):
+        return shown_lines(value)
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {shown(str(k)): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
@@ -137,10 +141,3 @@ def load_schema() -> dict[str, Any]:
     schema: dict[str, Any] = json.loads(text)
     return schema
 
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def one_line(text: str) -> str:
-    """Text safe to print on one line (a Nagios line, a terminal): control characters go."""
-    return _CONTROL.sub(" ", text).strip()

@@ -16,6 +16,7 @@ from chronyctl6.configure import platforms, render, settings
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.effects import configtree, files, history, host
 from chronyctl6.errors import BadInput
+from chronyctl6.text import shown
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,9 @@ class FileChange:
     def diff(self) -> str:
         old = [f"{ln.text}\n" for ln in directives.split_lines(directives.decode(self.old or b""))]
         new = [f"{ln.text}\n" for ln in directives.split_lines(directives.decode(self.new))]
-        fromfile = self.shown if self.old is not None else "/dev/null"
-        return "".join(difflib.unified_diff(old, new, fromfile, self.shown))
+        name = shown(self.shown)  # a line break in a drop-in's name must not start a diff line of its own
+        fromfile = name if self.old is not None else "/dev/null"
+        return "".join(difflib.unified_diff(old, new, fromfile, name))
 
 
 @dataclass(frozen=True)
