@@ -6,15 +6,15 @@ and shell completion offers them.
 
 Each command turns its options into a request, calls the core, and hands the result to `_Run`,
 which renders it (text, or chronyctl6.output's one JSON envelope) and maps errors to exit statuses
-(chronyctl6.output.exit_code is the one table). Usage errors go the same way (`_Command`): with
-`-o json` they are an envelope on stdout too, with `check -o nagios` an UNKNOWN line.
+(chronyctl6.errors is the one table; each command's --help lists its exit statuses from it).
+Usage errors go the same way (`_Command`): with `-o json` they are an envelope on stdout too,
+with `check -o nagios` an UNKNOWN line.
 `check` is the exception that shares its body: chronyctl6.measure.command.run, which its fast path
 (no typer) calls too, returns what to print, the envelope included; this module only prints it.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from enum import Enum
 from typing import Any, List, NoReturn, Optional, TypeVar
@@ -103,6 +103,14 @@ def _root(
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="chronyctl6: debug: %(name)s: %(message)s")
+
+
+def _exits(command: str) -> str:
+    """The command's exit statuses for its --help (and so the man page): chronyctl6.errors' one table."""
+    from chronyctl6.errors import MEANINGS
+
+    rows = "\n".join(f"  {code}  {meaning.replace('`', '')}" for code, meaning in MEANINGS[command])
+    return f"\b\nExit statuses:\n{rows}"
 
 
 def _say_error(message: str, hint: str | None) -> None:
@@ -249,7 +257,7 @@ def _warnings(lines: Any) -> list[out.Message]:
     return [out.Message(out.Level.WARNING, str(line)) for line in lines]
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("render"))
 def render(
     root: str = _ROOT_OPTION,
     distro: Optional[Distro] = _DISTRO_OPTION,
@@ -261,8 +269,6 @@ def render(
     quiet: bool = _QUIET_OPTION,
 ) -> None:
     """Print the chrony.conf that `apply` would write. Reads only; needs no root.
-
-    Exit 0 rendered, 2 bad input.
 
     \b
     Examples:
@@ -308,7 +314,7 @@ def _wait_for(run: _Run, wait: float | None, no_wait: bool) -> float | None:
     return 0.0 if no_wait else wait
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("apply"))
 def apply(
     root: str = _ROOT_OPTION,
     distro: Optional[Distro] = _DISTRO_OPTION,
@@ -331,9 +337,7 @@ def apply(
     (60 s by default) for chronyd to select Time Sync; any failure or signal rolls it all back.
 
     Nothing changed: nothing written, nothing restarted. Only a .sources drop-in changed:
-    `chronyc reload sources` instead of a restart. Exit 0 done (or nothing to do), 1 failed
-    (nothing written, or rolled back), 2 bad input, 3 another apply holds the lock, 4 not root,
-    5 (--check) changes pending, 6 the rollback failed too (the message says what is on disk).
+    `chronyc reload sources` instead of a restart.
 
     \b
     Examples:
@@ -381,7 +385,7 @@ def apply(
                _warnings(result.warnings) + notes)
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("restore"))
 def restore(
     original: bool = typer.Option(False, "--original", help="The distribution's files, as kept at first takeover "
                                                             "(byte for byte), instead of the previous version."),
@@ -397,8 +401,7 @@ def restore(
 ) -> None:
     """Put back the files the last apply (or restore) replaced, or with --original the
     distribution's own, through the same transaction as apply (lock, history, restart, verify,
-    roll back on failure). Exit statuses as apply's: 0 done (or nothing to restore), 1 failed (rolled
-    back), 2 bad input, 3 busy, 4 not root, 6 failed and so did the rollback.
+    roll back on failure).
 
     \b
     Examples:
@@ -426,7 +429,7 @@ def restore(
     run.finish(out.Status.OK, out.with_units(result.as_dict(), {"answered_after": "answered_after_seconds"}))
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("boot"))
 def boot(
     settle: float = typer.Option(10.0, "--settle", metavar="SECONDS", min=0, max=120, help=_SETTLE_HELP),
     output: Output = _OUTPUT_OPTION,
@@ -435,8 +438,6 @@ def boot(
     """The baked-image boot step: write /run/chronyctl6/timesync.sources with this launch's one
     Time Sync endpoint (IPv6 if the instance has an IPv6 address). Runs from
     chronyctl6-boot.service before chronyd; run by hand, it also reloads chronyd's sources.
-
-    Exit 0 written (or already right), 1 failed, 4 not root.
 
     \b
     Examples:
@@ -477,7 +478,7 @@ _TEXTFILE_DIR_HELP = (f"Also write the metrics atomically to DIR/{TEXTFILE_NAME}
                       "--textfile wins.")
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("check"))
 def check(
     server: Optional[List[str]] = typer.Option(  # noqa: B008 (typer's classic style)
         None, "--server", "-s", "-H", metavar="ADDR", help=_SERVER_HELP),
@@ -508,8 +509,6 @@ def check(
     DENY, RSTR) stops the burst. When chronyd runs, its tracking is shown, and a disagreement
     beyond both error bounds (or chronyd not synchronised) is a WARNING.
 
-    Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (no valid reply, bad arguments).
-
     \b
     Examples:
       chronyctl6 check                            fd00:ec2::123; text
@@ -537,7 +536,7 @@ _MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
 _VERDICT = {0: out.Status.OK, 1: out.Status.WARNING, 2: out.Status.CRITICAL}
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("doctor"))
 def doctor(
     imdsv1: bool = typer.Option(False, "--imdsv1",
                                 help="Allow IMDSv1 (no token) when the IMDSv2 token request fails, where the "
@@ -553,9 +552,6 @@ def doctor(
     unused PTP hardware clock, other time daemons. Judged against this instance's intent: an
     instance set to IPv4 (settings ipv6 = "off", or auto on an instance EC2 gave no IPv6) passes
     with a note. Reads only; takes a few seconds at most.
-
-    Exit 0 healthy, 1 a warning, 2 a failure, 3 doctor could not run (for fleet aggregation, as
-    the Nagios plugin convention).
 
     \b
     Examples:
@@ -584,7 +580,7 @@ def doctor(
     run.finish(_VERDICT[report.status], report.as_dict(), messages)
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("status"))
 def status(
     output: Output = _OUTPUT_OPTION,
     chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
@@ -593,10 +589,6 @@ def status(
 ) -> None:
     """chronyd at a glance: process, configuration (and drift from what chronyctl6 would render),
     sources with reachability, tracking, conflicting daemons.
-
-    Exit 0 synchronised to Time Sync (or the ENA PTP clock), all as chronyctl6 would have it;
-    1 synchronised, but to another source, or with drift, another time daemon or a second chronyd;
-    2 chronyd not running, or not synchronised; 3 chronyd runs but cannot be read.
 
     \b
     Examples:
@@ -622,7 +614,7 @@ def status(
         summary = f"chronyd is synchronised to Time Sync ({report.selected})"
     run.echo(f"status: {verdict.value.upper()}: {shown(summary)}")
     for p in report.chronyd:
-        run.echo(f"chronyd: pid {p.pid}, user {shown(p.user)}, up {_duration(p.uptime)}", essential=False)
+        run.echo(f"chronyd: pid {p.pid}, user {shown(p.user or '?')}, up {_duration(p.uptime)}", essential=False)
     run.echo(f"config: {shown(report.config_path or '?')} ({shown(report.config_from)}); {report.drift.state}: "
              f"{shown(report.drift.detail)}", essential=report.drift.state == "drift")
     if report.sources:
@@ -656,10 +648,8 @@ def _duration(seconds: float) -> str:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["check"]:  # the same command without typer's start-up, where it can
-        from chronyctl6.measure.command import fast_main
-
-        fast_main(sys.argv[2:])
+    """The typer CLI. The program's entry is chronyctl6.__main__.main, which offers `check` to its
+    fast path first, before typer is imported at all."""
     app(prog_name="chronyctl6")
 
 
