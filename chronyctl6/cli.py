@@ -23,7 +23,7 @@ import typer
 
 from chronyctl6 import __version__
 from chronyctl6 import output as out
-from chronyctl6.errors import ChronyCtlError
+from chronyctl6.errors import ChronyCtlError, monitoring_status
 from chronyctl6.text import shown, shown_lines
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -533,7 +533,6 @@ def check(
 # ---- doctor / status -------------------------------------------------------------------------
 
 _MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
-_VERDICT = {0: out.Status.OK, 1: out.Status.WARNING, 2: out.Status.CRITICAL}
 
 
 @app.command(cls=_Command, epilog=_exits("doctor"))
@@ -577,7 +576,7 @@ def doctor(
     run.echo(f"{len(report.checks)} checks: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
              + f" ({report.seconds['total']:.1f} s)")
     messages = [out.Message(out.Level.INFO, note) for note in report.notes]
-    run.finish(_VERDICT[report.status], report.as_dict(), messages)
+    run.finish(monitoring_status(report.status), report.as_dict(), messages)
 
 
 @app.command(cls=_Command, epilog=_exits("status"))

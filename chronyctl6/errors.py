@@ -76,6 +76,15 @@ def exit_code(command: str, status: Status) -> int:
     return row.change if row.change is not None else 1
 
 
+def monitoring_status(code: int) -> Status:
+    """The status word a monitoring verdict's Nagios code stands for (0 OK, 1 WARNING, 2 CRITICAL,
+    anything else UNKNOWN): doctor's and check's verdicts are kept as those codes."""
+    for row in EXITS[:3]:
+        if row.monitoring == code:
+            return row.status
+    return Status.UNKNOWN
+
+
 # What each exit code means for each command, in its own words (help, man page, README).
 MEANINGS: dict[str, tuple[tuple[int, str], ...]] = {
     "render": ((0, "rendered"), (1, "an unexpected error"),

@@ -15,7 +15,9 @@ from types import ModuleType
 import pytest
 
 from chronyctl6 import errors, output
+from chronyctl6.effects import commands
 from chronyctl6.errors import BadInput, Busy, ChronyCtlError, ExitStatus, NotPermitted
+from tests.conftest import require
 from tests.contract import envelope, validate
 from tests.helpers import cli, stock_root
 
@@ -288,6 +290,9 @@ def test_checks_nagios_states_are_the_tables_codes() -> None:
 
     for state in CheckStatus:
         assert output.exit_code("check", output.Status(state.name.lower())) == int(state)
+        assert errors.monitoring_status(int(state)) is output.Status(state.name.lower())
+    for code in (0, 1, 2):  # doctor's verdicts
+        assert output.exit_code("doctor", errors.monitoring_status(code)) == code
 
 
 # ---- what comes from files reaches the terminal and JSON only through the one sanitiser (issue 18)
@@ -326,6 +331,23 @@ def test_escape_sequences_and_line_breaks_in_dropin_names_never_reach_the_termin
         assert "evil\\e]0;owned\\x07\\nwrote everything\\u202e.sources" in printed
     doc = envelope(cli("apply", "--root", str(root), "--ipv6", "on", "--check", "-o", "json"), "apply")
     assert "\x1b" not in json.dumps(doc, ensure_ascii=False)
+
+
+def test_a_directive_chronyd_refuses_is_named_by_file_and_line(tmp_path: Path) -> None:
+    """An unbalanced quote is no syntax of chronyd's: `logbanner "20` is refused by chronyd itself,
+    and the error names the line in the operator's file (issue 18), not a traceback."""
+    require(commands.which("chronyd") is not None, "chronyd is not installed")
+    root = stock_root(tmp_path, "debian12")
+    before = (root / CONF).read_text() + 'logbanner "20\n'
+    (root / CONF).write_text(before)
+    lineno = before.count("\n")
+    done = cli("apply", "--root", str(root), "--ipv6", "on", "-o", "json")
+    doc = envelope(done, "apply")
+    assert (doc["status"], done.returncode) == ("failed", 1)
+    error = doc["messages"][0]["text"]
+    assert f'rejects `logbanner "20`, line {lineno} of the existing /etc/chrony/chrony.conf' in error
+    assert "Traceback" not in done.stderr and "ValueError" not in done.stderr
+    assert (root / CONF).read_text() == before
 
 
 @pytest.mark.parametrize("where", ["main", "dropin"])

@@ -71,6 +71,15 @@ class Rendered:
     carried: tuple[str, ...]
     stock: tuple[str, ...] = ()  # the distro's stock lines written
     from_settings: tuple[str, ...] = ()  # settings.toml's directives and extra sources
+    carried_from: tuple[int, ...] = ()  # each carried line's number in the file taken over
+
+    def carried_lineno(self, line: str) -> int | None:
+        """Where a carried line (as written in the new text) stood in the file taken over."""
+        words = " ".join(line.split())
+        for text, lineno in zip(self.carried, self.carried_from, strict=False):
+            if " ".join(text.split()) == words:
+                return lineno
+        return None
 
     def origin(self, lineno: int) -> str:
         """Where line `lineno` (1-based) of the text comes from: stock (the distro's packaged file),
@@ -107,8 +116,11 @@ def explain_rejection(rendered: Rendered, platform: Platform, config_path: str, 
                 "nothing was written; that chronyd is older than the chrony the distribution wrote this line "
                 "for: validate with the image's own chronyd (run as root, on its architecture) or a newer chrony")
     if origin == "carried":
-        return (f"{said}, a line carried over from the existing {config_path}",
-                f"nothing was written; fix or remove that line in {config_path}, then apply again")
+        lineno = rendered.carried_lineno(line)
+        which = f"line {lineno}" if lineno else "a line"
+        return (f"{said}, {which} of the existing {config_path}, carried over into the new file",
+                f"nothing was written; fix or remove {which if lineno else 'that line'} in {config_path}, "
+                "then apply again")
     if origin == "settings":
         return (f"{said}, from settings.toml",
                 "nothing was written; check the settings.toml value chronyd names")
@@ -218,6 +230,7 @@ def render_config(choices: Choices, existing: str | None) -> Rendered:
     kept = [d for d in kept if d.multi or last[d.keyword] is d]
     overridden = {k for k, d in last.items() if d.normalized not in stock_all}
     from_settings = {" ".join(line.split()) for line in (*choices.directives, *choices.extra_sources)}
+    first_seen = {d.line: d.lineno for d in reversed(kept)}
     carried = list(dict.fromkeys(
         d.line for d in kept if d.normalized not in stock_all | from_settings
     ))
@@ -226,7 +239,8 @@ def render_config(choices: Choices, existing: str | None) -> Rendered:
     # A line the new text writes again (chronyctl6's own Time Sync line on a second apply) is not dropped.
     written = {d.normalized for d in directives.parse(text)}
     dropped = tuple(v for v in dropped if v.directive.normalized not in written)
-    return Rendered(text=text, dropped=dropped, carried=tuple(carried), stock=tuple(s.line for s in stock),
+    return Rendered(text=text, dropped=dropped, carried=tuple(carried),
+                    carried_from=tuple(first_seen[c] for c in carried), stock=tuple(s.line for s in stock),
                     from_settings=(*choices.directives, *choices.extra_sources))
 
 
