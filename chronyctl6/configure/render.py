@@ -42,6 +42,9 @@ class Hint(Protocol):
     @property
     def xen(self) -> bool: ...
 
+    @property
+    def ipv6_assigned(self) -> bool | None: ...
+
 
 @dataclass(frozen=True)
 class Endpoint:
