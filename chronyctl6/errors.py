@@ -2,7 +2,7 @@
 
 `Status` is the one vocabulary of outcomes (the JSON envelope's `status` word) and `EXITS` the one
 table that ties each word to its exit code, for the change commands (render, apply, boot, restore)
-and the monitoring commands (check, doctor, status: the Nagios plugin convention, so a fleet
+and the monitoring commands (check, doctor, status, wait: the Nagios plugin convention, so a fleet
 aggregates them alike). The CLI, check's fast path, the Nagios line, the JSON envelope, `--help`,
 the man page and the README's exit tables all come from here (packaging/gen_docs.py renders the
 docs; tests hold the README and the JSON Schema to it). Standard library only: `check` imports it
@@ -66,7 +66,7 @@ EXITS: tuple[Exit, ...] = (
                                  "on disk", 6, None),
 )
 CHANGE = ("render", "apply", "boot", "restore")
-MONITORING = ("check", "doctor", "status")
+MONITORING = ("check", "doctor", "status", "wait")
 _BY_STATUS = {e.status: e for e in EXITS}
 
 
@@ -107,6 +107,8 @@ MEANINGS: dict[str, tuple[tuple[int, str], ...]] = {
                (1, "synchronised, but to another source, or with config drift, another time daemon or a "
                    "second chronyd"),
                (2, "chronyd not running, or not synchronised"), (3, "chronyd runs but cannot be read")),
+    "wait": ((0, "synchronised within `--max-error`"), (2, "not by `--timeout` (the reason is printed)"),
+             (3, "bad arguments or an unexpected error")),
 }
 
 
