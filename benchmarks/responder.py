@@ -8,11 +8,13 @@ The path: this kernel has no `tc netem` (CONFIG_NET_SCH_NETEM is not set), so th
 are applied here, at the server's edge, where a delay on the wire is indistinguishable from one
 in the server's own queue:
   - a request's receive timestamp t2 is its kernel arrival stamp (SO_TIMESTAMPNS) plus the drawn
-    up-path delay, and it is answered no earlier than that moment;
-  - its reply is stamped (t3) and then held for the drawn down-path delay before it is sent.
-Every timestamp the server writes is a true reading of its clock at the moment it names, so no
-scheduling error of ours can move the truth: an oversleep before t3 is server processing time
-(clients subtract it), one after t3 is more down-path delay (every client sees it alike).
+    up-path delay;
+  - its reply is sent no earlier than t2 plus the drawn down-path delay, and its transmit
+    timestamp t3 is the server clock's reading that down-path delay before the moment of sending
+    (the reply has been "on the path" since).
+Every timestamp the server writes is a true reading of its clock at the moment it names (the
+clock is the kernel's plus a constant), so no scheduling error of ours can move the truth: a late
+send is more down-path delay, which every client sees alike.
 
 Control, one JSON object a line on stdin, each answered `ok` on stdout:
     {"offset_ns": int, "up": [base_s, jitter_kind, jitter_s, loss], "down": [...], "seed": int}
@@ -41,6 +43,9 @@ _NS = 1_000_000_000
 _NTP_DELTA = int(ntplib.NTP.NTP_DELTA)
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _TIMESPEC = struct.Struct("@qq")
+_SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37)
+# SOF_TIMESTAMPING_TX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_OPT_TSONLY
+_TX_STAMPS = (1 << 1) | (1 << 4) | (1 << 11)
 _SPIN_NS = 300_000  # the last stretch of a hold is spun, not slept: select() overshoots by ~0.1 ms
 
 
@@ -98,6 +103,33 @@ def _kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> int:
     return time.time_ns()
 
 
+class SendLatency:
+    """How long our sendto takes to put a reply on the wire: the kernel's transmit stamp less
+    our reading just before the call. Its recent minimum moves t3 to the moment the reply really
+    leaves, so a client that stamps its own packets in the kernel (chronyd) is not charged
+    with our Python's send path; the minimum never overstates it, so t3 never names a moment
+    after the reply left."""
+
+    def __init__(self) -> None:
+        self.recent: list[int] = []
+
+    @property
+    def floor(self) -> int:
+        return min(self.recent, default=0)
+
+    def sent(self, sock: socket.socket, before: int) -> None:
+        try:
+            _data, anc, _flags, _addr = sock.recvmsg(64, 256, socket.MSG_ERRQUEUE)
+        except OSError:
+            return
+        for level, kind, raw in anc:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPING and len(raw) >= 16:
+                sec, nsec = _TIMESPEC.unpack_from(raw)
+                latency = sec * _NS + nsec - before
+                if 0 < latency < 1_000_000:  # a stamp from another send, or a stepped clock
+                    self.recent = [*self.recent[-63:], latency]
+
+
 def bind(deadline: float) -> socket.socket:
     """The server socket, once the harness has given this namespace its address."""
     while True:
@@ -111,14 +143,17 @@ def bind(deadline: float) -> socket.socket:
             time.sleep(0.01)
             continue
         sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPING, _TX_STAMPS)
         sock.setblocking(False)
         return sock
 
 
 def serve(sock: socket.socket) -> None:
     config = Config()
-    events: list[tuple[int, int, str, bytes, tuple[object, ...], int]] = []  # due ns (wall clock)
+    # (due ns on the wall clock, sequence, reply less its transmit timestamp, peer, down delay ns)
+    events: list[tuple[int, int, bytes, tuple[object, ...], int]] = []
     seq = 0
+    latency = SendLatency()
     stdin = sys.stdin.fileno()
     pending = b""
     while True:
@@ -139,30 +174,29 @@ def serve(sock: socket.socket) -> None:
         if sock in readable:
             while True:
                 try:
-                    data, anc, _flags, peer = sock.recvmsg(1024, socket.CMSG_SPACE(16))
+                    data, anc, _flags, peer = sock.recvmsg(1024, 256)
                 except BlockingIOError:
                     break
                 arrived = _kernel_stamp(anc)
-                up = config.up.draw(config.rng)
-                if len(data) < 48 or (data[0] & 7) != 3 or up is None:
+                up, down = config.up.draw(config.rng), config.down.draw(config.rng)
+                if len(data) < 48 or (data[0] & 7) != 3 or up is None or down is None:
                     continue
+                t2 = arrived + int(up * _NS)
                 seq += 1
-                heapq.heappush(events, (arrived + int(up * _NS), seq, "stamp", data, peer,
-                                        arrived + int(up * _NS)))
+                heapq.heappush(events, (t2 + int(down * _NS), seq,
+                                        reply(data, t2 + config.offset_ns, 0)[:40], peer,
+                                        int(down * _NS)))
         while events and events[0][0] - time.time_ns() <= _SPIN_NS:
             while time.time_ns() < events[0][0]:
                 pass  # a few hundred microseconds at most
-            _due, _seq, kind, data, peer, t2 = heapq.heappop(events)
-            if kind == "send":
-                sock.sendto(data, peer)
-                continue
-            down = config.down.draw(config.rng)
-            t3 = time.time_ns()
-            if down is None:
-                continue
-            packet = reply(data, t2 + config.offset_ns, t3 + config.offset_ns)
-            seq += 1
-            heapq.heappush(events, (t3 + int(down * _NS), seq, "send", packet, peer, 0))
+            _due, _seq, head, peer, down_ns = heapq.heappop(events)
+            # The reply leaves the server about latency.floor from now; its transmit timestamp
+            # is the server clock's true reading down_ns before that (it has been "on the path"
+            # since), never before t2: the send was due at t2 + down. Stamping here, just before
+            # sendto, keeps our own processing out of the down path.
+            before = time.time_ns()
+            sock.sendto(head + to_ntp(before + latency.floor - down_ns + config.offset_ns), peer)
+            latency.sent(sock, before)
 
 
 def main() -> None:
