@@ -188,19 +188,21 @@ def run_client(client: Client, truth: float) -> None:
 
 
 def table(found: list[Client]) -> list[str]:
-    lines = [f"| {'client':<20} | median abs err us | p95 abs err us | x ntplib | bound held "
-             f"| median wall ms | fails |",
-             "| --- | ---: | ---: | ---: | --- | ---: | ---: |"]
+    lines = [f"| {'client':<20} | median abs err us | p95 abs err us | x ntplib | median signed err us "
+             f"| bound held | median wall ms | fails |",
+             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
     base = next((c for c in found if c.name.startswith("ntplib") and c.errors), None)
     for c in found:
         if not c.errors:
-            lines.append(f"| {c.name:<20} | - | - | - | - | - | {c.failures} |")
+            lines.append(f"| {c.name:<20} | - | - | - | - | - | - | {c.failures} |")
             continue
         med = statistics.median(c.errors)
         ratio = f"{med / statistics.median(base.errors):.2f}" if base else "-"
         held = (f"{sum(c.covered)}/{len(c.covered)} ({c.bound_name})" if c.covered else "no bound")
+        signed = statistics.median(c.signed) * 1e6  # a bias shows here (e.g. a late t4)
         lines.append(f"| {c.name:<20} | {med * 1e6:.1f} | {quantile(c.errors, 0.95) * 1e6:.1f} | "
-                     f"{ratio} | {held} | {statistics.median(c.walls) * 1e3:.0f} | {c.failures} |")
+                     f"{ratio} | {signed:+.1f} | {held} | {statistics.median(c.walls) * 1e3:.0f} | "
+                     f"{c.failures} |")
     return lines
 
 
