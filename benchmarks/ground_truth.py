@@ -46,6 +46,18 @@ NTPLIB_SCRIPT = ("import ntplib\n"
                  f"print(ntplib.NTPClient().request('{SERVER}', version=4, timeout=2).offset)\n")
 
 Parsed = tuple[float, float | None]  # offset (> 0: the client's clock is behind), its bound
+# Three estimators on the very same bursts: chronyctl6's exchange once, its samples weighed three
+# ways. An A/B of the estimator that neither load nor path draws can tilt.
+BURST_SCRIPT = (
+    "import json, statistics\n"
+    "from chronyctl6.measure import exchange as x\n"
+    f"m = x.measure(x.resolve('{SERVER}'), samples=x.DEFAULT_SAMPLES)[0]\n"
+    "b, f = m.best, m.fastest\n"
+    "print(json.dumps({'combine': [b.offset, b.error_bound], 'fastest': [f.offset, f.error_bound],\n"
+    "                  'mean': [statistics.fmean(s.offset for s in m.samples), None]}))\n"
+)
+BURST_ESTIMATORS = {"combine": "same burst: combine", "fastest": "same burst: min delay",
+                    "mean": "same burst: mean"}
 
 
 def enter_netns() -> None:
@@ -120,6 +132,8 @@ class Client:
     argv: list[str]
     parse: Callable[[str], Parsed]
     bound_name: str | None = None  # what the client calls the bound it reports
+    # Other rows filled from the same output (argv empty: not run on their own).
+    siblings: dict[str, Client] = field(default_factory=dict)
     errors: list[float] = field(default_factory=list)
     signed: list[float] = field(default_factory=list)  # reported minus true offset
     covered: list[bool] = field(default_factory=list)
@@ -145,6 +159,23 @@ def _check_json(text: str) -> Parsed:
     return float(data["offset_seconds"]), float(data["error_bound_seconds"])
 
 
+def _burst(key: str) -> Callable[[str], Parsed]:
+    def parse(text: str) -> Parsed:
+        offset, bound = json.loads(text)[key]
+        return float(offset), None if bound is None else float(bound)
+
+    return parse
+
+
+def burst_clients(python: str) -> list[Client]:
+    rows = {key: Client(name, [], _burst(key), "error_bound" if key != "mean" else None)
+            for key, name in BURST_ESTIMATORS.items()}
+    first = rows.pop("combine")
+    first.argv = [python, "-c", BURST_SCRIPT]
+    first.siblings = rows
+    return [first, *rows.values()]
+
+
 def clients(python: str, workdir: str) -> list[Client]:
     found = [
         Client("chronyctl6 check", [python, "-c", CONSOLE_SCRIPT, "check", "--server", SERVER,
@@ -166,7 +197,7 @@ def clients(python: str, workdir: str) -> list[Client]:
             chronyd, "-Q", "-x", "-u", "root", "-t", "10", f"server {SERVER} iburst maxsamples 1",
             f"pidfile {workdir}/chronyd.pid", "cmdport 0"],
             _regex(r"System clock wrong by (-?\d+\.\d+) seconds")))
-    return found
+    return [*found, *burst_clients(python)]
 
 
 def run_client(client: Client, truth: float) -> None:
@@ -175,9 +206,14 @@ def run_client(client: Client, truth: float) -> None:
     done = subprocess.run(client.argv, cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=30, check=False)
     wall = time.monotonic() - start
+    for row in (client, *client.siblings.values()):
+        record(row, done.stdout + done.stderr, truth, wall)
+
+
+def record(client: Client, output: str, truth: float, wall: float) -> None:
     try:
-        offset, bound = client.parse(done.stdout + done.stderr)
-    except (ValueError, KeyError, TypeError):
+        offset, bound = client.parse(output)
+    except (ValueError, KeyError, TypeError, AttributeError):
         client.failures += 1
         return
     client.errors.append(abs(offset - truth))
@@ -188,19 +224,19 @@ def run_client(client: Client, truth: float) -> None:
 
 
 def table(found: list[Client]) -> list[str]:
-    lines = [f"| {'client':<20} | median abs err us | p95 abs err us | x ntplib | median signed err us "
+    lines = [f"| {'client':<21} | median abs err us | p95 abs err us | x ntplib | median signed err us "
              f"| bound held | median wall ms | fails |",
              "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
     base = next((c for c in found if c.name.startswith("ntplib") and c.errors), None)
     for c in found:
         if not c.errors:
-            lines.append(f"| {c.name:<20} | - | - | - | - | - | - | {c.failures} |")
+            lines.append(f"| {c.name:<21} | - | - | - | - | - | - | {c.failures} |")
             continue
         med = statistics.median(c.errors)
         ratio = f"{med / statistics.median(base.errors):.2f}" if base else "-"
         held = (f"{sum(c.covered)}/{len(c.covered)} ({c.bound_name})" if c.covered else "no bound")
         signed = statistics.median(c.signed) * 1e6  # a bias shows here (e.g. a late t4)
-        lines.append(f"| {c.name:<20} | {med * 1e6:.1f} | {quantile(c.errors, 0.95) * 1e6:.1f} | "
+        lines.append(f"| {c.name:<21} | {med * 1e6:.1f} | {quantile(c.errors, 0.95) * 1e6:.1f} | "
                      f"{ratio} | {signed:+.1f} | {held} | {statistics.median(c.walls) * 1e3:.0f} | "
                      f"{c.failures} |")
     return lines
@@ -234,7 +270,8 @@ def main() -> None:
                 for _ in range(args.trials):
                     trial = path.trial(rng)
                     server.configure(trial, rng.randrange(1 << 30))
-                    for client in rng.sample(found, len(found)):  # no client always goes first
+                    runs = [c for c in found if c.argv]
+                    for client in rng.sample(runs, len(runs)):  # no client always goes first
                         run_client(client, trial.offset)
                 print(f"\npath {name}: {path.what}; {args.trials} trials")
                 print("\n".join(table(found)))
