@@ -187,8 +187,11 @@ def serve(sock: socket.socket) -> None:
                                         reply(data, t2 + config.offset_ns, 0)[:40], peer,
                                         int(down * _NS)))
         while events and events[0][0] - time.time_ns() <= _SPIN_NS:
-            while time.time_ns() < events[0][0]:
-                pass  # a few hundred microseconds at most
+            # Spun on the monotonic clock: at real-time priority, a wall clock stepped back
+            # must not turn a few hundred microseconds into seconds.
+            spin_until = time.monotonic_ns() + max(0, events[0][0] - time.time_ns())
+            while time.monotonic_ns() < spin_until:
+                pass
             _due, _seq, head, peer, down_ns = heapq.heappop(events)
             # The reply leaves the server about latency.floor from now; its transmit timestamp
             # is the server clock's true reading down_ns before that (it has been "on the path"
