@@ -107,8 +107,8 @@ class SendLatency:
     """How long our sendto takes to put a reply on the wire: the kernel's transmit stamp less
     our reading just before the call. Its recent minimum moves t3 to the moment the reply really
     leaves, so a client that stamps its own packets in the kernel (chronyd) is not charged
-    with our Python's send path; the minimum never overstates it, so t3 never names a moment
-    after the reply left."""
+    with our Python's send path. A send can still be quicker than the recent minimum, so the
+    credit taken is never more than the drawn down delay (see serve)."""
 
     def __init__(self) -> None:
         self.recent: list[int] = []
@@ -196,9 +196,13 @@ def serve(sock: socket.socket) -> None:
             # The reply leaves the server about latency.floor from now; its transmit timestamp
             # is the server clock's true reading down_ns before that (it has been "on the path"
             # since), never before t2: the send was due at t2 + down. Stamping here, just before
-            # sendto, keeps our own processing out of the down path.
+            # sendto, keeps our own processing out of the down path. The credit for the send
+            # latency is at most down_ns: this send may be quicker than the recent floor, and t3
+            # must never name a moment after the reply really left (a negative leg would break
+            # every client's bound, not by their fault).
             before = time.time_ns()
-            sock.sendto(head + to_ntp(before + latency.floor - down_ns + config.offset_ns), peer)
+            credit = min(latency.floor, down_ns)
+            sock.sendto(head + to_ntp(before + credit - down_ns + config.offset_ns), peer)
             latency.sent(sock, before)
 
 
