@@ -8,13 +8,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from chronyctl6.chronyconf import traversal
 from chronyctl6.configure import executor, render, validation
 from chronyctl6.configure import plan as planning
 from chronyctl6.configure.executor import Progress, ValidationFailed
 from chronyctl6.configure.plan import Plan, Request, is_root
 from chronyctl6.configure.transaction import RollbackFailed, RolledBack
-from chronyctl6.effects import chrony_tools, history, service
+from chronyctl6.effects import chrony_tools, configtree, history, service
 from chronyctl6.errors import BadInput, ChronyCtlError, NotPermitted
 
 __all__ = ["ApplyResult", "Options", "Progress", "RollbackFailed", "RolledBack", "ValidationFailed", "apply",
@@ -79,7 +78,7 @@ def apply(request: Request, options: Options, progress: Progress | None = None) 
     chosen, _ = planning.choose_settings(request, basics)
     platform = planning.platform_of(chosen, basics)
     service.check_unit_arguments(request.root, platform.config_path)  # chronyd must read what is written
-    directory = traversal.write_path(request.root, platform.config_path).parent
+    directory = configtree.write_path(request.root, platform.config_path).parent
     if not directory.is_dir():
         planning.gather(request, basics)  # raises the error that says what is missing
     with executor.locked(request.root, timeout=options.lock_timeout, create=not options.check):

@@ -18,10 +18,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chronyctl6.chronyconf import traversal
 from chronyctl6.configure import executor, planners, render, settings
 from chronyctl6.configure.plan import Request, is_root, load_platform, load_settings
-from chronyctl6.effects import chrony_tools, files, history, host, metadata
+from chronyctl6.effects import chrony_tools, configtree, files, history, host, metadata
 from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
 
 BOOT_SOURCEDIR = "/run/chronyctl6"  # Platform.runtime_sourcedir, where no platform is known
@@ -122,7 +121,7 @@ def _gather(request: Request, basics: _Basics, settle: float,
         with contextlib.suppress(Exception):
             network = host.read_network()
     shown = f"{basics.sourcedir}/{render.BOOT_SOURCES_NAME}"
-    path = traversal.write_path(request.root, shown)
+    path = configtree.write_path(request.root, shown)
     options = chosen.timesync_options if chosen is not None else settings.Settings().timesync_options
     facts = planners.BootFacts(request.root, path, shown, _current(path), options,
                                chosen.ipv6 if chosen is not None else None, network, hint,

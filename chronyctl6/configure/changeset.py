@@ -14,6 +14,7 @@ from enum import Enum
 from pathlib import Path
 
 from chronyctl6.chronyconf import directives
+from chronyctl6.text import shown
 
 CONFIG = "config"  # read by chronyd at start only (main file, include, confdir): a restart
 SOURCES = "sources"  # a *.sources file in a sourcedir: `chronyc reload sources` is enough
@@ -63,8 +64,9 @@ class FileChange:
     def diff(self) -> str:
         old = [f"{ln.text}\n" for ln in directives.split_lines(directives.decode(self.old or b""))]
         new = [f"{ln.text}\n" for ln in directives.split_lines(directives.decode(self.final or b""))]
-        fromfile = self.shown if self.old is not None else "/dev/null"
-        tofile = self.shown if self.final is not None else "/dev/null"
+        name = shown(self.shown)  # a line break in a drop-in's name must not start a diff line of its own
+        fromfile = name if self.old is not None else "/dev/null"
+        tofile = name if self.final is not None else "/dev/null"
         return "".join(difflib.unified_diff(old, new, fromfile, tofile))
 
 

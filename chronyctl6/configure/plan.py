@@ -10,11 +10,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from chronyctl6.chronyconf import directives, sources, traversal
+from chronyctl6.chronyconf import directives, sources
 from chronyctl6.configure import platforms, render, settings
 from chronyctl6.configure.changeset import BACKUP_SUFFIX, CONFIG, OTHER, ChangeSet, FileChange, UnitLink, Verify
 from chronyctl6.configure.platforms import Platform
-from chronyctl6.effects import files, history, host
+from chronyctl6.effects import configtree, files, history, host
 from chronyctl6.errors import BadInput, ChronyCtlError
 
 
@@ -112,13 +112,13 @@ def read_basics(request: Request) -> Basics:
         data = files.read_bounded(request.settings_path, limit=settings.MAX_BYTES)
     else:  # an image's settings, read inside the image
         where = str(request.under_root(settings.SETTINGS_PATH))
-        data = traversal.read_one(request.root, settings.SETTINGS_PATH)
+        data = configtree.read_one(request.root, settings.SETTINGS_PATH)
     text = settings.decode(data, where=where) if data is not None else None
     os_where = request.under_root("/etc/os-release")
     # Read inside the image (an absolute symlink must not name the build host's file), bounded.
-    os_data = traversal.read_one(request.root, "/etc/os-release")
+    os_data = configtree.read_one(request.root, "/etc/os-release")
     if os_data is None:  # os-release(5): /usr/lib/os-release is the fallback
-        os_data = traversal.read_one(request.root, "/usr/lib/os-release")
+        os_data = configtree.read_one(request.root, "/usr/lib/os-release")
     os_text = directives.decode(os_data) if os_data is not None else None
     intent, problem = history.Store(request.root).intent()
     return Basics(text, where, os_text, str(os_where), intent, problem)
@@ -131,7 +131,7 @@ def gather(request: Request, basics: Basics) -> Facts:
     phc = host.find_phc(request.root) if request.live else None
     # Under --root the directory is resolved inside the image; the file itself is read as chronyd
     # would (through a symlink, inside the image) but replaced where it is, never written through.
-    config_path = traversal.write_path(request.root, platform.config_path)
+    config_path = configtree.write_path(request.root, platform.config_path)
     if not config_path.parent.is_dir():
         raise BadInput(
             f"{config_path.parent} does not exist: is chrony installed"
@@ -140,10 +140,10 @@ def gather(request: Request, basics: Basics) -> Facts:
                                             ", or pass --distro if the distribution is misdetected"),
         )
     boot_shown = f"{platform.runtime_sourcedir}/{render.BOOT_SOURCES_NAME}"
-    link = traversal.write_path(request.root, BOOT_LINK)
+    link = configtree.write_path(request.root, BOOT_LINK)
     return Facts(basics, network, phc, _instance_hint(chosen, network),
-                 traversal.read_one(request.root, platform.config_path),
-                 traversal.read_one(request.root, boot_shown), boot_unit(request),
+                 configtree.read_one(request.root, platform.config_path),
+                 configtree.read_one(request.root, boot_shown), boot_unit(request),
                  link.is_symlink() or link.exists())
 
 
@@ -206,7 +206,7 @@ def plan(request: Request, facts: Facts) -> Plan:
     platform = platform_of(chosen, facts.basics)
     network, hint = facts.network, facts.hint
     choices = render.decide(chosen, platform, network=network, phc_device=facts.phc, hint=hint)
-    config_path = traversal.write_path(request.root, platform.config_path)
+    config_path = configtree.write_path(request.root, platform.config_path)
     old = facts.config
     rendered = render.render_config(choices, directives.decode(old) if old is not None else None)
     changes = [FileChange(config_path, platform.config_path, old, directives.encode(rendered.text), "config")]
@@ -216,7 +216,7 @@ def plan(request: Request, facts: Facts) -> Plan:
     if at_boot and request.live and network is not None:
         boot_endpoint = render.choose_endpoint(chosen.ipv6, network, hint)
         shown = f"{platform.runtime_sourcedir}/{render.BOOT_SOURCES_NAME}"
-        changes.append(FileChange(traversal.write_path(request.root, shown), shown, facts.boot_sources,
+        changes.append(FileChange(configtree.write_path(request.root, shown), shown, facts.boot_sources,
                                   render.render_boot_sources(boot_endpoint, chosen.timesync_options).encode(),
                                   "sources"))
 
@@ -245,7 +245,7 @@ def change_set(plan: Plan) -> ChangeSet:
     root = plan.request.root
     enable: tuple[UnitLink, ...] = ()
     if plan.enable_unit is not None:
-        enable = (UnitLink(traversal.write_path(root, BOOT_LINK), BOOT_LINK, plan.enable_unit),)
+        enable = (UnitLink(configtree.write_path(root, BOOT_LINK), BOOT_LINK, plan.enable_unit),)
     live = plan.request.live
     return ChangeSet(root, plan.config.shown, plan.config.path, plan.config.old, plan.config.new,
                      files=plan.pending, enable=enable, live=live,
@@ -297,7 +297,7 @@ def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[li
     (so it is diffed, backed up in memory and rolled back like the rest). A file under /run is
     written again at every boot by whoever owns it, one under /usr by its package: there, only a
     warning helps (README: "What apply does with other sources, per distro")."""
-    tree = traversal.load(platform.config_path, request.root, main_data=directives.encode(text))
+    tree = configtree.load(platform.config_path, request.root, main_data=directives.encode(text))
     if tree.problems:
         raise BadInput(tree.problems[0], hint="chronyctl6 reads only regular files inside the root")
     changes: list[FileChange] = []
@@ -327,7 +327,7 @@ def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[li
         else:
             new = "\n".join(new_lines) + ("\n" if old.endswith("\n") else "")
             # Replaced where it is: a symlink is replaced by the edited file, never written through.
-            changes.append(FileChange(traversal.write_path(request.root, read.shown), read.shown, read.data,
+            changes.append(FileChange(configtree.write_path(request.root, read.shown), read.shown, read.data,
                                       directives.encode(new),
                                       "sources" if read.role == "sourcedir" else "config"))
     return changes, warnings
@@ -338,7 +338,7 @@ def _old_backups(request: Request, text: str, platform: Platform) -> list[FileCh
     read them (`include /etc/chrony/conf.d/*` has no suffix), so a public pool kept there would go
     on running. The history in the state directory is the backup now: they go, as part of the
     change (kept in its history entry, undone on rollback)."""
-    tree = traversal.load(platform.config_path, request.root, main_data=directives.encode(text))
+    tree = configtree.load(platform.config_path, request.root, main_data=directives.encode(text))
     out: list[FileChange] = []
     read = {r.shown for r in tree.read}
     for shown in dict.fromkeys([r.shown for r in tree.read] + [r.shown + BACKUP_SUFFIX for r in tree.read
@@ -346,12 +346,12 @@ def _old_backups(request: Request, text: str, platform: Platform) -> list[FileCh
         if not shown.endswith(BACKUP_SUFFIX):
             continue
         try:
-            data = traversal.read_one(request.root, shown)
+            data = configtree.read_one(request.root, shown)
         except ChronyCtlError:
             continue  # not a regular file: not one of ours
         if data is not None:
             kind = CONFIG if shown in read else OTHER  # chronyd reads it: a restart, else nothing
-            out.append(FileChange(traversal.write_path(request.root, shown), shown, data, b"", kind, removed=True))
+            out.append(FileChange(configtree.write_path(request.root, shown), shown, data, b"", kind, removed=True))
     return out
 
 

@@ -11,7 +11,6 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 
-from chronyctl6.chronyconf import traversal
 from chronyctl6.configure import executor, planners, settings
 from chronyctl6.configure import plan as planning
 from chronyctl6.configure.apply import check_seconds
@@ -20,7 +19,7 @@ from chronyctl6.configure.changeset import UnitLink
 from chronyctl6.configure.executor import Progress
 from chronyctl6.configure.plan import BOOT_LINK, Request, is_root
 from chronyctl6.configure.platforms import Platform
-from chronyctl6.effects import chrony_tools, history, host, service
+from chronyctl6.effects import chrony_tools, configtree, history, host, service
 from chronyctl6.errors import ChronyCtlError, NotPermitted
 
 CONFIG_PATHS = ("/etc/chrony/chrony.conf", "/etc/chrony.conf")  # where no platform is known
@@ -50,7 +49,7 @@ def release(request: Request, *, wait: float | None = None, lock_timeout: float 
         raise NotPermitted("release changes the running chrony and needs root", hint="the package's prerm runs it")
     chosen, platform = _settings(request)
     config_shown = platform.config_path if platform else next(
-        (p for p in CONFIG_PATHS if traversal.write_path(request.root, p).is_file()), None)
+        (p for p in CONFIG_PATHS if configtree.write_path(request.root, p).is_file()), None)
     if config_shown is None:
         return ReleaseResult(False, said=["chrony's configuration is not here: nothing to do"])
     with executor.locked(request.root, timeout=lock_timeout):
@@ -83,12 +82,12 @@ def _settings(request: Request) -> tuple[settings.Settings, Platform | None]:
 
 def _facts(request: Request, chosen: settings.Settings, platform: Platform | None,
            config_shown: str) -> planners.ReleaseFacts:
-    config = traversal.write_path(request.root, config_shown)
+    config = configtree.write_path(request.root, config_shown)
     sourcedir = platform.runtime_sourcedir if platform else BOOT_SOURCEDIR
     runtime_shown = f"{sourcedir}/timesync.sources"
-    runtime_path = traversal.write_path(request.root, runtime_shown)
+    runtime_path = configtree.write_path(request.root, runtime_shown)
     runtime = history.capture(runtime_path, runtime_shown)
-    link = traversal.write_path(request.root, BOOT_LINK)
+    link = configtree.write_path(request.root, BOOT_LINK)
     boot_link = UnitLink(link, BOOT_LINK, os.readlink(link)) if link.is_symlink() else None
     network = None
     if request.live:

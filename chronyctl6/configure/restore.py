@@ -11,14 +11,13 @@ import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chronyctl6.chronyconf import traversal
 from chronyctl6.configure import executor, planners, platforms, render, settings
 from chronyctl6.configure import plan as planning
 from chronyctl6.configure.apply import DEFAULT_WAIT, check_seconds
 from chronyctl6.configure.executor import Progress, ValidationFailed
 from chronyctl6.configure.plan import Request, is_root
 from chronyctl6.configure.platforms import Platform
-from chronyctl6.effects import chrony_tools, history, service
+from chronyctl6.effects import chrony_tools, configtree, history, service
 from chronyctl6.errors import ChronyCtlError, NotPermitted
 
 
@@ -55,7 +54,7 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
     elif wait is None:
         wait = planning.settings_wait(basics, chosen, DEFAULT_WAIT)
     store = history.Store(request.root)
-    directory = traversal.write_path(request.root, platform.config_path).parent
+    directory = configtree.write_path(request.root, platform.config_path).parent
     if not directory.is_dir():
         raise ChronyCtlError(f"{directory} does not exist: is chrony installed?")
     with executor.locked(request.root, timeout=lock_timeout):
@@ -75,7 +74,7 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
         # The image's own chronyd is there but cannot run here: an older host chronyd's "Invalid
         # directive" in the distribution's own files is its age, not the files' fault.
         older_judge = (original and not request.live and chronyd is not None and not chronyd.from_image
-                       and traversal.write_path(request.root, "/usr/sbin/chronyd").exists())
+                       and configtree.write_path(request.root, "/usr/sbin/chronyd").exists())
         done = executor.execute(changes, seams, explain=_explainer(platform.config_path, original, older_judge))
     result = RestoreResult(True, source, [c.shown for c in changes.files], done.action, done.history, done.waited)
     if done.unjudged is not None:
@@ -102,10 +101,10 @@ def _platform(chosen: settings.Settings, basics: planning.Basics) -> Platform:
 def _facts(request: Request, platform: Platform, targets: list[history.Saved], *,
            original: bool) -> planners.RestoreFacts:
     """Each kept file as it is now, where it is under the root, and what a kept link leads to."""
-    paths = {t.shown: traversal.write_path(request.root, t.shown) for t in targets}
-    config = traversal.write_path(request.root, platform.config_path)
+    paths = {t.shown: configtree.write_path(request.root, t.shown) for t in targets}
+    config = configtree.write_path(request.root, platform.config_path)
     runtime_shown = f"{platform.runtime_sourcedir}/{render.BOOT_SOURCES_NAME}"
-    runtime_path = traversal.write_path(request.root, runtime_shown)
+    runtime_path = configtree.write_path(request.root, runtime_shown)
     runtime = None
     if original:
         try:
@@ -150,6 +149,6 @@ def _final_bytes(root: Path, saved: history.Saved) -> bytes | None:
     if saved.link is None:
         return saved.data
     try:
-        return traversal.read_one(root, posixpath.join(posixpath.dirname(saved.shown), saved.link))
+        return configtree.read_one(root, posixpath.join(posixpath.dirname(saved.shown), saved.link))
     except ChronyCtlError:
         return None

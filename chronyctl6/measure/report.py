@@ -4,7 +4,8 @@ Pure functions of a CheckResult. Seconds everywhere, as plain numbers; never NaN
 
 The verdict's one error bound, used by the status line, the Nagios perfdata (`max_error`, with
 the thresholds), the Prometheus metrics (`chronyctl6_check_max_error_seconds`) and the shipped
-alert rules: max_error = |offset| + delay / 2 + root distance (root delay / 2 + root dispersion).
+alert rules: max_error = |offset| + path bound (at most delay / 2) + root distance (root delay / 2 +
+root dispersion).
 
 Prometheus names (see packaging/prometheus/README.md for the mapping):
 - our own NTP measurement: `chronyctl6_check_*`, suffixes as node_exporter's ntp collector
@@ -24,7 +25,6 @@ Prometheus names (see packaging/prometheus/README.md for the mapping):
 from __future__ import annotations
 
 import math
-import re
 from typing import TYPE_CHECKING, Any
 
 from chronyctl6.measure.check import CheckResult, decimal
@@ -34,16 +34,8 @@ from chronyctl6.text import shown
 if TYPE_CHECKING:
     from chronyctl6.effects.chrony_tools import Source, Tracking
 
+one_line = shown  # the one sanitiser: a server's or a name's text on one line
 LEAP_TEXT = {0: "normal", 1: "insert second", 2: "delete second", 3: "unsynchronised"}
-# C0/C1 controls, DEL, line/paragraph separators, bidi overrides: nothing a server or a
-# name may slip into a line a monitoring system or a terminal reads.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def one_line(text: str) -> str:
-    """Text safe on one line of any output: controls as spaces, and bytes that were not UTF-8
-    (surrogates from the command line) as backslash escapes, which every stream can write."""
-    return _UNSAFE.sub(" ", text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def _num(value: float | None) -> float | None:
@@ -146,7 +138,7 @@ def to_text(r: CheckResult) -> str:
         lines += [
             f"  offset       {s.offset:+.6f} s +- {s.error_bound:.6f} s "
             f"(this clock is {direction} the server)",
-            f"  max error    {s.max_error:.6f} s = |offset| + delay/2 + root distance "
+            f"  max error    {s.max_error:.6f} s = |offset| + path bound + root distance "
             f"(warning at {decimal(r.thresholds.warn)} s, critical at "
             f"{decimal(r.thresholds.crit)} s)",
             f"  server       {chosen.target.address} port {chosen.target.port}: stratum "
@@ -272,7 +264,7 @@ def to_prometheus(r: CheckResult) -> str:
             "dispersion.", series(lambda b: b.root_distance))
     p.gauge(CHECK + "error_bound_seconds", "The offset's bound against UTC: delay / 2 + root "
             "distance.", series(lambda b: b.error_bound))
-    p.gauge(CHECK + "max_error_seconds", "The verdict's quantity: |offset| + delay / 2 + root "
+    p.gauge(CHECK + "max_error_seconds", "The verdict's quantity: |offset| + path bound (at most delay / 2) + root "
             "distance, the most this clock can be off UTC.", series(lambda b: b.max_error))
     p.gauge(CHECK + "selected", "1 for the server whose reply decided the verdict.",
             [(per(m), 1.0 if m is chosen else 0.0) for m, _ in good])

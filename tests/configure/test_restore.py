@@ -194,9 +194,9 @@ def test_include_star_a_second_apply_is_a_no_op_and_restore_original_gives_the_t
     check = cli("apply", "--root", str(root), "--ipv6", "on", "--check", "--diff")
     assert check.returncode == 0, check.stdout + check.stderr
     # The real traversal, as chronyd reads it: no source but Time Sync's is active.
-    from chronyctl6.chronyconf import traversal
+    from chronyctl6.effects import configtree
 
-    tree = traversal.load("/etc/chrony/chrony.conf", root)
+    tree = configtree.load("/etc/chrony/chrony.conf", root)
     assert [located.directive.args[0] for located in tree.sources()] == ["fd00:ec2::123"]
     done = cli("restore", "--root", str(root), "--original")
     assert done.returncode == 0, done.stderr
