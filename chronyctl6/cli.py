@@ -391,6 +391,7 @@ def restore(
     original: bool = typer.Option(False, "--original", help="The distribution's files, as kept at first takeover "
                                                             "(byte for byte), instead of the previous version."),
     root: str = _ROOT_OPTION,
+    distro: Optional[Distro] = _DISTRO_OPTION,
     settings: Optional[str] = _SETTINGS_OPTION,
     service_manager: Optional[ServiceManager] = _SM_OPTION,
     wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=3600,
@@ -415,10 +416,12 @@ def restore(
 
     run = _Run("restore", output.value, quiet)
     run.guard(lambda: check_seconds(lock_timeout, "--lock-timeout"))
-    request = _request(root, None, None, None, None, service_manager, settings)
+    request = _request(root, distro, None, None, None, service_manager, settings)
     chosen_wait = _wait_for(run, wait, no_wait)
     result = run.guard(lambda: run_restore(request, original=original, wait=chosen_wait, lock_timeout=lock_timeout,
                                            progress=_progress(run)))
+    for line in result.warnings:
+        run.warn(line)
     if not result.changed:
         run.echo(result.message)
     else:
@@ -427,7 +430,8 @@ def restore(
             run.echo(f"chronyd: {result.action}")
         if result.answered_after is not None:
             run.echo(f"chronyd answers after {result.answered_after:g} s")
-    run.finish(out.Status.OK, out.with_units(result.as_dict(), {"answered_after": "answered_after_seconds"}))
+    run.finish(out.Status.OK, out.with_units(result.as_dict(), {"answered_after": "answered_after_seconds"}),
+               _warnings(result.warnings))
 
 
 @app.command(cls=_Command, epilog=_exits("boot"))
@@ -456,6 +460,37 @@ def boot(
              + ("; chronyd reloaded its sources" if result.reloaded else ""))
     run.finish(out.Status.OK, out.with_units(result.as_dict(), {"waited_for_ipv6": "waited_for_ipv6_seconds"}),
                _warnings(result.warnings))
+
+
+@app.command(cls=_Command)
+def release(
+    root: str = _ROOT_OPTION,
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=3600,
+                                         help="Wait until chronyd answers after the restart (default 10)."),
+    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
+    output: Output = _OUTPUT_OPTION,
+    quiet: bool = _QUIET_OPTION,
+) -> None:
+    """What removing the package does to chrony (the package's prerm runs it): a `sourcedir
+    /run/chronyctl6` that nothing fills once the boot step is gone becomes this launch's Time Sync
+    line, the boot unit is disabled; the rest of chrony.conf stays. Exit 0 done (or nothing to do),
+    1 failed (rolled back), 3 busy, 4 not root.
+
+    \b
+    Examples:
+      sudo chronyctl6 release                     what the package's removal runs
+      chronyctl6 release --root /mnt/image        an image that will not have chronyctl6
+    """
+    from chronyctl6.configure.release import release as run_release
+
+    run = _Run("release", output.value, quiet)
+    request = _request(root, None, None, None, None, None, None)
+    result = run.guard(lambda: run_release(request, wait=wait, lock_timeout=lock_timeout, progress=_progress(run)))
+    for line in result.said:
+        run.echo(f"chronyctl6: {line}")
+    if result.action != "none":
+        run.echo(f"chronyctl6: chronyd: {result.action}")
+    run.finish(out.Status.OK, result.as_dict())
 
 # ---- check --------------------------------------------------------------------------------
 

@@ -4,6 +4,11 @@ An AMI is baked once and launched into dual-stack and IPv4-only subnets. Its chr
 `sourcedir /run/chronyctl6`; on every boot chronyctl6-boot.service runs `chronyctl6 boot`, which
 writes /run/chronyctl6/timesync.sources with the one endpoint this launch can reach. /run is
 empty at every boot, so no choice survives into the next launch.
+
+Facts (settings, platform, this launch's network and instance metadata, the last boot's choice) are
+gathered under the one lock apply takes; planners.plan_boot decides, the one executor writes (and,
+run by hand on a running instance, reloads chronyd's sources). Its own policy: never fail for lack
+of facts, fall back instead; no history entry (a boot's choice is no change to undo).
 """
 
 from __future__ import annotations
@@ -13,10 +18,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chronyctl6.chronyconf import directives
-from chronyctl6.configure import render, settings
-from chronyctl6.configure.plan import FileChange, Request, is_root, load_platform, load_settings
-from chronyctl6.effects import chrony_tools, files, history, host, metadata
+from chronyctl6.configure import executor, planners, render, settings
+from chronyctl6.configure.plan import Request, is_root, load_platform, load_settings
+from chronyctl6.effects import chrony_tools, configtree, files, history, host, metadata
 from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
 
 BOOT_SOURCEDIR = "/run/chronyctl6"  # Platform.runtime_sourcedir, where no platform is known
@@ -37,53 +41,95 @@ class BootResult:
         return dict(self.__dict__)
 
 
-def boot(request: Request, *, settle: float = 10.0) -> BootResult:
+def boot(request: Request, *, settle: float = 10.0, lock_timeout: float = 10.0) -> BootResult:
     """Never leaves chronyd without a source: whatever fails (settings.toml, os-release, instance
-    metadata, the network), it writes the last endpoint a boot chose, else the IPv4 one, says why
-    in `warnings` and succeeds. Only not being root and a file that cannot be written fail."""
+    metadata, the network), it writes the last endpoint a boot chose (IPv6 only where this launch
+    has a usable IPv6 address), else the IPv4 one, says why in `warnings` and succeeds. Only not
+    being root, a lock held too long and a file that cannot be written fail."""
     if not is_root():
         raise NotPermitted("boot writes under /run and needs root", hint="it runs from chronyctl6-boot.service")
     start = time.monotonic()
     store = history.Store(request.root)
-    warnings: list[str] = []
-    options = settings.Settings().timesync_options
-    sourcedir = BOOT_SOURCEDIR
+    basics = _settings(request)
+    unlocked: list[str] = []
+    with _lock(request, lock_timeout, unlocked):
+        facts, start = _gather(request, basics, settle, store)
+        decided = planners.plan_boot(facts)
+        seams = executor.Seams(executor.Chronyc(), executor.Chronyc()) if facts.chronyd_running else executor.Seams()
+        done = executor.execute(decided.changes, seams)
+    warnings = list(decided.warnings) + unlocked
+    if not decided.fallback:
+        try:
+            store.save_last_boot({"address": decided.endpoint.address, "reason": decided.endpoint.reason})
+        except (ChronyCtlError, OSError) as exc:  # a read-only /var at boot costs nothing
+            warnings.append(f"could not record this boot's choice: {getattr(exc, 'message', exc)}")
+    return BootResult(decided.endpoint.address, decided.endpoint.reason, facts.shown, not decided.changes.empty,
+                      done.action == "reload", round(time.monotonic() - start, 3), warnings,
+                      fallback=decided.fallback)
+
+
+def _lock(request: Request, timeout: float, warnings: list[str]) -> contextlib.ExitStack:
+    """apply's lock, bounded. Another run holding it past the timeout fails the step (Busy); a
+    state directory the lock cannot be made in (a read-only or broken /var at boot) does not:
+    the boot step goes on without it, /run being its only file, and says so."""
+    stack = contextlib.ExitStack()
+    try:
+        stack.enter_context(executor.locked(request.root, timeout=timeout))
+    except files.WriteFailed as exc:
+        warnings.append(f"ran without the lock: {exc.message}")
+    return stack
+
+
+@dataclass(frozen=True)
+class _Basics:
+    chosen: settings.Settings | None
+    sourcedir: str
+    problem: str | None
+
+
+def _settings(request: Request) -> _Basics:
+    """settings.toml and the platform; a failure is kept as the reason for the fallback."""
     settings_path = str(request.settings_path or request.under_root(settings.SETTINGS_PATH))
     try:
         chosen = load_settings(request)
-        options = chosen.timesync_options
-        with contextlib.suppress(ChronyCtlError):  # an unknown distro: the default directory
-            sourcedir = load_platform(request, chosen).runtime_sourcedir
-        endpoint, start = _choose(chosen, settle)
-    except Exception as exc:  # any failure: the fallback below, with the reason
-        why = exc.message if isinstance(exc, ChronyCtlError) else repr(exc)
-        if settings_path not in why:
-            why = f"{why} (settings: {settings_path})"
-        last = _last_good(store)
-        endpoint = last or render.Endpoint(directives.TIMESYNC_IPV4, "fallback: every instance reaches IPv4")
-        warnings.append(f"{why}; using {endpoint.address} ({'the last good choice' if last else 'fallback'})")
-    shown = f"{sourcedir}/{render.BOOT_SOURCES_NAME}"
-    change = FileChange(request.under_root(shown), shown, _current(request.under_root(shown)),
-                        render.render_boot_sources(endpoint, options).encode(), "sources")
-    reloaded = False
-    if change.changed:
-        change.path.parent.mkdir(parents=True, exist_ok=True)
-        files.atomic_write(change.path, change.new)
-        # Run by hand on a running instance: tell chronyd. At boot chronyd is not up yet.
-        if _chronyd_answers():
-            chrony_tools.reload_sources()
-            reloaded = True
-    fallback = bool(warnings)
-    if not fallback:
-        try:
-            store.save_last_boot({"address": endpoint.address, "reason": endpoint.reason})
-        except (ChronyCtlError, OSError) as exc:  # a read-only /var at boot costs nothing
-            warnings.append(f"could not record this boot's choice: {getattr(exc, 'message', exc)}")
-    return BootResult(endpoint.address, endpoint.reason, change.shown, change.changed, reloaded,
-                      round(time.monotonic() - start, 3), warnings, fallback=fallback)
+    except Exception as exc:  # any failure: the fallback, with the reason
+        return _Basics(None, BOOT_SOURCEDIR, _why(exc, settings_path))
+    with contextlib.suppress(ChronyCtlError):  # an unknown distro: the default directory
+        return _Basics(chosen, load_platform(request, chosen).runtime_sourcedir, None)
+    return _Basics(chosen, BOOT_SOURCEDIR, None)
 
 
-def _choose(chosen: settings.Settings, settle: float) -> tuple[render.Endpoint, float]:
+def _why(exc: BaseException, settings_path: str) -> str:
+    why = exc.message if isinstance(exc, ChronyCtlError) else repr(exc)
+    return why if settings_path in why else f"{why} (settings: {settings_path})"
+
+
+def _gather(request: Request, basics: _Basics, settle: float,
+            store: history.Store) -> tuple[planners.BootFacts, float]:
+    settings_path = str(request.settings_path or request.under_root(settings.SETTINGS_PATH))
+    chosen = basics.chosen
+    problem = basics.problem
+    network: host.HostNetwork | None = None
+    hint: host.InstanceHint | None = None
+    start = time.monotonic()
+    try:
+        if chosen is not None and problem is None:
+            network, hint, start = _network(chosen, settle)
+    except Exception as exc:
+        problem = _why(exc, settings_path)
+    if network is None:  # this launch's network all the same: the fallback must not trust a last IPv6
+        with contextlib.suppress(Exception):
+            network = host.read_network()
+    shown = f"{basics.sourcedir}/{render.BOOT_SOURCES_NAME}"
+    path = configtree.write_path(request.root, shown)
+    options = chosen.timesync_options if chosen is not None else settings.Settings().timesync_options
+    facts = planners.BootFacts(request.root, path, shown, _current(path), options,
+                               chosen.ipv6 if chosen is not None else None, network, hint,
+                               store.last_boot(), problem, _chronyd_answers())
+    return facts, start
+
+
+def _network(chosen: settings.Settings, settle: float) -> tuple[host.HostNetwork, host.InstanceHint | None, float]:
     network = host.read_network()
     start = time.monotonic()
     hint = metadata.instance_hint(network) if chosen.ipv6 == "auto" else None
@@ -93,15 +139,7 @@ def _choose(chosen: settings.Settings, settle: float) -> tuple[render.Endpoint, 
     while coming and not network.has_global_ipv6 and time.monotonic() - start < settle:
         time.sleep(0.2)
         network = host.read_network()
-    return render.choose_endpoint(chosen.ipv6, network, hint), start
-
-
-def _last_good(store: history.Store) -> render.Endpoint | None:
-    last = store.last_boot()
-    address = last.get("address")
-    if address in (directives.TIMESYNC_IPV4, directives.TIMESYNC_IPV6):
-        return render.Endpoint(str(address), f"the last good choice ({last.get('reason', 'an earlier boot')})")
-    return None
+    return network, hint, start
 
 
 def _current(path: Path) -> bytes | None:

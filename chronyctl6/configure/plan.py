@@ -5,7 +5,6 @@ Nothing here writes. `render`, `apply --dry-run` and `apply` all start from `mak
 
 from __future__ import annotations
 
-import difflib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -13,10 +12,10 @@ from typing import Any
 
 from chronyctl6.chronyconf import directives, sources
 from chronyctl6.configure import platforms, render, settings
+from chronyctl6.configure.changeset import BACKUP_SUFFIX, CONFIG, OTHER, ChangeSet, FileChange, UnitLink, Verify
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.effects import configtree, files, history, host
-from chronyctl6.errors import BadInput
-from chronyctl6.text import shown
+from chronyctl6.errors import BadInput, ChronyCtlError
 
 
 @dataclass(frozen=True)
@@ -38,26 +37,6 @@ class Request:
 
     def under_root(self, path: str) -> Path:
         return self.root / path.lstrip("/")
-
-
-@dataclass(frozen=True)
-class FileChange:
-    path: Path  # the real path (under --root)
-    shown: str  # the path as the instance sees it
-    old: bytes | None
-    new: bytes
-    kind: str  # "config": restart needed; "sources": a reload is enough
-
-    @property
-    def changed(self) -> bool:
-        return self.old != self.new
-
-    def diff(self) -> str:
-        old = [f"{ln.text}\n" for ln in directives.split_lines(directives.decode(self.old or b""))]
-        new = [f"{ln.text}\n" for ln in directives.split_lines(directives.decode(self.new))]
-        name = shown(self.shown)  # a line break in a drop-in's name must not start a diff line of its own
-        fromfile = name if self.old is not None else "/dev/null"
-        return "".join(difflib.unified_diff(old, new, fromfile, name))
 
 
 @dataclass(frozen=True)
@@ -98,9 +77,6 @@ class Plan:
 
 
 # ---- facts: everything read from the host, each thing once ---------------------------------
-
-INTENT_KEYS = ("ipv6", "phc", "at_boot")
-
 
 @dataclass(frozen=True)
 class Basics:
@@ -251,12 +227,29 @@ def plan(request: Request, facts: Facts) -> Plan:
         warnings.append("the Time Sync endpoint is chosen at every boot, but chronyctl6-boot.service is not "
                         "installed here: install the chronyctl6 package, or run `chronyctl6 boot` before chronyd")
     dropins, dropin_warnings = _dropin_changes(request, rendered.text, platform)
-    changes.extend(dropins)
+    changes.extend(c for c in dropins if not c.shown.endswith(BACKUP_SUFFIX))  # removed instead:
+    changes.extend(_old_backups(request, rendered.text, platform))
+    # A file chronyd reads twice (a confdir and an `include DIR/*` both naming it) is one change.
+    changes = list({c.shown: c for c in reversed(changes)}.values())[::-1]
     warnings.extend(dropin_warnings)
     enable = facts.boot_unit if at_boot and not facts.boot_enabled else None
-    intent = {"ipv6": chosen.ipv6, "phc": chosen.phc, "at_boot": at_boot}
+    # The distribution too: restore must find the same files where os-release names no known one.
+    intent = {"ipv6": chosen.ipv6, "phc": chosen.phc, "at_boot": at_boot, "distro": platform.name}
     return Plan(request, chosen, platform, choices, rendered, tuple(changes), boot_endpoint,
                 tuple(warnings), enable_unit=enable, intent=intent, notes=notes)
+
+
+def change_set(plan: Plan) -> ChangeSet:
+    """What apply changes: the files whose bytes differ, the boot unit to enable; on a live host,
+    chronyd must then select the Time Sync endpoint chosen (or, at boot, this launch's)."""
+    root = plan.request.root
+    enable: tuple[UnitLink, ...] = ()
+    if plan.enable_unit is not None:
+        enable = (UnitLink(configtree.write_path(root, BOOT_LINK), BOOT_LINK, plan.enable_unit),)
+    live = plan.request.live
+    return ChangeSet(root, plan.config.shown, plan.config.path, plan.config.old, plan.config.new,
+                     files=plan.pending, enable=enable, live=live,
+                     verify=Verify.SELECTED if live else Verify.NONE, wanted=plan.expected_source)
 
 
 def make_plan(request: Request) -> Plan:
@@ -338,6 +331,28 @@ def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[li
                                       directives.encode(new),
                                       "sources" if read.role == "sourcedir" else "config"))
     return changes, warnings
+
+
+def _old_backups(request: Request, text: str, platform: Platform) -> list[FileChange]:
+    """The `*.chronyctl6.bak` copies earlier versions left beside the files they edited: chronyd may
+    read them (`include /etc/chrony/conf.d/*` has no suffix), so a public pool kept there would go
+    on running. The history in the state directory is the backup now: they go, as part of the
+    change (kept in its history entry, undone on rollback)."""
+    tree = configtree.load(platform.config_path, request.root, main_data=directives.encode(text))
+    out: list[FileChange] = []
+    read = {r.shown for r in tree.read}
+    for shown in dict.fromkeys([r.shown for r in tree.read] + [r.shown + BACKUP_SUFFIX for r in tree.read
+                                                               if not r.shown.endswith(BACKUP_SUFFIX)]):
+        if not shown.endswith(BACKUP_SUFFIX):
+            continue
+        try:
+            data = configtree.read_one(request.root, shown)
+        except ChronyCtlError:
+            continue  # not a regular file: not one of ours
+        if data is not None:
+            kind = CONFIG if shown in read else OTHER  # chronyd reads it: a restart, else nothing
+            out.append(FileChange(configtree.write_path(request.root, shown), shown, data, b"", kind, removed=True))
+    return out
 
 
 def _dropin_conflict(line: str) -> str | None:

@@ -1,32 +1,24 @@
 """`chronyctl6 restore`: put back the previous version of the files an apply changed (the newest
 history entry), or with `original` the distribution's files as kept at first takeover, byte for
-byte with their mode and owner. The same transaction as apply: validate → lock → back up (a
-restore is itself undoable: `restore` twice goes back and forth) → write → restart or reload →
-verify that chronyd answers; any failure or signal puts everything back."""
+byte with their mode and owner. Under the one lock: facts → planners.plan_restore → the one
+executor (validate → back up: a restore is itself undoable, `restore` twice goes back and forth →
+write → restart or reload → verify that chronyd answers); any failure or signal puts everything
+back."""
 
 from __future__ import annotations
 
 import posixpath
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chronyctl6.configure import executor, planners, platforms, render, settings
 from chronyctl6.configure import plan as planning
-from chronyctl6.configure import validation
-from chronyctl6.configure.apply import (
-    DEFAULT_WAIT,
-    Progress,
-    ValidationFailed,
-    _activate,
-    _pidfile,
-    check_seconds,
-)
+from chronyctl6.configure.apply import DEFAULT_WAIT, check_seconds
+from chronyctl6.configure.executor import Progress, ValidationFailed
 from chronyctl6.configure.plan import Request, is_root
 from chronyctl6.configure.platforms import Platform
-from chronyctl6.configure.transaction import Transaction, guarded
-from chronyctl6.effects import chrony_tools, configtree, files, history, service
-from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
+from chronyctl6.effects import chrony_tools, configtree, history, service
+from chronyctl6.errors import ChronyCtlError, NotPermitted
 
 
 @dataclass
@@ -38,6 +30,7 @@ class RestoreResult:
     history: str | None = None
     answered_after: float | None = None
     message: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -54,7 +47,7 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
     source = "original" if original else "previous"
     basics = planning.read_basics(request)
     chosen, _ = planning.choose_settings(request, basics)
-    platform = planning.platform_of(chosen, basics)
+    platform = _platform(chosen, basics)
     service.check_unit_arguments(request.root, platform.config_path)  # chronyd must read what is put back
     if not request.live:
         wait = 0.0
@@ -64,78 +57,91 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
     directory = configtree.write_path(request.root, platform.config_path).parent
     if not directory.is_dir():
         raise ChronyCtlError(f"{directory} does not exist: is chrony installed?")
-    with files.locked(history.lock_directory(request.root), timeout=lock_timeout):
+    with executor.locked(request.root, timeout=lock_timeout):
         targets = store.originals() if original else store.previous()
         if not targets:
             if original:  # never changed this host (the package's removal script must not fail)
                 return RestoreResult(False, source, message="chronyctl6 never changed a file here: nothing to restore")
             raise ChronyCtlError(f"no earlier version is kept under {store.base}/history",
                                  hint="`chronyctl6 restore --original` puts back the distribution's files")
-        tx = Transaction(request.root)
-        pending = [(configtree.write_path(request.root, t.shown), t) for t in targets]
-        pending = [(p, t) for p, t in pending if history.capture(p, t.shown) != t]
-        if not pending:
+        changes = planners.plan_restore(_facts(request, platform, targets, original=original))
+        if changes.empty:
             return RestoreResult(False, source, message="the files are already as kept")
-        config = configtree.write_path(request.root, platform.config_path)
-        config_target = next((t for p, t in pending if p == config), None)
-        manager = back = None
-        if request.live:
-            current = history.capture(config, platform.config_path).data
-            target_bytes = config_target.data if config_target else current
-            manager = _choose(chosen.service_manager, platform, running=current, target=target_bytes)
-            back = _choose(chosen.service_manager, platform, running=target_bytes, target=current)
-        action = "none"
-        answered = None
-        with guarded(tx):
-            _validate(request.root, platform.config_path, config, config_target, pending)
-            previous = [tx.remember(p, t.shown) for p, t in pending]
-            tx.history_entry = store.record(previous)
-            for path, target in pending:
-                history.put_back(path, target)
-            if manager is not None and back is not None:
-                # as apply: a pure .sources change needs only a reload, anything else a restart
-                action = "restart" if any(not t.shown.endswith(".sources") for _, t in pending) else "reload"
-                restore_back = back
-                tx.restore_service = lambda: _activate(restore_back, action)
-                _activate(manager, action)
-                answered = _wait_answers(wait, progress)
-    return RestoreResult(True, source, [t.shown for _, t in pending], action,
-                         str(tx.history_entry) if tx.history_entry else None, answered)
+        chronyd = chrony_tools.validator(str(request.root)) if changes.config_final is not None else None
+        seams = (executor.live_seams(changes, service_manager=chosen.service_manager, unit=platform.unit,
+                                     wait=wait, progress=progress, chronyd=chronyd)
+                 if request.live else executor.Seams(chronyd=chronyd))
+        # The image's own chronyd is there but cannot run here: an older host chronyd's "Invalid
+        # directive" in the distribution's own files is its age, not the files' fault.
+        older_judge = (original and not request.live and chronyd is not None and not chronyd.from_image
+                       and configtree.write_path(request.root, "/usr/sbin/chronyd").exists())
+        done = executor.execute(changes, seams, explain=_explainer(platform.config_path, original, older_judge))
+    result = RestoreResult(True, source, [c.shown for c in changes.files], done.action, done.history, done.waited)
+    if done.unjudged is not None:
+        at = done.unjudged.at
+        result.warnings.append(
+            f"{done.unjudged.chronyd} does not know a directive of the distribution's files"
+            + (f" (line {at[1]} of {at[0]})" if at else "") + f": {done.unjudged.reason}; restored as kept, "
+            "unjudged: the image's own chronyd, which could not run here, is newer")
+    return result
 
 
-def _validate(root: Path, config_shown: str, config: Path, config_target: history.Saved | None,
-              pending: list[tuple[Path, history.Saved]]) -> None:
-    """apply's validate step: the final state, once, before any file is put back."""
-    main = config_target.data if config_target is not None else history.capture(config, config_shown).data
-    chronyd = chrony_tools.validator(str(root)) if main is not None else None
-    if main is None or chronyd is None:  # no main file (chronyd would read none) or no chronyd
-        return
-    check = _validator(root, config_shown, main, pending, chronyd)
-    if config_target is not None:
-        validation.validate_candidate(config, main, check)
-    else:  # only drop-ins come back: the main file in place, with them as they will be
-        check(config)
+def _platform(chosen: settings.Settings, basics: planning.Basics) -> Platform:
+    """As apply: --distro, else os-release; an image that apply took over with --distro (os-release
+    names no known distribution) is restored with the distribution apply recorded."""
+    try:
+        return planning.platform_of(chosen, basics)
+    except ChronyCtlError:
+        recorded = basics.intent.get("distro")
+        if chosen.distro is None and isinstance(recorded, str) and recorded in platforms.BY_NAME:
+            return platforms.by_name(recorded)
+        raise
 
 
-def _validator(root: Path, config_shown: str, main: bytes, pending: list[tuple[Path, history.Saved]],
-               chronyd: chrony_tools.Validator) -> Callable[[Path], None]:
-    """chronyd -p on the restored main file with every other file as the restore leaves them."""
+def _facts(request: Request, platform: Platform, targets: list[history.Saved], *,
+           original: bool) -> planners.RestoreFacts:
+    """Each kept file as it is now, where it is under the root, and what a kept link leads to."""
+    paths = {t.shown: configtree.write_path(request.root, t.shown) for t in targets}
+    config = configtree.write_path(request.root, platform.config_path)
+    runtime_shown = f"{platform.runtime_sourcedir}/{render.BOOT_SOURCES_NAME}"
+    runtime_path = configtree.write_path(request.root, runtime_shown)
+    runtime = None
+    if original:
+        try:
+            runtime = _state(history.capture(runtime_path, runtime_shown))
+        except ChronyCtlError:
+            runtime = None  # not a regular file: not ours to remove
+    return planners.RestoreFacts(
+        request.root, platform.config_path, config, history.capture(config, platform.config_path).data,
+        tuple(_state(t) for t in targets),
+        {t.shown: _state(history.capture(paths[t.shown], t.shown)) for t in targets}, paths,
+        {t.shown: _final_bytes(request.root, t) for t in targets if t.link is not None}, request.live,
+        runtime, runtime_path)
 
-    def validate(candidate: Path) -> None:
-        edits = {t.shown: _final_bytes(root, t) for _, t in pending}
-        tree = validation.final_tree(root, config_shown, main, edits)
-        done = chrony_tools.validate_config(str(candidate), root=str(root), using=chronyd, tree=tree)
-        if not done.ok:
-            at = done.rejected_at()
-            if done.rejected_in_candidate is not None:
-                at = (config_shown, done.rejected_in_candidate)  # the main file, not its staged copy
-            where = f" (line {at[1]} of {at[0]})" if at is not None else ""
-            raise ValidationFailed(
-                f"{chronyd.description} rejects the configuration the restore would put back{where}: "
-                f"{done.reason()}",
-                hint="nothing was changed; `chronyctl6 restore --original` puts back the distribution's files")
 
-    return validate
+def _state(saved: history.Saved) -> planners.FileState:
+    return planners.FileState(saved.shown, saved.data, saved.mode, saved.uid, saved.gid, saved.link)
+
+
+def _explainer(config_shown: str, original: bool, older_judge: bool) -> executor.Explain:
+    def explain(rejected: executor.Rejection) -> ChronyCtlError | None:
+        at = rejected.at
+        if rejected.in_candidate is not None:
+            at = (config_shown, rejected.in_candidate)  # the main file, not its staged copy
+            rejected = executor.Rejection(rejected.chronyd, rejected.reason, at, rejected.in_candidate)
+        if older_judge and "Invalid directive" in rejected.reason:
+            return None  # accepted; the result says so
+        where = f" (line {at[1]} of {at[0]})" if at is not None else ""
+        if original:  # never send the operator back to the command that just failed
+            hint = ("nothing was changed; the kept files are the distribution's own: if this chronyd is older than "
+                    "the image's, run the restore where the image's own chronyd runs (on the instance)")
+        else:
+            hint = "nothing was changed; `chronyctl6 restore --original` puts back the distribution's files"
+        return ValidationFailed(
+            f"{rejected.chronyd} rejects the configuration the restore would put back{where}: {rejected.reason}",
+            hint=hint)
+
+    return explain
 
 
 def _final_bytes(root: Path, saved: history.Saved) -> bytes | None:
@@ -146,30 +152,3 @@ def _final_bytes(root: Path, saved: history.Saved) -> bytes | None:
         return configtree.read_one(root, posixpath.join(posixpath.dirname(saved.shown), saved.link))
     except ChronyCtlError:
         return None
-
-
-def _choose(name: str, platform: Platform, *, running: bytes | None,
-            target: bytes | None) -> service.ServiceManager:
-    return service.choose(name, unit=platform.unit, config_path=platform.config_path,
-                          pidfile=_pidfile(target), previous_pidfile=_pidfile(running))
-
-
-def _wait_answers(seconds: float, progress: Progress | None) -> float | None:
-    """A restored file may name sources of its own (the distro's pools): verified is chronyd
-    running on it and answering, not a particular source."""
-    if seconds <= 0:
-        return None
-    start = time.monotonic()
-    said = False
-    while True:
-        try:
-            chrony_tools.tracking()
-            return round(time.monotonic() - start, 3)
-        except CommandFailed as exc:
-            if time.monotonic() - start >= seconds:
-                raise CommandFailed(f"chronyd does not answer after the restore within {seconds:g} s: "
-                                    f"{exc.message}") from exc
-            if progress is not None and not said:
-                said = True
-                progress(f"waiting up to {seconds:g} s for chronyd to answer")
-        time.sleep(0.25)

@@ -60,12 +60,26 @@ class Transaction:
             self.saved[path] = history.capture(path, shown)
         return self.saved[path]
 
-    def write(self, path: Path, shown: str, data: bytes,
-              validate: Callable[[Path], None] | None = None) -> None:
+    def write(self, path: Path, shown: str, data: bytes, *, meta: tuple[int, int, int] | None = None,
+              before_replace: Callable[[Path], None] | None = None) -> None:
+        """meta (mode, uid, gid): None keeps the file's own. before_replace sees the finished temp file."""
         real = files.inside(self.root, path)  # the one rooted-path rule; checked before mkdir too
         self.remember(real, shown)
         real.parent.mkdir(parents=True, exist_ok=True)
-        files.atomic_write(real, data, validate=validate)
+        files.atomic_write(real, data, meta=meta, validate=before_replace)
+
+    def remove(self, path: Path, shown: str) -> None:
+        """The file or link gone (put back on rollback)."""
+        real = files.inside(self.root, path)
+        self.remember(real, shown)
+        history.put_back(real, history.Saved(shown, None))
+
+    def symlink(self, path: Path, shown: str, target: str) -> None:
+        """A symlink to target in place of whatever is there (restore of a kept link)."""
+        real = files.inside(self.root, path)
+        self.remember(real, shown)
+        real.parent.mkdir(parents=True, exist_ok=True)
+        make_link(real, target)
 
     def link(self, path: Path, target: str) -> None:
         """A symlink where there is none (what `systemctl enable` makes)."""

@@ -89,18 +89,24 @@ def test_dry_run_and_diff_write_nothing(tmp_path: Path) -> None:
 
 
 def test_backup_keeps_mode_and_owner(tmp_path: Path) -> None:
+    """The backup is the history entry in the state directory, never a copy beside the file (where
+    chronyd may read it); restore puts it back with its mode and owner."""
     root = stock_root(tmp_path, "debian12")
     conf = root / DEBIAN_CONF
     original = conf.read_bytes()
     os.chown(conf, 1234, 4321)
     conf.chmod(0o640)
+    listing = sorted(p.name for p in conf.parent.iterdir())
     result = cli_json("apply", "--root", str(root), "--ipv6", "on")
     backup = Path(result["backup"])
-    assert backup == conf.with_name("chrony.conf.chronyctl6.bak")
-    assert backup.read_bytes() == original
-    for path in (backup, conf):
-        st = path.stat()
-        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (1234, 4321, 0o640), path
+    assert backup == Path(result["history"]) / DEBIAN_CONF
+    assert backup.is_relative_to(root / "var/lib/chronyctl6/history") and backup.read_bytes() == original
+    assert sorted(p.name for p in conf.parent.iterdir()) == listing  # nothing beside chrony.conf
+    st = conf.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (1234, 4321, 0o640)
+    assert cli("restore", "--root", str(root)).returncode == 0
+    st = conf.stat()
+    assert conf.read_bytes() == original and (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (1234, 4321, 0o640)
 
 
 def test_json_output_shape(tmp_path: Path) -> None:

@@ -105,4 +105,38 @@ def test_a_read_only_state_directory_is_no_fallback(root: Path) -> None:
     state.write_text("a file where the directory should be\n")
     result = boot_mod.boot(Request(root=root), settle=0)
     assert result.endpoint == "fd00:ec2::123" and not result.fallback
-    assert "could not record this boot's choice" in result.warnings[0]
+    assert any("could not record this boot's choice" in w for w in result.warnings), result.warnings
+    assert any(w.startswith("ran without the lock") for w in result.warnings), result.warnings  # it lives there
+
+
+@pytest.mark.root
+def test_a_last_ipv6_choice_is_not_written_on_a_launch_without_usable_ipv6(root: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    boot_mod.boot(Request(root=root), settle=0)  # a good boot on a dual-stack launch: IPv6
+    write_settings(root, "ipv6 = 'sometimes'\n")  # then the settings break
+    (root / SOURCES).unlink()
+    monkeypatch.setattr(host, "read_network", lambda: host.HostNetwork((), ("10.0.0.5",)))  # an IPv4-only launch
+    result = boot_mod.boot(Request(root=root), settle=0)
+    assert result.fallback and result.endpoint == "169.254.169.123"
+    assert _server(root).startswith("server 169.254.169.123 prefer iburst")
+
+
+@pytest.mark.root
+def test_the_boot_step_takes_apply_s_bounded_lock(root: Path) -> None:
+    from chronyctl6.configure import executor
+    from chronyctl6.errors import Busy
+
+    with executor.locked(root, timeout=0), pytest.raises(Busy):
+        boot_mod.boot(Request(root=root), settle=0, lock_timeout=0.2)
+    assert not (root / SOURCES).exists()
+
+
+@pytest.mark.root
+def test_the_boot_step_resolves_its_path_inside_the_root(root: Path) -> None:
+    """An image whose /run is an absolute symlink: written under the root, never on the host."""
+    (root / "run").mkdir(exist_ok=True)
+    (root / "var/run").mkdir(parents=True, exist_ok=True)
+    (root / "run").rmdir()
+    (root / "run").symlink_to("/var/run")
+    boot_mod.boot(Request(root=root), settle=0)
+    assert (root / "var/run/chronyctl6/timesync.sources").is_file()

@@ -31,7 +31,8 @@ def test_at_boot_then_a_plain_apply_keeps_at_boot(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert "sourcedir /run/chronyctl6" in _active(root)
     assert not [ln for ln in _active(root) if ln.startswith("server ")]
-    assert json.loads((root / STATE).read_text())["intent"] == {"at_boot": True, "ipv6": "on", "phc": "auto"}
+    assert json.loads((root / STATE).read_text())["intent"] == {"at_boot": True, "ipv6": "on", "phc": "auto",
+                                                           "distro": "debian"}
     # An explicit flag changes it, and says so.
     fixed = cli("apply", "--root", str(root), "--fixed")
     assert fixed.returncode == 0, fixed.stderr

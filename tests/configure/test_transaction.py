@@ -20,15 +20,16 @@ from typing import Any
 import pytest
 
 from chronyctl6.configure import apply as apply_mod
+from chronyctl6.configure import executor, transaction
 from chronyctl6.configure import plan as planning
-from chronyctl6.configure import transaction
 from chronyctl6.configure.plan import Request
-from chronyctl6.effects import files, history, host, metadata
+from chronyctl6.effects import history, host, metadata
 from chronyctl6.errors import ChronyCtlError, CommandFailed, ExitStatus, exit_code
 from tests.helpers import stock_root
 
 UNIT = "usr/lib/systemd/system/chronyctl6-boot.service"
 LINK = "etc/systemd/system/multi-user.target.wants/chronyctl6-boot.service"
+REAL_LIVE_SEAMS = executor.live_seams  # the fixture replaces it; a test may want the real one back
 NETWORK = host.HostNetwork(("2600:1f18:aaaa::5",), ("10.0.0.5",))
 
 
@@ -59,7 +60,7 @@ class Host:
     def __init__(self, root: Path, log: list[str], imds_calls: list[int]) -> None:
         self.root, self.log, self.imds_calls = root, log, imds_calls
         self.fail_service: str | None = None
-        self.verify: Any = lambda plan, seconds: ("fd00:ec2::123", 0.1)
+        self.verify: Any = lambda changes: ("fd00:ec2::123", 0.1)
 
     def apply(self, **request: Any) -> apply_mod.ApplyResult:
         return apply_mod.apply(Request(root=self.root, **request), apply_mod.Options(wait=5))
@@ -102,8 +103,8 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
         return host.InstanceHint("nitro", True)
 
     monkeypatch.setattr(metadata, "instance_hint", hint)
-    monkeypatch.setattr(apply_mod, "live_seams", lambda plan, wait, progress: apply_mod.Seams(
-        FakeService(log, "new", h.fail_service), FakeService(log, "back"), h.verify))
+    monkeypatch.setattr(executor, "live_seams", lambda changes, **kw: executor.Seams(
+        FakeService(log, "new", h.fail_service), FakeService(log, "back"), h.verify, kw.get("chronyd")))
     yield h
 
 
@@ -145,11 +146,11 @@ def _fail_nth_write(monkeypatch: pytest.MonkeyPatch, n: int, *, after: bool) -> 
     real = transaction.Transaction.write
     count = [0]
 
-    def write(self: transaction.Transaction, path: Path, shown: str, data: bytes, validate: Any = None) -> None:
+    def write(self: transaction.Transaction, path: Path, shown: str, data: bytes, **kw: Any) -> None:
         count[0] += 1
         if count[0] == n and not after:
             raise OSError(errno.EIO, "Input/output error", str(path))
-        real(self, path, shown, data, validate)
+        real(self, path, shown, data, **kw)
         if count[0] == n:
             raise OSError(errno.EIO, "Input/output error (after the rename)", str(path))
 
@@ -164,7 +165,7 @@ def _raise(exc: BaseException) -> Any:
 
 
 def _signal_during_verify(signum: int) -> Any:
-    def verify(plan: Any, seconds: float) -> tuple[str | None, float | None]:
+    def verify(changes: Any) -> tuple[str | None, float | None]:
         os.kill(os.getpid(), signum)
         time.sleep(5)  # the handler raises long before
         raise AssertionError("the signal did not interrupt the wait")
@@ -172,7 +173,7 @@ def _signal_during_verify(signum: int) -> Any:
     return verify
 
 
-STEPS = ["validate", "keep-original", "history", "backup", "write-config", "write-bootsources",
+STEPS = ["validate", "keep-original", "history", "write-config", "write-bootsources",
          "write-dropin", "write-dropin-after-rename", "enable", "restart", "verify", "verify-bug",
          "ctrl-c", "SIGTERM", "SIGHUP", "SIGINT"]
 TOUCHES_CHRONYD = {"restart", "verify", "verify-bug", "ctrl-c", "SIGTERM", "SIGHUP", "SIGINT"}
@@ -184,14 +185,12 @@ def test_a_failure_at_any_step_puts_everything_back(live: Host, monkeypatch: pyt
     before = live.snapshot()
     handlers = {s: signal.getsignal(s) for s in transaction.SIGNALS}
     if step == "validate":
-        monkeypatch.setattr(apply_mod, "_validator", lambda plan, chronyd: _raise(
+        monkeypatch.setattr(executor, "validate", _raise(
             apply_mod.ValidationFailed("chronyd rejects the new configuration: injected")))
     elif step == "keep-original":
         monkeypatch.setattr(history.Store, "keep_original", _raise(OSError(errno.ENOSPC, "No space left")))
     elif step == "history":
         monkeypatch.setattr(history.Store, "record", _raise(OSError(errno.EROFS, "Read-only file system")))
-    elif step == "backup":
-        monkeypatch.setattr(files, "backup", _raise(files.WriteFailed("cannot write: the disk is full")))
     elif step.startswith("write-"):
         n = {"config": 1, "bootsources": 2, "dropin": 3}[step.split("-")[1]]
         _fail_nth_write(monkeypatch, n, after=step.endswith("after-rename"))
@@ -258,7 +257,7 @@ def test_waiting_prints_progress_for_a_person_and_fails_in_time(live: Host,
     lines: list[str] = []
     start = time.monotonic()
     with pytest.raises(CommandFailed) as failed:
-        apply_mod.wait_selected(made, 5.5, lines.append)
+        executor.wait_selected(made.expected_source, 5.5, lines.append)
     assert 5.5 <= time.monotonic() - start < 7
     assert "did not select fd00:ec2::123 within 5.5 s (no sources)" in failed.value.message
     assert lines[0] == "waiting for chronyd to select fd00:ec2::123: 0 of 5.5 s (no sources yet)"
@@ -288,7 +287,7 @@ def test_a_second_sigterm_during_the_rollback_does_not_cut_it_short(live: Host,
             os.kill(os.getpid(), signal.SIGTERM)  # systemd or SSM insisting, mid-rollback
             super().restart()
 
-    monkeypatch.setattr(apply_mod, "live_seams", lambda plan, wait, progress: apply_mod.Seams(
+    monkeypatch.setattr(executor, "live_seams", lambda changes, **kw: executor.Seams(
         FakeService(live.log, "new"), Impatient(live.log, "back"), _signal_during_verify(signal.SIGTERM)))
     with pytest.raises(transaction.RolledBack) as failed:
         live.apply(at_boot=True)
@@ -309,10 +308,10 @@ def test_how_long_a_live_apply_waits(live: Host, monkeypatch: pytest.MonkeyPatch
         path.write_text(settings_text)
     asked: list[float] = []
 
-    def seams(plan: Any, wait: float, progress: Any) -> apply_mod.Seams:
+    def seams(changes: Any, *, wait: float, **kw: Any) -> executor.Seams:
         asked.append(wait)
-        return apply_mod.Seams(FakeService(live.log, "new"), FakeService(live.log, "back"), live.verify)
+        return executor.Seams(FakeService(live.log, "new"), FakeService(live.log, "back"), live.verify)
 
-    monkeypatch.setattr(apply_mod, "live_seams", seams)
+    monkeypatch.setattr(executor, "live_seams", seams)
     apply_mod.apply(Request(root=live.root, ipv6="on"), apply_mod.Options(wait=flag))
     assert asked == [expected]

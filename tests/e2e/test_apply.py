@@ -273,3 +273,51 @@ def test_boot_step_falls_back_to_the_last_good_choice(ec2_factory: Factory, tmp_
     assert "server fd00:ec2::123 prefer iburst" in inst.read_text("/run/chronyctl6/timesync.sources")
     inst.start_chronyd()
     inst.wait_selected(TIME_SYNC_V6, timeout=30)
+
+
+def test_include_star_keeps_no_copy_of_ours_live_and_a_second_apply_is_a_no_op(ec2_factory: Factory) -> None:
+    """`include /etc/chrony/conf.d/*` (no suffix) reads every file there: a *.chronyctl6.bak an
+    older chronyctl6 left beside pool.conf would be a live public source. The real chronyd, asked
+    with `chronyc sources`, has Time Sync only; `apply --check` then exits 0."""
+    ec2 = ec2_factory(distro="debian")
+    inst = ec2.instance
+    path = inst.distro.chrony_conf_path
+    inst.write_text(path, inst.read_text(path) + "include /etc/chrony/conf.d/*\n")
+    inst.run(["rm", "-f", "/etc/chrony/conf.d/README"], check=True)
+    inst.write_text("/etc/chrony/conf.d/pool.conf", "server 192.0.2.1 iburst\n")
+    inst.write_text("/etc/chrony/conf.d/pool.conf.chronyctl6.bak", "server 192.0.2.2 iburst\n")
+    done, _ = apply(ec2, "--wait", "30")
+    assert done.returncode == 0, done.stderr
+    assert_runs_on(ec2, TIME_SYNC_V6)  # chronyc sources: Time Sync, and nothing else
+    listing = inst.run(["ls", "-A", "/etc/chrony", "/etc/chrony/conf.d"], check=True).stdout
+    assert "chronyctl6" not in listing, listing
+    again = inst.run(["chronyctl6", "apply", "--check", "--diff"], timeout=60)
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_package_removal_keeps_chronyd_on_time_sync_after_run_is_emptied(ec2_factory: Factory, tmp_path: Path) -> None:
+    """`chronyctl6 release` (what the package's prerm runs) on a launched baked image: chronyd is
+    restarted on this launch's Time Sync line and answers; then, as after a reboot without the
+    boot step (/run emptied), a fresh chronyd still selects Time Sync."""
+    baked = bake_image(tmp_path)
+    ec2 = ec2_factory()
+    inst = ec2.instance
+    inst.write_text(inst.distro.chrony_conf_path, baked)
+    assert inst.run(["chronyctl6", "boot"], timeout=60).returncode == 0
+    inst.start_chronyd()
+    inst.wait_selected(TIME_SYNC_V6, timeout=30)
+    released = inst.run(["chronyctl6", "release", "--wait", "20"], timeout=120)
+    assert released.returncode == 0, released.stdout + released.stderr
+    assert "chronyd: restart" in released.stdout and "so that chrony keeps a source" in released.stdout
+    config = inst.read_text(inst.distro.chrony_conf_path)
+    assert "sourcedir /run/chronyctl6" not in config
+    assert inst.run(["test", "-e", "/run/chronyctl6/timesync.sources"]).returncode != 0
+    inst.wait_selected(TIME_SYNC_V6, timeout=30)
+    pid = inst.chronyd_pid()
+    assert pid is not None
+    # The next boot: /run is empty and nothing of chronyctl6 runs; chronyd starts on chrony.conf.
+    inst.run(["sh", "-c", f"kill {pid}; while kill -0 {pid} 2>/dev/null; do sleep 0.05; done"],
+             timeout=20, check=True)
+    inst.start_chronyd()
+    inst.wait_selected(TIME_SYNC_V6, timeout=30)
+    assert [s.name for s in inst.sources()] == [TIME_SYNC_V6]

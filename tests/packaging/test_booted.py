@@ -269,13 +269,16 @@ def test_chrony_upgrade_keeps_the_applied_config_and_removal_leaves_a_source(
     assert vm.run(["systemctl", "is-active", "chronyctl6-check.timer"]).stdout.strip() == "inactive"
     said = removed.stderr
     assert "so that chrony keeps a source" in said, said
-    assert conf.read_text(encoding="utf-8") == written  # removal is no request to leave Time Sync
+    # Removal is no request to leave Time Sync: chronyctl6's file stays, but for the boot step's
+    # sourcedir, which this launch's Time Sync line replaces; the boot unit is no longer enabled.
+    released = conf.read_text(encoding="utf-8")
+    assert "sourcedir /run/chronyctl6" not in released and f"server {TIME_SYNC_V6} " in released
+    assert "managed by chronyctl6" in released
+    assert vm.run(["systemctl", "is-enabled", "chronyctl6-boot.service"]).stdout.strip() != "enabled"
     # The next boot empties /run: chrony must still have a source without chronyctl6's boot step.
     vm.poweroff()
     vm.boot(ec2.instance.netns_path)
     sources = vm.run(["chronyc", "-n", "-c", "sources"], check=True).stdout.splitlines()
     assert sources, "chrony has no source after chronyctl6 was removed"
-    # This launch's Time Sync line, in a sourcedir chrony already reads.
-    assert vm.path("/etc/chrony/sources.d/chronyctl6-removed.sources").exists()
     _waitsync(vm)
     assert _selected(vm) == TIME_SYNC_V6

@@ -78,13 +78,13 @@ def test_deb_fields_and_contents(deb: Path) -> None:
         "/usr/share/man/man5/chronyctl6-settings.5.gz",
         "/usr/share/doc/chronyctl6/README.md.gz",
         "/usr/share/doc/chronyctl6/examples/settings.toml",
-        "/usr/libexec/chronyctl6/release-chrony",
         "/usr/share/bash-completion/completions/chronyctl6",
         "/usr/share/zsh/vendor-completions/_chronyctl6",
         "/usr/share/fish/vendor_completions.d/chronyctl6.fish",
         *(f"/lib/systemd/system/{unit}" for unit in UNITS),
     }
     assert expected <= paths, sorted(expected - paths)
+    assert not [p for p in paths if p.startswith("/usr/libexec/")]  # removal runs the CLI itself
     # Every template in the repository ships, inside the package as chronyctl6.templates.
     templates = sorted((REPO / "templates").glob("*.j2"))
     assert templates, "the repository has no templates/*.j2"
@@ -221,11 +221,21 @@ def test_man_page_documents_every_command(root: Path) -> None:
 
 
 def test_purge_leaves_nothing_behind(root: Path, deb: Path) -> None:
+    """dpkg --purge: the package's files go, then postrm takes chronyctl6's state and settings,
+    saying what it removed and what it kept (chrony's configuration)."""
     owned = chroot(root, "dpkg", "-L", "chronyctl6").stdout.split()
     files = [p for p in owned if (root / p.lstrip("/")).is_file()]
     assert files
-    chroot(root, "dpkg", "--purge", "chronyctl6")
+    for made in ("var/lib/chronyctl6/history/x/manifest.json", "etc/chronyctl6/settings.toml"):
+        (root / made).parent.mkdir(parents=True, exist_ok=True)
+        (root / made).write_text("{}\n")
+    conf = (root / "etc/chrony/chrony.conf").read_bytes()
+    purged = chroot(root, "dpkg", "--purge", "chronyctl6")
     assert [p for p in files if (root / p.lstrip("/")).exists()] == []
+    assert not (root / "var/lib/chronyctl6").exists() and not (root / "etc/chronyctl6").exists()
+    said = purged.stdout + purged.stderr
+    assert "removed /var/lib/chronyctl6" in said and "kept chrony's configuration" in said, said
+    assert (root / "etc/chrony/chrony.conf").read_bytes() == conf
     # Leave the root as the other tests expect it, whatever order they run in.
     chroot(root, "dpkg", "-i", f"/root/{deb.name}")
 
@@ -247,21 +257,26 @@ def test_image_bake_with_installed_package(root: Path) -> None:
 
 def test_prerm_gives_chrony_back_its_config_on_remove_not_on_upgrade(root: Path) -> None:
     """The installed prerm, as dpkg calls it: `upgrade` leaves chronyctl6's chrony.conf alone;
-    `remove` runs release-chrony, which keeps chrony on a Time Sync source once /run/chronyctl6 is
-    no longer filled at boot."""
+    `remove` runs `chronyctl6 release` (the installed CLI, through its planner and executor), which
+    replaces the boot step's `sourcedir /run/chronyctl6` by a Time Sync line chrony keeps once
+    nothing fills /run/chronyctl6 at boot, and disables the boot unit."""
     conf = root / "etc/chrony/chrony.conf"
     stock = conf.read_text(encoding="utf-8")
-    dropin = root / "etc/chrony/sources.d/chronyctl6-removed.sources"
+    link = root / "etc/systemd/system/multi-user.target.wants/chronyctl6-boot.service"
     managed = ("# This file is managed by chronyctl6.\nsourcedir /run/chronyctl6\n"
                "sourcedir /etc/chrony/sources.d\n")
     try:
         conf.write_text(managed, encoding="utf-8")
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to("/lib/systemd/system/chronyctl6-boot.service")
         chroot(root, "/var/lib/dpkg/info/chronyctl6.prerm", "upgrade", __version__)
-        assert conf.read_text(encoding="utf-8") == managed and not dropin.exists()
+        assert conf.read_text(encoding="utf-8") == managed and link.is_symlink()
         removed = chroot(root, "/var/lib/dpkg/info/chronyctl6.prerm", "remove")
-        assert conf.read_text(encoding="utf-8") == managed, removed.stderr
-        assert dropin.exists() and "server 169.254.169.123" in dropin.read_text(encoding="utf-8"), removed.stderr
-        assert "chronyctl6:" in removed.stderr
+        active = [ln for ln in conf.read_text(encoding="utf-8").splitlines() if ln and not ln.startswith("#")]
+        assert active == ["server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4",
+                          "sourcedir /etc/chrony/sources.d"], removed.stderr
+        assert not link.is_symlink()
+        assert "so that chrony keeps a source" in removed.stderr, removed.stderr
     finally:
         conf.write_text(stock, encoding="utf-8")
-        dropin.unlink(missing_ok=True)
+        link.unlink(missing_ok=True)

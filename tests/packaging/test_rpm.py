@@ -102,7 +102,7 @@ def test_rpm_contents(rpm: Path) -> None:
     assert any(p.endswith("/README.md") for p in docs), docs
     assert any(p.endswith("/examples/settings.toml") for p in docs), docs
     assert [p.rsplit("/", 1)[-1] for p in licenses] == ["LICENSE"], licenses
-    assert any(p.endswith("/libexec/chronyctl6/release-chrony") for p in files), sorted(files)
+    assert not any("/libexec/" in p for p in files), sorted(files)  # removal runs the CLI itself
 
 
 def test_rpmlint_clean(rpm: Path) -> None:
@@ -201,4 +201,8 @@ def test_vendored_rpm_runs_without_any_distro_python_package(
 def test_rpm_preun_releases_chrony_only_on_the_last_removal(rpm: Path) -> None:
     scripts = run(["rpm", "-qp", "--scripts", rpm]).stdout
     preun = scripts.split("preuninstall scriptlet")[1].split("scriptlet")[0]
-    assert re.search(r'if \[ "\$1" -eq 0 \]; then\s+\S*/libexec/chronyctl6/release-chrony \|\| :', preun), preun
+    assert re.search(r'if \[ "\$1" -eq 0 \]; then\s+/usr/bin/chronyctl6 release >&2 \|\| :', preun), preun
+    # After the files are gone (the last removal only): the state directory goes, saying what stays.
+    postun = scripts.split("postuninstall scriptlet")[1].split("scriptlet")[0]
+    assert re.search(r'if \[ "\$1" -eq 0 \]; then\s+if \[ -e /var/lib/chronyctl6 \]', postun), postun
+    assert "rm -rf /var/lib/chronyctl6" in postun and "kept chrony's configuration" in postun
