@@ -270,7 +270,7 @@ def render(
     run.echo(plan.config.new.decode(), nl=False)
     run.finish(out.Status.OK, {
         "path": plan.config.shown, "config": plan.config.new.decode(), "warnings": list(plan.warnings),
-        "dropped": [{"line": v.directive.line, "reason": v.reason} for v in plan.rendered.dropped],
+        "dropped": [d.as_dict() for d in plan.dropped],
     }, _warnings(plan.warnings))
 
 
@@ -346,7 +346,8 @@ def apply(
     for line in result.notes:
         run.echo(f"chronyctl6: note: {line}", essential=False, err=True)
     for dropped in result.dropped:
-        run.echo(f"dropped: {dropped['line']}  ({dropped['reason']})", essential=False)
+        run.echo(f"dropped: {dropped['file']}:{dropped['lineno']}: {dropped['line']}  ({dropped['reason']})",
+                 essential=False)
     if diff and result.diff:
         run.echo(result.diff, nl=False)
     if not result.changed:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,10 +180,13 @@ def environment() -> jinja2.Environment:
     )
 
 
-def render_config(choices: Choices, existing: str | None) -> Rendered:
+def render_config(choices: Choices, existing: str | None, drop: Mapping[str, str] | None = None) -> Rendered:
+    """drop: directives (normalized) to drop as well, with why (the takeover's stoppers)."""
     runtime_dir = choices.platform.runtime_sourcedir
-    verdicts = [directives.judge(d, runtime_sourcedir=runtime_dir,
-                           replaced_sourcedirs=choices.platform.replaced_sourcedirs)
+    verdicts = [directives.Verdict(d, directives.Fate.DROP, drop[d.normalized])
+                if drop and d.normalized in drop else
+                directives.judge(d, runtime_sourcedir=runtime_dir,
+                                 replaced_sourcedirs=choices.platform.replaced_sourcedirs)
                 for d in directives.parse(existing or "")]
     kept = [v.directive for v in verdicts if v.fate is directives.Fate.KEEP]
     dropped = tuple(v for v in verdicts if v.fate is directives.Fate.DROP)
