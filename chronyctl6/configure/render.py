@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import jinja2
@@ -222,8 +222,36 @@ def _stock_lines(platform: Platform, existing: str | None, kept: list[directives
     if existing is None:
         chosen = [s for s in platform.stock if s.usual]
     else:
-        chosen = list(dict.fromkeys(by_line[d.normalized] for d in kept if d.normalized in by_line))
+        above = comments_above(existing)
+        chosen = list(dict.fromkeys(
+            replace(by_line[d.normalized], comment=above.get(d.lineno, by_line[d.normalized].comment))
+            for d in kept if d.normalized in by_line))
     return [s for s in chosen if s.line.split(maxsplit=1)[0] not in overridden]
+
+
+# A comment is carried as written unless it holds a character some reader takes for a line break,
+# a terminal control or a byte that is not UTF-8 (chronyd reads `# x\rcmdallow all` as one
+# comment; another tool may not): then the platform data's comment is written instead.
+_UNSAFE_COMMENT = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
+
+
+def comments_above(text: str) -> dict[int, str]:
+    """line number -> the comment block right above that line (no blank line between), as written:
+    the distribution's own words are carried byte for byte, not retyped from platform data."""
+    found: dict[int, str] = {}
+    block: list[str] = []
+    for number, raw in enumerate(text.split("\n"), start=1):
+        stripped = raw.strip(directives.WHITESPACE)
+        if not stripped:
+            block = []
+        elif stripped[0] in directives.COMMENT_CHARS:
+            block.append(raw)
+        else:
+            if block and not any(_UNSAFE_COMMENT.search(line) or len(directives.encode(line)) > 512
+                                 for line in block):
+                found[number] = "\n".join(block)
+            block = []
+    return found
 
 
 def render_boot_sources(endpoint: Endpoint, options: tuple[str, ...]) -> str:
