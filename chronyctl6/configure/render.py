@@ -19,6 +19,7 @@ from chronyctl6.configure.platforms import Platform, StockLine
 from chronyctl6.configure.settings import Settings
 from chronyctl6.effects.host import HostNetwork, InstanceHint
 from chronyctl6.errors import BadInput
+from chronyctl6.text import shown
 
 BOOT_SOURCES_NAME = "timesync.sources"
 
@@ -110,10 +111,18 @@ def choose_endpoint(mode: str, network: HostNetwork, hint: InstanceHint | None =
         return Endpoint(directives.TIMESYNC_IPV4, "--ipv6 off")
     if hint is not None and hint.xen and network.has_ipv4:
         return Endpoint(directives.TIMESYNC_IPV4, "a Xen instance: fd00:ec2::123 answers only on Nitro instances")
+    if hint is not None and hint.ipv6_assigned is False and network.has_ipv4:
+        # Instance metadata, where it answered, knows what local addresses cannot: EC2 gave the
+        # interface no IPv6 address, so whatever global address this host has is not EC2's.
+        return Endpoint(directives.TIMESYNC_IPV4, "instance metadata says the interface has no IPv6 address "
+                                                  "in EC2, so fd00:ec2::123 is out of reach")
     if network.has_global_ipv6:
-        return Endpoint(directives.TIMESYNC_IPV6, f"this host has an IPv6 address ({network.global_ipv6[0]})")
+        return Endpoint(directives.TIMESYNC_IPV6, f"this host has an IPv6 address with a route to Time Sync "
+                                                  f"({shown(network.global_ipv6[0])})")
     if network.has_ipv4:
-        return Endpoint(directives.TIMESYNC_IPV4, "this host has no IPv6 address, so fd00:ec2::123 is out of reach")
+        why = "this host has no IPv6 address" if not network.unusable_ipv6 else \
+            f"no usable IPv6 address ({shown(network.unusable_ipv6[0])})"
+        return Endpoint(directives.TIMESYNC_IPV4, f"{why}, so fd00:ec2::123 is out of reach")
     # Neither: an IPv6-only instance whose address is not up yet must still never get IPv4.
     return Endpoint(directives.TIMESYNC_IPV6, "this host has no IPv4 address at all")
 
