@@ -267,6 +267,8 @@ def render(
     plan = run.guard(lambda: make_plan(_request(root, distro, ipv6, phc, at_boot, None, settings)))
     for line in plan.warnings:
         run.warn(line)
+    for dropped in plan.dropped:  # stderr: stdout is the file itself
+        run.echo(f"chronyctl6: dropped: {dropped.as_text()}", essential=False, err=True)
     run.echo(plan.config.new.decode(), nl=False)
     run.finish(out.Status.OK, {
         "path": plan.config.shown, "config": plan.config.new.decode(), "warnings": list(plan.warnings),

@@ -129,3 +129,16 @@ def test_a_comment_with_a_line_break_lookalike_falls_back_to_the_platforms() -> 
     assert render.comments_above(text) == {}
     assert render.comments_above("# caf\udce9\nlogdir /x\n") == {}
     assert render.comments_above("  # indented\nlogdir /x\n") == {2: "  # indented"}
+
+
+def test_render_and_apply_name_every_dropped_line_with_file_and_line_in_text(tmp_path: Path) -> None:
+    from tests.helpers import cli
+
+    root = stock_root(tmp_path, "debian12")
+    (root / "etc/chrony/sources.d/x.sources").write_text("pool 0.pool.ntp.org iburst\n")
+    rendered = cli("render", "--root", str(root), "--ipv6", "on")
+    assert "chronyctl6: dropped: /etc/chrony/chrony.conf:8: pool 2.debian.pool.ntp.org iburst" in rendered.stderr
+    assert "chronyctl6: dropped: /etc/chrony/sources.d/x.sources:1: pool 0.pool.ntp.org iburst" in rendered.stderr
+    assert "dropped" not in rendered.stdout
+    applied = cli("apply", "--root", str(root), "--ipv6", "on")
+    assert "dropped: /etc/chrony/sources.d/x.sources:1: pool 0.pool.ntp.org iburst  (non-smeared" in applied.stdout
