@@ -82,10 +82,13 @@ def render(choices: render_.Choices, old: bytes | None, load: Loader) -> tuple[r
         rendered = render_.render_config(choices, existing, drop=in_main)
         tree = _checked(load(rendered.text))
         left = {d.directive.normalized for d in tree.directives if d.file == tree.main}
-        warnings += [f"{line} (settings.toml): {why}" for line, why in in_main.items() if line in left]
+        warnings += [f"{shown(line)} (settings.toml): {why}" for line, why in in_main.items() if line in left]
     taken = take_over(tree, platform.runtime_sourcedir)
+    gone = {(d.file, d.lineno) for d in taken.dropped}
+    kept = [d for d in tree.directives if (d.file, d.directive.lineno) not in gone
+            and not _goes(tree, d, platform.runtime_sourcedir)]
     return rendered, Takeover(taken.edits, main_dropped(platform.config_path, rendered.dropped) + taken.dropped,
-                              taken.warnings + tuple(warnings))
+                              taken.warnings + tuple(warnings) + tuple(cautions(kept)))
 
 
 def _checked(tree: ConfigTree) -> ConfigTree:
@@ -186,6 +189,34 @@ def stop_reason(keyword: str, args: Sequence[str], sources_left: int) -> str | N
                     f"{'' if sources_left == 1 else 's'} left: chronyd would never update the clock "
                     "(chrony.conf(5))")
     return None
+
+
+def cautions(kept: Sequence[Located]) -> list[str]:
+    """Kept directives under which Time Sync may go unused without ever failing outright
+    (chrony.conf(5)): warned about, not dropped, since the operator's other sources may serve."""
+    out: list[str] = []
+    modes = [d.directive.args[0].lower() for d in kept if d.directive.keyword == "authselectmode" and d.directive.args]
+    mode = modes[-1] if modes else "mix"
+    sources_ = [d for d in kept if d.directive.keyword in ("server", "pool", "peer", "refclock") and d.directive.args]
+    authenticated = [d for d in sources_ if {"nts", "key"} & {a.lower() for a in d.directive.args[1:]}]
+    if authenticated and mode in ("prefer", "mix"):
+        what = "gets noselect: the clock follows" if mode == "prefer" else "counts only while it agrees with"
+        out.append(f"{_where(authenticated[0])} is authenticated and authselectmode is {mode}: Time Sync, "
+                   f"unauthenticated, {what} that source alone (chrony.conf(5), authselectmode)")
+    for d in sources_:
+        kind = sources.classify(d.directive.keyword, d.directive.args)
+        if kind is not None and not kind.timesync and "require" in (a.lower() for a in d.directive.args[1:]):
+            out.append(f"{_where(d)} has the require option: chronyd updates the clock only while that "
+                       "source is selectable, Time Sync or not (chrony.conf(5))")
+    for d in kept:
+        if d.directive.keyword in ("bindacqdevice", "bindacqaddress") and d.directive.args:
+            out.append(f"{_where(d)}: chronyd reaches Time Sync only from there; it must be the interface or "
+                       "address whose route leads to fd00:ec2::123 or 169.254.169.123")
+    return out
+
+
+def _where(d: Located) -> str:
+    return f"{shown(d.directive.line)} ({shown(d.file)}:{d.directive.lineno})"
 
 
 def _sources_left(tree: ConfigTree, runtime_sourcedir: str) -> int:

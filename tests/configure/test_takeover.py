@@ -142,3 +142,21 @@ def test_render_and_apply_name_every_dropped_line_with_file_and_line_in_text(tmp
     assert "dropped" not in rendered.stdout
     applied = cli("apply", "--root", str(root), "--ipv6", "on")
     assert "dropped: /etc/chrony/sources.d/x.sources:1: pool 0.pool.ntp.org iburst  (non-smeared" in applied.stdout
+
+
+@pytest.mark.parametrize(("extra", "warned"), [
+    ("server time.aws.com iburst nts\nauthselectmode prefer\n", "gets noselect"),
+    ("server time.aws.com iburst key 1\n", "counts only while it agrees"),  # mix, the default
+    ("server time.aws.com iburst require\n", "has the require option"),
+    ("bindacqdevice eth1\n", "reaches Time Sync only from there"),
+    ("server time.aws.com iburst\n", None),
+    ("authselectmode ignore\nserver time.aws.com iburst nts\n", None),
+])
+def test_kept_directives_that_may_leave_time_sync_unused_are_warned_about(
+        tmp_path: Path, extra: str, warned: str | None) -> None:
+    _, plan = plan_for(tmp_path, "rhel9", extra)
+    found = [w for w in plan.warnings if "chrony.conf(5)" in w or "reaches Time Sync" in w]
+    if warned is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and warned in found[0] and "(/etc/chrony.conf:" in found[0]
