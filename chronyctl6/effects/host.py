@@ -149,7 +149,7 @@ def _proc_text(path: str) -> str | None:
     from chronyctl6.effects import files
 
     try:
-        data = files.read_bounded(Path(path), limit=1 << 20)
+        data = files.read_bounded(Path(path), limit=8 << 20)  # a full routing table fits
     except files.Unreadable:
         return None
     return data.decode("ascii", "replace") if data is not None else None
