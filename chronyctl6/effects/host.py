@@ -10,7 +10,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from chronyctl6.chronyconf.directives import PHC_DEVICES
+from chronyctl6.chronyconf.directives import PHC_DEVICES, TIMESYNC_IPV6
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class InstanceHint:
 
 # ---- pure: the kernel's tables as data ------------------------------------------------------
 
-TIMESYNC_V6 = ipaddress.IPv6Address("fd00:ec2::123")
+TIMESYNC_V6 = ipaddress.IPv6Address(TIMESYNC_IPV6)
 # linux/if_addr.h and linux/ipv6_route.h
 IFA_F_DADFAILED, IFA_F_TENTATIVE = 0x08, 0x40
 RTF_REJECT, RTF_LOCAL = 0x0200, 0x80000000
