@@ -111,9 +111,11 @@ def take_over(tree: ConfigTree, runtime_sourcedir: str) -> Takeover:
     dropped: list[Dropped] = []
     warnings: list[str] = []
     own = runtime_sourcedir.rstrip("/") + "/"  # the boot step's Time Sync line lives there
+    seen: set[str] = set()
     for read in tree.read:
-        if read.role == "main" or read.shown.startswith(own):
-            continue
+        if read.role == "main" or read.shown.startswith(own) or read.shown in seen:
+            continue  # a file read twice (a confdir and an `include DIR/*` both name it) is one edit
+        seen.add(read.shown)
         new, found = _disable(read, blockers)
         if not found:
             continue

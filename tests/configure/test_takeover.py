@@ -160,3 +160,11 @@ def test_kept_directives_that_may_leave_time_sync_unused_are_warned_about(
         assert found == []
     else:
         assert len(found) == 1 and warned in found[0] and "(/etc/chrony.conf:" in found[0]
+
+
+def test_a_dropin_read_twice_is_one_edit_and_reported_once(tmp_path: Path) -> None:
+    conf_d = "/etc/chrony/conf.d/pools.conf"
+    _, plan = plan_for(tmp_path, "debian12", "include /etc/chrony/conf.d/*.conf\n",
+                       {conf_d: "pool 0.pool.ntp.org iburst\n"})
+    assert [c.shown for c in plan.pending].count(conf_d) == 1
+    assert [(d.file, d.lineno) for d in plan.dropped if d.file == conf_d] == [(conf_d, 1)]
