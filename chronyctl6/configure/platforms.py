@@ -162,7 +162,8 @@ def detect(os_release: str | None, *, where: str = "/etc/os-release") -> Platfor
     # (Raspbian "debian", RHCOS "rhel fedora", Linux Mint "ubuntu debian", SLE Micro "suse").
     # A derivative lays chrony out as its family does; a platform tied to one release (Amazon
     # Linux 2 or 2023) is never matched this way.
-    for like in fields.get("ID_LIKE", "").lower().split():
+    known_id = any(os_id in p.os_ids for p in PLATFORMS)  # a release of it not known: never guessed
+    for like in ([] if known_id else fields.get("ID_LIKE", "").lower().split()):
         family = next((p for p in PLATFORMS if not p.version_major and like in (*p.os_ids, *p.families)), None)
         if family is not None:
             return family

@@ -41,6 +41,8 @@ def test_amazon_linux_is_never_matched_by_family() -> None:
     with pytest.raises(BadInput):
         platforms.detect('ID=cloudos\nID_LIKE="amzn"\n')
     assert platforms.detect('ID="amzn"\nVERSION_ID="2023"\nID_LIKE="fedora"\n').name == "amzn2023"
+    with pytest.raises(BadInput):  # a release not known is not guessed from its family
+        platforms.detect('ID="amzn"\nVERSION_ID="2027"\nID_LIKE="fedora"\n')
 
 
 def test_no_known_family_is_still_refused_naming_the_system() -> None:
