@@ -88,7 +88,8 @@ def render(choices: render_.Choices, old: bytes | None, load: Loader) -> tuple[r
     kept = [d for d in tree.directives if (d.file, d.directive.lineno) not in gone
             and not _goes(tree, d, platform.runtime_sourcedir)]
     return rendered, Takeover(taken.edits, main_dropped(platform.config_path, rendered.dropped) + taken.dropped,
-                              taken.warnings + tuple(warnings) + tuple(cautions(kept)))
+                              taken.warnings + tuple(warnings)
+                              + tuple(cautions(kept, _sources_left(tree, platform.runtime_sourcedir, local=True))))
 
 
 def _checked(tree: ConfigTree) -> ConfigTree:
@@ -193,10 +194,16 @@ def stop_reason(keyword: str, args: Sequence[str], sources_left: int) -> str | N
     return None
 
 
-def cautions(kept: Sequence[Located]) -> list[str]:
+def cautions(kept: Sequence[Located], local: int) -> list[str]:
     """Kept directives under which Time Sync may go unused without ever failing outright
-    (chrony.conf(5)): warned about, not dropped, since the operator's other sources may serve."""
+    (chrony.conf(5)): warned about, not dropped, since the operator's other sources may serve.
+    local: the sources that need no internet access (Time Sync, the ENA PHC)."""
     out: list[str] = []
+    for d in kept:
+        args = d.directive.args
+        if d.directive.keyword == "minsources" and args and args[0].isdigit() and int(args[0]) > local:
+            out.append(f"{_where(d)}: only {local} of the sources left need no internet access; in a subnet "
+                       "without it chronyd would not update the clock (chrony.conf(5), minsources)")
     modes = [d.directive.args[0].lower() for d in kept if d.directive.keyword == "authselectmode" and d.directive.args]
     mode = modes[-1] if modes else "mix"
     sources_ = [d for d in kept if d.directive.keyword in ("server", "pool", "peer", "refclock") and d.directive.args]
@@ -221,14 +228,15 @@ def _where(d: Located) -> str:
     return f"{shown(d.directive.line)} ({shown(d.file)}:{d.directive.lineno})"
 
 
-def _sources_left(tree: ConfigTree, runtime_sourcedir: str) -> int:
+def _sources_left(tree: ConfigTree, runtime_sourcedir: str, *, local: bool = False) -> int:
     """How many sources chronyd can select after the takeover, at most: each server, peer and
     refclock once, a pool up to its maxsources (4 by default), noselect ones not at all; the boot
-    step's Time Sync line when the main file takes it from the runtime directory."""
+    step's Time Sync line when the main file takes it from the runtime directory. local: only those
+    that need no internet access (Time Sync, the ENA PHC)."""
     count = 0
-    for located, _kind in tree.kinds():
+    for located, kind in tree.kinds():
         d = located.directive
-        if _goes(tree, located, runtime_sourcedir):
+        if _goes(tree, located, runtime_sourcedir) or (local and not (kind.timesync or kind is sources.Kind.PHC)):
             continue
         if "noselect" in (a.lower() for a in d.args):
             continue

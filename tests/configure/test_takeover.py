@@ -168,3 +168,12 @@ def test_a_dropin_read_twice_is_one_edit_and_reported_once(tmp_path: Path) -> No
                        {conf_d: "pool 0.pool.ntp.org iburst\n"})
     assert [c.shown for c in plan.pending].count(conf_d) == 1
     assert [(d.file, d.lineno) for d in plan.dropped if d.file == conf_d] == [(conf_d, 1)]
+
+
+def test_minsources_met_only_with_internet_sources_is_warned_about(tmp_path: Path) -> None:
+    _, plan = plan_for(tmp_path, "rhel9", "minsources 2\nserver time.aws.com iburst\n")
+    assert "\nminsources 2\n" in plan.config.new.decode()  # two sources: kept
+    (warning,) = [w for w in plan.warnings if "minsources" in w]
+    assert "only 1 of the sources left need no internet access" in warning
+    _, plan = plan_for(tmp_path / "b", "rhel9", "minsources 1\nserver time.aws.com iburst\n")
+    assert not [w for w in plan.warnings if "minsources" in w]
