@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chronyctl6.chronyconf.directives import PHC_DEVICES, TIMESYNC_IPV6
+from chronyctl6.text import shown
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,11 @@ def network_from(links: dict[str, Link], addresses: list[Address6], ipv4: tuple[
             if route is None or route.flags & RTF_REJECT:
                 why = "no route towards fd00:ec2::123 (neither fd00:ec2::/32 nor a default route)"
             elif route.ifname != a.ifname:
-                why = f"the route towards fd00:ec2::123 leaves through {route.ifname}"
-        (bad if why else good).append(f"{ip}%{a.ifname}" + (f": {why}" if why else ""))
+                why = f"the route towards fd00:ec2::123 leaves through {shown(route.ifname)}"
+        if why:  # a line to show: the interface name as the one sanitiser prints it
+            bad.append(f"{ip}%{shown(a.ifname)}: {why}")
+        else:
+            good.append(f"{ip}%{a.ifname}")
     v4 = sorted(f"{address}%{name}" for name, address in ipv4
                 if usable_link(name) is None and not ipaddress.IPv4Address(address).is_loopback)
     return HostNetwork(tuple(sorted(good)), tuple(v4), tuple(sorted(bad)))
