@@ -11,11 +11,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from chronyctl6.chronyconf import directives, traversal
+from chronyctl6.chronyconf import directives
 from chronyctl6.configure import platforms, render, settings, takeover
 from chronyctl6.configure.platforms import Platform
-from chronyctl6.effects import files, history, host
+from chronyctl6.effects import configtree, files, history, host
 from chronyctl6.errors import BadInput
+from chronyctl6.text import shown
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,9 @@ class FileChange:
     def diff(self) -> str:
         old = [f"{ln.text}\n" for ln in directives.split_lines(directives.decode(self.old or b""))]
         new = [f"{ln.text}\n" for ln in directives.split_lines(directives.decode(self.new))]
-        fromfile = self.shown if self.old is not None else "/dev/null"
-        return "".join(difflib.unified_diff(old, new, fromfile, self.shown))
+        name = shown(self.shown)  # a line break in a drop-in's name must not start a diff line of its own
+        fromfile = name if self.old is not None else "/dev/null"
+        return "".join(difflib.unified_diff(old, new, fromfile, name))
 
 
 @dataclass(frozen=True)
@@ -135,13 +137,13 @@ def read_basics(request: Request) -> Basics:
         data = files.read_bounded(request.settings_path, limit=settings.MAX_BYTES)
     else:  # an image's settings, read inside the image
         where = str(request.under_root(settings.SETTINGS_PATH))
-        data = traversal.read_one(request.root, settings.SETTINGS_PATH)
+        data = configtree.read_one(request.root, settings.SETTINGS_PATH)
     text = settings.decode(data, where=where) if data is not None else None
     os_where = request.under_root("/etc/os-release")
     # Read inside the image (an absolute symlink must not name the build host's file), bounded.
-    os_data = traversal.read_one(request.root, "/etc/os-release")
+    os_data = configtree.read_one(request.root, "/etc/os-release")
     if os_data is None:  # os-release(5): /usr/lib/os-release is the fallback
-        os_data = traversal.read_one(request.root, "/usr/lib/os-release")
+        os_data = configtree.read_one(request.root, "/usr/lib/os-release")
     os_text = directives.decode(os_data) if os_data is not None else None
     intent, problem = history.Store(request.root).intent()
     return Basics(text, where, os_text, str(os_where), intent, problem)
@@ -154,7 +156,7 @@ def gather(request: Request, basics: Basics) -> Facts:
     phc = host.find_phc(request.root) if request.live else None
     # Under --root the directory is resolved inside the image; the file itself is read as chronyd
     # would (through a symlink, inside the image) but replaced where it is, never written through.
-    config_path = traversal.write_path(request.root, platform.config_path)
+    config_path = configtree.write_path(request.root, platform.config_path)
     if not config_path.parent.is_dir():
         raise BadInput(
             f"{config_path.parent} does not exist: is chrony installed"
@@ -163,10 +165,10 @@ def gather(request: Request, basics: Basics) -> Facts:
                                             ", or pass --distro if the distribution is misdetected"),
         )
     boot_shown = f"{platform.runtime_sourcedir}/{render.BOOT_SOURCES_NAME}"
-    link = traversal.write_path(request.root, BOOT_LINK)
+    link = configtree.write_path(request.root, BOOT_LINK)
     return Facts(basics, network, phc, _instance_hint(chosen, network),
-                 traversal.read_one(request.root, platform.config_path),
-                 traversal.read_one(request.root, boot_shown), boot_unit(request),
+                 configtree.read_one(request.root, platform.config_path),
+                 configtree.read_one(request.root, boot_shown), boot_unit(request),
                  link.is_symlink() or link.exists())
 
 
@@ -224,14 +226,14 @@ def platform_of(chosen: settings.Settings, basics: Basics) -> Platform:
 
 def plan(request: Request, facts: Facts) -> Plan:
     """The change, decided from the facts. Reads nothing of its own but the files chronyd reads
-    beside the main one (`_dropin_changes`, through the one traversal)."""
+    beside the main one (configure/takeover.py, through the one traversal)."""
     chosen, notes = choose_settings(request, facts.basics)
     platform = platform_of(chosen, facts.basics)
     network, hint = facts.network, facts.hint
     choices = render.decide(chosen, platform, network=network, phc_device=facts.phc, hint=hint)
-    config_path = traversal.write_path(request.root, platform.config_path)
+    config_path = configtree.write_path(request.root, platform.config_path)
     old = facts.config
-    rendered, taken = takeover.render(choices, old, lambda text: traversal.load(
+    rendered, taken = takeover.render(choices, old, lambda text: configtree.load(
         platform.config_path, request.root, main_data=directives.encode(text)))
     changes = [FileChange(config_path, platform.config_path, old, directives.encode(rendered.text), "config")]
 
@@ -240,7 +242,7 @@ def plan(request: Request, facts: Facts) -> Plan:
     if at_boot and request.live and network is not None:
         boot_endpoint = render.choose_endpoint(chosen.ipv6, network, hint)
         shown = f"{platform.runtime_sourcedir}/{render.BOOT_SOURCES_NAME}"
-        changes.append(FileChange(traversal.write_path(request.root, shown), shown, facts.boot_sources,
+        changes.append(FileChange(configtree.write_path(request.root, shown), shown, facts.boot_sources,
                                   render.render_boot_sources(boot_endpoint, chosen.timesync_options).encode(),
                                   "sources"))
 
@@ -250,7 +252,7 @@ def plan(request: Request, facts: Facts) -> Plan:
     if at_boot and facts.boot_unit is None:
         warnings.append("the Time Sync endpoint is chosen at every boot, but chronyctl6-boot.service is not "
                         "installed here: install the chronyctl6 package, or run `chronyctl6 boot` before chronyd")
-    changes.extend(FileChange(traversal.write_path(request.root, e.shown), e.shown, e.old, e.new, e.kind)
+    changes.extend(FileChange(configtree.write_path(request.root, e.shown), e.shown, e.old, e.new, e.kind)
                    for e in taken.edits)
     warnings.extend(taken.warnings)
     enable = facts.boot_unit if at_boot and not facts.boot_enabled else None

@@ -1,7 +1,7 @@
 """What a takeover does to the files chronyd reads beside the main one, and what it reports (pure).
 
 The input is the configuration tree as chronyd would read it with the new main file in place
-(`traversal.load(..., main_data=...)`, read by the planner); the output is the edits to make, every
+(`effects.configtree.load(..., main_data=...)`, read by the planner); the output is the edits to make, every
 line dropped or disabled in any file (with its file and line), and warnings. Nothing here reads or
 writes: plan.py turns the edits into its file changes.
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from chronyctl6.chronyconf import directives, traversal
+from chronyctl6.chronyconf import directives
 from chronyctl6.chronyconf.sources import Kind
 from chronyctl6.configure import platforms
-from chronyctl6.effects import chrony_tools
+from chronyctl6.effects import chrony_tools, configtree
 from tests.conftest import FIXTURES, require
 from tests.helpers import cli, cli_json
 
@@ -34,7 +34,7 @@ def realworld_root(tmp_path: Path, case: str) -> Path:
 
 def live_kinds(root: Path, main: str) -> list[tuple[str, Kind]]:
     """Every source line chronyd reads at root, with the source policy's kind of it."""
-    tree = traversal.load(main, root)
+    tree = configtree.load(main, root)
     assert not tree.problems and not tree.missing, (tree.problems, tree.missing)
     return [(located.directive.normalized, kind) for located, kind in tree.kinds()]
 
