@@ -66,10 +66,15 @@ def main_dropped(config_path: str, verdicts: Iterable[directives.Verdict]) -> tu
 Loader = Callable[[str], ConfigTree]  # the tree chronyd would read with this text as the main file
 
 
-def render(choices: render_.Choices, old: bytes | None, load: Loader) -> tuple[render_.Rendered, Takeover]:
+Extra = Callable[[str, Sequence[str]], str | None]  # (keyword, words) -> why a drop-in line goes too
+
+
+def render(choices: render_.Choices, old: bytes | None, load: Loader,
+           extra: Extra | None = None) -> tuple[render_.Rendered, Takeover]:
     """The new main file and the takeover of the rest. A kept main-file directive that would stop
     synchronisation is dropped by a second render (with its reason); one from settings.toml stays,
-    with a warning."""
+    with a warning. extra: another reason a drop-in line goes (an ENA PHC line that moves to the
+    boot-time file, say), asked before the source policy."""
     platform = choices.platform
     existing = directives.decode(old) if old is not None else None
     rendered = render_.render_config(choices, existing)
@@ -83,7 +88,7 @@ def render(choices: render_.Choices, old: bytes | None, load: Loader) -> tuple[r
         tree = _checked(load(rendered.text))
         left = {d.directive.normalized for d in tree.directives if d.file == tree.main}
         warnings += [f"{shown(line)} (settings.toml): {why}" for line, why in in_main.items() if line in left]
-    taken = take_over(tree, platform.runtime_sourcedir)
+    taken = take_over(tree, platform.runtime_sourcedir, extra)
     gone = {(d.file, d.lineno) for d in taken.dropped}
     kept = [d for d in tree.directives if (d.file, d.directive.lineno) not in gone
             and not _goes(tree, d, platform.runtime_sourcedir)]
@@ -98,7 +103,7 @@ def _checked(tree: ConfigTree) -> ConfigTree:
     return tree
 
 
-def take_over(tree: ConfigTree, runtime_sourcedir: str) -> Takeover:
+def take_over(tree: ConfigTree, runtime_sourcedir: str, extra: Extra | None = None) -> Takeover:
     """Conflicting lines in the other files chronyd reads beside the new main file (its include,
     confdir and sourcedir files, in chronyd's order): a second Time Sync line, a non-smeared
     server/pool/peer, leapsectz/leapseclist, and directives that would stop synchronisation.
@@ -117,7 +122,7 @@ def take_over(tree: ConfigTree, runtime_sourcedir: str) -> Takeover:
         if read.role == "main" or read.shown.startswith(own) or read.shown in seen:
             continue  # a file read twice (a confdir and an `include DIR/*` both name it) is one edit
         seen.add(read.shown)
-        new, found = _disable(read, blockers)
+        new, found = _disable(read, blockers, extra)
         if not found:
             continue
         if not sources.takeover_edits(read.shown):
@@ -131,7 +136,8 @@ def take_over(tree: ConfigTree, runtime_sourcedir: str) -> Takeover:
     return Takeover(tuple(edits), tuple(dropped), tuple(warnings))
 
 
-def _disable(read: ReadFile, blockers: dict[tuple[str, int], str]) -> tuple[bytes, list[Dropped]]:
+def _disable(read: ReadFile, blockers: dict[tuple[str, int], str],
+             extra: Extra | None = None) -> tuple[bytes, list[Dropped]]:
     """The file with its conflicting lines commented out, every other byte kept."""
     old = directives.decode(read.data)
     raw = old.split("\n")  # every byte kept, even past a NUL chronyd stops at
@@ -142,7 +148,7 @@ def _disable(read: ReadFile, blockers: dict[tuple[str, int], str]) -> tuple[byte
     for line, kept in zip(directives.split_lines(old), raw, strict=True):
         reason = None
         if read.role != "sourcedir" or line.terminated:
-            reason = blockers.get((read.shown, line.lineno)) or conflict(line.text)
+            reason = blockers.get((read.shown, line.lineno)) or conflict(line.text, extra)
         if reason:
             found.append(Dropped(read.shown, line.lineno, directives.strip(line.text), reason))
             out += [f"{DISABLED_MARK}: {reason}", f"# {kept}"]
@@ -152,12 +158,13 @@ def _disable(read: ReadFile, blockers: dict[tuple[str, int], str]) -> tuple[byte
     return directives.encode(new), found
 
 
-def conflict(line: str) -> str | None:
-    """Why a drop-in line goes, by the source policy alone; None when it may stay."""
+def conflict(line: str, extra: Extra | None = None) -> str | None:
+    """Why a drop-in line goes (extra's reason, else the source policy's); None when it may stay."""
     parsed = directives.parse(line)
     if not parsed:
         return None
-    return sources.takeover_reason(parsed[0].keyword, parsed[0].args)
+    reason = extra(parsed[0].keyword, parsed[0].args) if extra is not None else None
+    return reason or sources.takeover_reason(parsed[0].keyword, parsed[0].args)
 
 
 # ---- directives that would stop synchronisation with what is left -------------------------

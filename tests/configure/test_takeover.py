@@ -177,3 +177,31 @@ def test_minsources_met_only_with_internet_sources_is_warned_about(tmp_path: Pat
     assert "only 1 of the sources left need no internet access" in warning
     _, plan = plan_for(tmp_path / "b", "rhel9", "minsources 1\nserver time.aws.com iburst\n")
     assert not [w for w in plan.warnings if "minsources" in w]
+
+
+def test_an_extra_reason_disables_a_dropin_line_the_source_policy_keeps() -> None:
+    from chronyctl6.chronyconf import traversal
+    from chronyctl6.configure import takeover
+
+    class Files:
+        def __init__(self) -> None:
+            self.data = {"/etc/chrony.conf": b"confdir /etc/chrony.d\n", "/etc/chrony.d/phc.conf":
+                         b"# AWS's line\nrefclock PHC /dev/ptp0 poll 0 delay 0.000010 prefer\n"}
+
+        def read(self, shown: str, how: str = "") -> bytes | None:
+            return self.data.get(shown)
+
+        def listdir(self, directory: str) -> list[str]:
+            return ["phc.conf"] if directory == "/etc/chrony.d" else []
+
+        def exists(self, shown: str) -> bool:
+            return shown in self.data
+
+    tree = traversal.load("/etc/chrony.conf", Files())
+    assert takeover.take_over(tree, "/run/chronyctl6").edits == ()
+    moved = takeover.take_over(tree, "/run/chronyctl6",
+                               lambda kw, args: "moves to the boot-time file" if kw == "refclock" else None)
+    (edit,) = moved.edits
+    assert edit.new == (b"# AWS's line\n# disabled by chronyctl6: moves to the boot-time file\n"
+                        b"# refclock PHC /dev/ptp0 poll 0 delay 0.000010 prefer\n")
+    assert [(d.file, d.lineno) for d in moved.dropped] == [("/etc/chrony.d/phc.conf", 2)]
