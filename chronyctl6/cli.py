@@ -283,12 +283,14 @@ def render(
     plan = run.guard(lambda: make_plan(_request(root, distro, ipv6, phc, at_boot, None, settings)))
     for line in plan.warnings:
         run.warn(line)
+    for dropped in plan.dropped:  # stderr: stdout is the file itself
+        run.echo(f"chronyctl6: dropped: {dropped.as_text()}", essential=False, err=True)
     # Bytes that are not UTF-8 (a carried directive's) are written as they are; shown, they are escaped.
     config = plan.config.new.decode("utf-8", "surrogateescape")
     run.echo(config, nl=False)
     run.finish(out.Status.OK, {
         "path": plan.config.shown, "config": config, "warnings": list(plan.warnings),
-        "dropped": [{"line": v.directive.line, "reason": v.reason} for v in plan.rendered.dropped],
+        "dropped": [d.as_dict() for d in plan.dropped],
     }, _warnings(plan.warnings))
 
 
@@ -362,7 +364,8 @@ def apply(
     for line in result.notes:
         run.echo(f"chronyctl6: note: {shown(line)}", essential=False, err=True)
     for dropped in result.dropped:
-        run.echo(f"dropped: {shown(dropped['line'])}  ({shown(dropped['reason'])})", essential=False)
+        run.echo(f"dropped: {shown(str(dropped['file']))}:{dropped['lineno']}: {shown(str(dropped['line']))}  "
+                 f"({shown(str(dropped['reason']))})", essential=False)
     if diff and result.diff:
         run.echo(result.diff, nl=False)
     if not result.changed:

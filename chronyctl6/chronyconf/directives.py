@@ -140,17 +140,11 @@ def judge(directive: Directive, *, runtime_sourcedir: str,
     """What a takeover does with one directive of a file chronyctl6 is about to replace."""
     kw, args = directive.keyword, directive.args
     kind = sources.classify(kw, args)
-    if kw in SOURCE_KEYWORDS:
-        if kind is not None and kind.timesync:
-            why = "Time Sync source: chronyctl6 writes the one line that fits this instance"
-        elif kind is sources.Kind.SMEARED:
-            why = "source chosen by chronyctl6: list extra sources in settings.toml"
-        else:
-            why = ("public non-smeared source: mixing it with Time Sync's leap-smeared time "
-                   "is what AWS advises against")
-        return Verdict(directive, Fate.DROP, why)
-    if kw in sources.LEAP_KEYWORDS:
-        return Verdict(directive, Fate.DROP, sources.leap_reason(kw))
+    if kw in SOURCE_KEYWORDS and not args:
+        return Verdict(directive, Fate.DROP, f"{kw} without an address: chronyd refuses it")
+    reason = sources.takeover_reason(kw, args)  # the same policy as for every other file
+    if reason is not None:
+        return Verdict(directive, Fate.DROP, reason)
     if kind is sources.Kind.PHC:
         return Verdict(directive, Fate.DROP, "ENA PTP hardware clock: chronyctl6 manages it (--phc)")
     if kw == "sourcedir" and args and args[0].rstrip("/") == runtime_sourcedir:

@@ -16,8 +16,13 @@ from enum import Enum
 TIMESYNC_IPV6 = "fd00:ec2::123"
 TIMESYNC_IPV4 = "169.254.169.123"
 TIMESYNC_ADDRESSES = frozenset({TIMESYNC_IPV6, TIMESYNC_IPV4})
-# Sources that serve Amazon's leap-smeared time: mixing these with them is fine.
-SMEARED_HOSTS = TIMESYNC_ADDRESSES | {"time.aws.com"}
+# Public services that smear leap seconds over the same 24 hours (noon to noon UTC, linear) as Time
+# Sync: mixing them with it is fine. time.aws.com is Amazon's own (AWS, "Leap seconds"); Google
+# Public NTP is time.google.com and time1-4.google.com (developers.google.com/time/smear). Public
+# pools, NIST and the rest do not smear.
+SMEARED_PUBLIC = frozenset({"time.aws.com", "time.google.com", "time1.google.com", "time2.google.com",
+                            "time3.google.com", "time4.google.com"})
+SMEARED_HOSTS = TIMESYNC_ADDRESSES | SMEARED_PUBLIC
 PHC_DEVICES = ("/dev/ptp_ena", "/dev/ptp0")
 SOURCE_KEYWORDS = frozenset({"server", "pool", "peer"})
 # chronyd applies leap seconds itself with either: never beside smeared time (chrony.conf(5);
@@ -28,7 +33,7 @@ LEAP_KEYWORDS = frozenset({"leapsectz", "leapseclist"})
 class Kind(str, Enum):
     TIMESYNC_IPV6 = "timesync-ipv6"
     TIMESYNC_IPV4 = "timesync-ipv4"
-    SMEARED = "smeared"  # time.aws.com
+    SMEARED = "smeared"  # time.aws.com, Google Public NTP
     NON_SMEARED = "non-smeared"  # any other server, pool or peer
     PHC = "phc"  # the ENA PTP hardware clock: chronyctl6's, not smeared, not a conflict
     REFCLOCK = "refclock"  # any other reference clock: the operator's
@@ -48,10 +53,18 @@ class Kind(str, Enum):
 def timesync_address(host: str) -> str | None:
     """The Time Sync endpoint this host names (any spelling of the address), else None."""
     try:  # a scope (fd00:ec2::123%eth0) still names the same server
-        address = str(ipaddress.ip_address(host.partition("%")[0]))
+        ip = ipaddress.ip_address(host.partition("%")[0])
     except ValueError:
         return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:169.254.169.123 is the IPv4 endpoint
+    address = str(ip)
     return address if address in TIMESYNC_ADDRESSES else None
+
+
+def host_name(host: str) -> str:
+    """A host name as DNS compares it: case-insensitive, the root's dot optional."""
+    return host.lower().rstrip(".")
 
 
 def is_timesync(host: str) -> bool:
@@ -59,7 +72,7 @@ def is_timesync(host: str) -> bool:
 
 
 def is_smeared(host: str) -> bool:
-    return is_timesync(host) or host.lower().rstrip(".") in SMEARED_HOSTS
+    return is_timesync(host) or host_name(host) in SMEARED_PUBLIC
 
 
 def classify(keyword: str, args: Sequence[str]) -> Kind | None:
@@ -78,16 +91,21 @@ def classify(keyword: str, args: Sequence[str]) -> Kind | None:
     return Kind.SMEARED if is_smeared(args[0]) else Kind.NON_SMEARED
 
 
+SECOND_TIMESYNC = "a second Time Sync line: chronyctl6 writes the one this instance uses"
+NON_SMEARED_REASON = "non-smeared time beside Time Sync's leap-smeared time"
+
+
 def takeover_reason(keyword: str, args: Sequence[str]) -> str | None:
-    """Why a takeover disables this line where it sits in a file other than the main one
-    (an include, a confdir or sourcedir drop-in), or None when it may stay."""
+    """Why a takeover drops this server/pool/peer or leap line, wherever it sits (the main file,
+    an include, a confdir or sourcedir drop-in), or None when it may stay: smeared public
+    sources (time.aws.com, Google's) stay beside Time Sync in every file alike."""
     if keyword in LEAP_KEYWORDS:
         return leap_reason(keyword)
     kind = classify(keyword, args)
     if kind is not None and kind.timesync:
-        return "a second Time Sync line: chronyctl6 writes the one this instance uses"
+        return SECOND_TIMESYNC
     if kind is Kind.NON_SMEARED:
-        return "non-smeared time beside Time Sync's leap-smeared time"
+        return NON_SMEARED_REASON
     return None
 
 

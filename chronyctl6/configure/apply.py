@@ -29,7 +29,7 @@ class ApplyResult:
     backup: str | None
     action: str  # restart | reload | none
     diff: str
-    dropped: list[dict[str, str]]
+    dropped: list[dict[str, object]]  # file, lineno, line, reason: every line dropped or disabled
     warnings: list[str]
     dry_run: bool = False
     validated: bool = False
@@ -138,7 +138,7 @@ def _result(plan: Plan, *, action: str, dry_run: bool = False, backup: str | Non
         backup=backup,
         action=action,
         diff=plan.diff(),
-        dropped=[{"line": v.directive.line, "reason": v.reason} for v in plan.rendered.dropped],
+        dropped=[d.as_dict() for d in plan.dropped],
         warnings=list(plan.warnings),
         dry_run=dry_run,
         validated=validated_by is not None,

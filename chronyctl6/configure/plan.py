@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from chronyctl6.chronyconf import directives, sources
-from chronyctl6.configure import platforms, render, settings
+from chronyctl6.chronyconf import directives
+from chronyctl6.configure import platforms, render, settings, takeover
 from chronyctl6.configure.changeset import BACKUP_SUFFIX, CONFIG, OTHER, ChangeSet, FileChange, UnitLink, Verify
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.effects import configtree, files, history, host
@@ -52,6 +52,7 @@ class Plan:
     enable_unit: str | None = None  # the boot unit to enable (it is not yet)
     intent: dict[str, Any] = field(default_factory=dict)  # the choices to record for later runs
     notes: tuple[str, ...] = field(default=())  # recorded choices a flag changes
+    dropped: tuple[takeover.Dropped, ...] = field(default=())  # every line dropped or disabled, any file
 
     @property
     def up_to_date(self) -> bool:
@@ -201,14 +202,15 @@ def platform_of(chosen: settings.Settings, basics: Basics) -> Platform:
 
 def plan(request: Request, facts: Facts) -> Plan:
     """The change, decided from the facts. Reads nothing of its own but the files chronyd reads
-    beside the main one (`_dropin_changes`, through the one traversal)."""
+    beside the main one (configure/takeover.py, through the one traversal)."""
     chosen, notes = choose_settings(request, facts.basics)
     platform = platform_of(chosen, facts.basics)
     network, hint = facts.network, facts.hint
     choices = render.decide(chosen, platform, network=network, phc_device=facts.phc, hint=hint)
     config_path = configtree.write_path(request.root, platform.config_path)
     old = facts.config
-    rendered = render.render_config(choices, directives.decode(old) if old is not None else None)
+    rendered, taken = takeover.render(choices, old, lambda text: configtree.load(
+        platform.config_path, request.root, main_data=directives.encode(text)))
     changes = [FileChange(config_path, platform.config_path, old, directives.encode(rendered.text), "config")]
 
     at_boot = choices.endpoint is None
@@ -226,17 +228,18 @@ def plan(request: Request, facts: Facts) -> Plan:
     if at_boot and facts.boot_unit is None:
         warnings.append("the Time Sync endpoint is chosen at every boot, but chronyctl6-boot.service is not "
                         "installed here: install the chronyctl6 package, or run `chronyctl6 boot` before chronyd")
-    dropins, dropin_warnings = _dropin_changes(request, rendered.text, platform)
-    changes.extend(c for c in dropins if not c.shown.endswith(BACKUP_SUFFIX))  # removed instead:
+    changes.extend(FileChange(configtree.write_path(request.root, e.shown), e.shown, e.old, e.new, e.kind)
+                   for e in taken.edits if not e.shown.endswith(BACKUP_SUFFIX))  # removed instead:
     changes.extend(_old_backups(request, rendered.text, platform))
     # A file chronyd reads twice (a confdir and an `include DIR/*` both naming it) is one change.
     changes = list({c.shown: c for c in reversed(changes)}.values())[::-1]
-    warnings.extend(dropin_warnings)
+    warnings.extend(taken.warnings)
     enable = facts.boot_unit if at_boot and not facts.boot_enabled else None
     # The distribution too: restore must find the same files where os-release names no known one.
     intent = {"ipv6": chosen.ipv6, "phc": chosen.phc, "at_boot": at_boot, "distro": platform.name}
     return Plan(request, chosen, platform, choices, rendered, tuple(changes), boot_endpoint,
-                tuple(warnings), enable_unit=enable, intent=intent, notes=notes)
+                tuple(warnings), enable_unit=enable, intent=intent, notes=notes,
+                dropped=tuple(d for d in taken.dropped if not d.file.endswith(BACKUP_SUFFIX)))
 
 
 def change_set(plan: Plan) -> ChangeSet:
@@ -284,55 +287,6 @@ def _instance_hint(chosen: settings.Settings, network: host.HostNetwork | None) 
     return metadata.instance_hint(network)
 
 
-DISABLED_MARK = "# disabled by chronyctl6"
-
-
-def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[list[FileChange], list[str]]:
-    """Conflicting lines in the other files chronyd reads beside the new main file (its include,
-    confdir and sourcedir files, found by the one traversal chronyd's own order follows): a
-    second Time Sync line, a non-smeared server/pool/peer, leapsectz/leapseclist. Amazon Linux
-    ships its sources that way, Ubuntu 24.04 its pools, SUSE its pool (/etc/chrony.d/pool.conf).
-
-    In a file under /etc the line is commented out, with the reason, as part of the same change
-    (so it is diffed, backed up in memory and rolled back like the rest). A file under /run is
-    written again at every boot by whoever owns it, one under /usr by its package: there, only a
-    warning helps (README: "What apply does with other sources, per distro")."""
-    tree = configtree.load(platform.config_path, request.root, main_data=directives.encode(text))
-    if tree.problems:
-        raise BadInput(tree.problems[0], hint="chronyctl6 reads only regular files inside the root")
-    changes: list[FileChange] = []
-    warnings: list[str] = []
-    own = platform.runtime_sourcedir.rstrip("/") + "/"  # the boot step's Time Sync line lives there
-    for read in tree.read:
-        if read.role == "main" or read.shown.startswith(own):
-            continue
-        old = directives.decode(read.data)
-        new_lines, why = [], []
-        raw = old.split("\n")  # every byte kept, even past a NUL chronyd stops at
-        if raw[-1] == "":
-            raw.pop()
-        for line, kept in zip(directives.split_lines(old), raw, strict=True):
-            reason = _dropin_conflict(line.text) if read.role != "sourcedir" or line.terminated else None
-            if reason:
-                why.append(f"{directives.strip(line.text)} ({reason})")
-                new_lines += [f"{DISABLED_MARK}: {reason}", f"# {kept}"]
-            else:
-                new_lines.append(kept)
-        if not why:
-            continue
-        if not sources.takeover_edits(read.shown):
-            later = ("it is rewritten at every boot, so disable whatever writes it" if read.shown.startswith("/run/")
-                     else "it belongs to a package, outside /etc: `chronyctl6 doctor` gives the durable fix")
-            warnings.append(f"{read.shown} adds {'; '.join(why)}; {later}")
-        else:
-            new = "\n".join(new_lines) + ("\n" if old.endswith("\n") else "")
-            # Replaced where it is: a symlink is replaced by the edited file, never written through.
-            changes.append(FileChange(configtree.write_path(request.root, read.shown), read.shown, read.data,
-                                      directives.encode(new),
-                                      "sources" if read.role == "sourcedir" else "config"))
-    return changes, warnings
-
-
 def _old_backups(request: Request, text: str, platform: Platform) -> list[FileChange]:
     """The `*.chronyctl6.bak` copies earlier versions left beside the files they edited: chronyd may
     read them (`include /etc/chrony/conf.d/*` has no suffix), so a public pool kept there would go
@@ -353,13 +307,6 @@ def _old_backups(request: Request, text: str, platform: Platform) -> list[FileCh
             kind = CONFIG if shown in read else OTHER  # chronyd reads it: a restart, else nothing
             out.append(FileChange(configtree.write_path(request.root, shown), shown, data, b"", kind, removed=True))
     return out
-
-
-def _dropin_conflict(line: str) -> str | None:
-    parsed = directives.parse(line)
-    if not parsed:
-        return None
-    return sources.takeover_reason(parsed[0].keyword, parsed[0].args)
 
 
 def is_root() -> bool:

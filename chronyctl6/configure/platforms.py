@@ -39,6 +39,7 @@ class Platform:
     # Source directories the distro fills at every boot with sources of its own choosing that
     # conflict with Time Sync's single line: a takeover replaces them (reason: the text).
     replaced_sourcedirs: tuple[tuple[str, str], ...] = ()
+    families: tuple[str, ...] = ()  # ID_LIKE words, beyond os_ids, that mean this layout
 
     @property
     def runtime_sourcedir(self) -> str:
@@ -113,7 +114,7 @@ PLATFORMS: tuple[Platform, ...] = (
     Platform("ubuntu", "Ubuntu", ("ubuntu",), "/etc/chrony/chrony.conf", "chrony", "_chrony", DEBIAN_STOCK),
     Platform("sles", "SLES / openSUSE", ("sles", "sled", "opensuse-leap", "opensuse-tumbleweed",
                                          "opensuse"),
-             "/etc/chrony.conf", "chronyd", "chrony", SLES_STOCK),
+             "/etc/chrony.conf", "chronyd", "chrony", SLES_STOCK, families=("suse",)),
 )
 
 BY_NAME = {p.name: p for p in PLATFORMS}
@@ -157,6 +158,15 @@ def detect(os_release: str | None, *, where: str = "/etc/os-release") -> Platfor
     for platform in PLATFORMS:
         if os_id in platform.os_ids and platform.version_major in ("", major):
             return platform
+    # os-release(5): ID_LIKE names the distributions this one derives from, closest first
+    # (Raspbian "debian", RHCOS "rhel fedora", Linux Mint "ubuntu debian", SLE Micro "suse").
+    # A derivative lays chrony out as its family does; a platform tied to one release (Amazon
+    # Linux 2 or 2023) is never matched this way.
+    known_id = any(os_id in p.os_ids for p in PLATFORMS)  # a release of it not known: never guessed
+    for like in ([] if known_id else fields.get("ID_LIKE", "").lower().split()):
+        family = next((p for p in PLATFORMS if not p.version_major and like in (*p.os_ids, *p.families)), None)
+        if family is not None:
+            return family
     pretty = fields.get("PRETTY_NAME") or os_id or "an unnamed system"
     raise BadInput(
         f"chronyctl6 does not know how {pretty} (ID={os_id or '?'}) lays out chrony",

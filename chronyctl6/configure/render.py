@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -19,6 +20,7 @@ from chronyctl6.chronyconf import directives
 from chronyctl6.configure.platforms import Platform, StockLine
 from chronyctl6.configure.settings import Settings
 from chronyctl6.errors import BadInput
+from chronyctl6.text import shown
 
 BOOT_SOURCES_NAME = "timesync.sources"
 
@@ -34,6 +36,9 @@ class Network(Protocol):
 
     @property
     def has_ipv4(self) -> bool: ...
+
+    @property
+    def unusable_ipv6(self) -> tuple[str, ...]: ...  # "address%interface: why not"
 
 
 class Hint(Protocol):
@@ -145,10 +150,18 @@ def choose_endpoint(mode: str, network: Network, hint: Hint | None = None) -> En
         return Endpoint(directives.TIMESYNC_IPV4, "--ipv6 off")
     if hint is not None and hint.xen and network.has_ipv4:
         return Endpoint(directives.TIMESYNC_IPV4, "a Xen instance: fd00:ec2::123 answers only on Nitro instances")
+    if hint is not None and hint.ipv6_assigned is False and network.has_ipv4:
+        # Instance metadata, where it answered, knows what local addresses cannot: EC2 gave the
+        # interface no IPv6 address, so whatever global address this host has is not EC2's.
+        return Endpoint(directives.TIMESYNC_IPV4, "instance metadata says the interface has no IPv6 address "
+                                                  "in EC2, so fd00:ec2::123 is out of reach")
     if network.has_global_ipv6:
-        return Endpoint(directives.TIMESYNC_IPV6, f"this host has an IPv6 address ({network.global_ipv6[0]})")
+        return Endpoint(directives.TIMESYNC_IPV6, f"this host has an IPv6 address with a route to Time Sync "
+                                                  f"({shown(network.global_ipv6[0])})")
     if network.has_ipv4:
-        return Endpoint(directives.TIMESYNC_IPV4, "this host has no IPv6 address, so fd00:ec2::123 is out of reach")
+        why = "this host has no IPv6 address" if not network.unusable_ipv6 else \
+            f"no usable IPv6 address ({shown(network.unusable_ipv6[0])})"
+        return Endpoint(directives.TIMESYNC_IPV4, f"{why}, so fd00:ec2::123 is out of reach")
     # Neither: an IPv6-only instance whose address is not up yet must still never get IPv4.
     return Endpoint(directives.TIMESYNC_IPV6, "this host has no IPv4 address at all")
 
@@ -215,10 +228,13 @@ def environment() -> jinja2.Environment:
     )
 
 
-def render_config(choices: Choices, existing: str | None) -> Rendered:
+def render_config(choices: Choices, existing: str | None, drop: Mapping[str, str] | None = None) -> Rendered:
+    """drop: directives (normalized) to drop as well, with why (the takeover's stoppers)."""
     runtime_dir = choices.platform.runtime_sourcedir
-    verdicts = [directives.judge(d, runtime_sourcedir=runtime_dir,
-                           replaced_sourcedirs=choices.platform.replaced_sourcedirs)
+    verdicts = [directives.Verdict(d, directives.Fate.DROP, drop[d.normalized])
+                if drop and d.normalized in drop else
+                directives.judge(d, runtime_sourcedir=runtime_dir,
+                                 replaced_sourcedirs=choices.platform.replaced_sourcedirs)
                 for d in directives.parse(existing or "")]
     kept = [v.directive for v in verdicts if v.fate is directives.Fate.KEEP]
     dropped = tuple(v for v in verdicts if v.fate is directives.Fate.DROP)
@@ -256,8 +272,36 @@ def _stock_lines(platform: Platform, existing: str | None, kept: list[directives
     if existing is None:
         chosen = [s for s in platform.stock if s.usual]
     else:
-        chosen = list(dict.fromkeys(by_line[d.normalized] for d in kept if d.normalized in by_line))
+        above = comments_above(existing)
+        chosen = list(dict.fromkeys(
+            replace(by_line[d.normalized], comment=above.get(d.lineno, by_line[d.normalized].comment))
+            for d in kept if d.normalized in by_line))
     return [s for s in chosen if s.line.split(maxsplit=1)[0] not in overridden]
+
+
+# A comment is carried as written unless it holds a character some reader takes for a line break,
+# a terminal control or a byte that is not UTF-8 (chronyd reads `# x\rcmdallow all` as one
+# comment; another tool may not): then the platform data's comment is written instead.
+_UNSAFE_COMMENT = re.compile("[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029\ud800-\udfff]")
+
+
+def comments_above(text: str) -> dict[int, str]:
+    """line number -> the comment block right above that line (no blank line between), as written:
+    the distribution's own words are carried byte for byte, not retyped from platform data."""
+    found: dict[int, str] = {}
+    block: list[str] = []
+    for number, raw in enumerate(text.split("\n"), start=1):
+        stripped = raw.strip(directives.WHITESPACE)
+        if not stripped:
+            block = []
+        elif stripped[0] in directives.COMMENT_CHARS:
+            block.append(raw)
+        else:
+            if block and not any(_UNSAFE_COMMENT.search(line) or len(directives.encode(line)) > 512
+                                 for line in block):
+                found[number] = "\n".join(block)
+            block = []
+    return found
 
 
 def render_boot_sources(endpoint: Endpoint, options: tuple[str, ...]) -> str:

@@ -249,6 +249,12 @@ def check_ipv6_address(f: Facts) -> Check:
     if local and not listed:
         return Check("ipv6-address", Status.WARN, f"local {', '.join(local)}, but IMDS lists no IPv6 address for "
                      f"{md.mac if md else 'this interface'}: not an EC2-assigned address", fix_assign_ipv6(md))
+    unusable = f.network.unusable_ipv6
+    if unusable:  # an address is there, but it cannot reach fd00:ec2::123 (effects.host.network_from)
+        routeless = _routeless_interface(f)
+        fix = _fix_route(routeless) if routeless else fix_assign_ipv6(md)
+        return Check("ipv6-address", Status.FAIL, "no usable global IPv6 address: " + "; ".join(unusable)
+                     + (f" (IMDS lists {', '.join(listed)})" if listed else ""), fix)
     if listed:
         ifname = next((n for n, m in f.interfaces.items() if md is not None and m == md.mac), None)
         dev = q(ifname) if ifname else '"$IFACE"'
@@ -265,15 +271,27 @@ def check_route_ipv6(f: Facts) -> Check:
     r = f.route_v6
     if r.ok:
         return Check("route-ipv6", Status.PASS, f"{r.destination} is routed, from {r.source}")
-    if not f.network.has_global_ipv6:
+    routeless = _routeless_interface(f)
+    if routeless:
+        fix = _fix_route(routeless)
+    elif not f.network.has_global_ipv6:
         fix = fix_assign_ipv6(f.metadata)
     else:
-        ifname = f.network.global_ipv6[0].partition("%")[2]
-        dev = q(ifname) if ifname else '"$IFACE"'
-        lookup = "" if ifname else "IFACE=$(ip -6 -o addr show scope global | awk '{print $2; exit}') && "
-        fix = (f"{lookup}sudo ip -6 route add fd00:ec2::/64 dev {dev}  # then find out why the route the VPC "
-               "router advertises is missing")
+        fix = _fix_route(f.network.global_ipv6[0].partition("%")[2])
     return Check("route-ipv6", Status.FAIL, f"no route to {r.destination} ({r.error})", fix)
+
+
+def _routeless_interface(f: Facts) -> str | None:
+    """The interface of a global IPv6 address that has no route towards Time Sync through it
+    ("address%interface: why", interface names hold no colon)."""
+    return next((u.partition("%")[2].partition(":")[0] for u in f.network.unusable_ipv6 if "route" in u), None)
+
+
+def _fix_route(ifname: str) -> str:
+    dev = q(ifname) if ifname else '"$IFACE"'
+    lookup = "" if ifname else "IFACE=$(ip -6 -o addr show scope global | awk '{print $2; exit}') && "
+    return (f"{lookup}sudo ip -6 route add fd00:ec2::/64 dev {dev}  # then find out why the route the VPC "
+            "router advertises is missing")
 
 
 def fix_firewall(f: Facts) -> str:

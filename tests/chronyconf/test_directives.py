@@ -23,7 +23,11 @@ def test_parse_skips_comments_of_every_kind() -> None:
         ("server 169.254.169.123 prefer iburst", directives.Fate.DROP, "Time Sync"),
         ("server fd00:ec2::123 iburst", directives.Fate.DROP, "Time Sync"),
         ("server fd00:ec2:0::123 iburst", directives.Fate.DROP, "Time Sync"),
-        ("pool time.aws.com iburst", directives.Fate.DROP, "settings.toml"),
+        ("pool time.aws.com iburst", directives.Fate.KEEP, ""),  # as in a drop-in: smeared
+        ("server TIME.google.com. iburst", directives.Fate.KEEP, ""),
+        ("server time.nist.gov iburst", directives.Fate.DROP, "non-smeared"),
+        ("server ::ffff:169.254.169.123 iburst", directives.Fate.DROP, "Time Sync"),
+        ("server", directives.Fate.DROP, "without an address"),
         ("peer 10.0.0.2", directives.Fate.DROP, "non-smeared"),
         ("leapsectz right/UTC", directives.Fate.DROP, "smears"),
         ("leapseclist /usr/share/zoneinfo/leap-seconds.list", directives.Fate.DROP, "smears"),

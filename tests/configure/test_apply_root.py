@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -282,7 +283,8 @@ def test_conflicting_dropins_are_disabled_and_boot_filled_dirs_replaced(tmp_path
     assert (etc_d / "aws.sources").read_text() == "pool time.aws.com iburst\n"
     assert "-server 169.254.169.123 prefer iburst" in done.stdout  # shown in the diff
     # Amazon Linux refills /run/chrony.d at every boot: its sourcedir is replaced, not edited.
-    assert "dropped: sourcedir /run/chrony.d  (Amazon Linux fills it at every boot" in done.stdout
+    assert re.search(r"dropped: /etc/chrony\.conf:\d+: sourcedir /run/chrony\.d  \(Amazon Linux fills it at every boot",
+                     done.stdout)
     assert "\nsourcedir /run/chrony.d" not in (root / "etc/chrony.conf").read_text()
     assert link.is_symlink() and str(link.readlink()) == target  # left alone
     # Nothing left to disable on the second run.

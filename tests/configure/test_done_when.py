@@ -54,7 +54,10 @@ def kept_lines(root: Path) -> dict[str, list[str]]:
     platform = platform_of(root)
     tree = active(root)
     kept: dict[str, list[str]] = {}
+    replaced = tuple(f"{directory}/" for directory, _ in platform.replaced_sourcedirs)
     for loc in tree.directives:
+        if loc.file.startswith(replaced):
+            continue  # the whole directory goes (Amazon Linux 2023's /run/chrony.d, time.aws.com included)
         verdict = directives.judge(loc.directive, runtime_sourcedir=platform.runtime_sourcedir,
                                    replaced_sourcedirs=platform.replaced_sourcedirs)
         if verdict.fate is directives.Fate.KEEP:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from chronyctl6.configure.plan import DISABLED_MARK, Request, make_plan
+from chronyctl6.configure.plan import Request, make_plan
+from chronyctl6.configure.takeover import DISABLED_MARK
 from chronyctl6.effects import chrony_tools, configtree
 from chronyctl6.errors import BadInput
 from tests.conftest import FIXTURES, require

@@ -86,6 +86,7 @@ def test_the_endpoint_is_chosen_from_facts_as_plain_data() -> None:
     class Network:
         global_ipv6: tuple[str, ...]
         has_ipv4: bool
+        unusable_ipv6: tuple[str, ...] = ()
 
         @property
         def has_global_ipv6(self) -> bool:

@@ -92,11 +92,13 @@ def test_render_adds_only_what_is_needed(tmp_path: Path, distro: str, variant: s
     assert set(rendered) - ADDED_BY_CHRONYCTL6 == set(kept)
     # In the stock file's order (Debian 13 moved confdir last: it decides what overrides what).
     assert [d for d in rendered if d in kept] == list(dict.fromkeys(kept))
-    # Each stock line keeps a comment, the one the platform data holds.
+    # Each stock line keeps a comment: the one the stock file has above it, byte for byte (the
+    # distribution's own wording), else the one the platform data holds.
     comments = comments_above(text)
+    own = comments_above(main_file(distro).read_text())
     for line in platform_of(distro).stock:
         if line.normalized in rendered:
-            assert comments[line.normalized] == line.comment
+            assert comments[line.normalized] == (own.get(line.normalized) or line.comment)
 
 
 def test_no_file_to_take_over_gets_the_usual_stock_lines(tmp_path: Path) -> None:

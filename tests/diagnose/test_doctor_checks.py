@@ -346,3 +346,20 @@ def test_what_checks_exchange_saw_becomes_one_outcome() -> None:
         outcome = facts._outcome(m)
         assert (outcome.kind, outcome.address) == (kind, "fd00:ec2::123")
         assert text in outcome.detail, outcome
+
+
+def test_an_address_without_a_route_is_named_with_why_and_the_route_fix() -> None:
+    f = replace(healthy(), network=HostNetwork((), ("192.0.2.10%eth0",), (
+        "2001:db8::10%eth0: no route towards fd00:ec2::123 (neither fd00:ec2::/32 nor a default route)",)),
+        route_v6=Route("fd00:ec2::123", None, "ENETUNREACH: Network is unreachable"))
+    c = by_id(f)
+    assert c["ipv6-address"].status is Status.FAIL and "2001:db8::10%eth0: no route" in c["ipv6-address"].evidence
+    assert (c["ipv6-address"].fix or "").startswith("sudo ip -6 route add fd00:ec2::/64 dev eth0")
+    assert c["route-ipv6"].same_fix_as == "ipv6-address"  # the one fix, said once
+
+
+def test_an_address_on_lo_only_asks_for_an_ec2_address() -> None:
+    f = replace(healthy(), network=HostNetwork((), ("192.0.2.10%eth0",), ("2001:db8::1%lo: on a loopback interface",)))
+    c = by_id(f)["ipv6-address"]
+    assert c.status is Status.FAIL and "%lo: on a loopback interface" in c.evidence
+    assert "assign-ipv6-addresses" in (c.fix or "")
