@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chronyctl6.chronyconf import directives
-from chronyctl6.configure import render, settings
+from chronyctl6.configure import phc_boot, render, settings
 from chronyctl6.configure.plan import FileChange, Request, is_root, load_platform, load_settings
 from chronyctl6.effects import chrony_tools, files, history, host, metadata
 from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
@@ -32,6 +32,7 @@ class BootResult:
     waited_for_ipv6: float
     warnings: list[str] = field(default_factory=list)
     fallback: bool = False  # something failed: the endpoint is the last good one, or IPv4
+    phc: dict[str, object] | None = None  # the boot-time PHC file (configure/phc_boot.py)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -49,9 +50,11 @@ def boot(request: Request, *, settle: float = 10.0) -> BootResult:
     options = settings.Settings().timesync_options
     sourcedir = BOOT_SOURCEDIR
     settings_path = str(request.settings_path or request.under_root(settings.SETTINGS_PATH))
+    phc_mode = "auto"
     try:
         chosen = load_settings(request)
         options = chosen.timesync_options
+        phc_mode = chosen.phc
         with contextlib.suppress(ChronyCtlError):  # an unknown distro: the default directory
             sourcedir = load_platform(request, chosen).runtime_sourcedir
         endpoint, start = _choose(chosen, settle)
@@ -74,13 +77,32 @@ def boot(request: Request, *, settle: float = 10.0) -> BootResult:
             chrony_tools.reload_sources()
             reloaded = True
     fallback = bool(warnings)
+    phc = _boot_phc(request, sourcedir, phc_mode, store, warnings)
     if not fallback:
         try:
             store.save_last_boot({"address": endpoint.address, "reason": endpoint.reason})
         except (ChronyCtlError, OSError) as exc:  # a read-only /var at boot costs nothing
             warnings.append(f"could not record this boot's choice: {getattr(exc, 'message', exc)}")
     return BootResult(endpoint.address, endpoint.reason, change.shown, change.changed, reloaded,
-                      round(time.monotonic() - start, 3), warnings, fallback=fallback)
+                      round(time.monotonic() - start, 3), warnings, fallback=fallback, phc=phc)
+
+
+def _boot_phc(request: Request, runtime_dir: str, mode: str, store: history.Store,
+              warnings: list[str]) -> dict[str, object] | None:
+    """The PHC decided for this launch: never fails the boot step (chronyd without the PHC
+    still has Time Sync)."""
+    intent, _ = store.intent()
+    try:
+        decision, changed = phc_boot.run(request.root, runtime_dir, mode, intent)
+    except (ChronyCtlError, OSError) as exc:
+        warnings.append(f"the PTP hardware clock was not set up: {getattr(exc, 'message', exc)}")
+        return None
+    if decision.warning:
+        warnings.append(decision.warning)
+    if changed and _chronyd_answers():  # run by hand: a confdir is read at start only
+        warnings.append(f"{decision.path} changed while chronyd runs: restart chronyd to apply it "
+                        "(`chronyc reload sources` does not read a confdir)")
+    return {**decision.as_dict(), "changed": changed}
 
 
 def _choose(chosen: settings.Settings, settle: float) -> tuple[render.Endpoint, float]:

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from chronyctl6.chronyconf import directives, sources, traversal
+from chronyctl6.configure import phc as phc_policy
 from chronyctl6.configure import platforms, render, settings
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.effects import files, history, host
+from chronyctl6.effects import phc as phc_effects
 from chronyctl6.errors import BadInput
 
 
@@ -124,6 +126,7 @@ class Facts:
     boot_sources: bytes | None
     boot_unit: str | None
     boot_enabled: bool
+    phc_present: frozenset[str] = frozenset()  # the ENA PHC's device paths on this live host
 
 
 def read_basics(request: Request) -> Basics:
@@ -150,7 +153,9 @@ def gather(request: Request, basics: Basics) -> Facts:
     chosen, _ = choose_settings(request, basics)
     platform = platform_of(chosen, basics)
     network = host.read_network() if request.live else None
-    phc = host.find_phc(request.root) if request.live else None
+    found = phc_effects.discover(request.root).phc if request.live else None
+    phc = found.device if found else None
+    present = frozenset({found.device, f"/dev/{found.clock.ptp}"}) if found else frozenset()
     # Under --root the directory is resolved inside the image; the file itself is read as chronyd
     # would (through a symlink, inside the image) but replaced where it is, never written through.
     config_path = traversal.write_path(request.root, platform.config_path)
@@ -166,7 +171,7 @@ def gather(request: Request, basics: Basics) -> Facts:
     return Facts(basics, network, phc, _instance_hint(chosen, network),
                  traversal.read_one(request.root, platform.config_path),
                  traversal.read_one(request.root, boot_shown), boot_unit(request),
-                 link.is_symlink() or link.exists())
+                 link.is_symlink() or link.exists(), present)
 
 
 # ---- pure: the decision, from facts and request ----------------------------------------------
@@ -227,7 +232,10 @@ def plan(request: Request, facts: Facts) -> Plan:
     chosen, notes = choose_settings(request, facts.basics)
     platform = platform_of(chosen, facts.basics)
     network, hint = facts.network, facts.hint
-    choices = render.decide(chosen, platform, network=network, phc_device=facts.phc, hint=hint)
+    own_line = facts.basics.intent.get("phc_line")  # what chronyctl6 wrote itself, from its state
+    choices = render.decide(chosen, platform, network=network, phc_device=facts.phc, hint=hint,
+                            own_refclocks=frozenset({own_line} if isinstance(own_line, str) else ()),
+                            phc_present=facts.phc_present)
     config_path = traversal.write_path(request.root, platform.config_path)
     old = facts.config
     rendered = render.render_config(choices, directives.decode(old) if old is not None else None)
@@ -242,7 +250,15 @@ def plan(request: Request, facts: Facts) -> Plan:
                                   render.render_boot_sources(boot_endpoint, chosen.timesync_options).encode(),
                                   "sources"))
 
-    warnings = list(choices.warnings)
+    if at_boot and request.live and facts.phc and rendered.phc_boot_options is not None:
+        shown = phc_policy.boot_file(platform.runtime_sourcedir)
+        changes.append(FileChange(traversal.write_path(request.root, shown), shown,
+                                  traversal.read_one(request.root, shown),
+                                  phc_policy.render_boot_file(facts.phc, rendered.phc_boot_options,
+                                                              "found by `chronyctl6 apply`").encode(),
+                                  "config"))  # a confdir is read at start only: a restart
+
+    warnings = list(choices.warnings) + list(rendered.warnings)
     if facts.basics.intent_problem:
         warnings.append(f"{facts.basics.intent_problem}: recorded choices ignored")
     if at_boot and facts.boot_unit is None:
@@ -252,9 +268,13 @@ def plan(request: Request, facts: Facts) -> Plan:
     changes.extend(dropins)
     warnings.extend(dropin_warnings)
     enable = facts.boot_unit if at_boot and not facts.boot_enabled else None
-    intent = {"ipv6": chosen.ipv6, "phc": chosen.phc, "at_boot": at_boot}
+    intent = {"ipv6": chosen.ipv6, "phc": chosen.phc, "at_boot": at_boot,
+              # chronyctl6's own refclock line (known later from here, not from the line) and
+              # what the boot step writes where a launch has the PHC
+              "phc_line": rendered.phc_line,
+              "phc_boot_options": None if rendered.phc_boot_options is None else list(rendered.phc_boot_options)}
     return Plan(request, chosen, platform, choices, rendered, tuple(changes), boot_endpoint,
-                tuple(warnings), enable_unit=enable, intent=intent, notes=notes)
+                tuple(warnings), enable_unit=enable, intent=intent, notes=notes + rendered.notes)
 
 
 def make_plan(request: Request) -> Plan:
