@@ -7,6 +7,7 @@ Pure but for reading the template files. `decide` turns settings and host facts 
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,9 +257,11 @@ class _OwnLines:
             return self._refclock(d)
         if d.keyword == "confdir" and d.args and d.args[0].rstrip("/") == self.runtime_dir:
             return directives.Verdict(d, directives.Fate.DROP, "boot-time PHC directory: chronyctl6 manages it")
-        if d.keyword == "maxclockerror" and _ppm(d.args) < MAXCLOCKERROR_PPM:
-            return directives.Verdict(d, directives.Fate.DROP, f"below the {MAXCLOCKERROR_PPM:g} ppm drift allowance "
-                                      "ClockBound's bound assumes: chronyctl6 writes maxclockerror 50")
+        if d.keyword == "maxclockerror" and _ppm(d.args) <= MAXCLOCKERROR_PPM:
+            why = ("chronyctl6's own value, written again" if _ppm(d.args) == MAXCLOCKERROR_PPM else
+                   f"below the {MAXCLOCKERROR_PPM:g} ppm drift allowance ClockBound's bound assumes: "
+                   "chronyctl6 writes maxclockerror 50")
+            return directives.Verdict(d, directives.Fate.DROP, why)
         return directives.judge(d, runtime_sourcedir=self.runtime_dir,
                                 replaced_sourcedirs=self.choices.platform.replaced_sourcedirs)
 
@@ -294,7 +297,7 @@ def _ppm(args: tuple[str, ...]) -> float:
         value = float(args[0]) if args else 0.0
     except ValueError:
         return 0.0
-    return value if value == value else 0.0  # NaN counts as unset
+    return value if math.isfinite(value) else 0.0  # NaN counts as unset; inf is refused by chronyd anyway
 
 
 def _stock_lines(platform: Platform, existing: str | None, kept: list[directives.Directive],

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-
 @dataclass(frozen=True)
 class HostNetwork:
     global_ipv6: tuple[str, ...]  # scope-global IPv6 addresses on non-loopback interfaces
