@@ -578,14 +578,19 @@ def status(
     output: Output = _OUTPUT_OPTION,
     chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
                                                  help="chronyd's command socket, if not the default."),
+    warn: float = typer.Option(0.1, "--warn", "-w", metavar="SECONDS",
+                               help="WARNING when chronyd's error bound (as ClockBound computes it) reaches this."),
+    crit: float = typer.Option(1.0, "--crit", "-c", metavar="SECONDS",
+                               help="CRITICAL when chronyd's error bound reaches this."),
     quiet: bool = _QUIET_OPTION,
 ) -> None:
     """chronyd at a glance: process, configuration (and drift from what chronyctl6 would render),
     sources with reachability, tracking, conflicting daemons.
 
     Exit 0 synchronised to Time Sync (or the ENA PTP clock), all as chronyctl6 would have it;
-    1 synchronised, but to another source, or with drift, another time daemon or a second chronyd;
-    2 chronyd not running, or not synchronised; 3 chronyd runs but cannot be read.
+    1 synchronised, but to another source, or with drift, another time daemon or a second chronyd,
+    or chronyd's error bound at --warn; 2 chronyd not running, or not synchronised, or its error
+    bound at --crit; 3 chronyd runs but cannot be read.
 
     \b
     Examples:
@@ -595,7 +600,7 @@ def status(
     from chronyctl6.diagnose import status as st
 
     run = _Run("status", output.value, quiet)
-    report = run.guard(lambda: st.status(chronyc_socket=chronyd_socket))
+    report = run.guard(lambda: st.status(chronyc_socket=chronyd_socket, warn=warn, crit=crit))
     data = report.as_dict()
     verdict = out.Status(report.verdict)
     t = report.tracking
@@ -609,6 +614,9 @@ def status(
         summary = f"chronyd is synchronised to {report.selected or t.ref_name or t.ref_id}, not to Time Sync"
     else:
         summary = f"chronyd is synchronised to Time Sync ({report.selected})"
+    if report.bound is not None and report.bound.seconds is not None and report.bound_status != "ok":
+        limit = warn if report.bound_status == "warning" else crit
+        summary += f"; its clock could be {report.bound.seconds:.6f} s off (limit {limit:g} s)"
     run.echo(f"status: {verdict.value.upper()}: {summary}")
     for p in report.chronyd:
         run.echo(f"chronyd: pid {p.pid}, user {p.user}, up {_duration(p.uptime)}", essential=False)
@@ -624,6 +632,14 @@ def status(
         run.echo(f"tracking: {t.ref_name or t.ref_id} stratum {t.stratum}, offset {t.system_offset:+.9f} s, "
                  f"frequency {t.frequency_ppm:+.3f} ppm, skew {t.skew_ppm:.3f} ppm, root distance "
                  f"{t.root_distance:.6f} s, leap {t.leap_status}", essential=False)
+    b = report.bound
+    if b is not None:
+        phc = f" + PHC {b.phc_error_bound:.9f}" if b.phc_error_bound is not None else ""
+        run.echo((f"bound: {b.seconds:.6f} s ({report.bound_status}; warning at {warn:g} s, critical at {crit:g} s) "
+                  f"= |offset| {b.offset:.9f} + root dispersion {b.root_dispersion:.9f} + root delay/2 "
+                  f"{b.half_root_delay:.9f}{phc} + growth {b.growth:.9f} (maxclockerror {b.maxclockerror_ppm:g} ppm); "
+                  "as ClockBound computes it") if b.seconds is not None else f"bound: none ({b.problem})",
+                 essential=report.bound_status != "ok")
     others = ", ".join(f"{p.name} (pid {p.pid})" for p in report.others)
     run.echo(f"conflicting daemons: {others or 'none'}", essential=bool(others))
     for line in report.errors:

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from chronyctl6.errors import ChronyCtlError, ExitStatus
-from chronyctl6.measure import exchange
+from chronyctl6.measure import clockbound, exchange
 
 # Imported where used: `check` runs every minute, and start-up is most of its time.
 if TYPE_CHECKING:
@@ -122,6 +122,10 @@ class ChronydView:
     difference: float | None = None  # |direct offset - chronyd's system offset|
     allowed: float | None = None  # the most the two bounds let that difference be
     disagrees: bool = False
+    # chronyd's own error bound as ClockBound computes it (measure/clockbound.py), judged
+    # against the same --warn/--crit: the clock applications read
+    bound: clockbound.Bound | None = None
+    bound_status: str | None = None  # ok | warning | critical
 
 
 def compare_chronyd(sample: exchange.Sample | None, tracking: Tracking) -> ChronydView:
@@ -179,6 +183,7 @@ def evaluate(
     tracking: Tracking | None = None,
     chronyd_problem: str | None = None,
     ipv6_hint: str | None = None,
+    bound: clockbound.Bound | None = None,
 ) -> CheckResult:
     """The verdict. The server with the smallest distance to UTC decides; chronyd's view can
     only make it worse (a disagreement, or chronyd not synchronised, is a WARNING)."""
@@ -190,6 +195,7 @@ def evaluate(
     # Not asked (--no-chronyd): no view at all, so nothing about chronyd is reported.
     chronyd = (compare_chronyd(None, tracking) if tracking
                else ChronydView(None, chronyd_problem) if chronyd_problem else None)
+    chronyd = _with_bound(chronyd, bound, thresholds)
     if not usable:
         summary = notes[0] if notes else "no server to ask"
         return CheckResult(
@@ -219,7 +225,35 @@ def evaluate(
         elif not tracking.synchronised:
             status = max(status, CheckStatus.WARNING)
             summary += "; chronyd is not synchronised"
+        chronyd = _with_bound(chronyd, bound, thresholds)
+        if chronyd is not None and bound is not None and bound.seconds is not None and chronyd.bound_status != "ok":
+            status = max(status, CheckStatus.CRITICAL if chronyd.bound_status == "critical" else CheckStatus.WARNING)
+            summary += f"; chronyd's clock could be {bound.seconds:.6f} s off (ClockBound's bound)"
     return CheckResult(status, summary, thresholds, measurements, chosen, chronyd, notes)
+
+
+def _with_bound(view: ChronydView | None, bound: clockbound.Bound | None,
+                thresholds: Thresholds) -> ChronydView | None:
+    if view is None or bound is None:
+        return view
+    return replace(view, bound=bound, bound_status=clockbound.classify(bound, thresholds.warn, thresholds.crit))
+
+
+def chronyd_bound(tracking: Tracking, read_at: float) -> clockbound.Bound:
+    """chronyd's bound now, from a tracking read at monotonic `read_at`: the maxclockerror in
+    force and, with the ENA PHC as the reference, its sysfs error bound."""
+    import time
+
+    from chronyctl6.effects import bound_facts
+
+    facts = bound_facts.gather(tracking.ref_id, tracking.ref_name)
+    return clockbound.compute(
+        system_offset=tracking.system_offset, root_delay=tracking.root_delay,
+        root_dispersion=tracking.root_dispersion, synchronised=tracking.synchronised,
+        maxclockerror_ppm=facts.maxclockerror_ppm,
+        since_update=time.time() - tracking.ref_time if tracking.ref_time > 0 else None,
+        age=time.monotonic() - read_at, phc_reference=facts.phc_reference,
+        phc_error_bound=facts.phc_error_bound)
 
 
 def chronyd_tracking(
@@ -298,8 +332,12 @@ def run(
             # Kept in its printable form: it goes into text, metrics labels and Nagios lines.
             unresolved.append(exchange.unresolved(exchange.shown(server, 64), port, exc.message))
     measurements = exchange.measure(targets, samples=samples, timeout=timeout) + unresolved
+    import time
+
+    read_at = time.monotonic()
     tracking, problem = chronyd_tracking(chronyd_socket) if ask_chronyd else (None, None)
+    bound = chronyd_bound(tracking, read_at) if tracking is not None else None
     hint = ipv6_route_hint(measurements)
     if hint is None and unresolved and not any(m.best for m in measurements):
         hint = "give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)"
-    return evaluate(measurements, thresholds, tracking, problem, hint)
+    return evaluate(measurements, thresholds, tracking, problem, hint, bound)

@@ -20,7 +20,7 @@ import math
 import re
 from typing import Any
 
-from chronyctl6.measure.check import CheckResult, decimal
+from chronyctl6.measure.check import CheckResult, ChronydView, decimal
 from chronyctl6.measure.exchange import Measurement, Sample
 
 LEAP_TEXT = {0: "normal", 1: "insert second", 2: "delete second", 3: "unsynchronised"}
@@ -114,8 +114,30 @@ def to_data(r: CheckResult) -> dict[str, Any]:
             "difference_seconds": _num(view.difference),
             "allowed_seconds": _num(view.allowed),
             "disagrees": view.disagrees,
+            "bound": _bound_data(view),
         }
     return out
+
+
+def _bound_data(view: ChronydView) -> dict[str, Any] | None:
+    """chronyd's bound as ClockBound computes it (measure/clockbound.py), with its verdict."""
+    b = view.bound
+    if b is None:
+        return None
+    data: dict[str, Any] = {k: (_num(v) if isinstance(v, float) else v) for k, v in b.as_dict().items()}
+    return {**data, "status": view.bound_status}
+
+
+def _bound_line(view: ChronydView) -> str | None:
+    b = view.bound
+    if b is None:
+        return None
+    if b.seconds is None:
+        return f"               bound        none: {one_line(b.problem or '')}"
+    phc = f" + PHC {b.phc_error_bound:.9f}" if b.phc_error_bound is not None else ""
+    return (f"               bound        {b.seconds:.6f} s ({view.bound_status}) = |offset| {b.offset:.9f} + root "
+            f"dispersion {b.root_dispersion:.9f} + root delay/2 {b.half_root_delay:.9f}{phc} + "
+            f"{b.maxclockerror_ppm:g} ppm since reading; as ClockBound computes it")
 
 
 def _rejected_totals(r: CheckResult) -> dict[str, int]:
@@ -164,6 +186,9 @@ def to_text(r: CheckResult) -> str:
                 f"               {verdict} with this measurement: {view.difference:.6f} s apart, "
                 f"bounds allow {view.allowed:.6f} s"
             )
+        bound_line = _bound_line(view)
+        if bound_line:
+            lines.append(bound_line)
     elif view is not None and view.problem:
         lines.append(f"  chronyd      not consulted: {one_line(view.problem)}")
     lines += [f"  note         {one_line(note)}" for note in r.notes]
@@ -203,6 +228,9 @@ def to_nagios(r: CheckResult) -> str:
         _perf("root_dispersion", s.root_dispersion),
         _perf("stratum", s.stratum, uom="", high="16"),
     ]
+    bound = r.chronyd.bound if r.chronyd is not None else None
+    if bound is not None and bound.seconds is not None:  # chronyd's bound, judged by the same thresholds
+        perf.append(_perf("chronyd_bound", bound.seconds, warn=decimal(t.warn), crit=decimal(t.crit)))
     return one_line(head).replace("|", "/") + "|" + " ".join(perf)
 
 
@@ -288,6 +316,17 @@ def to_prometheus(r: CheckResult) -> str:
         p.gauge(CHECK + "chronyd_max_error_seconds", "|system time| + root delay / 2 + root "
                 "dispersion: chronyd's bound against UTC, as ClockBound computes it.",
                 [({}, t.max_error)])
+        b = view.bound
+        if b is not None and b.seconds is not None:
+            p.gauge(CHECK + "chronyd_bound_seconds", "chronyd's error bound as ClockBound computes it: "
+                    "|system time| + root dispersion + root delay / 2 (+ the ENA PHC's error bound when it is "
+                    "the reference), grown by maxclockerror since the reading. Judged by threshold_seconds.",
+                    [({}, b.seconds)])
+            p.gauge(CHECK + "chronyd_maxclockerror_ppm", "The maxclockerror in force in chronyd's "
+                    "configuration (ppm).", [({}, b.maxclockerror_ppm)])
+            if b.phc_error_bound is not None:
+                p.gauge(CHECK + "chronyd_phc_error_bound_seconds", "The ENA PTP hardware clock's own error "
+                        "bound (sysfs phc_error_bound).", [({}, b.phc_error_bound)])
         if view.difference is not None:
             p.gauge(CHECK + "chronyd_disagreement", "1 if chronyd's offset and ours cannot both "
                     "be right.", [({}, 1.0 if view.disagrees else 0.0)])
