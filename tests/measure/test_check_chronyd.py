@@ -131,3 +131,18 @@ def test_chronyd_not_running_is_said_and_does_not_fail_the_check(tmp_path: Path)
         code, out = check("--server", "::1", "--port", str(r.port),
                           "--chronyd-socket", str(tmp_path / "nothing.sock"))
     assert code == 0 and out["chronyd"]["running"] is False and out["chronyd"]["problem"]
+
+
+def test_chronyds_bound_is_reported_in_every_output(chronyd: Chronyd) -> None:
+    """chronyd's bound as ClockBound computes it, judged by --warn/--crit (issue 19 item 3)."""
+    code, out = check("--server", "::1", "--port", str(chronyd.port), "--chronyd-socket", chronyd.socket)
+    bound = out["chronyd"]["bound"]
+    assert code == 0 and bound["status"] == "ok" and bound["problem"] is None
+    t = out["chronyd"]
+    assert bound["bound_seconds"] >= abs(t["offset_seconds"]) + t["root_distance_seconds"] - 1e-9
+    nagios = CliRunner().invoke(app, ["check", "-o", "nagios", "--server", "::1", "--port", str(chronyd.port),
+                                      "--chronyd-socket", chronyd.socket]).stdout
+    assert "chronyd_bound=" in nagios and ";0.1;1;" in nagios.split("chronyd_bound=")[1].split()[0]
+    prom = CliRunner().invoke(app, ["check", "-o", "prometheus", "--server", "::1", "--port", str(chronyd.port),
+                                    "--chronyd-socket", chronyd.socket]).stdout
+    assert "chronyctl6_check_chronyd_bound_seconds " in prom
