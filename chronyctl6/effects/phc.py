@@ -92,6 +92,8 @@ def pick(clocks: Sequence[Clock], nodes: Mapping[str, Node | None]) -> tuple[Phc
                                 f"{clock.ptp} ({clock.dev[0]}:{clock.dev[1]}): not used")
             else:
                 return Phc(device, clock), problems
+    if not any(c.ena for c in clocks) and nodes.get(STABLE_NAME) is not None:
+        problems.append(f"{STABLE_NAME} exists, but no /sys/class/ptp clock is the ENA driver's: not used")
     return None, problems
 
 
