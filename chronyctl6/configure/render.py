@@ -225,7 +225,7 @@ def render_config(choices: Choices, existing: str | None) -> Rendered:
     settings_mce = any(line.split()[:1] == ["maxclockerror"] for line in choices.directives)
     phc = None if own.operator_phc_kept else choices.phc
     boot_options = own.boot_options()
-    extra = {
+    extra: dict[str, object] = {
         "phc": phc,
         "phc_options": " ".join(phc_policy.DEFAULT_OPTIONS),
         "phc_confdir": runtime_dir if boot_options is not None else None,
