@@ -422,8 +422,10 @@ def boot(
     quiet: bool = _QUIET_OPTION,
 ) -> None:
     """The baked-image boot step: write /run/chronyctl6/timesync.sources with this launch's one
-    Time Sync endpoint (IPv6 if the instance has an IPv6 address). Runs from
-    chronyctl6-boot.service before chronyd; run by hand, it also reloads chronyd's sources.
+    Time Sync endpoint (IPv6 if the instance has an IPv6 address), and /run/chronyctl6/phc.conf
+    with the PTP hardware clock's refclock line only when this launch has the ENA clock. Runs from
+    chronyctl6-boot.service before chronyd; run by hand, it also reloads chronyd's sources (a
+    changed phc.conf needs a restart: chronyd reads a confdir at start only).
 
     Exit 0 written (or already right), 1 failed, 4 not root.
 
@@ -441,6 +443,10 @@ def boot(
     run.echo(f"Time Sync endpoint for this boot: {result.endpoint} ({result.reason})")
     run.echo(f"{result.path}: " + ("written" if result.changed else "already up to date")
              + ("; chronyd reloaded its sources" if result.reloaded else ""))
+    if result.phc is not None:
+        run.echo(f"PTP hardware clock: {result.phc['path']} "
+                 + (f"written for {result.phc['device']}" if result.phc["written"] else "not written")
+                 + f" ({out.one_line(str(result.phc['reason']))})")
     run.finish(out.Status.OK, out.with_units(result.as_dict(), {"waited_for_ipv6": "waited_for_ipv6_seconds"}),
                _warnings(result.warnings))
 

@@ -278,6 +278,9 @@ class _OwnLines:
                     f"your `{d.line}` is a second ENA PHC line: {shown} uses the first one's options"))
         if rv.keep and phc_policy.is_ena_phc(d.args):
             self.operator_phc_kept = True
+        leap = phc_policy.leap_problem(d.args, smeared_ntp=True) if not rv.reason.startswith("chronyctl6") else None
+        if leap:  # beside Time Sync's smeared NTP line, which every render writes
+            self.warnings.append(f"`{d.line}`: {leap}; add `trust` to it (policy: {phc_policy.LEAP_POLICY})")
         self.notes += [rv.note] if rv.note else []
         self.warnings += [rv.warning] if rv.warning else []
         return directives.Verdict(d, directives.Fate.KEEP if rv.keep else directives.Fate.DROP, rv.reason)
