@@ -99,3 +99,29 @@ def _while_served(workdir: Path, proc: subprocess.Popen[str]) -> list[tuple[chro
         checks.append((t, chronyd_bound(t, read_at, str(workdir / "chrony.conf"))))
         time.sleep(0.5)
     return checks
+
+
+def test_status_reports_the_bound_in_text_and_json(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`status` against this test's chronyd (other chronyd processes on a shared machine are not
+    ours: the process scan is narrowed to this one)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from chronyctl6.cli import app
+    from chronyctl6.effects import daemons
+    from tests.contract import validate
+
+    with Responder(state=ServerState(offset=0.25)) as r, _run(workdir, r.port) as proc:
+        _while_served(workdir, proc)
+        me = daemons.Proc(proc.pid, "chronyd", "root", time.time(), ("chronyd", "-f", str(workdir / "chrony.conf")))
+        monkeypatch.setattr(daemons, "scan", lambda: daemons.Scan((me,), ()))
+        sock = str(workdir / "sock")
+        result = CliRunner().invoke(app, ["status", "-o", "json", "--chronyd-socket", sock])
+        text = CliRunner().invoke(app, ["status", "--chronyd-socket", sock, "--warn", "0.1", "--crit", "0.2"])
+    doc = validate(json.loads(result.stdout))
+    bound = doc["data"]["bound"]
+    assert bound["maxclockerror_ppm"] == 50.0 and bound["status"] == "warning"  # 0.25 s: past 0.1, short of 1
+    assert 0.25 <= bound["bound_seconds"] < 0.255
+    assert "bound: 0.25" in text.stdout and "as ClockBound computes it" in text.stdout
+    assert text.exit_code == 2 and "could be 0.25" in text.stdout  # past --crit 0.2: only the bound does that
