@@ -222,14 +222,14 @@ def render_config(choices: Choices, existing: str | None) -> Rendered:
         d.line for d in kept if d.normalized not in stock_all | from_settings
     ))
     stock = _stock_lines(choices.platform, existing, kept, overridden)
-    settings_mce = any(line.split()[:1] == ["maxclockerror"] for line in choices.directives)
     phc = None if own.operator_phc_kept else choices.phc
     boot_options = own.boot_options()
     extra: dict[str, object] = {
         "phc": phc,
         "phc_options": " ".join(phc_policy.DEFAULT_OPTIONS),
         "phc_confdir": runtime_dir if boot_options is not None else None,
-        "maxclockerror": None if "maxclockerror" in last or settings_mce else f"{MAXCLOCKERROR_PPM:g}",
+        # settings.toml's own maxclockerror comes later in the file: chronyd takes the last one
+        "maxclockerror": None if "maxclockerror" in last else f"{MAXCLOCKERROR_PPM:g}",
     }
     text = _render(choices, stock=stock, carried=carried, extra=extra)
     # A line the new text writes again (chronyctl6's own Time Sync line on a second apply) is not dropped.
