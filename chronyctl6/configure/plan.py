@@ -127,6 +127,7 @@ class Facts:
     boot_unit: str | None
     boot_enabled: bool
     phc_present: frozenset[str] = frozenset()  # the ENA PHC's device paths on this live host
+    phc_file: bytes | None = None  # the boot-time /run/chronyctl6/phc.conf as it is
 
 
 def read_basics(request: Request) -> Basics:
@@ -171,7 +172,8 @@ def gather(request: Request, basics: Basics) -> Facts:
     return Facts(basics, network, phc, _instance_hint(chosen, network),
                  traversal.read_one(request.root, platform.config_path),
                  traversal.read_one(request.root, boot_shown), boot_unit(request),
-                 link.is_symlink() or link.exists(), present)
+                 link.is_symlink() or link.exists(), present,
+                 traversal.read_one(request.root, phc_policy.boot_file(platform.runtime_sourcedir)))
 
 
 # ---- pure: the decision, from facts and request ----------------------------------------------
@@ -252,8 +254,7 @@ def plan(request: Request, facts: Facts) -> Plan:
 
     if at_boot and request.live and facts.phc and rendered.phc_boot_options is not None:
         shown = phc_policy.boot_file(platform.runtime_sourcedir)
-        changes.append(FileChange(traversal.write_path(request.root, shown), shown,
-                                  traversal.read_one(request.root, shown),
+        changes.append(FileChange(traversal.write_path(request.root, shown), shown, facts.phc_file,
                                   phc_policy.render_boot_file(facts.phc, rendered.phc_boot_options,
                                                               "found by `chronyctl6 apply`").encode(),
                                   "config"))  # a confdir is read at start only: a restart
