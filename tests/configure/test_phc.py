@@ -20,6 +20,7 @@ from chronyctl6.effects import host
 from chronyctl6.effects import phc as phc_effects
 from chronyctl6.effects.phc import Clock, Node, pick
 from chronyctl6.errors import BadInput
+from tests.configure.test_transaction import Host, live  # noqa: F401 (the fixture)
 
 ENA = Clock("ptp0", "ena-ptp-05", (248, 0), "0000:00:05.0")
 KVM = Clock("ptp1", "KVM virtual PTP", (248, 1))
@@ -60,10 +61,10 @@ def test_no_ena_clock_no_phc_whatever_dev_holds() -> None:
 
 # ---- the policy: an image never carries a PHC line of ours --------------------------------------
 
-def _choices(phc: str, *, live: bool, device: str | None = None, own: frozenset[str] = frozenset(),
+def _choices(phc: str, *, on_host: bool, device: str | None = None, own: frozenset[str] = frozenset(),
              at_boot: bool = False) -> render.Choices:
     settings = Settings(ipv6="on", phc=phc, at_boot=at_boot)
-    return render.decide(settings, DEBIAN, network=NET if live else None, phc_device=device, own_refclocks=own)
+    return render.decide(settings, DEBIAN, network=NET if on_host else None, phc_device=device, own_refclocks=own)
 
 
 def _active(text: str) -> list[str]:
@@ -72,30 +73,30 @@ def _active(text: str) -> list[str]:
 
 @pytest.mark.parametrize("mode", ["on", "auto"])
 def test_an_image_gets_the_boot_time_confdir_and_no_refclock(mode: str) -> None:
-    rendered = render.render_config(_choices(mode, live=False), None)
+    rendered = render.render_config(_choices(mode, on_host=False), None)
     lines = _active(rendered.text)
     assert "confdir /run/chronyctl6" in lines and not [ln for ln in lines if ln.startswith("refclock")]
     assert rendered.phc_boot_options == policy.DEFAULT_OPTIONS and rendered.phc_line is None
 
 
 def test_phc_off_in_an_image_means_no_confdir_either() -> None:
-    rendered = render.render_config(_choices("off", live=False), None)
+    rendered = render.render_config(_choices("off", on_host=False), None)
     assert "confdir /run/chronyctl6" not in _active(rendered.text) and rendered.phc_boot_options is None
 
 
 def test_a_live_host_with_the_clock_gets_the_line_with_the_leap_policy() -> None:
-    rendered = render.render_config(_choices("auto", live=True, device="/dev/ptp_ena"), None)
+    rendered = render.render_config(_choices("auto", on_host=True, device="/dev/ptp_ena"), None)
     assert "refclock PHC /dev/ptp_ena poll 0 delay 0.000010 prefer trust" in _active(rendered.text)
     assert rendered.phc_line == "refclock PHC /dev/ptp_ena poll 0 delay 0.000010 prefer trust"
 
 
 def test_phc_on_without_the_clock_on_a_live_host_stays_an_error() -> None:
     with pytest.raises(BadInput, match="no ENA PTP hardware clock"):
-        _choices("on", live=True, device=None)
+        _choices("on", on_host=True, device=None)
 
 
 def test_a_live_host_that_picks_its_endpoint_at_boot_decides_the_phc_at_boot_too() -> None:
-    rendered = render.render_config(_choices("auto", live=True, device="/dev/ptp_ena", at_boot=True), None)
+    rendered = render.render_config(_choices("auto", on_host=True, device="/dev/ptp_ena", at_boot=True), None)
     assert "confdir /run/chronyctl6" in _active(rendered.text)
     assert not [ln for ln in _active(rendered.text) if ln.startswith("refclock")]
 
@@ -107,7 +108,7 @@ AWS_RECIPE = "refclock PHC /dev/ptp0 poll 0 delay 0.000010 prefer"
 
 def test_an_operators_ena_phc_line_moves_to_the_boot_time_file_with_their_options() -> None:
     existing = f"server 169.254.169.123 iburst\n{AWS_RECIPE}\nrefclock PHC /dev/ptp_ena poll 3 dpoll -2 offset 0\n"
-    rendered = render.render_config(_choices("off", live=False), existing)  # even with --phc off
+    rendered = render.render_config(_choices("off", on_host=False), existing)  # even with --phc off
     assert rendered.phc_boot_options == ("poll", "0", "delay", "0.000010", "prefer")  # the first line's
     assert "confdir /run/chronyctl6" in _active(rendered.text)
     assert not [ln for ln in _active(rendered.text) if ln.startswith("refclock")]
@@ -130,22 +131,22 @@ def test_on_a_live_host_whose_device_exists_the_operators_line_stays_as_written(
 def test_other_refclocks_are_kept_as_written_with_a_warning_in_an_image() -> None:
     lines = ["refclock SHM 0 refid GPS precision 1e-1 offset 0.9999 delay 0.2",
              "refclock PPS /dev/pps0 lock GPS", "refclock PHC /dev/ptp2:extpps:pin=1 width 0.2 poll 2"]
-    rendered = render.render_config(_choices("auto", live=False), "\n".join(lines) + "\n")
+    rendered = render.render_config(_choices("auto", on_host=False), "\n".join(lines) + "\n")
     assert all(ln in _active(rendered.text) for ln in lines)
     assert len(rendered.warnings) == 3 and all("kept as written" in w for w in rendered.warnings)
 
 
 def test_chronyctl6s_own_line_is_known_from_its_state_not_from_the_text() -> None:
     own = "refclock PHC /dev/ptp_ena poll 0 delay 0.000010 prefer trust"
-    mine = render.render_config(_choices("auto", live=False, own=frozenset({own})), f"{own}\n")
+    mine = render.render_config(_choices("auto", on_host=False, own=frozenset({own})), f"{own}\n")
     assert mine.notes == () and mine.phc_boot_options == policy.DEFAULT_OPTIONS  # ours: re-rendered
-    theirs = render.render_config(_choices("auto", live=False), f"{own}\n")  # same text, no record
+    theirs = render.render_config(_choices("auto", on_host=False), f"{own}\n")  # same text, no record
     assert theirs.notes and theirs.phc_boot_options == ("poll", "0", "delay", "0.000010", "prefer", "trust")
 
 
 @pytest.mark.parametrize("value, kept", [("100", True), ("50", True), ("10", False), ("nan", False)])
 def test_an_operators_larger_maxclockerror_is_kept(value: str, kept: bool) -> None:
-    rendered = render.render_config(_choices("off", live=False), f"maxclockerror {value}\n")
+    rendered = render.render_config(_choices("off", on_host=False), f"maxclockerror {value}\n")
     mce = [ln for ln in _active(rendered.text) if ln.startswith("maxclockerror")]
     assert mce == ([f"maxclockerror {value}"] if kept else ["maxclockerror 50"])
 
@@ -237,3 +238,20 @@ def test_the_boot_step_writes_the_line_only_on_a_launch_with_the_clock(tmp_path:
     decision, changed = phc_boot.run(without, "/run/chronyctl6", "on", {})
     assert changed and decision.content is None and not (without / "run/chronyctl6/phc.conf").exists()
     assert json.dumps(decision.as_dict())  # what `boot -o json` reports
+
+
+@pytest.mark.root
+@needs_mknod
+def test_a_live_host_choosing_at_boot_writes_phc_conf_now_and_needs_a_restart(live: Host) -> None:  # noqa: F811
+    ena_root(live.root)
+    result = live.apply(at_boot=True, phc="on")
+    assert "/run/chronyctl6/phc.conf" in result.files and result.action == "restart"
+    conf = (live.root / "etc/chrony.conf").read_text()
+    assert "\nconfdir /run/chronyctl6\n" in conf and "\nrefclock" not in conf
+    assert (live.root / "run/chronyctl6/phc.conf").read_text().endswith(
+        "refclock PHC /dev/ptp_ena poll 0 delay 0.000010 prefer trust\n")
+
+
+def test_phc_on_on_a_live_host_without_the_clock_is_refused(live: Host) -> None:  # noqa: F811
+    with pytest.raises(BadInput, match="no ENA PTP hardware clock"):
+        live.apply(phc="on")
