@@ -9,14 +9,17 @@ empty at every boot, so no choice survives into the next launch.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chronyctl6.chronyconf import directives
-from chronyctl6.configure import phc_boot, render, settings
+from chronyctl6.chronyconf import directives, traversal
+from chronyctl6.configure import phc as phc_policy
+from chronyctl6.configure import render, settings
 from chronyctl6.configure.plan import FileChange, Request, is_root, load_platform, load_settings
 from chronyctl6.effects import chrony_tools, files, history, host, metadata
+from chronyctl6.effects import phc as phc_effects
 from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
 
 BOOT_SOURCEDIR = "/run/chronyctl6"  # Platform.runtime_sourcedir, where no platform is known
@@ -32,7 +35,7 @@ class BootResult:
     waited_for_ipv6: float
     warnings: list[str] = field(default_factory=list)
     fallback: bool = False  # something failed: the endpoint is the last good one, or IPv4
-    phc: dict[str, object] | None = None  # the boot-time PHC file (configure/phc_boot.py)
+    phc: dict[str, object] | None = None  # the boot-time PHC file (configure/phc.py)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -89,20 +92,39 @@ def boot(request: Request, *, settle: float = 10.0) -> BootResult:
 
 def _boot_phc(request: Request, runtime_dir: str, mode: str, store: history.Store,
               warnings: list[str]) -> dict[str, object] | None:
-    """The PHC decided for this launch: never fails the boot step (chronyd without the PHC
-    still has Time Sync)."""
-    intent, _ = store.intent()
+    """This launch's PTP hardware clock, decided from sysfs and the options apply recorded
+    (configure/phc.py): phc.conf written where the launch has the clock, removed where it has
+    not. Never fails the boot step: chronyd without the PHC still has Time Sync."""
     try:
-        decision, changed = phc_boot.run(request.root, runtime_dir, mode, intent)
+        intent, _ = store.intent()
+        options, warning = phc_policy.options_from(mode, intent)
+        decision = phc_policy.decide(runtime_dir, options, phc_effects.discover(request.root))
+        changed = _write_phc(traversal.write_path(request.root, decision.path), decision)
     except (ChronyCtlError, OSError) as exc:
         warnings.append(f"the PTP hardware clock was not set up: {getattr(exc, 'message', exc)}")
         return None
-    if decision.warning:
-        warnings.append(decision.warning)
+    if warning:
+        warnings.append(warning)
     if changed and _chronyd_answers():  # run by hand: a confdir is read at start only
         warnings.append(f"{decision.path} changed while chronyd runs: restart chronyd to apply it "
                         "(`chronyc reload sources` does not read a confdir)")
     return {**decision.as_dict(), "changed": changed}
+
+
+def _write_phc(path: Path, decision: phc_policy.PhcBoot) -> bool:
+    current = _current(path)
+    if current is None and os.path.lexists(path):
+        current = b""  # not a regular file (a FIFO chronyd would block on): replaced or removed
+    if decision.content is None:
+        if current is not None:
+            path.unlink()
+        return current is not None
+    new = decision.content.encode()
+    if current == new:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files.atomic_write(path, new)
+    return True
 
 
 def _choose(chosen: settings.Settings, settle: float) -> tuple[render.Endpoint, float]:

@@ -27,8 +27,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from chronyctl6.chronyconf import directives, sources
+from chronyctl6.text import shown
+
+if TYPE_CHECKING:  # plain data from the discovery; nothing of effects runs here
+    from chronyctl6.effects.phc import PhcFacts
 
 BOOT_PHC_NAME = "phc.conf"  # in the platform's runtime directory, read through `confdir`
 DEFAULT_OPTIONS = ("poll", "0", "delay", "0.000010", "prefer", "trust")
@@ -128,3 +133,49 @@ def leap_problem(refclock_args: Sequence[str], smeared_ntp: bool) -> str | None:
         return None
     return ("the PHC does not smear leap seconds and the Time Sync NTP endpoint does: around a leap "
             "second they disagree by up to 0.5 s and, with neither trusted, chronyd may select neither")
+
+
+# ---- the boot step's decision ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PhcBoot:
+    path: str  # as the instance sees it
+    content: str | None  # None: no PHC on this launch (or none wanted): no file
+    device: str | None
+    reason: str
+    warning: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"path": self.path, "device": self.device, "written": self.content is not None,
+                "reason": self.reason}
+
+
+def options_from(mode: str, intent: dict[str, Any]) -> tuple[tuple[str, ...] | None, str | None]:
+    """What the boot-time PHC line takes: the options apply recorded (its own, or an operator's
+    line it moved here), else the defaults where settings ask for the PHC. None: no PHC line."""
+    if "phc_boot_options" not in intent:  # no record (an older apply, a lost state directory)
+        return (DEFAULT_OPTIONS if mode != "off" else None), None
+    recorded = intent["phc_boot_options"]
+    if recorded is None:
+        return None, None
+    options = safe_options(recorded)
+    if options is None:
+        return ((DEFAULT_OPTIONS if mode != "off" else None),
+                "state.json's phc_boot_options are not plain words: the default PHC options are used")
+    return options, None
+
+
+def decide(runtime_dir: str, options: tuple[str, ...] | None, facts: PhcFacts) -> PhcBoot:
+    """phc.conf for this launch: the refclock line where sysfs shows the ENA clock, else none."""
+    path = boot_file(runtime_dir)
+    found = facts.phc
+    if options is None:
+        return PhcBoot(path, None, None, "the PHC is not asked for (--phc off)")
+    if found is None:
+        why = "this launch has no ENA PTP hardware clock"
+        if facts.problems:
+            why += f" ({shown('; '.join(facts.problems), 300)})"
+        return PhcBoot(path, None, None, why)
+    reason = (f"{shown(found.clock.clock_name, 64)} at /dev/{found.clock.ptp}"
+              + (f", as {found.device}" if found.device != f"/dev/{found.clock.ptp}" else ""))
+    return PhcBoot(path, render_boot_file(found.device, options, reason), found.device, reason)

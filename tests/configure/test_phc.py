@@ -13,7 +13,7 @@ import pytest
 
 from chronyctl6.chronyconf import directives
 from chronyctl6.configure import phc as policy
-from chronyctl6.configure import phc_boot, render
+from chronyctl6.configure import render
 from chronyctl6.configure.platforms import by_name
 from chronyctl6.configure.settings import Settings
 from chronyctl6.effects import host
@@ -21,6 +21,7 @@ from chronyctl6.effects import phc as phc_effects
 from chronyctl6.effects.phc import Clock, Node, pick
 from chronyctl6.errors import BadInput
 from tests.configure.test_transaction import Host, live  # noqa: F401 (the fixture)
+from tests.helpers import stock_root
 
 ENA = Clock("ptp0", "ena-ptp-05", (248, 0), "0000:00:05.0")
 KVM = Clock("ptp1", "KVM virtual PTP", (248, 1))
@@ -154,19 +155,19 @@ def test_an_operators_larger_maxclockerror_is_kept(value: str, kept: bool) -> No
 # ---- the boot step's decision --------------------------------------------------------------------
 
 def test_boot_options_come_from_state_and_damaged_state_never_reaches_chrony() -> None:
-    assert phc_boot.options_from("auto", {}) == (policy.DEFAULT_OPTIONS, None)
-    assert phc_boot.options_from("off", {}) == (None, None)
-    assert phc_boot.options_from("off", {"phc_boot_options": ["poll", "3"]}) == (("poll", "3"), None)
-    assert phc_boot.options_from("on", {"phc_boot_options": None}) == (None, None)
-    options, warning = phc_boot.options_from("on", {"phc_boot_options": ["poll", "0\nallow all"]})
+    assert policy.options_from("auto", {}) == (policy.DEFAULT_OPTIONS, None)
+    assert policy.options_from("off", {}) == (None, None)
+    assert policy.options_from("off", {"phc_boot_options": ["poll", "3"]}) == (("poll", "3"), None)
+    assert policy.options_from("on", {"phc_boot_options": None}) == (None, None)
+    options, warning = policy.options_from("on", {"phc_boot_options": ["poll", "0\nallow all"]})
     assert options == policy.DEFAULT_OPTIONS and warning and "not plain words" in warning
 
 
 def test_boot_decides_nothing_without_the_clock_and_the_line_with_it() -> None:
-    none = phc_boot.decide("/run/chronyctl6", policy.DEFAULT_OPTIONS, phc_effects.PhcFacts(None))
+    none = policy.decide("/run/chronyctl6", policy.DEFAULT_OPTIONS, phc_effects.PhcFacts(None))
     assert none.content is None and "no ENA PTP hardware clock" in none.reason
     phc, _ = pick([ENA], {"/dev/ptp_ena": CHAR_ENA})
-    some = phc_boot.decide("/run/chronyctl6", ("poll", "2"), phc_effects.PhcFacts(phc))
+    some = policy.decide("/run/chronyctl6", ("poll", "2"), phc_effects.PhcFacts(phc))
     assert some.content is not None and some.content.endswith("refclock PHC /dev/ptp_ena poll 2\n")
 
 
@@ -225,19 +226,32 @@ def test_a_planted_ptp_ena_is_not_trusted(tmp_path: Path, plant: str) -> None:
 
 @pytest.mark.root
 @needs_mknod
-def test_the_boot_step_writes_the_line_only_on_a_launch_with_the_clock(tmp_path: Path) -> None:
-    with_clock = ena_root(tmp_path / "with")
-    decision, changed = phc_boot.run(with_clock, "/run/chronyctl6", "on", {"phc_boot_options": ["poll", "0"]})
-    assert changed and (with_clock / "run/chronyctl6/phc.conf").read_text().endswith(
-        "refclock PHC /dev/ptp_ena poll 0\n")
-    assert phc_boot.run(with_clock, "/run/chronyctl6", "on", {"phc_boot_options": ["poll", "0"]})[1] is False
+def test_the_boot_step_writes_the_line_only_on_a_launch_with_the_clock(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chronyctl6.configure import boot as boot_mod
+    from chronyctl6.configure.plan import Request
+    from chronyctl6.effects import metadata
+
+    monkeypatch.setattr(host, "read_network", lambda: NET)
+    monkeypatch.setattr(metadata, "instance_hint", lambda network, **_: host.InstanceHint("nitro", True))
+    monkeypatch.setattr(boot_mod, "_chronyd_answers", lambda: False)
+    with_clock = ena_root(stock_root(tmp_path, "debian12", "with"))
+    state = with_clock / "var/lib/chronyctl6"
+    state.mkdir(parents=True)
+    (state / "state.json").write_text(json.dumps({"intent": {"phc_boot_options": ["poll", "0"]}}))
+    result = boot_mod.boot(Request(root=with_clock), settle=0)
+    assert result.phc is not None and result.phc["written"] is True and result.phc["changed"] is True
+    assert (with_clock / "run/chronyctl6/phc.conf").read_text().endswith("refclock PHC /dev/ptp_ena poll 0\n")
+    again = boot_mod.boot(Request(root=with_clock), settle=0)
+    assert again.phc is not None and again.phc["changed"] is False
     # The same image on a launch without the clock: no file; one left from a run by hand goes.
-    without = tmp_path / "without"
+    without = stock_root(tmp_path, "debian12", "without")
     (without / "run/chronyctl6").mkdir(parents=True)
     (without / "run/chronyctl6/phc.conf").write_text("refclock PHC /dev/ptp_ena poll 0\n")
-    decision, changed = phc_boot.run(without, "/run/chronyctl6", "on", {})
-    assert changed and decision.content is None and not (without / "run/chronyctl6/phc.conf").exists()
-    assert json.dumps(decision.as_dict())  # what `boot -o json` reports
+    result = boot_mod.boot(Request(root=without), settle=0)
+    assert result.phc is not None and result.phc["written"] is False and result.phc["changed"] is True
+    assert not (without / "run/chronyctl6/phc.conf").exists()
+    assert json.dumps(result.as_dict())  # what `boot -o json` reports
 
 
 @pytest.mark.root
