@@ -17,7 +17,7 @@ from chronyctl6.configure import platforms, render, settings
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.effects import files, history, host
 from chronyctl6.effects import phc as phc_effects
-from chronyctl6.errors import BadInput
+from chronyctl6.errors import BadInput, ChronyCtlError
 
 
 @dataclass(frozen=True)
@@ -235,9 +235,14 @@ def plan(request: Request, facts: Facts) -> Plan:
     platform = platform_of(chosen, facts.basics)
     network, hint = facts.network, facts.hint
     own_line = facts.basics.intent.get("phc_line")  # what chronyctl6 wrote itself, from its state
+    # Where a PHC line's device may be missing when chronyd starts (an image, a host without the
+    # clock), an operator's ENA PHC line in a drop-in moves to the boot-time file too.
+    phc_move = not (request.live and facts.phc)
+    dropin_phc, refclock_notes = _dropin_refclocks(request, platform, facts.config) if phc_move else ((), [])
     choices = render.decide(chosen, platform, network=network, phc_device=facts.phc, hint=hint,
                             own_refclocks=frozenset({own_line} if isinstance(own_line, str) else ()),
-                            phc_present=facts.phc_present)
+                            phc_present=facts.phc_present,
+                            dropin_phc=dropin_phc[0].directive.args[2:] if dropin_phc else None)
     config_path = traversal.write_path(request.root, platform.config_path)
     old = facts.config
     rendered = render.render_config(choices, directives.decode(old) if old is not None else None)
@@ -265,7 +270,8 @@ def plan(request: Request, facts: Facts) -> Plan:
     if at_boot and facts.boot_unit is None:
         warnings.append("the Time Sync endpoint is chosen at every boot, but chronyctl6-boot.service is not "
                         "installed here: install the chronyctl6 package, or run `chronyctl6 boot` before chronyd")
-    dropins, dropin_warnings = _dropin_changes(request, rendered.text, platform)
+    dropins, dropin_warnings = _dropin_changes(request, rendered.text, platform, phc_move=phc_move)
+    warnings.extend(refclock_notes)
     changes.extend(dropins)
     warnings.extend(dropin_warnings)
     enable = facts.boot_unit if at_boot and not facts.boot_enabled else None
@@ -275,7 +281,14 @@ def plan(request: Request, facts: Facts) -> Plan:
               "phc_line": rendered.phc_line,
               "phc_boot_options": None if rendered.phc_boot_options is None else list(rendered.phc_boot_options)}
     return Plan(request, chosen, platform, choices, rendered, tuple(changes), boot_endpoint,
-                tuple(warnings), enable_unit=enable, intent=intent, notes=notes + rendered.notes)
+                tuple(warnings), enable_unit=enable, intent=intent,
+                notes=notes + rendered.notes + tuple(_moved_note(r, platform) for r in dropin_phc))
+
+
+def _moved_note(r: traversal.Located, platform: Platform) -> str:
+    return (f"your `{r.directive.line}` ({r.file}:{r.directive.lineno}) moved to "
+            f"{phc_policy.boot_file(platform.runtime_sourcedir)}, written at every boot only when the launch has "
+            "the ENA PTP hardware clock, with its options (a refclock whose device is missing stops chronyd)")
 
 
 def make_plan(request: Request) -> Plan:
@@ -313,7 +326,26 @@ def _instance_hint(chosen: settings.Settings, network: host.HostNetwork | None) 
 DISABLED_MARK = "# disabled by chronyctl6"
 
 
-def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[list[FileChange], list[str]]:
+def _dropin_refclocks(request: Request, platform: Platform,
+                      config: bytes | None) -> tuple[tuple[traversal.Located, ...], list[str]]:
+    """The refclock lines of the files the current configuration pulls in (not the main file, not
+    the boot-time directory): ENA PHC lines, which move to the boot-time file, and a warning for
+    every other one, kept as written, whose device a launch may lack."""
+    try:
+        tree = traversal.load(platform.config_path, request.root, main_data=config)
+    except ChronyCtlError:
+        return (), []
+    own = platform.runtime_sourcedir.rstrip("/") + "/"
+    theirs = [r for r in tree.refclocks() if r.file != platform.config_path and not r.file.startswith(own)]
+    ena = tuple(r for r in theirs if phc_policy.is_ena_phc(r.directive.args))
+    warnings = [f"{r.file}:{r.directive.lineno}: `{r.directive.line}` is kept as written: on a launch without its "
+                "device chronyd stops at start (a missing refclock device is fatal)"
+                for r in theirs if r not in ena]
+    return ena, warnings
+
+
+def _dropin_changes(request: Request, text: str, platform: Platform,
+                    phc_move: bool = False) -> tuple[list[FileChange], list[str]]:
     """Conflicting lines in the other files chronyd reads beside the new main file (its include,
     confdir and sourcedir files, found by the one traversal chronyd's own order follows): a
     second Time Sync line, a non-smeared server/pool/peer, leapsectz/leapseclist. Amazon Linux
@@ -338,7 +370,8 @@ def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[li
         if raw[-1] == "":
             raw.pop()
         for line, kept in zip(directives.split_lines(old), raw, strict=True):
-            reason = _dropin_conflict(line.text) if read.role != "sourcedir" or line.terminated else None
+            reason = (_dropin_conflict(line.text, phc_move and phc_policy.boot_file(platform.runtime_sourcedir))
+                      if read.role != "sourcedir" or line.terminated else None)
             if reason:
                 why.append(f"{directives.strip(line.text)} ({reason})")
                 new_lines += [f"{DISABLED_MARK}: {reason}", f"# {kept}"]
@@ -359,10 +392,14 @@ def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[li
     return changes, warnings
 
 
-def _dropin_conflict(line: str) -> str | None:
+def _dropin_conflict(line: str, phc_file: str | bool = False) -> str | None:
+    """phc_file: where an ENA PHC line moves (False: it stays, its device exists)."""
     parsed = directives.parse(line)
     if not parsed:
         return None
+    if phc_file and parsed[0].keyword == "refclock" and phc_policy.is_ena_phc(parsed[0].args):
+        return (f"ENA PTP hardware clock: moved to the boot-time {phc_file}, with these options "
+                "(a refclock whose device is missing stops chronyd)")
     return sources.takeover_reason(parsed[0].keyword, parsed[0].args)
 
 

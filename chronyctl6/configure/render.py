@@ -45,6 +45,7 @@ class Choices:
     live: bool = False
     phc_present: frozenset[str] = frozenset()  # PHC device paths this live host has
     own_refclocks: frozenset[str] = frozenset()  # refclock lines chronyctl6 recorded writing (state)
+    dropin_phc: tuple[str, ...] | None = None  # options of an operator's ENA PHC line moved from a drop-in
 
     @property
     def at_boot(self) -> bool:
@@ -138,6 +139,7 @@ def decide(
     hint: InstanceHint | None = None,
     own_refclocks: frozenset[str] = frozenset(),
     phc_present: frozenset[str] | None = None,
+    dropin_phc: tuple[str, ...] | None = None,
 ) -> Choices:
     """network None means an image build (--root): the future network is unknown."""
     warnings: list[str] = []
@@ -178,6 +180,7 @@ def decide(
         live=network is not None,
         phc_present=phc_present if phc_present is not None else frozenset({phc_device} if phc_device else ()),
         own_refclocks=own_refclocks,
+        dropin_phc=dropin_phc,
     )
 
 
@@ -292,6 +295,8 @@ class _OwnLines:
             return None
         if self.moved is not None:
             return self.moved
+        if self.choices.dropin_phc is not None:
+            return self.choices.dropin_phc
         return phc_policy.DEFAULT_OPTIONS if self.choices.phc_at_boot else None
 
 

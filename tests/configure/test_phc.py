@@ -269,3 +269,20 @@ def test_a_live_host_choosing_at_boot_writes_phc_conf_now_and_needs_a_restart(li
 def test_phc_on_on_a_live_host_without_the_clock_is_refused(live: Host) -> None:  # noqa: F811
     with pytest.raises(BadInput, match="no ENA PTP hardware clock"):
         live.apply(phc="on")
+
+
+def test_an_ena_phc_line_in_a_drop_in_moves_too_and_other_refclocks_there_are_warned_about(tmp_path: Path) -> None:
+    from chronyctl6.configure.plan import Request, make_plan
+
+    root = stock_root(tmp_path, "debian12")
+    dropin = root / "etc/chrony/conf.d/phc.conf"
+    dropin.write_text("# AWS's recipe\nrefclock PHC /dev/ptp0 poll 0 delay 0.000010 prefer\nrefclock SHM 0 refid GPS\n")
+    plan = make_plan(Request(root=root, phc="off"))  # an image; even with --phc off the line is theirs
+    assert plan.rendered.phc_boot_options == ("poll", "0", "delay", "0.000010", "prefer")
+    assert "confdir /run/chronyctl6" in _active(plan.config.new.decode())
+    edited = next(c for c in plan.changes if c.shown == "/etc/chrony/conf.d/phc.conf").new.decode()
+    assert "\nrefclock PHC" not in edited and "# refclock PHC /dev/ptp0 poll 0 delay 0.000010 prefer" in edited
+    assert "\nrefclock SHM 0 refid GPS\n" in edited  # kept as written
+    assert any("moved to /run/chronyctl6/phc.conf" in n and "conf.d/phc.conf:2" in n for n in plan.notes)
+    assert any("refclock SHM 0 refid GPS" in w and "kept as written" in w for w in plan.warnings)
+    assert plan.intent["phc_boot_options"] == ["poll", "0", "delay", "0.000010", "prefer"]
