@@ -146,3 +146,6 @@ def test_chronyds_bound_is_reported_in_every_output(chronyd: Chronyd) -> None:
     prom = CliRunner().invoke(app, ["check", "-o", "prometheus", "--server", "::1", "--port", str(chronyd.port),
                                     "--chronyd-socket", chronyd.socket]).stdout
     assert "chronyctl6_check_chronyd_bound_seconds " in prom
+    text = CliRunner().invoke(app, ["check", "--server", "::1", "--port", str(chronyd.port),
+                                    "--chronyd-socket", chronyd.socket]).stdout
+    assert "bound" in text and "as ClockBound computes it" in text
