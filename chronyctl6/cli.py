@@ -14,6 +14,7 @@ which renders it (text, or chronyctl6.output's one JSON envelope) and maps error
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -656,6 +657,58 @@ def status(
     messages += [out.Message(out.Level.ERROR, line) for line in report.errors]
     messages += _warnings(report.warnings)
     run.finish(verdict, data, messages)
+
+
+@app.command(cls=_Command)
+def wait(
+    timeout: float = typer.Option(180.0, "--timeout", metavar="SECONDS",
+                                  help="Give up after this long (180 s, as chrony-wait.service)."),
+    max_error: float = typer.Option(0.1, "--max-error", metavar="SECONDS",
+                                    help="Ready only once chronyd's own bound on the clock's error "
+                                         "(|offset| + root dispersion + root delay / 2) is within this."),
+    any_source: bool = typer.Option(False, "--any-source",
+                                    help="Any selected source will do, not only Time Sync or the ENA PTP clock."),
+    chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
+                                                 help="chronyd's command socket, if not the default."),
+    output: Output = _OUTPUT_OPTION,
+    quiet: bool = _QUIET_OPTION,
+) -> None:
+    """Wait until chronyd keeps this clock on Time Sync within a bound, saying why not yet.
+
+    For services that need synchronised time at boot: chronyctl6-wait.service runs it before
+    time-sync.target (in place of chrony-wait.service). When synchronised, the seconds since boot
+    are kept in /run/chronyctl6/synchronised.json (`status` reports them).
+
+    Exit 0 synchronised within --max-error; 2 not by --timeout (the reason is printed);
+    3 bad arguments or an unexpected error.
+
+    \b
+    Examples:
+      chronyctl6 wait
+      chronyctl6 wait --timeout 30 --max-error 0.001 -o json
+    """
+    from chronyctl6.configure.apply import check_seconds
+    from chronyctl6.diagnose import wait as waiting
+
+    run = _Run("wait", output.value, quiet)
+    run.guard(lambda: (check_seconds(timeout, "--timeout"), check_seconds(max_error, "--max-error")))
+    result = run.guard(lambda: waiting.wait(
+        lambda: waiting.ask_chronyd(chronyd_socket), timeout=timeout, max_error=max_error,
+        any_source=any_source, progress=lambda line: run.echo(f"waiting: {line}", essential=False, err=True)))
+    warnings: list[str] = []
+    if result.ready and os.geteuid() == 0:
+        problem = waiting.record(result)
+        warnings += [problem] if problem else []
+    verdict = out.Status.OK if result.ready else out.Status.CRITICAL
+    after = f" after {result.waited_seconds:g} s" + (
+        f" ({result.since_boot_seconds:g} s since boot)" if result.since_boot_seconds is not None else "")
+    summary = (f"{result.reason}{after}" if result.ready
+               else f"not synchronised within {timeout:g} s: {result.reason}")
+    run.echo(f"wait: {verdict.value.upper()}: {summary}")
+    for line in warnings:
+        run.warn(line)
+    said = out.Message(out.Level.INFO if result.ready else out.Level.ERROR, summary)
+    run.finish(verdict, result.as_dict(), [said, *_warnings(warnings)])
 
 
 def _duration(seconds: float) -> str:

@@ -48,7 +48,7 @@ class Status(str, Enum):
         return str(self.value)
 
 
-MONITORING = frozenset({"check", "doctor", "status"})
+MONITORING = frozenset({"check", "doctor", "status", "wait"})
 _CHANGE_EXIT = {Status.OK: 0, Status.FAILED: 1, Status.USAGE: 2, Status.BUSY: 3, Status.DENIED: 4,
                 Status.PENDING: 5, Status.ROLLBACK_FAILED: 6, Status.WARNING: 0, Status.UNKNOWN: 1, Status.CRITICAL: 1}
 _MONITOR_EXIT = {Status.OK: 0, Status.WARNING: 1, Status.CRITICAL: 2}  # anything else: 3 UNKNOWN

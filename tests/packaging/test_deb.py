@@ -28,7 +28,7 @@ from tests.packaging_support import (
     run,
 )
 
-UNITS = ("chronyctl6-boot.service", "chronyctl6-check.service", "chronyctl6-check.timer")
+UNITS = ("chronyctl6-boot.service", "chronyctl6-check.service", "chronyctl6-check.timer", "chronyctl6-wait.service")
 TIME_SYNC_V6 = "server fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4"
 # What Debian 12 ships, and so what the package must work with.
 DEBIAN12_PYTHON = {"python3-typer": "0.7.0", "python3-click": "8.1.3", "python3-ntplib": "0.3.3"}

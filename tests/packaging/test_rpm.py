@@ -87,6 +87,7 @@ def test_rpm_contents(rpm: Path) -> None:
         f"{UNITDIR}/chronyctl6-boot.service",
         f"{UNITDIR}/chronyctl6-check.service",
         f"{UNITDIR}/chronyctl6-check.timer",
+        f"{UNITDIR}/chronyctl6-wait.service",
     }
     assert expected <= files, sorted(expected - files)
     templates = sorted((REPO / "templates").glob("*.j2"))
@@ -133,7 +134,8 @@ def test_payload_runs_with_python311_and_typer_070(payload_root: Path) -> None:
 def test_rpm_units_verify(payload_root: Path) -> None:
     require_tools("systemd-analyze")
     units = [f"{UNITDIR}/{u}" for u in
-             ("chronyctl6-boot.service", "chronyctl6-check.service", "chronyctl6-check.timer")]
+             ("chronyctl6-boot.service", "chronyctl6-check.service", "chronyctl6-check.timer",
+              "chronyctl6-wait.service")]
     proc = run(["systemd-analyze", "verify", "--man=no", f"--root={payload_root}", *units],
                check=False)
     assert proc.returncode == 0 and proc.stdout + proc.stderr == "", proc.stdout + proc.stderr
