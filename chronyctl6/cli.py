@@ -454,8 +454,8 @@ def boot(
 # ---- check --------------------------------------------------------------------------------
 
 _SERVER_HELP = ("NTP server to ask; repeat to ask several at once (the one with the smallest "
-                "distance to UTC decides). Default: the Time Sync endpoint chrony is configured with "
-                "(the boot step's choice where there is one), else fd00:ec2::123; 169.254.169.123 is the "
+                "distance to UTC decides). Default: the Time Sync endpoint chronyd uses (its sources, "
+                "else the configuration it reads), else fd00:ec2::123; 169.254.169.123 is the "
                 "IPv4 one.")
 _SAMPLES_HELP = ("Requests per server, 1 to 8 (a burst Time Sync's rate limit allows); the "
                  "minimum-delay valid reply is the answer.")
@@ -501,14 +501,14 @@ def check(
     replies that do not echo it, or are not a synchronised server's (mode 4, stratum 1-15, leap
     not 3, non-zero timestamps, a reference time not after the transmit time, root distance at
     most 3 s, from the address and port asked), are refused and counted; a kiss-of-death (RATE,
-    DENY, RSTR) stops the burst. When chronyd runs, its tracking is shown, and a disagreement
-    beyond both error bounds (or chronyd not synchronised) is a WARNING.
+    DENY, RSTR) stops the burst. When chronyd runs, its tracking is shown; a disagreement
+    beyond both error bounds is a WARNING, chronyd not synchronised is CRITICAL (as in status).
 
     Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (no valid reply, bad arguments).
 
     \b
     Examples:
-      chronyctl6 check                            fd00:ec2::123; text
+      chronyctl6 check                            the Time Sync endpoint in use; text
       chronyctl6 check -s 169.254.169.123 -o nagios
       chronyctl6 check -o json --warn 0.01 --crit 0.1
       chronyctl6 check --textfile /var/lib/node_exporter/textfile/chronyctl6.prom -q
