@@ -8,12 +8,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from chronyctl6.chronyconf import traversal
+from chronyctl6.chronyconf import servers, traversal
 from chronyctl6.effects import phc
 from chronyctl6.errors import ChronyCtlError
 
 CHRONY_DEFAULT_MAXCLOCKERROR = 1.0  # ppm, chrony.conf(5)
-CONFIG_PATHS = ("/etc/chrony/chrony.conf", "/etc/chrony.conf")  # Debian family; the others
+CONFIG_PATHS = servers.MAIN_CONFIGS  # the one list of where chronyd's main file is
 PHC0_REFID = "50484330"  # "PHC0", chronyd's default refid for the first PHC refclock
 
 
