@@ -14,11 +14,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chronyctl6.chronyconf import directives, traversal
+from chronyctl6.chronyconf import directives
 from chronyctl6.configure import phc as phc_policy
 from chronyctl6.configure import render, settings
 from chronyctl6.configure.plan import FileChange, Request, is_root, load_platform, load_settings
-from chronyctl6.effects import chrony_tools, files, history, host, metadata
+from chronyctl6.effects import chrony_tools, configtree, files, history, host, metadata
 from chronyctl6.effects import phc as phc_effects
 from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
 
@@ -99,7 +99,7 @@ def _boot_phc(request: Request, runtime_dir: str, mode: str, store: history.Stor
         intent, _ = store.intent()
         options, warning = phc_policy.options_from(mode, intent)
         decision = phc_policy.decide(runtime_dir, options, phc_effects.discover(request.root))
-        changed = _write_phc(traversal.write_path(request.root, decision.path), decision)
+        changed = _write_phc(configtree.write_path(request.root, decision.path), decision)
     except (ChronyCtlError, OSError) as exc:
         warnings.append(f"the PTP hardware clock was not set up: {getattr(exc, 'message', exc)}")
         return None

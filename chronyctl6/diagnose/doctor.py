@@ -8,7 +8,6 @@ instance's own ids (instance, ENI, subnet, VPC, region) from IMDS.
 
 from __future__ import annotations
 
-import re
 import shlex
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from chronyctl6.configure import phc as phc_policy
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.diagnose.facts import Facts, NtpOutcome, Options, gather
 from chronyctl6.effects import daemons, metadata
+from chronyctl6.text import shown
 
 __all__ = ["CHECKS", "Check", "Facts", "Intent", "NtpOutcome", "Options", "Report", "Status", "doctor", "intent",
            "run_checks"]
@@ -53,19 +53,9 @@ class Check:
 
 # ---------------------------------------------------------------- shell-safe values
 
-# C0/C1 controls (ESC starts terminal escapes), DEL, line/paragraph separators, bidi overrides.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def safe_text(value: str) -> str:
-    """A value from instance metadata or a file, fit to print: control and escape characters gone.
-    (A local equivalent of effects.metadata.safe_text.)"""
-    return _UNSAFE.sub("", value)
-
-
 def q(value: str) -> str:
     """One shell word, whatever the value holds."""
-    return shlex.quote(safe_text(value))
+    return shlex.quote(shown(value))
 
 
 # ---------------------------------------------------------------- fixes, with this instance's ids
@@ -495,10 +485,10 @@ def _phc_support(f: Facts) -> str:
         return "ENA driver not examined"
     if not pf.driver_loaded:
         return "the ENA driver is not loaded"
-    version = f" {safe_text(pf.driver_version)}" if pf.driver_version else ""
+    version = f" {shown(pf.driver_version)}" if pf.driver_version else ""
     if pf.phc_enable is None:
         return f"ENA driver{version} loaded, without a phc_enable parameter (PHC support needs ENA 2.10+)"
-    return f"ENA driver{version} loaded, phc_enable={safe_text(pf.phc_enable)}"
+    return f"ENA driver{version} loaded, phc_enable={shown(pf.phc_enable)}"
 
 
 def _phc_lines(f: Facts) -> list[traversal.Located]:
@@ -512,7 +502,7 @@ def check_phc(f: Facts) -> Check:
     chrony uses it (in the main file, or the boot-time /run/chronyctl6/phc.conf)."""
     support = _phc_support(f)
     pf = f.phc_facts
-    problems = "; ".join(safe_text(p) for p in pf.problems) if pf and pf.problems else ""
+    problems = "; ".join(shown(p) for p in pf.problems) if pf and pf.problems else ""
     if f.phc is None:
         if pf is not None and pf.driver_loaded and pf.phc_enable == "0":
             return Check("phc", Status.WARN, f"no ENA PTP hardware clock: {support}, so the driver does not "
@@ -522,7 +512,7 @@ def check_phc(f: Facts) -> Check:
             return Check("phc", Status.WARN, f"no ENA PTP hardware clock found: {problems} ({support})")
         return Check("phc", Status.PASS, f"no ENA PTP hardware clock on this instance ({support}): nothing left "
                      f"unused; to get one: {phc_policy.ENABLE_FIX}")
-    clock = f" ({safe_text(pf.phc.clock.clock_name)} at /dev/{pf.phc.clock.ptp})" if pf and pf.phc else ""
+    clock = f" ({shown(pf.phc.clock.clock_name)} at /dev/{pf.phc.clock.ptp})" if pf and pf.phc else ""
     used = _phc_lines(f)
     if used:
         where = ", ".join(f"{u.file}:{u.directive.lineno}" for u in used)
@@ -550,9 +540,9 @@ def check_phc_leap(f: Facts) -> Check:
         return Check("phc-leap", Status.PASS, f"policy: {phc_policy.LEAP_POLICY} ({phc_policy.AWS_PHC_DOC})")
     first = bad[0]
     why = phc_policy.leap_problem(first.directive.args, smeared)
-    shown = f"{first.file}:{first.directive.lineno}: `{safe_text(first.directive.line)}`"
+    where = f"{first.file}:{first.directive.lineno}: `{first.directive.line}`"
     return Check("phc-leap", Status.WARN,
-                 f"{shown}: {why}; policy: {phc_policy.LEAP_POLICY} ({phc_policy.AWS_LEAP_DOC})",
+                 f"{where}: {why}; policy: {phc_policy.LEAP_POLICY} ({phc_policy.AWS_LEAP_DOC})",
                  f"sudo sed -i '{first.directive.lineno}s/$/ trust/' {q(first.file)} && sudo systemctl restart chronyd")
 
 
@@ -634,7 +624,7 @@ def run_checks(f: Facts) -> list[Check]:
     meant = intent(f)
     checks = [_by_intent(c, meant) for c in checks]
     # Evidence and fixes carry values from IMDS and files: nothing in them may drive the terminal.
-    checks = [replace(c, evidence=safe_text(c.evidence), fix=safe_text(c.fix) if c.fix else None) for c in checks]
+    checks = [replace(c, evidence=shown(c.evidence), fix=shown(c.fix) if c.fix else None) for c in checks]
     return _once(checks)
 
 
@@ -673,7 +663,7 @@ def notes(f: Facts, meant: Intent) -> tuple[str, ...]:
     if md is not None and md.system not in ("nitro", None):
         how = "move it to a Nitro instance type (the IPv6 endpoints answer only Nitro)"
     else:
-        how = f"{safe_text(fix_assign_ipv6(md))} && {APPLY} --ipv6 on"
+        how = f"{shown(fix_assign_ipv6(md))} && {APPLY} --ipv6 on"
     return (f"this instance is meant to use IPv4 ({meant.why}); for IPv6 Time Sync: {how}",)
 
 

@@ -8,8 +8,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from chronyctl6.chronyconf import servers, traversal
-from chronyctl6.effects import phc
+from chronyctl6.chronyconf import servers
+from chronyctl6.effects import configtree, phc
 from chronyctl6.errors import ChronyCtlError
 
 CHRONY_DEFAULT_MAXCLOCKERROR = 1.0  # ppm, chrony.conf(5)
@@ -44,7 +44,7 @@ def maxclockerror(config_path: str | None, root: Path = Path("/")) -> tuple[floa
     paths = [config_path] if config_path else [p for p in CONFIG_PATHS if (root / p.lstrip("/")).is_file()][:1]
     for path in paths:
         try:
-            tree = traversal.load(path, root)
+            tree = configtree.load(path, root)
         except (ChronyCtlError, OSError):
             continue
         value, where = CHRONY_DEFAULT_MAXCLOCKERROR, f"chrony's default (none in {path})"
