@@ -47,6 +47,10 @@ ENABLE_FIX = ("load the ENA driver 2.10 or newer with phc_enable=1 (echo 'option
               "with the PTP hardware clock")
 
 
+MOVED_REASON = ("ENA PTP hardware clock: moved to the boot-time {}, with these options (a refclock whose device "
+                "is missing stops chronyd)")
+
+
 def boot_file(runtime_dir: str) -> str:
     return f"{runtime_dir.rstrip('/')}/{BOOT_PHC_NAME}"
 

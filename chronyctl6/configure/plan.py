@@ -400,8 +400,7 @@ def _dropin_conflict(line: str, phc_file: str | bool = False) -> str | None:
     if not parsed:
         return None
     if phc_file and parsed[0].keyword == "refclock" and phc_policy.is_ena_phc(parsed[0].args):
-        return (f"ENA PTP hardware clock: moved to the boot-time {phc_file}, with these options "
-                "(a refclock whose device is missing stops chronyd)")
+        return phc_policy.MOVED_REASON.format(phc_file)
     return sources.takeover_reason(parsed[0].keyword, parsed[0].args)
 
 
