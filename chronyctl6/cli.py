@@ -444,8 +444,10 @@ def boot(
     quiet: bool = _QUIET_OPTION,
 ) -> None:
     """The baked-image boot step: write /run/chronyctl6/timesync.sources with this launch's one
-    Time Sync endpoint (IPv6 if the instance has an IPv6 address). Runs from
-    chronyctl6-boot.service before chronyd; run by hand, it also reloads chronyd's sources.
+    Time Sync endpoint (IPv6 if the instance has an IPv6 address), and /run/chronyctl6/phc.conf
+    with the PTP hardware clock's refclock line only when this launch has the ENA clock. Runs from
+    chronyctl6-boot.service before chronyd; run by hand, it also reloads chronyd's sources (a
+    changed phc.conf needs a restart: chronyd reads a confdir at start only).
 
     \b
     Examples:
@@ -461,6 +463,10 @@ def boot(
     run.echo(f"Time Sync endpoint for this boot: {result.endpoint} ({result.reason})")
     run.echo(f"{result.path}: " + ("written" if result.changed else "already up to date")
              + ("; chronyd reloaded its sources" if result.reloaded else ""))
+    if result.phc is not None:
+        run.echo(f"PTP hardware clock: {result.phc['path']} "
+                 + (f"written for {result.phc['device']}" if result.phc["written"] else "not written")
+                 + f" ({shown(str(result.phc['reason']))})")
     run.finish(out.Status.OK, out.with_units(result.as_dict(), {"waited_for_ipv6": "waited_for_ipv6_seconds"}),
                _warnings(result.warnings))
 
@@ -623,6 +629,10 @@ def status(
     output: Output = _OUTPUT_OPTION,
     chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
                                                  help="chronyd's command socket, if not the default."),
+    warn: float = typer.Option(0.1, "--warn", "-w", metavar="SECONDS",
+                               help="WARNING when chronyd's error bound (as ClockBound computes it) reaches this."),
+    crit: float = typer.Option(1.0, "--crit", "-c", metavar="SECONDS",
+                               help="CRITICAL when chronyd's error bound reaches this."),
     quiet: bool = _QUIET_OPTION,
 ) -> None:
     """chronyd at a glance: process, configuration (and drift from what chronyctl6 would render),
@@ -636,7 +646,7 @@ def status(
     from chronyctl6.diagnose import status as st
 
     run = _Run("status", output.value, quiet)
-    report = run.guard(lambda: st.status(chronyc_socket=chronyd_socket))
+    report = run.guard(lambda: st.status(chronyc_socket=chronyd_socket, warn=warn, crit=crit))
     data = report.as_dict()
     verdict = out.Status(report.verdict)
     t = report.tracking
@@ -650,6 +660,9 @@ def status(
         summary = f"chronyd is synchronised to {report.selected or t.ref_name or t.ref_id}, not to Time Sync"
     else:
         summary = f"chronyd is synchronised to Time Sync ({report.selected})"
+    if report.bound is not None and report.bound.seconds is not None and report.bound_status != "ok":
+        limit = warn if report.bound_status == "warning" else crit
+        summary += f"; its clock could be {report.bound.seconds:.6f} s off (limit {limit:g} s)"
     run.echo(f"status: {verdict.value.upper()}: {shown(summary)}")
     for p in report.chronyd:
         run.echo(f"chronyd: pid {p.pid}, user {shown(p.user or '?')}, up {_duration(p.uptime)}", essential=False)
@@ -665,6 +678,14 @@ def status(
         run.echo(f"tracking: {shown(t.ref_name or t.ref_id)} stratum {t.stratum}, offset {t.system_offset:+.9f} s, "
                  f"frequency {t.frequency_ppm:+.3f} ppm, skew {t.skew_ppm:.3f} ppm, root distance "
                  f"{t.root_distance:.6f} s, leap {t.leap_status}", essential=False)
+    b = report.bound
+    if b is not None:
+        phc = f" + PHC {b.phc_error_bound:.9f}" if b.phc_error_bound is not None else ""
+        run.echo((f"bound: {b.seconds:.6f} s ({report.bound_status}; warning at {warn:g} s, critical at {crit:g} s) "
+                  f"= |offset| {b.offset:.9f} + root dispersion {b.root_dispersion:.9f} + root delay/2 "
+                  f"{b.half_root_delay:.9f}{phc} + growth {b.growth:.9f} (maxclockerror {b.maxclockerror_ppm:g} ppm); "
+                  "as ClockBound computes it") if b.seconds is not None else f"bound: none ({shown(b.problem or '')})",
+                 essential=report.bound_status != "ok")
     others = ", ".join(f"{shown(p.name)} (pid {p.pid})" for p in report.others)
     run.echo(f"conflicting daemons: {others or 'none'}", essential=bool(others))
     for line in report.errors:

@@ -105,8 +105,9 @@ MEANINGS: dict[str, tuple[tuple[int, str], ...]] = {
                (3, "doctor could not run (bad arguments, an unexpected error)")),
     "status": ((0, "chronyd synchronised to Time Sync (or the ENA PTP clock), config as chronyctl6 renders it"),
                (1, "synchronised, but to another source, or with config drift, another time daemon or a "
-                   "second chronyd"),
-               (2, "chronyd not running, or not synchronised"), (3, "chronyd runs but cannot be read")),
+                   "second chronyd, or chronyd's error bound at `--warn`"),
+               (2, "chronyd not running, or not synchronised, or its error bound at `--crit`"),
+               (3, "chronyd runs but cannot be read")),
     "wait": ((0, "synchronised within `--max-error`"), (2, "not by `--timeout` (the reason is printed)"),
              (3, "bad arguments or an unexpected error")),
 }

@@ -14,13 +14,16 @@ of facts, fall back instead; no history entry (a boot's choice is no change to u
 from __future__ import annotations
 
 import contextlib
+import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from chronyctl6.configure import executor, planners, render, settings
+from chronyctl6.configure import phc as phc_policy
 from chronyctl6.configure.plan import Request, is_root, load_platform, load_settings
 from chronyctl6.effects import chrony_tools, configtree, files, history, host, metadata
+from chronyctl6.effects import phc as phc_effects
 from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
 
 BOOT_SOURCEDIR = "/run/chronyctl6"  # Platform.runtime_sourcedir, where no platform is known
@@ -36,6 +39,7 @@ class BootResult:
     waited_for_ipv6: float
     warnings: list[str] = field(default_factory=list)
     fallback: bool = False  # something failed: the endpoint is the last good one, or IPv4
+    phc: dict[str, object] | None = None  # the boot-time PHC file (configure/phc.py)
 
     def as_dict(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -63,9 +67,11 @@ def boot(request: Request, *, settle: float = 10.0, lock_timeout: float = 10.0) 
             store.save_last_boot({"address": decided.endpoint.address, "reason": decided.endpoint.reason})
         except (ChronyCtlError, OSError) as exc:  # a read-only /var at boot costs nothing
             warnings.append(f"could not record this boot's choice: {getattr(exc, 'message', exc)}")
-    return BootResult(decided.endpoint.address, decided.endpoint.reason, facts.shown, not decided.changes.empty,
+    changed = {c.shown for c in decided.changes.files}
+    phc = None if facts.phc is None else {**facts.phc.as_dict(), "changed": facts.phc.path in changed}
+    return BootResult(decided.endpoint.address, decided.endpoint.reason, facts.shown, facts.shown in changed,
                       done.action == "reload", round(time.monotonic() - start, 3), warnings,
-                      fallback=decided.fallback)
+                      fallback=decided.fallback, phc=phc)
 
 
 def _lock(request: Request, timeout: float, warnings: list[str]) -> contextlib.ExitStack:
@@ -123,10 +129,31 @@ def _gather(request: Request, basics: _Basics, settle: float,
     shown = f"{basics.sourcedir}/{render.BOOT_SOURCES_NAME}"
     path = configtree.write_path(request.root, shown)
     options = chosen.timesync_options if chosen is not None else settings.Settings().timesync_options
+    phc, phc_path, phc_current = _phc(request, basics, store)
     facts = planners.BootFacts(request.root, path, shown, _current(path), options,
                                chosen.ipv6 if chosen is not None else None, network, hint,
-                               store.last_boot(), problem, _chronyd_answers())
+                               store.last_boot(), problem, _chronyd_answers(),
+                               phc=phc, phc_path=phc_path, phc_current=phc_current)
     return facts, start
+
+
+def _phc(request: Request, basics: _Basics,
+         store: history.Store) -> tuple[phc_policy.PhcBoot | None, Path | None, bytes | None]:
+    """This launch's PTP hardware clock, decided from sysfs and the options apply recorded
+    (configure/phc.py). Never fails the boot step: chronyd without the PHC still has Time Sync."""
+    try:
+        intent, _ = store.intent()
+        options, warning = phc_policy.options_from(basics.chosen.phc if basics.chosen else "auto", intent)
+        decision = phc_policy.decide(basics.sourcedir, options, phc_effects.discover(request.root))
+        if warning:
+            decision = replace(decision, warning=warning)
+        path = configtree.write_path(request.root, decision.path)
+    except (ChronyCtlError, OSError):
+        return None, None, None
+    current = _current(path)
+    if current is None and os.path.lexists(path):
+        current = b""  # not a regular file (a FIFO chronyd would block on): replaced or removed
+    return decision, path, current
 
 
 def _network(chosen: settings.Settings, settle: float) -> tuple[host.HostNetwork, host.InstanceHint | None, float]:

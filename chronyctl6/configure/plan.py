@@ -6,15 +6,18 @@ Nothing here writes. `render`, `apply --dry-run` and `apply` all start from `mak
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from chronyctl6.chronyconf import directives
+from chronyctl6.chronyconf import directives, traversal
+from chronyctl6.configure import phc as phc_policy
 from chronyctl6.configure import platforms, render, settings, takeover
 from chronyctl6.configure.changeset import BACKUP_SUFFIX, CONFIG, OTHER, ChangeSet, FileChange, UnitLink, Verify
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.effects import configtree, files, history, host
+from chronyctl6.effects import phc as phc_effects
 from chronyctl6.errors import BadInput, ChronyCtlError
 
 
@@ -103,6 +106,8 @@ class Facts:
     boot_sources: bytes | None
     boot_unit: str | None
     boot_enabled: bool
+    phc_present: frozenset[str] = frozenset()  # the ENA PHC's device paths on this live host
+    phc_file: bytes | None = None  # the boot-time /run/chronyctl6/phc.conf as it is
 
 
 def read_basics(request: Request) -> Basics:
@@ -129,7 +134,9 @@ def gather(request: Request, basics: Basics) -> Facts:
     chosen, _ = choose_settings(request, basics)
     platform = platform_of(chosen, basics)
     network = host.read_network() if request.live else None
-    phc = host.find_phc(request.root) if request.live else None
+    found = phc_effects.discover(request.root).phc if request.live else None
+    phc = found.device if found else None
+    present = frozenset({found.device, f"/dev/{found.clock.ptp}"}) if found else frozenset()
     # Under --root the directory is resolved inside the image; the file itself is read as chronyd
     # would (through a symlink, inside the image) but replaced where it is, never written through.
     config_path = configtree.write_path(request.root, platform.config_path)
@@ -145,7 +152,8 @@ def gather(request: Request, basics: Basics) -> Facts:
     return Facts(basics, network, phc, _instance_hint(chosen, network),
                  configtree.read_one(request.root, platform.config_path),
                  configtree.read_one(request.root, boot_shown), boot_unit(request),
-                 link.is_symlink() or link.exists())
+                 link.is_symlink() or link.exists(), present,
+                 configtree.read_one(request.root, phc_policy.boot_file(platform.runtime_sourcedir)))
 
 
 # ---- pure: the decision, from facts and request ----------------------------------------------
@@ -206,11 +214,27 @@ def plan(request: Request, facts: Facts) -> Plan:
     chosen, notes = choose_settings(request, facts.basics)
     platform = platform_of(chosen, facts.basics)
     network, hint = facts.network, facts.hint
-    choices = render.decide(chosen, platform, network=network, phc_device=facts.phc, hint=hint)
+    own_line = facts.basics.intent.get("phc_line")  # what chronyctl6 wrote itself, from its state
+    # Where a PHC line's device may be missing when chronyd starts (an image, a host without the
+    # clock), an operator's ENA PHC line in a drop-in moves to the boot-time file too.
+    phc_move = not (request.live and facts.phc)
+    dropin_phc, refclock_notes = _dropin_refclocks(request, platform, facts.config) if phc_move else ((), [])
+    choices = render.decide(chosen, platform, network=network, phc_device=facts.phc, hint=hint,
+                            own_refclocks=frozenset({own_line} if isinstance(own_line, str) else ()),
+                            phc_present=facts.phc_present,
+                            dropin_phc=dropin_phc[0].directive.args[2:] if dropin_phc else None)
     config_path = configtree.write_path(request.root, platform.config_path)
     old = facts.config
+    moved_to = phc_policy.boot_file(platform.runtime_sourcedir)
+
+    def moved(keyword: str, words: Sequence[str]) -> str | None:
+        # An operator's ENA PHC line in a drop-in goes to the boot-time file (with its options).
+        if dropin_phc and keyword == "refclock" and phc_policy.is_ena_phc(tuple(words)):
+            return phc_policy.MOVED_REASON.format(moved_to)
+        return None
+
     rendered, taken = takeover.render(choices, old, lambda text: configtree.load(
-        platform.config_path, request.root, main_data=directives.encode(text)))
+        platform.config_path, request.root, main_data=directives.encode(text)), extra=moved)
     changes = [FileChange(config_path, platform.config_path, old, directives.encode(rendered.text), "config")]
 
     at_boot = choices.endpoint is None
@@ -222,7 +246,14 @@ def plan(request: Request, facts: Facts) -> Plan:
                                   render.render_boot_sources(boot_endpoint, chosen.timesync_options).encode(),
                                   "sources"))
 
-    warnings = list(choices.warnings)
+    if at_boot and request.live and facts.phc and rendered.phc_boot_options is not None:
+        shown = phc_policy.boot_file(platform.runtime_sourcedir)
+        changes.append(FileChange(configtree.write_path(request.root, shown), shown, facts.phc_file,
+                                  phc_policy.render_boot_file(facts.phc, rendered.phc_boot_options,
+                                                              "found by `chronyctl6 apply`").encode(),
+                                  "config"))  # a confdir is read at start only: a restart
+
+    warnings = list(choices.warnings) + list(rendered.warnings)
     if facts.basics.intent_problem:
         warnings.append(f"{facts.basics.intent_problem}: recorded choices ignored")
     if at_boot and facts.boot_unit is None:
@@ -234,11 +265,17 @@ def plan(request: Request, facts: Facts) -> Plan:
     # A file chronyd reads twice (a confdir and an `include DIR/*` both naming it) is one change.
     changes = list({c.shown: c for c in reversed(changes)}.values())[::-1]
     warnings.extend(taken.warnings)
+    warnings.extend(refclock_notes)
     enable = facts.boot_unit if at_boot and not facts.boot_enabled else None
     # The distribution too: restore must find the same files where os-release names no known one.
-    intent = {"ipv6": chosen.ipv6, "phc": chosen.phc, "at_boot": at_boot, "distro": platform.name}
+    intent = {"ipv6": chosen.ipv6, "phc": chosen.phc, "at_boot": at_boot, "distro": platform.name,
+              # chronyctl6's own refclock line (known later from here, not from the line) and
+              # what the boot step writes where a launch has the PHC
+              "phc_line": rendered.phc_line,
+              "phc_boot_options": None if rendered.phc_boot_options is None else list(rendered.phc_boot_options)}
     return Plan(request, chosen, platform, choices, rendered, tuple(changes), boot_endpoint,
-                tuple(warnings), enable_unit=enable, intent=intent, notes=notes,
+                tuple(warnings), enable_unit=enable, intent=intent,
+                notes=notes + rendered.notes + tuple(_moved_note(r, platform) for r in dropin_phc),
                 dropped=tuple(d for d in taken.dropped if not d.file.endswith(BACKUP_SUFFIX)))
 
 
@@ -253,6 +290,12 @@ def change_set(plan: Plan) -> ChangeSet:
     return ChangeSet(root, plan.config.shown, plan.config.path, plan.config.old, plan.config.new,
                      files=plan.pending, enable=enable, live=live,
                      verify=Verify.SELECTED if live else Verify.NONE, wanted=plan.expected_source)
+
+
+def _moved_note(r: traversal.Located, platform: Platform) -> str:
+    return (f"your `{r.directive.line}` ({r.file}:{r.directive.lineno}) moved to "
+            f"{phc_policy.boot_file(platform.runtime_sourcedir)}, written at every boot only when the launch has "
+            "the ENA PTP hardware clock, with its options (a refclock whose device is missing stops chronyd)")
 
 
 def make_plan(request: Request) -> Plan:
@@ -285,6 +328,24 @@ def _instance_hint(chosen: settings.Settings, network: host.HostNetwork | None) 
     from chronyctl6.effects import metadata
 
     return metadata.instance_hint(network)
+
+
+def _dropin_refclocks(request: Request, platform: Platform,
+                      config: bytes | None) -> tuple[tuple[traversal.Located, ...], list[str]]:
+    """The refclock lines of the files the current configuration pulls in (not the main file, not
+    the boot-time directory): ENA PHC lines, which move to the boot-time file, and a warning for
+    every other one, kept as written, whose device a launch may lack."""
+    try:
+        tree = configtree.load(platform.config_path, request.root, main_data=config)
+    except ChronyCtlError:
+        return (), []
+    own = platform.runtime_sourcedir.rstrip("/") + "/"
+    theirs = [r for r in tree.refclocks() if r.file != platform.config_path and not r.file.startswith(own)]
+    ena = tuple(r for r in theirs if phc_policy.is_ena_phc(r.directive.args))
+    warnings = [f"{r.file}:{r.directive.lineno}: `{r.directive.line}` is kept as written: on a launch without its "
+                "device chronyd stops at start (a missing refclock device is fatal)"
+                for r in theirs if r not in ena]
+    return ena, warnings
 
 
 def _old_backups(request: Request, text: str, platform: Platform) -> list[FileChange]:

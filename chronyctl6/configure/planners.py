@@ -21,6 +21,7 @@ from chronyctl6.configure.changeset import (
     UnitLink,
     Verify,
 )
+from chronyctl6.configure.phc import PhcBoot
 
 if TYPE_CHECKING:  # plain data the boot step's facts carry; nothing of effects runs here
     from chronyctl6.effects.host import HostNetwork, InstanceHint
@@ -106,6 +107,9 @@ class BootFacts:
     last_boot: dict[str, object] = field(default_factory=dict)
     problem: str | None = None
     chronyd_running: bool = False  # run by hand on a running instance: chronyd reloads its sources
+    phc: PhcBoot | None = None  # this launch's PTP hardware clock file, decided (configure/phc.py)
+    phc_path: Path | None = None  # ... and where it is (under the root)
+    phc_current: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -127,10 +131,31 @@ def plan_boot(facts: BootFacts) -> BootPlan:
         endpoint, why = _fallback(facts)
         warnings.append(f"{facts.problem or 'no network facts'}; using {endpoint.address} ({why})")
     new = render.render_boot_sources(endpoint, facts.options).encode()
-    files = (FileChange(facts.path, facts.shown, facts.current, new, SOURCES),) if facts.current != new else ()
+    files: tuple[FileChange, ...] = (
+        (FileChange(facts.path, facts.shown, facts.current, new, SOURCES),) if facts.current != new else ())
+    phc_files, phc_warnings = _boot_phc(facts)
+    files += phc_files
+    warnings += phc_warnings
     changes = ChangeSet(facts.root, facts.shown, facts.path, None, None, files=files, live=facts.chronyd_running,
                         verify=Verify.NONE, keep_originals=False, record_history=False)
     return BootPlan(endpoint, bool(warnings), tuple(warnings), changes)
+
+
+def _boot_phc(facts: BootFacts) -> tuple[tuple[FileChange, ...], list[str]]:
+    """phc.conf written where this launch has the clock, removed where it has not. Its kind is
+    OTHER for the executor: chronyd reads a confdir at start only and the boot step runs before
+    it; run by hand, the only seam is chronyc (a reload), so the restart is said, not done."""
+    d, path = facts.phc, facts.phc_path
+    if d is None or path is None:
+        return (), []
+    warnings = [d.warning] if d.warning else []
+    new = d.content.encode() if d.content is not None else b""
+    if (d.content is None and facts.phc_current is None) or (d.content is not None and facts.phc_current == new):
+        return (), warnings
+    if facts.chronyd_running:
+        warnings.append(f"{d.path} changed while chronyd runs: restart chronyd to apply it (a confdir is read "
+                        "at start only; `chronyc reload sources` does not read it)")
+    return (FileChange(path, d.path, facts.phc_current, new, OTHER, removed=d.content is None),), warnings
 
 
 def _fallback(facts: BootFacts) -> tuple[render.Endpoint, str]:

@@ -8,6 +8,7 @@ in as data (`Network`, `Hint`: what effects.host gathers satisfies them); nothin
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -17,6 +18,7 @@ from typing import Protocol
 import jinja2
 
 from chronyctl6.chronyconf import directives
+from chronyctl6.configure import phc as phc_policy
 from chronyctl6.configure.platforms import Platform, StockLine
 from chronyctl6.configure.settings import Settings
 from chronyctl6.errors import BadInput
@@ -66,6 +68,13 @@ class Choices:
     extra_sources: tuple[str, ...] = ()
     directives: tuple[str, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    # The PHC decided at every boot: the file says `confdir RUNTIME_DIR`, the boot step writes
+    # phc.conf there only on a launch that has the clock (configure/phc.py).
+    phc_at_boot: bool = False
+    live: bool = False
+    phc_present: frozenset[str] = frozenset()  # PHC device paths this live host has
+    own_refclocks: frozenset[str] = frozenset()  # refclock lines chronyctl6 recorded writing (state)
+    dropin_phc: tuple[str, ...] | None = None  # options of an operator's ENA PHC line moved from a drop-in
 
     @property
     def at_boot(self) -> bool:
@@ -79,6 +88,10 @@ class Rendered:
     carried: tuple[str, ...]
     stock: tuple[str, ...] = ()  # the distro's stock lines written
     from_settings: tuple[str, ...] = ()  # settings.toml's directives and extra sources
+    phc_line: str | None = None  # the refclock line chronyctl6 wrote into the file itself
+    phc_boot_options: tuple[str, ...] | None = None  # what the boot-time PHC uses; None: none
+    notes: tuple[str, ...] = ()  # what happened to the operator's lines, said in the output
+    warnings: tuple[str, ...] = ()
     carried_from: tuple[int, ...] = ()  # each carried line's number in the file taken over
 
     def carried_lineno(self, line: str) -> int | None:
@@ -173,6 +186,9 @@ def decide(
     network: Network | None,
     phc_device: str | None,
     hint: Hint | None = None,
+    own_refclocks: frozenset[str] = frozenset(),
+    phc_present: frozenset[str] | None = None,
+    dropin_phc: tuple[str, ...] | None = None,
 ) -> Choices:
     """network None means an image build (--root): the future network is unknown."""
     warnings: list[str] = []
@@ -186,12 +202,13 @@ def decide(
         endpoint = choose_endpoint(settings.ipv6, network, hint)
 
     phc: str | None = None
-    if settings.phc == "on":
-        if phc_device is None and network is not None:
-            raise BadInput("--phc on, but this host has no ENA PTP hardware clock (/dev/ptp_ena)",
-                           hint="use --phc auto; the clock needs ENA 2.10+ with phc_enable=1")
-        phc = phc_device or directives.PHC_DEVICES[0]
-    elif settings.phc == "auto" and network is not None:
+    if settings.phc == "on" and phc_device is None and network is not None:
+        raise BadInput("--phc on, but this host has no ENA PTP hardware clock (/dev/ptp_ena)",
+                       hint="use --phc auto; " + phc_policy.ENABLE_FIX)
+    # An image (or a host that picks its endpoint at boot, so may be launched again elsewhere)
+    # never carries a PHC line of ours: the boot step decides, launch by launch.
+    phc_at_boot = settings.phc != "off" and (network is None or at_boot)
+    if settings.phc != "off" and not phc_at_boot:
         phc = phc_device
 
     for source in settings.extra_sources:
@@ -208,6 +225,11 @@ def decide(
         extra_sources=tuple(s.line for s in settings.extra_sources),
         directives=settings.directives,
         warnings=tuple(warnings),
+        phc_at_boot=phc_at_boot,
+        live=network is not None,
+        phc_present=phc_present if phc_present is not None else frozenset({phc_device} if phc_device else ()),
+        own_refclocks=own_refclocks,
+        dropin_phc=dropin_phc,
     )
 
 
@@ -228,13 +250,15 @@ def environment() -> jinja2.Environment:
     )
 
 
+MAXCLOCKERROR_PPM = 50.0  # what ClockBound's bound assumes (aws/clock-bound README: maxclockerror 50)
+
+
 def render_config(choices: Choices, existing: str | None, drop: Mapping[str, str] | None = None) -> Rendered:
     """drop: directives (normalized) to drop as well, with why (the takeover's stoppers)."""
     runtime_dir = choices.platform.runtime_sourcedir
+    own = _OwnLines(choices, runtime_dir)
     verdicts = [directives.Verdict(d, directives.Fate.DROP, drop[d.normalized])
-                if drop and d.normalized in drop else
-                directives.judge(d, runtime_sourcedir=runtime_dir,
-                                 replaced_sourcedirs=choices.platform.replaced_sourcedirs)
+                if drop and d.normalized in drop else own.judge(d)
                 for d in directives.parse(existing or "")]
     kept = [v.directive for v in verdicts if v.fate is directives.Fate.KEEP]
     dropped = tuple(v for v in verdicts if v.fate is directives.Fate.DROP)
@@ -254,13 +278,88 @@ def render_config(choices: Choices, existing: str | None, drop: Mapping[str, str
         d.line for d in kept if d.normalized not in stock_all | from_settings
     ))
     stock = _stock_lines(choices.platform, existing, kept, overridden)
-    text = _render(choices, stock=stock, carried=carried)
+    phc = None if own.operator_phc_kept else choices.phc
+    boot_options = own.boot_options()
+    extra: dict[str, object] = {
+        "phc": phc,
+        "phc_options": " ".join(phc_policy.DEFAULT_OPTIONS),
+        "phc_confdir": runtime_dir if boot_options is not None else None,
+        # settings.toml's own maxclockerror comes later in the file: chronyd takes the last one
+        "maxclockerror": None if "maxclockerror" in last else f"{MAXCLOCKERROR_PPM:g}",
+    }
+    text = _render(choices, stock=stock, carried=carried, extra=extra)
     # A line the new text writes again (chronyctl6's own Time Sync line on a second apply) is not dropped.
     written = {d.normalized for d in directives.parse(text)}
     dropped = tuple(v for v in dropped if v.directive.normalized not in written)
     return Rendered(text=text, dropped=dropped, carried=tuple(carried),
                     carried_from=tuple(first_seen[c] for c in carried), stock=tuple(s.line for s in stock),
-                    from_settings=(*choices.directives, *choices.extra_sources))
+                    from_settings=(*choices.directives, *choices.extra_sources),
+                    phc_line=phc_policy.refclock_line(phc, phc_policy.DEFAULT_OPTIONS) if phc else None,
+                    phc_boot_options=boot_options, notes=tuple(own.notes), warnings=tuple(own.warnings))
+
+
+class _OwnLines:
+    """The verdict on each line of the file being replaced, with chronyctl6's own lines known
+    from its state: refclocks (configure/phc.py), the boot-time confdir, maxclockerror."""
+
+    def __init__(self, choices: Choices, runtime_dir: str) -> None:
+        self.choices, self.runtime_dir = choices, runtime_dir
+        self.moved: tuple[str, ...] | None = None
+        self.operator_phc_kept = False
+        self.notes: list[str] = []
+        self.warnings: list[str] = []
+
+    def judge(self, d: directives.Directive) -> directives.Verdict:
+        if d.keyword == "refclock":
+            return self._refclock(d)
+        if d.keyword == "confdir" and d.args and d.args[0].rstrip("/") == self.runtime_dir:
+            return directives.Verdict(d, directives.Fate.DROP, "boot-time PHC directory: chronyctl6 manages it")
+        if d.keyword == "maxclockerror" and _ppm(d.args) <= MAXCLOCKERROR_PPM:
+            why = ("chronyctl6's own value, written again" if _ppm(d.args) == MAXCLOCKERROR_PPM else
+                   f"below the {MAXCLOCKERROR_PPM:g} ppm drift allowance ClockBound's bound assumes: "
+                   "chronyctl6 writes maxclockerror 50")
+            return directives.Verdict(d, directives.Fate.DROP, why)
+        return directives.judge(d, runtime_sourcedir=self.runtime_dir,
+                                replaced_sourcedirs=self.choices.platform.replaced_sourcedirs)
+
+    def _refclock(self, d: directives.Directive) -> directives.Verdict:
+        c = self.choices
+        shown = phc_policy.boot_file(self.runtime_dir)
+        rv = phc_policy.judge_refclock(d, own=c.own_refclocks, live=c.live, present=c.phc_present,
+                                       boot_file_shown=shown)
+        if rv.moved is not None:
+            if self.moved is None:
+                self.moved = rv.moved
+            else:  # one clock, one boot-time line: the first one's options
+                rv = phc_policy.RefclockVerdict(False, rv.reason, note=(
+                    f"your `{d.line}` is a second ENA PHC line: {shown} uses the first one's options"))
+        if rv.keep and phc_policy.is_ena_phc(d.args):
+            self.operator_phc_kept = True
+        leap = phc_policy.leap_problem(d.args, smeared_ntp=True) if not rv.reason.startswith("chronyctl6") else None
+        if leap:  # beside Time Sync's smeared NTP line, which every render writes
+            self.warnings.append(f"`{d.line}`: {leap}; add `trust` to it (policy: {phc_policy.LEAP_POLICY})")
+        self.notes += [rv.note] if rv.note else []
+        self.warnings += [rv.warning] if rv.warning else []
+        return directives.Verdict(d, directives.Fate.KEEP if rv.keep else directives.Fate.DROP, rv.reason)
+
+    def boot_options(self) -> tuple[str, ...] | None:
+        """The refclock options the boot step writes where the launch has the clock; None when
+        the boot step writes no PHC line (the operator's own is kept, or the PHC is off)."""
+        if self.operator_phc_kept:
+            return None
+        if self.moved is not None:
+            return self.moved
+        if self.choices.dropin_phc is not None:
+            return self.choices.dropin_phc
+        return phc_policy.DEFAULT_OPTIONS if self.choices.phc_at_boot else None
+
+
+def _ppm(args: tuple[str, ...]) -> float:
+    try:
+        value = float(args[0]) if args else 0.0
+    except ValueError:
+        return 0.0
+    return value if math.isfinite(value) else 0.0  # NaN counts as unset; inf is refused by chronyd anyway
 
 
 def _stock_lines(platform: Platform, existing: str | None, kept: list[directives.Directive],
@@ -320,7 +419,10 @@ def _context(choices: Choices, *, stock: list[StockLine], carried: list[str]) ->
         "runtime_sourcedir": choices.platform.runtime_sourcedir,
         "timesync_options": choices.timesync_options,
         "phc": choices.phc,
-        "phc_desc": choices.phc or "none",
+        "phc_desc": choices.phc or ("decided at every boot" if choices.phc_at_boot else "none"),
+        "phc_options": " ".join(phc_policy.DEFAULT_OPTIONS),
+        "phc_confdir": None,
+        "maxclockerror": f"{MAXCLOCKERROR_PPM:g}",
         "extra_sources": choices.extra_sources,
         "directives": choices.directives,
         "carried": carried,
@@ -331,7 +433,8 @@ def _context(choices: Choices, *, stock: list[StockLine], carried: list[str]) ->
 TEMPLATE = "base.conf.j2"
 
 
-def _render(choices: Choices, *, stock: list[StockLine], carried: list[str]) -> str:
+def _render(choices: Choices, *, stock: list[StockLine], carried: list[str],
+            extra: dict[str, object] | None = None) -> str:
     template = environment().get_template(TEMPLATE)
-    text = template.render(_context(choices, stock=stock, carried=carried))
+    text = template.render({**_context(choices, stock=stock, carried=carried), **(extra or {})})
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n") + "\n"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from chronyctl6.chronyconf import directives, sources, traversal
+from chronyctl6.configure import phc as phc_policy
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.diagnose.facts import Facts, NtpOutcome, Options, gather
 from chronyctl6.effects import daemons, metadata
@@ -495,14 +496,72 @@ def check_config_smear(f: Facts) -> Check:
     return Check("config-smear", Status.PASS, f"{len(kinds)} source line(s), all {described}; no mixing")
 
 
+def _phc_support(f: Facts) -> str:
+    """What the ENA driver says about the PTP hardware clock: loaded, its version, phc_enable."""
+    pf = f.phc_facts
+    if pf is None:
+        return "ENA driver not examined"
+    if not pf.driver_loaded:
+        return "the ENA driver is not loaded"
+    version = f" {shown(pf.driver_version)}" if pf.driver_version else ""
+    if pf.phc_enable is None:
+        return f"ENA driver{version} loaded, without a phc_enable parameter (PHC support needs ENA 2.10+)"
+    return f"ENA driver{version} loaded, phc_enable={shown(pf.phc_enable)}"
+
+
+def _phc_lines(f: Facts) -> list[traversal.Located]:
+    return [r for r in (f.config.refclocks() if f.config else []) if phc_policy.is_ena_phc(r.directive.args)
+            or (f.phc is not None and len(r.directive.args) >= 2 and r.directive.args[0].upper() == "PHC"
+                and phc_policy.device_of(r.directive.args) == f.phc)]
+
+
 def check_phc(f: Facts) -> Check:
+    """The ENA PTP hardware clock: driver support, phc_enable, the device sysfs names, and whether
+    chrony uses it (in the main file, or the boot-time /run/chronyctl6/phc.conf)."""
+    support = _phc_support(f)
+    pf = f.phc_facts
+    problems = "; ".join(shown(p) for p in pf.problems) if pf and pf.problems else ""
     if f.phc is None:
-        return Check("phc", Status.PASS, "no ENA PTP hardware clock on this instance: nothing left unused")
-    used = f.config is not None and any(
-        len(r.directive.args) >= 2 and r.directive.args[0].upper() == "PHC" for r in f.config.refclocks())
+        if pf is not None and pf.driver_loaded and pf.phc_enable == "0":
+            return Check("phc", Status.WARN, f"no ENA PTP hardware clock: {support}, so the driver does not "
+                         "expose it", "echo 'options ena phc_enable=1' | sudo tee /etc/modprobe.d/ena-phc.conf "
+                         "&& sudo reboot  # on an instance type with the PTP hardware clock")
+        if problems:
+            return Check("phc", Status.WARN, f"no ENA PTP hardware clock found: {problems} ({support})")
+        return Check("phc", Status.PASS, f"no ENA PTP hardware clock on this instance ({support}): nothing left "
+                     f"unused; to get one: {phc_policy.ENABLE_FIX}")
+    clock = f" ({shown(pf.phc.clock.clock_name)} at /dev/{pf.phc.clock.ptp})" if pf and pf.phc else ""
+    used = _phc_lines(f)
     if used:
-        return Check("phc", Status.PASS, f"{f.phc} is present and chrony uses it")
-    return Check("phc", Status.WARN, f"{f.phc} is present, but no `refclock PHC` uses it", f"{APPLY} --phc on")
+        where = ", ".join(f"{u.file}:{u.directive.lineno}" for u in used)
+        return Check("phc", Status.PASS, f"{f.phc}{clock} is present and chrony uses it ({where}); {support}")
+    at_boot = f.config is not None and any(c.directive.args[:1] == ("/run/chronyctl6",)
+                                           for c in f.config.keyword("confdir"))
+    if at_boot:  # the image's boot-time decision has not run since the clock appeared
+        return Check("phc", Status.WARN, f"{f.phc}{clock} is present, but /run/chronyctl6/phc.conf has no line "
+                     "for it", "sudo chronyctl6 boot && sudo systemctl restart chronyd  # a confdir is read at "
+                     "start only")
+    return Check("phc", Status.WARN, f"{f.phc}{clock} is present, but no `refclock PHC` uses it; {support}",
+                 f"{APPLY} --phc on")
+
+
+def check_phc_leap(f: Facts) -> Check:
+    """The leap-second policy for the PHC beside smeared NTP (configure/phc.py LEAP_POLICY, from
+    AWS's documentation)."""
+    lines = _phc_lines(f)
+    if not lines or f.config is None:
+        return Check("phc-leap", Status.PASS, "no PTP hardware clock line: Time Sync's smeared time alone")
+    smeared = any(kind.smeared for located, kind in f.config.kinds()
+                  if located.directive.keyword in directives.SOURCE_KEYWORDS)
+    bad = [u for u in lines if phc_policy.leap_problem(u.directive.args, smeared)]
+    if not bad:
+        return Check("phc-leap", Status.PASS, f"policy: {phc_policy.LEAP_POLICY} ({phc_policy.AWS_PHC_DOC})")
+    first = bad[0]
+    why = phc_policy.leap_problem(first.directive.args, smeared)
+    where = f"{first.file}:{first.directive.lineno}: `{first.directive.line}`"
+    return Check("phc-leap", Status.WARN,
+                 f"{where}: {why}; policy: {phc_policy.LEAP_POLICY} ({phc_policy.AWS_LEAP_DOC})",
+                 f"sudo sed -i '{first.directive.lineno}s/$/ trust/' {q(first.file)} && sudo systemctl restart chronyd")
 
 
 def check_other_daemons(f: Facts) -> Check:
@@ -519,7 +578,7 @@ def check_other_daemons(f: Facts) -> Check:
 CHECKS: tuple[Callable[[Facts], Check], ...] = (
     check_ec2, check_nitro, check_imds_ipv6, check_ipv6_address, check_route_ipv6,
     check_timesync_ipv6, check_timesync_ipv4, check_firewall, check_chrony, check_chronyd, check_config_timesync,
-    check_config_smear, check_phc, check_other_daemons,
+    check_config_smear, check_phc, check_phc_leap, check_other_daemons,
 )
 
 

@@ -21,7 +21,9 @@ from chronyctl6.chronyconf import directives, traversal
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.diagnose import firewall
 from chronyctl6.effects import commands, configtree, daemons, host, metadata
+from chronyctl6.effects import phc as phc_effects
 from chronyctl6.effects.host import HostNetwork
+from chronyctl6.effects.phc import PhcFacts
 from chronyctl6.errors import CommandFailed
 from chronyctl6.measure import exchange
 
@@ -85,6 +87,7 @@ class Facts:
     ipv6_setting: str = "auto"  # settings.toml's ipv6: what this instance is meant to use
     at_boot: bool = False
     firewall: FirewallView = field(default_factory=FirewallView)
+    phc_facts: PhcFacts | None = None  # driver support, phc_enable, the clocks sysfs names
 
     @property
     def metadata(self) -> metadata.InstanceMetadata | None:
@@ -219,12 +222,13 @@ def gather(options: Options) -> Facts:
         config_path = platform.config_path
         config_from = f"{platform.label} default" + (", chronyd without -f" if scan.chronyd else "")
     config = configtree.load(config_path, options.root) if config_path else None
+    found = phc_effects.discover(options.root)
     seconds["total"] = round(time.monotonic() - started, 3)
     return Facts(
         imds_v6=reach_v6, imds_v4=reach_v4, network=host.read_network(), interfaces=_interfaces(),
         route_v6=route_to(directives.TIMESYNC_IPV6), ntp_v6=ntp_v6, ntp_v4=ntp_v4,
         chrony_version=chrony_tools.chronyd_version(), chronyd=scan.chronyd, platform=platform, config=config,
-        config_from=config_from, phc=host.find_phc(options.root), others=scan.others,
+        config_from=config_from, phc=found.phc.device if found.phc else None, phc_facts=found, others=scan.others,
         imdsv1_asked=options.imdsv1, seconds=seconds, ipv6_setting=ipv6_setting, at_boot=at_boot,
         firewall=read_firewall(),
     )

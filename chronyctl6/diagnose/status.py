@@ -7,12 +7,17 @@ sources and tracking (chronyc), and any other time daemon fighting it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from chronyctl6.chronyconf import directives
-from chronyctl6.effects import chrony_tools, daemons
+from chronyctl6.effects import bound_facts, chrony_tools, daemons
 from chronyctl6.errors import ChronyCtlError
+from chronyctl6.measure import clockbound
+
+DEFAULT_WARN = 0.1  # seconds of chronyd's bound: the same defaults as check's --warn/--crit
+DEFAULT_CRIT = 1.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,13 @@ class StatusReport:
     errors: tuple[str, ...]  # what could not be read (chronyc failed, ...)
     others: tuple[daemons.Proc, ...]
     warnings: tuple[str, ...] = field(default=())
+    bound: clockbound.Bound | None = None  # chronyd's error bound, as ClockBound computes it
+    warn: float = DEFAULT_WARN  # thresholds on the bound
+    crit: float = DEFAULT_CRIT
+
+    @property
+    def bound_status(self) -> str | None:
+        return clockbound.classify(self.bound, self.warn, self.crit) if self.bound is not None else None
 
     @property
     def selected(self) -> str | None:
@@ -62,6 +74,8 @@ class StatusReport:
             return "unknown" if self.errors else "critical"
         if not self.tracking.synchronised:
             return "critical"
+        if self.bound_status in ("warning", "critical"):
+            return str(self.bound_status)  # the clock applications read may be that far off
         if not self.on_timesync or self.others or len(self.chronyd) > 1 or self.drift.state == "drift":
             return "warning"
         return "ok"
@@ -89,6 +103,8 @@ class StatusReport:
                 "leap_status": t.leap_status, "synchronised": t.synchronised,
             },
             "synchronised_to_timesync": self.on_timesync,
+            "bound": None if self.bound is None else {**self.bound.as_dict(), "status": self.bound_status},
+            "bound_thresholds": {"warn_seconds": self.warn, "crit_seconds": self.crit},
             "conflicting_daemons": [p.as_dict() for p in self.others],
             "errors": list(self.errors),
             "warnings": list(self.warnings),
@@ -125,7 +141,8 @@ def drift(config_path: str | None, root: Path = Path("/")) -> tuple[Drift, str |
                  tuple(c.shown for c in pending), plan.diff()), managed
 
 
-def status(root: Path = Path("/"), chronyc_socket: str | None = None) -> StatusReport:
+def status(root: Path = Path("/"), chronyc_socket: str | None = None, *, warn: float = DEFAULT_WARN,
+           crit: float = DEFAULT_CRIT) -> StatusReport:
     scan = daemons.scan()
     running = scan.chronyd[0] if scan.chronyd else None
     loaded = running.config_path if running is not None else None
@@ -139,8 +156,10 @@ def status(root: Path = Path("/"), chronyc_socket: str | None = None) -> StatusR
     errors: list[str] = []
     sources: list[chrony_tools.Source] = []
     tracking: chrony_tools.Tracking | None = None
+    read_at = time.monotonic()
     if running is not None:
         for what in ("sources", "tracking"):
+            read_at = time.monotonic()
             done = chrony_tools.chronyc(what, socket=chronyc_socket)
             if not done.ok:
                 errors.append(f"chronyc {what}: {done.brief()}")
@@ -155,5 +174,20 @@ def status(root: Path = Path("/"), chronyc_socket: str | None = None) -> StatusR
     warnings = []
     if len(scan.chronyd) > 1:
         warnings.append(f"{len(scan.chronyd)} chronyd processes run: {', '.join(str(p.pid) for p in scan.chronyd)}")
+    bound = chronyd_bound(tracking, read_at, config_path, root) if tracking is not None else None
     return StatusReport(scan.chronyd, config_path, config_from, report_drift, tuple(sources), tracking,
-                        tuple(errors), scan.others, tuple(warnings))
+                        tuple(errors), scan.others, tuple(warnings), bound, warn, crit)
+
+
+def chronyd_bound(tracking: chrony_tools.Tracking, read_at: float, config_path: str | None,
+                  root: Path = Path("/")) -> clockbound.Bound:
+    """chronyd's bound now: the maxclockerror in force in the configuration it loaded, and the
+    ENA PHC's sysfs error bound when the PHC is the reference."""
+    facts = bound_facts.gather(tracking.ref_id, tracking.ref_name, config_path, root)
+    return clockbound.compute(
+        system_offset=tracking.system_offset, root_delay=tracking.root_delay,
+        root_dispersion=tracking.root_dispersion, synchronised=tracking.synchronised,
+        maxclockerror_ppm=facts.maxclockerror_ppm,
+        since_update=time.time() - tracking.ref_time if tracking.ref_time > 0 else None,
+        age=time.monotonic() - read_at, phc_reference=facts.phc_reference,
+        phc_error_bound=facts.phc_error_bound)

@@ -10,7 +10,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from chronyctl6.chronyconf.directives import PHC_DEVICES, TIMESYNC_IPV6
+from chronyctl6.chronyconf.directives import TIMESYNC_IPV6
 from chronyctl6.text import shown
 
 
@@ -186,20 +186,12 @@ def read_network() -> HostNetwork:
 
 
 def find_phc(root: Path) -> str | None:
-    """The ENA PTP hardware clock's device, if this host has one."""
-    for device in PHC_DEVICES[:1]:  # Amazon Linux's udev rule names it /dev/ptp_ena
-        if (root / device.lstrip("/")).exists():
-            return device
-    ptp = root / "sys/class/ptp"
-    if ptp.is_dir():
-        for clock in sorted(ptp.iterdir()):
-            try:
-                name = (clock / "clock_name").read_text().strip()
-            except OSError:
-                continue
-            if name.lower().startswith("ena") and (root / "dev" / clock.name).exists():
-                return f"/dev/{clock.name}"
-    return None
+    """The ENA PTP hardware clock's device, if this host (or the tree at root) has one: found
+    through sysfs (clock_name `ena-ptp-NN`), a device node used only when it is that clock's."""
+    from chronyctl6.effects import phc
+
+    found = phc.discover(root).phc
+    return found.device if found is not None else None
 
 
 def read_text(path: Path) -> str | None:

@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from chronyctl6.errors import ChronyCtlError, ExitStatus
-from chronyctl6.measure import exchange
+from chronyctl6.measure import clockbound, exchange
 
 # Imported where used: `check` runs every minute, and start-up is most of its time.
 if TYPE_CHECKING:
@@ -109,9 +109,15 @@ class ChronydView:
     allowed: float | None = None  # the most the two bounds let that difference be
     disagrees: bool = False
     sources: tuple[Source, ...] = ()  # `chronyc sources`, for the metrics; () if unread
-    # chronyd's bound against UTC as ClockBound computes it (drift allowance and PHC included),
-    # from measure.gather.chronyd_clockbound; None until that hook has a computation.
-    clockbound: float | None = None
+    # chronyd's bound against UTC as ClockBound computes it (measure/clockbound.py: drift allowance
+    # and the ENA PHC's error bound included), from measure.gather.chronyd_clockbound, judged by the
+    # same --warn/--crit: the clock applications read
+    bound: clockbound.Bound | None = None
+    bound_status: str | None = None  # ok | warning | critical
+
+    @property
+    def clockbound(self) -> float | None:
+        return self.bound.seconds if self.bound is not None else None
 
 
 def compare_chronyd(sample: exchange.Sample | None, tracking: Tracking,
@@ -173,6 +179,7 @@ def evaluate(
     chronyd_problem: str | None = None,
     ipv6_hint: str | None = None,
     sources: tuple[Source, ...] = (),
+    bound: clockbound.Bound | None = None,
 ) -> CheckResult:
     """The verdict. The server with the smallest distance to UTC decides; chronyd's view can
     only make it worse: a disagreement is a WARNING, chronyd not synchronised is CRITICAL (no
@@ -185,6 +192,7 @@ def evaluate(
     # Not asked (--no-chronyd): no view at all, so nothing about chronyd is reported.
     chronyd = (compare_chronyd(None, tracking, sources) if tracking
                else ChronydView(None, chronyd_problem) if chronyd_problem else None)
+    chronyd = _with_bound(chronyd, bound, thresholds)
     if not usable:
         summary = notes[0] if notes else "no server to ask"
         status = CheckStatus.UNKNOWN
@@ -215,7 +223,19 @@ def evaluate(
         elif not tracking.synchronised:
             status = max(status, CheckStatus.CRITICAL)
             summary += "; chronyd is not synchronised"
+        chronyd = _with_bound(chronyd, bound, thresholds)
+        if (chronyd is not None and bound is not None and bound.seconds is not None
+                and chronyd.bound_status in ("warning", "critical")):
+            status = max(status, CheckStatus.CRITICAL if chronyd.bound_status == "critical" else CheckStatus.WARNING)
+            summary += f"; chronyd's clock could be {bound.seconds:.6f} s off (ClockBound's bound)"
     return CheckResult(status, summary, thresholds, measurements, chosen, chronyd, notes)
+
+
+def _with_bound(view: ChronydView | None, bound: clockbound.Bound | None,
+                thresholds: Thresholds) -> ChronydView | None:
+    if view is None or bound is None:
+        return view
+    return replace(view, bound=bound, bound_status=clockbound.classify(bound, thresholds.warn, thresholds.crit))
 
 
 def ipv6_route_hint(measurements: list[exchange.Measurement],

@@ -11,7 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 from chronyctl6.measure import check as chk
-from chronyctl6.measure import exchange
+from chronyctl6.measure import clockbound, exchange
 
 if TYPE_CHECKING:
     from chronyctl6.effects.chrony_tools import Source, Tracking
@@ -102,6 +102,9 @@ def run(
         )
     if not 0 < timeout <= 60:
         raise chk.CheckUsageError(f"--timeout {timeout:g}: use more than 0 and at most 60 seconds")
+    import time
+
+    read_at = time.monotonic()
     tracking, sources, problem = chronyd_view(chronyd_socket) if ask_chronyd else (None, (), None)
     server_from = "--server"
     if not servers:
@@ -119,25 +122,26 @@ def run(
     hint = chk.ipv6_route_hint(measurements, has_global_ipv6)
     if hint is None and unresolved and not any(m.best for m in measurements):
         hint = "give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)"
-    result = chk.evaluate(measurements, thresholds, tracking, problem, hint, sources)
+    bound = chronyd_clockbound(tracking, read_at) if tracking is not None else None
+    result = chk.evaluate(measurements, thresholds, tracking, problem, hint, sources, bound)
     result.server_from = server_from
-    bound = chronyd_clockbound(tracking) if tracking is not None else None
-    if result.chronyd is not None and bound is not None:
-        from dataclasses import replace
-
-        result.chronyd = replace(result.chronyd, clockbound=bound)
     return result
 
 
-def chronyd_clockbound(tracking: Tracking) -> float | None:
-    """HOOK: chronyd's bound against UTC as ClockBound computes it (|offset| + root dispersion +
-    root delay / 2, grown by maxclockerror since the last update, plus the PHC's error bound
-    when the PHC is the reference), exported as chronyctl6_check_chronyd_clockbound_seconds.
+def chronyd_clockbound(tracking: Tracking, read_at: float) -> clockbound.Bound:
+    """chronyd's bound against UTC as ClockBound computes it (measure/clockbound.py, pure): the
+    maxclockerror in force in the configuration chronyd reads and, with the ENA PHC as the
+    reference, its sysfs error bound (effects/bound_facts.py); tracking read at monotonic
+    `read_at`, so the bound grows by maxclockerror from then to now."""
+    import time
 
-    Branch `phc` computes it for `status` (diagnose/status.py); once that computation sits where
-    measure may import it (a pure function of Tracking, the maxclockerror in force and the PHC
-    bound), call it here. Until then None: no series is written rather than a wrong one
-    (Tracking.max_error, exported as chronyctl6_check_chronyd_max_error_seconds, leaves out
-    the drift allowance and the PHC)."""
-    del tracking
-    return None
+    from chronyctl6.effects import bound_facts
+
+    facts = bound_facts.gather(tracking.ref_id, tracking.ref_name)
+    return clockbound.compute(
+        system_offset=tracking.system_offset, root_delay=tracking.root_delay,
+        root_dispersion=tracking.root_dispersion, synchronised=tracking.synchronised,
+        maxclockerror_ppm=facts.maxclockerror_ppm,
+        since_update=time.time() - tracking.ref_time if tracking.ref_time > 0 else None,
+        age=time.monotonic() - read_at, phc_reference=facts.phc_reference,
+        phc_error_bound=facts.phc_error_bound)

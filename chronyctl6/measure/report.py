@@ -17,8 +17,9 @@ Prometheus names (see packaging/prometheus/README.md for the mapping):
   source_state and source_mode, stratum, polling interval, last sample age, offset and error),
   and `chronyctl6_sources_reachability_ratio`, which chrony_exporter lacks;
 - the bounds: our measurement's `chronyctl6_check_max_error_seconds` (per server) and chronyd's
-  as ClockBound computes it, `chronyctl6_check_chronyd_clockbound_seconds`, once the command
-  layer supplies it (ChronydView.clockbound, see measure.gather.chronyd_clockbound);
+  as ClockBound computes it, `chronyctl6_check_chronyd_clockbound_seconds` (measure.clockbound,
+  through measure.gather.chronyd_clockbound), with `chronyctl6_check_chronyd_maxclockerror_ppm` and,
+  with the ENA PHC as the reference, `chronyctl6_check_chronyd_phc_error_bound_seconds`;
 - with --no-chronyd, no chronyd series at all.
 """
 
@@ -27,7 +28,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-from chronyctl6.measure.check import CheckResult, decimal
+from chronyctl6.measure.check import CheckResult, ChronydView, decimal
 from chronyctl6.measure.exchange import Measurement, Sample
 from chronyctl6.text import shown
 
@@ -118,8 +119,30 @@ def to_data(r: CheckResult) -> dict[str, Any]:
             "difference_seconds": _num(view.difference),
             "allowed_seconds": _num(view.allowed),
             "disagrees": view.disagrees,
+            "bound": _bound_data(view),
         }
     return out
+
+
+def _bound_data(view: ChronydView) -> dict[str, Any] | None:
+    """chronyd's bound as ClockBound computes it (measure/clockbound.py), with its verdict."""
+    b = view.bound
+    if b is None:
+        return None
+    data: dict[str, Any] = {k: (_num(v) if isinstance(v, float) else v) for k, v in b.as_dict().items()}
+    return {**data, "status": view.bound_status}
+
+
+def _bound_line(view: ChronydView) -> str | None:
+    b = view.bound
+    if b is None:
+        return None
+    if b.seconds is None:
+        return f"               bound        none: {one_line(b.problem or '')}"
+    phc = f" + PHC {b.phc_error_bound:.9f}" if b.phc_error_bound is not None else ""
+    return (f"               bound        {b.seconds:.6f} s ({view.bound_status}) = |offset| {b.offset:.9f} + root "
+            f"dispersion {b.root_dispersion:.9f} + root delay/2 {b.half_root_delay:.9f}{phc} + "
+            f"{b.maxclockerror_ppm:g} ppm since reading; as ClockBound computes it")
 
 
 def _rejected_totals(r: CheckResult) -> dict[str, int]:
@@ -168,6 +191,9 @@ def to_text(r: CheckResult) -> str:
                 f"               {verdict} with this measurement: {view.difference:.6f} s apart, "
                 f"bounds allow {view.allowed:.6f} s"
             )
+        bound_line = _bound_line(view)
+        if bound_line:
+            lines.append(bound_line)
     elif view is not None and view.problem:
         lines.append(f"  chronyd      not consulted: {one_line(view.problem)}")
     lines += [f"  note         {one_line(note)}" for note in r.notes]
@@ -207,6 +233,9 @@ def to_nagios(r: CheckResult) -> str:
         _perf("root_dispersion", s.root_dispersion),
         _perf("stratum", s.stratum, uom="", high="16"),
     ]
+    bound = r.chronyd.bound if r.chronyd is not None else None
+    if bound is not None and bound.seconds is not None:  # chronyd's bound, judged by the same thresholds
+        perf.append(_perf("chronyd_bound", bound.seconds, warn=decimal(t.warn), crit=decimal(t.crit)))
     return one_line(head).replace("|", "/") + "|" + " ".join(perf)
 
 
@@ -292,6 +321,13 @@ def to_prometheus(r: CheckResult) -> str:
         p.gauge(CHECK + "chronyd_max_error_seconds", "|system time| + root delay / 2 + root "
                 "dispersion: chronyd's bound against UTC, as ClockBound computes it.",
                 [({}, t.max_error)])
+        b = view.bound
+        if b is not None and b.seconds is not None:
+            p.gauge(CHECK + "chronyd_maxclockerror_ppm", "The maxclockerror in force in chronyd's "
+                    "configuration (ppm).", [({}, b.maxclockerror_ppm)])
+            if b.phc_error_bound is not None:
+                p.gauge(CHECK + "chronyd_phc_error_bound_seconds", "The ENA PTP hardware clock's own error "
+                        "bound (sysfs phc_error_bound).", [({}, b.phc_error_bound)])
         if view.difference is not None:
             p.gauge(CHECK + "chronyd_disagreement", "1 if chronyd's offset and ours cannot both "
                     "be right.", [({}, 1.0 if view.disagrees else 0.0)])
@@ -316,8 +352,9 @@ def to_prometheus(r: CheckResult) -> str:
         _selected_source(p, t)
         if view.clockbound is not None:
             p.gauge(CHECK + "chronyd_clockbound_seconds", "chronyd's bound against UTC as "
-                    "ClockBound computes it: |offset| + root dispersion + root delay / 2, grown by "
-                    "the drift allowance since the last update, plus the PHC's error bound.",
+                    "ClockBound computes it: |offset| + root dispersion (which chronyd grows by the drift "
+                    "allowance since its last update) + root delay / 2, plus the ENA PHC's error bound when "
+                    "it is the reference, grown by maxclockerror since the reading. Judged by threshold_seconds.",
                     [({}, view.clockbound)])
     _sources(p, view.sources)
     return "\n".join(p.lines) + "\n"

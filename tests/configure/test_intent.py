@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from chronyctl6.configure import boot as boot_mod
+from chronyctl6.configure.phc import DEFAULT_OPTIONS
 from chronyctl6.configure.plan import Request
 from chronyctl6.effects import host, metadata
 from tests.configure.test_transaction import NETWORK, Host, live  # noqa: F401 (the fixture)
@@ -31,8 +32,11 @@ def test_at_boot_then_a_plain_apply_keeps_at_boot(tmp_path: Path) -> None:
     assert again.returncode == 0, again.stderr
     assert "sourcedir /run/chronyctl6" in _active(root)
     assert not [ln for ln in _active(root) if ln.startswith("server ")]
-    assert json.loads((root / STATE).read_text())["intent"] == {"at_boot": True, "ipv6": "on", "phc": "auto",
-                                                           "distro": "debian"}
+    intent = json.loads((root / STATE).read_text())["intent"]
+    assert {k: intent[k] for k in ("at_boot", "ipv6", "phc", "distro")} == {
+        "at_boot": True, "ipv6": "on", "phc": "auto", "distro": "debian"}
+    # an image: no PHC line of chronyctl6's own in the file; the boot step's options recorded
+    assert intent["phc_line"] is None and intent["phc_boot_options"] == list(DEFAULT_OPTIONS)
     # An explicit flag changes it, and says so.
     fixed = cli("apply", "--root", str(root), "--fixed")
     assert fixed.returncode == 0, fixed.stderr

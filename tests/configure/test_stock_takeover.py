@@ -23,8 +23,10 @@ VARIANTS = {"ipv6-on": ("on", "off"), "ipv6-off": ("off", "off"), "phc-on": ("on
 ADDED_BY_CHRONYCTL6 = {
     "server fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4",
     "server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4",
-    "refclock PHC /dev/ptp_ena poll 0 delay 0.000010 prefer",
+    "refclock PHC /dev/ptp_ena poll 0 delay 0.000010 prefer trust",
     "sourcedir /run/chronyctl6",
+    "confdir /run/chronyctl6",  # the boot-time PHC (an image never carries a refclock line of ours)
+    "maxclockerror 50",  # the drift allowance ClockBound's bound assumes
 }
 
 

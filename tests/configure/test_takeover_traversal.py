@@ -131,12 +131,12 @@ def test_absolute_symlink_out_of_the_image_reads_the_images_file(tmp_path: Path)
     root = stock_root(tmp_path, "rhel9")
     conf = root / "etc/chrony.conf"
     (root / "usr/share/chrony").mkdir(parents=True)
-    (root / "usr/share/chrony/chrony.conf").write_bytes(conf.read_bytes() + b"maxclockerror 42\n")
+    (root / "usr/share/chrony/chrony.conf").write_bytes(conf.read_bytes() + b"maxclockerror 142\n")
     conf.unlink()
     conf.symlink_to("/usr/share/chrony/chrony.conf")
     cli_json("apply", "--root", str(root), "--ipv6", "on")
     assert not conf.is_symlink()  # replaced, never written through
-    assert "\nmaxclockerror 42\n" in conf.read_text()
+    assert "\nmaxclockerror 142\n" in conf.read_text()
     assert "fd00:ec2::123" not in (root / "usr/share/chrony/chrony.conf").read_text()
 
 

@@ -16,6 +16,7 @@ from chronyctl6.diagnose.doctor import Status
 from chronyctl6.diagnose.facts import Facts, NtpOutcome, Route
 from chronyctl6.effects import configtree, daemons, metadata
 from chronyctl6.effects.host import HostNetwork
+from chronyctl6.effects.phc import PhcFacts
 from chronyctl6.measure import exchange
 
 MD = metadata.InstanceMetadata(
@@ -60,7 +61,7 @@ def test_a_healthy_instance_passes_every_check() -> None:
     checks = doctor.run_checks(healthy())
     assert [c.id for c in checks] == ["ec2", "nitro", "imds-ipv6", "ipv6-address", "route-ipv6", "timesync-ipv6",
                                       "timesync-ipv4", "firewall", "chrony", "chronyd", "config-timesync",
-                                      "config-smear", "phc", "other-daemons"]
+                                      "config-smear", "phc", "phc-leap", "other-daemons"]
     assert {c.id: c.status for c in checks} == {c.id: Status.PASS for c in checks}
     assert all(c.fix is None for c in checks)
     assert doctor.exit_status(checks) == 0
@@ -260,8 +261,38 @@ def test_phc_present_but_unused() -> None:
     c = by_id(replace(healthy(), phc="/dev/ptp_ena"))["phc"]
     assert c.status is Status.WARN and c.fix == "sudo chronyctl6 apply --phc on"
     used = replace(healthy(), phc="/dev/ptp_ena", config=config(
-        "server fd00:ec2::123 prefer iburst", "refclock PHC /dev/ptp_ena poll 0 delay 0.000010 prefer"))
+        "server fd00:ec2::123 prefer iburst", "refclock PHC /dev/ptp_ena poll 0 delay 0.000010 prefer trust"))
     assert by_id(used)["phc"].status is Status.PASS
+    boot_time = replace(healthy(), phc="/dev/ptp_ena", config=config(
+        "server fd00:ec2::123 prefer iburst", "confdir /run/chronyctl6"))
+    c = by_id(boot_time)["phc"]
+    assert c.status is Status.WARN and c.fix is not None and "chronyctl6 boot" in c.fix and "restart" in c.fix
+
+
+def test_phc_driver_support_and_phc_enable_are_reported() -> None:
+    off = PhcFacts(None, driver_loaded=True, driver_version="2.13.0g", phc_enable="0")
+    c = by_id(replace(healthy(), phc_facts=off))["phc"]
+    assert c.status is Status.WARN and "phc_enable=0" in c.evidence and c.fix is not None
+    assert "options ena phc_enable=1" in c.fix
+    old = by_id(replace(healthy(), phc_facts=PhcFacts(None, driver_loaded=True)))["phc"]
+    assert old.status is Status.PASS and "needs ENA 2.10+" in old.evidence
+    planted = PhcFacts(None, problems=("/dev/ptp_ena exists, but no /sys/class/ptp clock is the ENA driver's: "
+                                       "not used",))
+    assert by_id(replace(healthy(), phc_facts=planted))["phc"].status is Status.WARN
+
+
+def test_the_leap_policy_beside_smeared_ntp() -> None:
+    ours = replace(healthy(), phc="/dev/ptp_ena", config=config(
+        "server fd00:ec2::123 prefer iburst", "refclock PHC /dev/ptp_ena poll 0 delay 0.000010 prefer trust"))
+    c = by_id(ours)["phc-leap"]
+    assert c.status is Status.PASS and "trusted reference" in c.evidence and "configure-ec2-ntp" in c.evidence
+    recipe = replace(healthy(), phc="/dev/ptp_ena", config=config(
+        "server 169.254.169.123 prefer iburst", "refclock PHC /dev/ptp0 poll 0 delay 0.000010 prefer"))
+    c = by_id(recipe)["phc-leap"]
+    assert c.status is Status.WARN and "may select neither" in c.evidence
+    assert c.fix is not None and "s/$/ trust/" in c.fix
+    alone = replace(healthy(), config=config("refclock PHC /dev/ptp0 poll 0 delay 0.000010 prefer"))
+    assert by_id(alone)["phc-leap"].status is Status.PASS  # nothing smeared beside it
 
 
 def test_other_time_daemons() -> None:

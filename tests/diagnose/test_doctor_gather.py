@@ -12,7 +12,7 @@ from chronyctl6.effects import metadata
 from tests.helpers import stock_root
 
 
-def test_not_on_ec2_is_found_at_once_and_an_unused_phc_is_seen(tmp_path: Path) -> None:
+def test_not_on_ec2_is_found_at_once_and_a_name_alone_is_no_phc(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
     (root / "dev").mkdir()
     (root / "dev/ptp_ena").touch()
@@ -26,10 +26,11 @@ def test_not_on_ec2_is_found_at_once_and_an_unused_phc_is_seen(tmp_path: Path) -
     assert f.ntp_v6 is not None and f.ntp_v6.kind == "unreachable"
     assert f.ntp_v4 is not None and f.ntp_v4.kind == "unreachable"
     assert f.platform is not None and f.platform.name == "debian"
-    assert f.phc == "/dev/ptp_ena"
+    # /dev/ptp_ena is a plain file and sysfs names no ENA clock: not a PHC, and doctor says why
+    assert f.phc is None
     checks = {c.id: c for c in doctor.run_checks(f)}
     assert checks["ec2"].status is Status.FAIL and "unreachable" in checks["ec2"].evidence
-    assert checks["phc"].status is Status.WARN and checks["phc"].fix == "sudo chronyctl6 apply --phc on"
+    assert checks["phc"].status is Status.WARN and "no /sys/class/ptp clock is the ENA" in checks["phc"].evidence
     assert checks["route-ipv6"].status is Status.FAIL
 
 

@@ -14,6 +14,7 @@ import pytest
 from chronyctl6.configure.plan import Request, make_plan
 from chronyctl6.diagnose import status as st
 from chronyctl6.effects import chrony_tools, daemons
+from chronyctl6.measure import clockbound
 from sandbox import TIME_SYNC_V6, Ec2
 from tests.contract import envelope
 from tests.helpers import stock_root
@@ -73,6 +74,11 @@ def test_report_shape() -> None:
                            ()).exit_status == 2
 
 
+def _bound(dispersion: float) -> clockbound.Bound:
+    return clockbound.compute(system_offset=0.0, root_delay=0.0, root_dispersion=dispersion, synchronised=True,
+                              maxclockerror_ppm=50.0)
+
+
 def _report(sources: str, leap: str = "Normal", **more: Any) -> st.StatusReport:
     proc = daemons.Proc(42, "chronyd", "_chrony", time.time() - 90, ("chronyd",))
     tracking = chrony_tools.parse_tracking(f"7F7F0101,x,4,1700000000.1,0.000001,0,0,0,0,0,0.0002,0.0001,16.0,{leap}\n")
@@ -96,6 +102,11 @@ def _report(sources: str, leap: str = "Normal", **more: Any) -> st.StatusReport:
     # chronyd runs, Time Sync configured, but nothing selected: not synchronised
     ("^,?,fd00:ec2::123,0,4,0,-,0,0,0\n", "Not synchronised", {}, "critical", 2),
     ("", "Normal", {"tracking": None, "errors": ("chronyc tracking: 506 Cannot talk to daemon",)}, "unknown", 3),
+    # chronyd's bound (as ClockBound computes it) against --warn/--crit: the clock applications read
+    ("^,*,fd00:ec2::123,3,4,377,5,0,0,0\n", "Normal", {"bound": _bound(0.05)}, "ok", 0),
+    ("^,*,fd00:ec2::123,3,4,377,5,0,0,0\n", "Normal", {"bound": _bound(0.2)}, "warning", 1),
+    ("^,*,fd00:ec2::123,3,4,377,5,0,0,0\n", "Normal", {"bound": _bound(0.2), "warn": 0.5}, "ok", 0),
+    ("^,*,fd00:ec2::123,3,4,377,5,0,0,0\n", "Normal", {"bound": _bound(1.5)}, "critical", 2),
 ])
 def test_status_verdict_is_whether_time_sync_keeps_this_clock(sources: str, leap: str, more: dict[str, Any],
                                                              verdict: str, code: int) -> None:

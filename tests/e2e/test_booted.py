@@ -225,6 +225,27 @@ def test_broken_change_is_rolled_back_under_systemd(instance: Layer, ec2_factory
     assert _selected(instance) == TIME_SYNC_V6
 
 
+def test_an_image_baked_with_phc_on_keeps_time_on_a_launch_without_the_clock(
+    instance: Layer, ec2_factory: Callable[..., Ec2]
+) -> None:
+    """Issue 19's "done when": `apply --root --phc on` means "use it where present"; a launch
+    without the ENA PTP hardware clock (this machine has none) boots with chronyd running and
+    synchronised, because no refclock line for a missing device is baked in."""
+    done = cli("apply", "--root", str(instance.root), "--phc", "on")
+    assert done.returncode == 0, done.stderr
+    conf = (instance.root / "etc/chrony/chrony.conf").read_text()
+    assert "\nconfdir /run/chronyctl6\n" in conf and "\nrefclock" not in conf
+    ec2 = ec2_factory(ipv6=True)
+    instance.boot(ec2.instance.netns_path)
+    assert instance.run(["test", "-e", "/run/chronyctl6/phc.conf"]).returncode != 0  # no clock, no line
+    assert instance.run(["systemctl", "is-active", "chrony.service"]).stdout.strip() == "active"
+    waited = instance.run(["chronyc", "-n", "waitsync", "120", "0", "0", "0.25"], timeout=60)
+    assert waited.returncode == 0, waited.stdout
+    assert _selected(instance) == TIME_SYNC_V6
+    journal = instance.run(["journalctl", "-b", "-u", "chronyctl6-boot.service", "--no-pager"]).stdout
+    assert "Could not open PHC" not in journal
+
+
 def test_wait_unit_holds_time_sync_target_until_synchronised(
     instance: Layer, ec2_factory: Callable[..., Ec2]
 ) -> None:

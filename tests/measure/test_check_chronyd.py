@@ -219,3 +219,21 @@ def test_an_unsynchronised_chronyd_is_critical_and_names_the_server_check_asks(t
     assert out["servers"][0]["sent"] == 0  # refused by the kernel: nothing left this namespace
     assert out["chronyd"]["synchronised"] is False
     assert code == 2 and out["verdict"] == "CRITICAL" and "chronyd is not synchronised" in out["summary"]
+
+
+def test_chronyds_bound_is_reported_in_every_output(chronyd: Chronyd) -> None:
+    """chronyd's bound as ClockBound computes it, judged by --warn/--crit (issue 19 item 3)."""
+    code, out = check("--server", "::1", "--port", str(chronyd.port), "--chronyd-socket", chronyd.socket)
+    bound = out["chronyd"]["bound"]
+    assert code == 0 and bound["status"] == "ok" and bound["problem"] is None
+    t = out["chronyd"]
+    assert bound["bound_seconds"] >= abs(t["offset_seconds"]) + t["root_distance_seconds"] - 1e-9
+    nagios = CliRunner().invoke(app, ["check", "-o", "nagios", "--server", "::1", "--port", str(chronyd.port),
+                                      "--chronyd-socket", chronyd.socket]).stdout
+    assert "chronyd_bound=" in nagios and ";0.1;1;" in nagios.split("chronyd_bound=")[1].split()[0]
+    prom = CliRunner().invoke(app, ["check", "-o", "prometheus", "--server", "::1", "--port", str(chronyd.port),
+                                    "--chronyd-socket", chronyd.socket]).stdout
+    assert "chronyctl6_check_chronyd_clockbound_seconds " in prom
+    text = CliRunner().invoke(app, ["check", "--server", "::1", "--port", str(chronyd.port),
+                                    "--chronyd-socket", chronyd.socket]).stdout
+    assert "bound" in text and "as ClockBound computes it" in text

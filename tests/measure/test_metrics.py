@@ -4,11 +4,11 @@ chrony_exporter's chrony_tracking_info, every source's state and reachability, a
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from chronyctl6.effects.chrony_tools import Source
+from chronyctl6.measure import clockbound
 from chronyctl6.measure import report as fmt
 from chronyctl6.measure.check import Thresholds, evaluate
 from tests.measure.test_check_verdict import measurement, sample, tracking
@@ -76,6 +76,12 @@ def test_the_bounds_are_gauges_and_chronyds_clockbound_only_when_supplied() -> N
     ((labels, ours),) = found["chronyctl6_check_max_error_seconds"]
     assert labels == {"server": "169.254.169.123"} and ours == r.max_error
     assert "chronyctl6_check_chronyd_clockbound_seconds" not in found  # the hook gave nothing
-    assert r.chronyd is not None
-    r.chronyd = replace(r.chronyd, clockbound=0.000345)
-    assert series(fmt.to_prometheus(r))["chronyctl6_check_chronyd_clockbound_seconds"] == [({}, 0.000345)]
+    bound = clockbound.compute(system_offset=0.0001, root_delay=0.0002, root_dispersion=0.000145,
+                               synchronised=True, maxclockerror_ppm=50.0)
+    r = evaluate([measurement("169.254.169.123", sample(0.001, 0.0002))], Thresholds(), tracking(0.00002),
+                 bound=bound)
+    assert r.chronyd is not None and r.chronyd.clockbound == pytest.approx(0.000345)
+    found = series(fmt.to_prometheus(r))
+    ((labels, value),) = found["chronyctl6_check_chronyd_clockbound_seconds"]
+    assert labels == {} and value == pytest.approx(0.000345)
+    assert found["chronyctl6_check_chronyd_maxclockerror_ppm"] == [({}, 50.0)]
