@@ -24,7 +24,14 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(host, "read_network", lambda: DUAL)
     monkeypatch.setattr(metadata, "instance_hint", lambda network, **_: host.InstanceHint("nitro", True))
     monkeypatch.setattr(boot_mod, "_chronyd_answers", lambda: False)
+    as_root(monkeypatch)
     return stock_root(tmp_path, "debian12")
+
+
+def as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boot refuses to run unless root (it writes under /run); here it writes under a temporary
+    root only, which any user may: the check is passed so these tests run as any user."""
+    monkeypatch.setattr(boot_mod, "is_root", lambda: True)
 
 
 def _server(root: Path) -> str:
@@ -80,6 +87,7 @@ def test_an_unreadable_network_falls_back(root: Path, monkeypatch: pytest.Monkey
 def test_slow_metadata_is_bounded(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real client's deadline: a metadata service that never answers costs at most ~2 s."""
     monkeypatch.undo()
+    as_root(monkeypatch)
     monkeypatch.setattr(host, "read_network", lambda: DUAL)
     monkeypatch.setattr(boot_mod, "_chronyd_answers", lambda: False)
     calls: list[float] = []

@@ -107,6 +107,7 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
     yield h
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 def test_a_live_apply_gathers_once_and_changes_every_file_and_the_unit(live: Host) -> None:
     result = live.apply(at_boot=True)
     assert live.imds_calls == [1]  # one instance-metadata round trip for the whole apply
@@ -178,6 +179,7 @@ STEPS = ["validate", "keep-original", "history", "backup", "write-config", "writ
 TOUCHES_CHRONYD = {"restart", "verify", "verify-bug", "ctrl-c", "SIGTERM", "SIGHUP", "SIGINT"}
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 @pytest.mark.parametrize("step", STEPS)
 def test_a_failure_at_any_step_puts_everything_back(live: Host, monkeypatch: pytest.MonkeyPatch,
                                                      step: str) -> None:
@@ -225,6 +227,7 @@ def test_a_failure_at_any_step_puts_everything_back(live: Host, monkeypatch: pyt
         assert f"interrupted by {step}" in failed.value.message
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 def test_a_failed_rollback_has_its_own_status_and_says_what_is_on_disk(live: Host,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     live.verify = _raise(CommandFailed("chronyd did not select fd00:ec2::123 within 5 s"))
@@ -239,6 +242,7 @@ def test_a_failed_rollback_has_its_own_status_and_says_what_is_on_disk(live: Hos
     assert "boot unit enabled" not in message  # the link itself came out
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 def test_an_up_to_date_host_is_left_alone(live: Host) -> None:
     live.apply(at_boot=True)
     conf = live.root / "etc/chrony.conf"
@@ -249,6 +253,7 @@ def test_an_up_to_date_host_is_left_alone(live: Host) -> None:
     assert conf.stat().st_ino == before.st_ino
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 def test_waiting_prints_progress_for_a_person_and_fails_in_time(live: Host,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from chronyctl6.effects import chrony_tools
@@ -279,6 +284,7 @@ def test_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli._progress(cli._Run("apply", "text", quiet=True)) is None  # -q: no progress either
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 def test_a_second_sigterm_during_the_rollback_does_not_cut_it_short(live: Host,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     before = live.snapshot()
@@ -297,6 +303,7 @@ def test_a_second_sigterm_during_the_rollback_does_not_cut_it_short(live: Host,
     assert live.snapshot() == before
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 @pytest.mark.parametrize(("settings_text", "flag", "expected"),
                          [(None, None, 60.0), ("wait = 0\n", None, 0.0), ("wait = 12\n", None, 12.0),
                           ("wait = 12\n", 3.0, 3.0), (None, 0.0, 0.0)],

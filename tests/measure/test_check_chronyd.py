@@ -15,14 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from chronyctl6.cli import app
 from chronyctl6.effects import commands
 from chronyctl6.measure import exchange
 from tests.conftest import require
 from tests.contract import validate
+from tests.helpers import cli_runner
 from tests.ntp_fixtures import Responder, ServerState, require_isolated_netns
+
+# Runs a real chronyd (its command socket under /run): root.
+pytestmark = pytest.mark.root
 
 
 @dataclass
@@ -85,7 +88,7 @@ def _serves(port: int) -> bool:
 
 
 def check(*args: str) -> tuple[int, dict[str, Any]]:
-    result = CliRunner().invoke(app, ["check", "-o", "json", *args])
+    result = cli_runner().invoke(app, ["check", "-o", "json", *args])
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     doc = validate(json.loads(result.stdout))  # the chronyctl6/v1 envelope

@@ -19,6 +19,7 @@ from chronyctl6 import cli
 from chronyctl6.measure import command
 from tests.conftest import require
 from tests.contract import validate
+from tests.helpers import cli_runner
 from tests.measure.fastpath_table import TABLE, click_params, same
 from tests.ntp_fixtures import Responder, ServerState, require_isolated_netns
 
@@ -138,7 +139,6 @@ def test_typer_and_the_fast_path_print_the_identical_outcome(
         capsys: pytest.CaptureFixture[str]) -> None:
     """One measurement (a fixed result, nothing sent), printed both ways: byte for byte the same,
     and under -o json a valid chronyctl6/v1 envelope."""
-    from typer.testing import CliRunner
 
     from chronyctl6.measure import check as chk
     from chronyctl6.measure.check import CheckStatus, Thresholds, evaluate
@@ -154,7 +154,7 @@ def test_typer_and_the_fast_path_print_the_identical_outcome(
     with pytest.raises(SystemExit) as ended:
         command.fast_main(args)
     fast = capsys.readouterr()
-    slow = CliRunner().invoke(cli.app, ["check", *args])
+    slow = cli_runner().invoke(cli.app, ["check", *args])
     assert (ended.value.code, fast.out, fast.err) == (slow.exit_code, slow.stdout, slow.stderr)
     assert slow.exit_code == int(CheckStatus[verdict])
     if output == "json":

@@ -28,6 +28,9 @@ from tests.packaging_support import (
     run,
 )
 
+# Packages installed into chroots of cached roots: root.
+pytestmark = pytest.mark.root
+
 UNITS = ("chronyctl6-boot.service", "chronyctl6-check.service", "chronyctl6-check.timer")
 TIME_SYNC_V6 = "server fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4"
 # What Debian 12 ships, and so what the package must work with.

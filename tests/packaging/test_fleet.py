@@ -42,6 +42,9 @@ from tests.packaging_support import (
     run,
 )
 
+# Packages installed into chroots of cached roots: root.
+pytestmark = pytest.mark.root
+
 SSM_DOC = PACKAGING / "ssm" / "chronyctl6-apply.yml"
 IB_DOC = PACKAGING / "imagebuilder" / "chronyctl6-component.yml"
 CLOUD_CONFIG = PACKAGING / "cloud-init" / "chronyctl6.cloud-config.yml"

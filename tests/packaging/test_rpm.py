@@ -31,6 +31,9 @@ from tests.packaging_support import (
     run,
 )
 
+# Packages installed into chroots of cached roots: root.
+pytestmark = pytest.mark.root
+
 FIXTURES = REPO / "tests" / "fixtures"
 SPEC = PACKAGING / "rpm" / "chronyctl6.spec"
 UNITDIR = "/usr/lib/systemd/system"
