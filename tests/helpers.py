@@ -122,7 +122,8 @@ def cli_runner() -> Any:
     mixes them unless told not to) and on click 8.2+ (always apart, no mix_stderr)."""
     from typer.testing import CliRunner
 
+    apart: dict[str, Any] = {"mix_stderr": False}  # a keyword only click 8.1's runner has
     try:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+        return CliRunner(**apart)
     except TypeError:
         return CliRunner()
