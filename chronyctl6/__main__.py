@@ -9,9 +9,10 @@ def main() -> None:
         from chronyctl6.measure.command import fast_main
 
         fast_main(sys.argv[2:])  # exits when it ran the check
-    from chronyctl6.cli import main as cli_main
+    # The typer app itself: cli.main would offer the check to the fast path a second time.
+    from chronyctl6.cli import app
 
-    cli_main()
+    app(prog_name="chronyctl6")
 
 
 if __name__ == "__main__":

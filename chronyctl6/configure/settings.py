@@ -103,11 +103,6 @@ class Settings:
         return replace(self, **given)
 
 
-def parse_bytes(data: bytes, *, where: str = SETTINGS_PATH) -> Settings:
-    """settings.toml as read from disk: UTF-8 (TOML's only encoding), or one clear line."""
-    return parse(decode(data, where=where), where=where)
-
-
 def decode(data: bytes, *, where: str = SETTINGS_PATH) -> str:
     """settings.toml's bytes as text: bounded, UTF-8 (TOML's only encoding), or one clear line."""
     if len(data) > MAX_BYTES:

@@ -8,7 +8,6 @@ Regenerate after an intended change: UPDATE_GOLDEN=1 scripts/test -k golden, the
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import pytest
 from chronyctl6.configure.plan import Request, make_plan
 from chronyctl6.errors import BadInput
 from tests.conftest import FIXTURES
+from tests.helpers import stock_root
 
 STOCK = FIXTURES / "stock"
 GOLDEN = FIXTURES / "golden"
@@ -26,12 +26,6 @@ VARIANTS: dict[str, tuple[str, str]] = {  # name: (ipv6, phc)
     "phc-on": ("on", "on"),
     "at-boot": ("auto", "off"),
 }
-
-
-def stock_root(tmp_path: Path, distro: str) -> Path:
-    root = tmp_path / distro
-    shutil.copytree(STOCK / distro, root, symlinks=True)
-    return root
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
