@@ -147,6 +147,7 @@ def _expected(alert: str, instance: str) -> dict[str, object]:
                                "doctor` on the instance."}}
 
 
+@pytest.mark.tools  # promtool
 def test_alert_rules_agree_with_the_verdict_on_every_case(tmp_path: Path) -> None:
     require(shutil.which("promtool") is not None, "promtool is not installed (apt-get install "
             "prometheus)")
