@@ -93,10 +93,11 @@ def apply(request: Request, options: Options, progress: Progress | None = None) 
         return _result(planning.plan(request, planning.gather(request, basics)), action="none", dry_run=True)
     chosen, _ = planning.choose_settings(request, basics)
     platform = planning.platform_of(chosen, basics)
+    service.check_unit_arguments(request.root, platform.config_path)  # chronyd must read what is written
     directory = traversal.write_path(request.root, platform.config_path).parent
     if not directory.is_dir():
         planning.gather(request, basics)  # raises the error that says what is missing
-    with files.locked(directory, timeout=options.lock_timeout):
+    with files.locked(history.lock_directory(request.root), timeout=options.lock_timeout, create=not options.check):
         the_plan = planning.plan(request, planning.gather(request, basics))  # facts read once, under the lock
         if options.check:
             return _result(the_plan, action="none", dry_run=True, check=True)

@@ -56,6 +56,7 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
     basics = planning.read_basics(request)
     chosen, _ = planning.choose_settings(request, basics)
     platform = planning.platform_of(chosen, basics)
+    service.check_unit_arguments(request.root, platform.config_path)  # chronyd must read what is put back
     if not request.live:
         wait = 0.0
     elif wait is None:
@@ -64,7 +65,7 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
     directory = traversal.write_path(request.root, platform.config_path).parent
     if not directory.is_dir():
         raise ChronyCtlError(f"{directory} does not exist: is chrony installed?")
-    with files.locked(directory, timeout=lock_timeout):
+    with files.locked(history.lock_directory(request.root), timeout=lock_timeout):
         targets = store.originals() if original else store.previous()
         if not targets:
             if original:  # never changed this host (the package's removal script must not fail)

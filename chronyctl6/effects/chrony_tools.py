@@ -176,13 +176,23 @@ def chronyd_version() -> tuple[int, ...] | None:
 
 
 IMAGE_CHRONYD = "/usr/sbin/chronyd"
+# How an image's own chronyd runs (bubblewrap): in new user, mount, PID, network, IPC, UTS and
+# cgroup namespaces, every capability dropped, no_new_privs, killed with us; the image bound
+# read-only as its whole file system (pivot_root, not chroot: nothing of the build host is
+# mounted, so there is nothing to escape to), no /proc (no host process to see). It can read the
+# image and write nothing anywhere; commands.run's timeout bounds it. A plain chroot, as before,
+# let a hostile or broken image run code as root on the build host.
+SANDBOX = ("bwrap", "--unshare-all", "--unshare-user", "--uid", "0", "--gid", "0", "--cap-drop", "ALL",
+           "--die-with-parent", "--new-session", "--clearenv", "--setenv", "PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+VERSION_TIMEOUT = 10.0  # `chronyd --version`: a chronyd that hangs is not one to validate with
+PARSE_TIMEOUT = 15.0  # `chronyd -p`
 _REJECTED_AT = re.compile(r"at line (\d+) in file (.+?)\s*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
 class Validator:
-    """The chronyd that judges a candidate configuration: an image's own (run chrooted into it) or
-    this host's."""
+    """The chronyd that judges a candidate configuration: an image's own (run isolated in it,
+    SANDBOX) or this host's."""
 
     argv: tuple[str, ...]  # how to run it, before its own arguments
     version: str
@@ -245,8 +255,9 @@ class Validation:
 
 
 def validator(root: str = "/") -> Validator | None:
-    """For an image mounted at root: its own chronyd, chrooted into it, where it runs here (root
-    privileges, same architecture); else this host's chronyd. None: no chronyd at all."""
+    """For an image mounted at root: its own chronyd, isolated in it (SANDBOX), where that runs
+    here (root privileges, bubblewrap installed, same architecture); else this host's chronyd.
+    None: no chronyd at all."""
     if root != "/":
         image = _image_validator(root)
         if image is not None:
@@ -258,14 +269,14 @@ def validator(root: str = "/") -> Validator | None:
 
 
 def _image_validator(root: str) -> Validator | None:
-    if os.geteuid() != 0 or commands.which("chroot") is None:
-        return None
+    if os.geteuid() != 0 or commands.which(SANDBOX[0]) is None:
+        return None  # never a plain chroot: the host's chronyd will do
     # lexists: /usr/sbin/chronyd may be an absolute link, which means a path inside the image.
     if not os.path.lexists(Path(root) / IMAGE_CHRONYD.lstrip("/")):
         return None
-    argv = ("chroot", root, IMAGE_CHRONYD)
+    argv = (*SANDBOX, "--ro-bind", str(Path(root).resolve()), "/", "--chdir", "/", "--", IMAGE_CHRONYD)
     try:
-        done = commands.run([*argv, "--version"], timeout=10)
+        done = commands.run([*argv, "--version"], timeout=VERSION_TIMEOUT)
     except CommandFailed:
         return None
     match = _VERSION.search(done.stdout)
@@ -279,7 +290,7 @@ def validate_config(path: str, root: str = "/", using: Validator | None = None,
     """Parse a candidate config with the real chronyd (`-p` prints it and exits, starting nothing;
     `-u root` because a privilege drop could stop chronyd from reading a file it does not own).
 
-    For an image mounted at root: with the image's own chronyd, chrooted, where it runs here (the
+    For an image mounted at root: with the image's own chronyd, isolated, where it runs here (the
     candidate, written beside its target, is already inside the image); else with this host's,
     the files the candidate includes taken from the image.
 
@@ -295,25 +306,26 @@ def validate_config(path: str, root: str = "/", using: Validator | None = None,
         return _validate_in_tree(Path(path), root, chosen, tree)
     if chosen.from_image:
         inside = _inside(Path(path), root)
-        done = commands.run([*chosen.argv, "-p", "-u", "root", "-f", inside], timeout=15)
+        done = commands.run([*chosen.argv, "-p", "-u", "root", "-f", inside], timeout=PARSE_TIMEOUT)
         return Validation(done, chosen, inside)
     if root == "/":
-        return Validation(commands.run([*chosen.argv, "-p", "-u", "root", "-f", path], timeout=15), chosen, path)
+        done = commands.run([*chosen.argv, "-p", "-u", "root", "-f", path], timeout=PARSE_TIMEOUT)
+        return Validation(done, chosen, path)
     candidate = Path(path)
     fd, name = tempfile.mkstemp(dir=candidate.parent, prefix=f".{candidate.name}.chronyctl6-",
                                 suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:  # bytes: a path that is not UTF-8 must reach chronyd as it is
             f.write(_rebased(candidate.read_bytes(), root))
-        return Validation(commands.run([*chosen.argv, "-p", "-u", "root", "-f", name], timeout=15), chosen, name,
-                          seen_root=root)
+        done = commands.run([*chosen.argv, "-p", "-u", "root", "-f", name], timeout=PARSE_TIMEOUT)
+        return Validation(done, chosen, name, seen_root=root)
     finally:
         Path(name).unlink(missing_ok=True)
 
 
 def _validate_in_tree(candidate: Path, root: str, chosen: Validator, tree: Mapping[str, bytes | None]) -> Validation:
     """The candidate and every file it pulls in, under a temporary directory beside it (inside the
-    image, so that a chrooted chronyd sees it too), their include/confdir/sourcedir paths taken
+    image, so that the image's isolated chronyd sees it too), their include/confdir/sourcedir paths taken
     there: chronyd judges the configuration as it will be, and names the instance's files."""
     base = Path(tempfile.mkdtemp(dir=candidate.parent, prefix=f".{candidate.name}.chronyctl6-tree-",
                                  suffix=".tmp"))
@@ -329,14 +341,14 @@ def _validate_in_tree(candidate: Path, root: str, chosen: Validator, tree: Mappi
         main = base / ".candidate"
         main.write_bytes(_rebased(candidate.read_bytes(), seen))
         shown_main = f"{seen}/.candidate"
-        done = commands.run([*chosen.argv, "-p", "-u", "root", "-f", shown_main], timeout=15)
+        done = commands.run([*chosen.argv, "-p", "-u", "root", "-f", shown_main], timeout=PARSE_TIMEOUT)
         return Validation(done, chosen, shown_main, seen_root=seen)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
 
 def _inside(path: Path, root: str) -> str:
-    """path as a chroot into root sees it."""
+    """path as the image's chronyd, with root as its "/", sees it."""
     try:
         return "/" + str(path.resolve().relative_to(Path(root).resolve()))
     except ValueError:

@@ -1,9 +1,26 @@
-"""Which time daemons run here, read with psutil: chronyd itself and anything that fights it."""
+"""Which time daemons run here: chronyd itself and anything that fights it.
+
+A process is taken for chronyd by what it is, not by what it is called (any user can name a
+process `chronyd`): its executable (/proc/PID/exe) must be a chronyd binary (this host's, or the
+one at chronyd's path in the process's own root, for a chronyd chrooted into a distribution's
+root), compared as the same file (device and inode), not by name; its owner must be
+root or chrony's own user (chronyd starts as root and drops to it), and it must run in this PID
+namespace (a container's chronyd, seen from the host, is not this host's). Where the executable
+cannot be read (a non-root `doctor` looking at root's processes: the kernel refuses), the owner
+and the namespace decide; an unprivileged user cannot fake either.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import pwd
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+
+from chronyctl6.effects import commands
 
 # Process names of other daemons that set the clock. OpenNTPD's and ntpsec's binaries are
 # also called ntpd; psutil gives systemd-timesyncd's full name (the kernel's comm cuts it at 15).
@@ -37,13 +54,10 @@ class Proc:
     @property
     def config_path(self) -> str | None:
         """chronyd's `-f FILE` (or `-fFILE`), if it was given one."""
-        args = self.cmdline[1:]
-        for i, arg in enumerate(args):
-            if arg == "-f" and i + 1 < len(args):
-                return args[i + 1]
-            if arg.startswith("-f") and len(arg) > 2:
-                return arg[2:]
-        return None
+        try:
+            return config_file(self.cmdline[1:])
+        except BadArguments:  # it runs, so chronyd took it some way: not ours to guess
+            return None
 
     def as_dict(self) -> dict[str, object]:
         return {"pid": self.pid, "name": self.name, "user": self.user, "started": self.started,
@@ -56,15 +70,141 @@ class Scan:
     others: tuple[Proc, ...]  # conflicting time daemons
 
 
+# chronyd's options (chronyd(8), main.c's getopt string): those that take an argument.
+_WITH_ARGUMENT = set("fFlLPtu")
+CHRONY_USERS = ("_chrony", "chrony")  # Debian/Ubuntu, RHEL/Amazon Linux/SUSE
+CHRONYD_PATHS = ("/usr/sbin/chronyd", "/sbin/chronyd", "/usr/local/sbin/chronyd", "/usr/bin/chronyd")
+SYSTEM_UID_MAX = 999  # login.defs' SYS_UID_MAX: a time daemon is started by root or runs as a system user
+
+
+class BadArguments(ValueError):
+    pass
+
+
+def config_file(args: Iterable[str]) -> str | None:
+    """The configuration file chronyd reads with these arguments (glibc getopt's rules, as chronyd:
+    clustered flags `-df FILE`, `-fFILE`, the last `-f` wins, directives between options are
+    skipped (getopt permutes), `--` ends the options), None for its default. BadArguments when
+    `-f` has no file."""
+    found: str | None = None
+    rest = list(args)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":
+            break
+        if not arg.startswith("-") or arg == "-":
+            continue  # a directive on the command line
+        for i, flag in enumerate(arg[1:], start=1):
+            if flag in _WITH_ARGUMENT:
+                value = arg[i + 1:] or (rest.pop(0) if rest else None)
+                if value is None:
+                    raise BadArguments(f"chronyd's -{flag} needs an argument")
+                if flag == "f":
+                    found = value
+                break
+    return found
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What /proc says of one process: enough to tell chronyd from something named like it."""
+
+    chronyd_exe: bool | None  # its executable is a chronyd binary; None when the kernel does not say
+    uid: int  # real uid
+    ns_depth: int  # entries of NSpid: how deep its PID namespace lies below the root one
+    exe: str | None = None  # where /proc/PID/exe leads, as shown to us
+
+
+FileId = tuple[int, int]  # (st_dev, st_ino)
+
+
+def identity(pid: int, proc: Path = Path("/proc"), host: set[FileId] | None = None) -> Identity | None:
+    """The executable counts as chronyd when it is the very file (device and inode) this host's
+    chronyd binary is, or the one at chronyd's path under the process's own root (/proc/PID/root:
+    a chronyd chrooted into a distribution's root is that root's chronyd). A copy elsewhere, a
+    script or an interpreter is not."""
+    here = proc / str(pid)
+    try:
+        status = (here / "status").read_text(errors="replace")
+    except OSError:
+        return None
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    try:
+        uid = int(fields.get("Uid", "").split()[0])
+    except (IndexError, ValueError):
+        return None
+    depth = len(fields.get("NSpid", "").split()) or 1  # no NSpid line: a kernel without PID namespaces
+    try:
+        exe: str | None = os.readlink(here / "exe").removesuffix(" (deleted)")
+        running = _file_id(here / "exe")
+    except OSError:  # not ours to look at (a non-root caller), or gone
+        return Identity(None, uid, depth)
+    own = {i for p in CHRONYD_PATHS if (i := _file_id(Path(f"{here}/root{p}"))) is not None}
+    binaries = (chronyd_binaries() if host is None else host) | own
+    return Identity(running is not None and running in binaries, uid, depth, exe)
+
+
+def _file_id(path: Path) -> FileId | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def is_chronyd(who: Identity, *, owners: set[int], ns_depth: int) -> bool:
+    """Pure: the rules of the module's docstring."""
+    if who.ns_depth != ns_depth or who.uid not in owners:
+        return False
+    return who.chronyd_exe is not False
+
+
+def chronyd_binaries() -> set[FileId]:
+    found = commands.which("chronyd")
+    return {i for p in (*CHRONYD_PATHS, *((found,) if found else ())) if (i := _file_id(Path(p))) is not None}
+
+
+def chronyd_owners() -> set[int]:
+    owners = {0}
+    for user in CHRONY_USERS:
+        with contextlib.suppress(KeyError):
+            owners.add(pwd.getpwnam(user).pw_uid)
+    return owners
+
+
+def own_ns_depth() -> int:
+    me = identity(os.getpid(), host=set())
+    return me.ns_depth if me is not None else 1
+
+
+def is_chronyd_pid(pid: int) -> bool:
+    """pid is this host's chronyd (the module's rules)."""
+    who = identity(pid)
+    return who is not None and is_chronyd(who, owners=chronyd_owners(), ns_depth=own_ns_depth())
+
+
+def _is_other_daemon(who: Identity | None, name: str, ns_depth: int) -> bool:
+    if who is None or who.ns_depth != ns_depth or who.uid > SYSTEM_UID_MAX:
+        return False
+    return who.exe is None or os.path.basename(who.exe) in CONFLICTING or os.path.basename(who.exe) == name
+
+
 def scan() -> Scan:
     import psutil  # here: `check` must not pay for it at start-up
 
     chronyd: list[Proc] = []
     others: list[Proc] = []
+    binaries, owners, depth = chronyd_binaries(), chronyd_owners(), own_ns_depth()
     for p in psutil.process_iter(["pid", "name", "username", "create_time", "cmdline"]):
         info = p.info
         name = info.get("name") or ""
         if name != "chronyd" and name not in CONFLICTING:
+            continue
+        who = identity(int(info["pid"]), host=binaries)
+        if name == "chronyd":
+            if who is None or not is_chronyd(who, owners=owners, ns_depth=depth):
+                continue
+        elif not _is_other_daemon(who, name, depth):
             continue
         proc = Proc(int(info["pid"]), name, info.get("username"), float(info.get("create_time") or 0.0),
                     tuple(info.get("cmdline") or ()))

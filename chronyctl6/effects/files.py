@@ -13,12 +13,14 @@ import fcntl
 import os
 import shutil
 import stat
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from chronyctl6.errors import Busy, ChronyCtlError, ExitStatus
+from chronyctl6.text import shown
 
 TEMP_MARK = ".chronyctl6-"
 BACKUP_SUFFIX = ".chronyctl6.bak"
@@ -26,6 +28,43 @@ BACKUP_SUFFIX = ".chronyctl6.bak"
 
 class WriteFailed(ChronyCtlError):
     pass
+
+
+# What chronyd needs to read a replaced file is kept: mode, owner and, on SELinux systems, the
+# security label. RHEL's, Fedora's and Amazon Linux's policy (fedora-selinux/selinux-policy,
+# policy/modules/contrib/chronyd.fc) gives /etc/chrony.keys* chronyd_keys_t, /var/lib/chrony
+# chronyd_var_lib_t, /run/chrony chronyd_var_run_t, and names no /etc/chrony.conf or /etc/chrony.d:
+# those are etc_t, /etc's default. The old file's label is copied onto the temp file before the
+# rename (a label an operator or the policy gave it survives). A new file is created in its own
+# directory, so it gets the label the policy gives files created there, as restorecon would;
+# matchpathcon is not asked, because under --root it would answer for the image's path as the
+# build host sees it (e.g. /mnt/image/etc/chrony.conf), not as the instance will.
+# A seam: tests name a `user.` attribute where `security.` cannot be set.
+LABEL_XATTR = "security.selinux"
+# No label to carry: none set, a file system without them, or one we may not read (then the
+# kernel's default for the directory, as for a new file).
+_NO_LABEL = {errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT, errno.EACCES, errno.EPERM}
+
+
+def label_of(path: Path) -> bytes | None:
+    """path's security label (of the file itself, not through a link), None where it has none."""
+    try:
+        return os.getxattr(path, LABEL_XATTR, follow_symlinks=False)
+    except OSError as exc:
+        if exc.errno in _NO_LABEL:
+            return None
+        raise WriteFailed(f"cannot read the security label of {path}: {exc.strerror}") from exc
+
+
+def _keep_label(fd: int, label: bytes | None, path: Path) -> None:
+    if label is None:
+        return
+    try:
+        os.setxattr(fd, LABEL_XATTR, label)
+    except OSError as exc:
+        raise WriteFailed(f"cannot give the new {path} its security label "
+                          f"{label.rstrip(bytes(1)).decode(errors='replace')}: {exc.strerror}",
+                          hint="chronyd may not be allowed to read a file without it; nothing was replaced") from exc
 
 
 def atomic_write(
@@ -46,6 +85,8 @@ def atomic_write(
     if meta is None:
         with contextlib.suppress(FileNotFoundError):
             st = template.stat()
+    # The label the replaced file has (the one its path was given), else that of `like`.
+    label = next((label_of(p) for p in (path, template) if os.path.lexists(p)), None)
     try:
         fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}{TEMP_MARK}", suffix=".tmp")
     except OSError as exc:
@@ -65,6 +106,7 @@ def atomic_write(
                     if st is not None and os.geteuid() == 0:
                         os.fchown(f.fileno(), st.st_uid, st.st_gid)
                     os.fchmod(f.fileno(), (st.st_mode & 0o7777) if st else mode)
+                _keep_label(f.fileno(), label, path)
         except OSError as exc:
             reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror
             raise WriteFailed(f"cannot write {path}: {reason}") from exc
@@ -114,6 +156,30 @@ def backup(path: Path) -> Path | None:
     return target
 
 
+def remove_tree(path: Path, *, below: Path) -> None:
+    """Delete the directory tree at path, which lies below `below`, never through a link: no part
+    of path below `below` may be a symlink (shutil.rmtree then works on directory descriptors
+    and never follows a link inside the tree). A path that does not pass is refused, not skipped
+    quietly: a link where chronyctl6 keeps its own directories is someone else's doing."""
+    try:
+        rest = Path(os.path.abspath(path)).relative_to(os.path.abspath(below))
+    except ValueError:
+        raise WriteFailed(f"{path} is not below {below}: chronyctl6 will not delete it") from None
+    here = Path(os.path.abspath(below))
+    for part in rest.parts:
+        here = here / part
+        try:
+            mode = os.lstat(here).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISLNK(mode):
+            raise WriteFailed(f"{here} is a symbolic link: chronyctl6 deletes nothing through it",
+                              hint="remove the link by hand; chronyctl6 keeps its own files in real directories")
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        raise WriteFailed(f"{path} is not a directory: chronyctl6 will not delete it")
+    shutil.rmtree(path)
+
+
 def remove_stale_temps(directory: Path) -> list[Path]:
     """Temp files a killed run left behind. Call it only while holding the lock."""
     removed = []
@@ -129,30 +195,116 @@ def remove_stale_temps(directory: Path) -> list[Path]:
     return removed
 
 
+LOCK_FILE = "lock"
+_LOCK_NOTE = 256  # "PID COMMAND" of the holder, for the message a waiter prints
+
+
+def private_directory(path: Path) -> Path:
+    """path as a directory only its owner (the user running chronyctl6, root on a host) can
+    enter: created 0700, or checked to be a real directory of ours and tightened to 0700. Another
+    owner or a link is refused: a lock or state another user can open is not ours."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise WriteFailed(f"{path} is not a directory (a link?): chronyctl6 keeps its state and lock only "
+                          "in a directory of its own", hint=f"remove {path}")
+    if st.st_uid != os.geteuid():
+        raise WriteFailed(f"{path} belongs to uid {st.st_uid}, not to uid {os.geteuid()} that runs chronyctl6",
+                          hint=f"remove {path}, or run chronyctl6 as its owner")
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o700)
+    return path
+
+
 @contextlib.contextmanager
-def locked(directory: Path, *, timeout: float) -> Iterator[None]:
-    """An exclusive flock on the directory itself: nothing extra is left in /etc or in an
-    image, and the kernel drops the lock when a killed process goes."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError as exc:
-        raise WriteFailed(f"cannot open {directory}: {exc.strerror}") from exc
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+def locked(directory: Path, *, timeout: float, create: bool = True) -> Iterator[None]:
+    """An exclusive flock on `directory`/lock, the directory made private first (0700, ours):
+    no other local user can open the file, so none can hold the lock and stop apply or restore.
+    The kernel drops the lock when a killed process goes. The holder writes its pid and command
+    into the file; a waiter that gives up after `timeout` seconds names it (or says "unknown").
+    The holder removes the file (and the directory, if it made it and it stayed empty) before it
+    lets go, so a run that changed nothing leaves nothing; a waiter that then wins checks that
+    the file it locked is still the one at the path, else it starts over.
+    create False (a read-only `apply --check`): where there is no lock file yet, nothing is
+    created and nothing is locked (no run has written here; a check only reads)."""
+    path = directory / LOCK_FILE
+    if not create and not os.path.lexists(path):
+        yield
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        made = not os.path.lexists(directory)
+        fd = _open_lock(directory, path)
+        try:
+            _flock(fd, path, deadline)
+            if _same_file(fd, path):
                 break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise Busy(
-                        f"another chronyctl6 apply is changing {directory}",
-                        hint="wait for it to finish, or raise --lock-timeout",
-                    ) from None
-                time.sleep(0.05)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # removed by the holder we waited for: lock the file at the path now
+    try:
+        note = f"{os.getpid()} chronyctl6 {' '.join(sys.argv[1:])}".encode(errors="replace")[:_LOCK_NOTE]
+        os.ftruncate(fd, 0)  # a killed holder's note may still be there
+        os.pwrite(fd, note + b"\n", 0)
         yield
     finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # still holding it: nobody can be between their lock and their check
+            if made:
+                os.rmdir(directory)  # only if empty: never recursive
         os.close(fd)
+
+
+def _open_lock(directory: Path, path: Path) -> int:
+    try:
+        private_directory(directory)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise WriteFailed(f"cannot take the lock in {directory}: {exc.strerror}") from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+        os.close(fd)
+        raise WriteFailed(f"{path} is not a lock file of ours: refused", hint=f"remove {path}")
+    if st.st_mode & 0o077:
+        os.fchmod(fd, 0o600)
+    return fd
+
+
+def _flock(fd: int, path: Path, deadline: float) -> None:
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise Busy(f"{path} is held by {_holder(fd)}: it is changing chrony's files now",
+                           hint="wait for it to finish, or raise --lock-timeout") from None
+            time.sleep(0.05)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, from what it wrote: "pid N (command)", or "an unknown process"
+    (it has not written yet, or what is there names no live process)."""
+    try:
+        note = os.pread(fd, _LOCK_NOTE + 1, 0).decode("utf-8", "replace").strip()
+    except OSError:
+        note = ""
+    pid, _, command = note.partition(" ")
+    if not pid.isdigit() or not Path(f"/proc/{int(pid)}").exists():
+        return "an unknown process"
+    return f"pid {int(pid)} ({shown(command, 120) or 'command unknown'})"
 
 
 # ---------------------------------------------------------------- reading what chronyd reads

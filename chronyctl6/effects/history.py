@@ -4,11 +4,17 @@
 - `original/`: each file as the distribution shipped it, kept once, at first takeover, for good
   (`restore --original`). `original/manifest.json` says
   which paths existed then (a path that did not is removed on restore).
-- `history/<UTC stamp>/`: the previous version of every file one apply changed, with a manifest;
-  the last KEEP entries are kept (`restore` takes the newest).
+- `history/<sequence>-<UTC stamp>/`: the previous version of every file one apply changed, with a
+  manifest; the last KEEP entries are kept (`restore` takes the newest). Ordered by the sequence
+  number, never by the clock: this tool corrects clocks, and a clock stepped back must not make
+  `restore` pick an older change. (Entries named by a bare stamp, from earlier versions, count as
+  older than every numbered one.)
 - `state.json`: the choices given on the command line (intent), read by later runs.
 
-Every file here is written atomically; reads are bounded and hostile content is ignored.
+Every file here is written atomically; reads are bounded and hostile content is ignored. Under
+--root every path here, the state directory itself included, is resolved inside the root (an
+absolute link is taken under the root again, `..` out of it is refused): nothing is read from,
+written to or deleted on the build host. Nothing is ever deleted through a link.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
+import re
 import stat
 import time
 from dataclasses import dataclass
@@ -27,6 +33,7 @@ from chronyctl6.effects import files
 
 STATE_DIR = "/var/lib/chronyctl6"
 KEEP = 10
+_NUMBERED = re.compile(r"([0-9]{1,18})-")
 MAX_MANIFEST = 1 << 20
 
 
@@ -40,6 +47,14 @@ class Saved:
     uid: int = -1
     gid: int = -1
     link: str | None = None  # it was a symlink to this (data None)
+
+
+def lock_directory(root: Path) -> Path:
+    """Where apply and restore take their lock (files.locked): the state directory, 0700 and
+    root's on a host (the unit's StateDirectory), resolved inside an image under --root. Not the
+    configuration directory, which every local user can open (and flock), and not /run/chronyctl6,
+    which chronyd must be able to read (the boot step's sourcedir)."""
+    return Store(root).base
 
 
 def capture(path: Path, shown: str) -> Saved:
@@ -84,61 +99,77 @@ class Store:
         self.root = root
         # Resolved inside the root (an image's /var/lib may be an absolute symlink): read and
         # written there, never on the build host.
-        self.base = files.resolve_in_root(root, STATE_DIR)
+        self.base = self._at()
+
+    def _at(self, *parts: str) -> Path:
+        """A path of the state directory, as the instance sees it, resolved inside the root."""
+        shown = "/".join((STATE_DIR, *(p.strip("/") for p in parts)))
+        return files.resolve_in_root(self.root, shown, how=" (chronyctl6's state directory)")
 
     # ---- original ---------------------------------------------------------------------
 
     def keep_original(self, saved: Saved) -> bool:
         """At first takeover only; never overwritten. True when kept now."""
-        manifest = self._manifest(self.base / "original")
+        manifest = self._manifest("original")
         if saved.shown in manifest:
             return False
         if saved.data is not None:
-            _store_copy(self.root, self.base / "original" / saved.shown.lstrip("/"), saved)
+            _store_copy(self.root, self._at("original", saved.shown), saved)
         manifest[saved.shown] = _meta(saved)
-        _write_json(self.root, self.base / "original" / "manifest.json", manifest)
+        _write_json(self.root, self._at("original", "manifest.json"), manifest)
         return True
 
     def originals(self) -> list[Saved]:
-        return self._load(self.base / "original")
+        return self._load("original")
 
     # ---- history ------------------------------------------------------------------------
 
     def record(self, saved: list[Saved]) -> Path:
         """One history entry holding the previous versions; the oldest beyond KEEP go."""
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z"
-        entry = self.base / "history" / stamp
+        # The stamp is for people; the order is the sequence number (see the module's docstring).
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        name = f"{self._next_number():08d}-{stamp}"
         for item in saved:
             if item.data is not None:
-                _store_copy(self.root, entry / item.shown.lstrip("/"), item)
-        _write_json(self.root, entry / "manifest.json", {s.shown: _meta(s) for s in saved})
+                _store_copy(self.root, self._at("history", name, item.shown), item)
+        _write_json(self.root, self._at("history", name, "manifest.json"), {s.shown: _meta(s) for s in saved})
+        entry = self._at("history", name)
+        history = self._at("history")
         for old in self.entries()[:-KEEP] + self._incomplete(entry):
-            shutil.rmtree(old, ignore_errors=True)
+            files.remove_tree(old, below=history)  # refuses a link anywhere below the history directory
         return entry
+
+    def _listing(self) -> list[Path]:
+        """The real directories in history/ (a link there is never ours: skipped, never followed)."""
+        directory = self._at("history")
+        try:
+            names = os.listdir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [directory / n for n in names if stat.S_ISDIR(_lmode(directory / n))]
+
+    def _next_number(self) -> int:
+        numbers = [int(m.group(1)) for p in self._listing() if (m := _NUMBERED.match(p.name))]
+        return max(numbers, default=0) + 1
 
     def _incomplete(self, keep: Path) -> list[Path]:
         """Entries a killed run left without a manifest (called under the lock)."""
-        directory = self.base / "history"
-        return [p for p in directory.iterdir() if p != keep and p.is_dir() and not p.is_symlink()
-                and not (p / "manifest.json").is_file()]
+        return [p for p in self._listing() if p != keep and not _is_file(p / "manifest.json")]
 
     def entries(self) -> list[Path]:
-        """History entries, oldest first (complete ones only: the manifest is written last)."""
-        directory = self.base / "history"
-        if not directory.is_dir():
-            return []
-        return sorted(p for p in directory.iterdir() if p.is_dir() and not p.is_symlink()
-                      and (p / "manifest.json").is_file())
+        """History entries, oldest first by sequence number (complete ones only: the manifest is
+        written last)."""
+        return sorted((p for p in self._listing() if _is_file(p / "manifest.json")), key=_order)
 
     def previous(self) -> list[Saved]:
         entries = self.entries()
-        return self._load(entries[-1]) if entries else []
+        return self._load("history", entries[-1].name) if entries else []
 
     # ---- intent -------------------------------------------------------------------------
 
     def intent(self) -> tuple[dict[str, Any], str | None]:
         """The recorded choices, and a warning when the state file is unreadable."""
-        path = self.base / "state.json"
+        path = self._at("state.json")
         data, problem = _read_json(path)
         intent = data.get("intent") if isinstance(data, dict) else None
         if problem is None and data is not None and not isinstance(intent, dict):
@@ -147,7 +178,7 @@ class Store:
 
     def save_intent(self, intent: dict[str, Any]) -> bool:
         """Record the choices; False when they were already recorded."""
-        path = self.base / "state.json"
+        path = self._at("state.json")
         data, _ = _read_json(path)
         data = data if isinstance(data, dict) else {}
         if data.get("intent") == intent:
@@ -157,12 +188,12 @@ class Store:
         return True
 
     def last_boot(self) -> dict[str, Any]:
-        data, _ = _read_json(self.base / "state.json")
+        data, _ = _read_json(self._at("state.json"))
         last = data.get("last_boot") if isinstance(data, dict) else None
         return last if isinstance(last, dict) else {}
 
     def save_last_boot(self, choice: dict[str, Any]) -> None:
-        path = self.base / "state.json"
+        path = self._at("state.json")
         data, _ = _read_json(path)
         data = data if isinstance(data, dict) else {}
         if data.get("last_boot") != choice:
@@ -171,13 +202,13 @@ class Store:
 
     # ---- reading an entry -----------------------------------------------------------------
 
-    def _manifest(self, directory: Path) -> dict[str, Any]:
-        data, _ = _read_json(directory / "manifest.json")
+    def _manifest(self, *directory: str) -> dict[str, Any]:
+        data, _ = _read_json(self._at(*directory, "manifest.json"))
         return data if isinstance(data, dict) else {}
 
-    def _load(self, directory: Path) -> list[Saved]:
+    def _load(self, *directory: str) -> list[Saved]:
         out = []
-        for shown, meta in sorted(self._manifest(directory).items()):
+        for shown, meta in sorted(self._manifest(*directory).items()):
             if (not isinstance(shown, str) or not shown.startswith("/") or ".." in shown.split("/")
                     or any(c in shown for c in "\x00\n\r")):
                 continue  # never follow a hostile manifest out of the root
@@ -189,16 +220,35 @@ class Store:
             if isinstance(meta.get("link"), str):
                 out.append(Saved(shown, None, link=meta["link"]))
                 continue
-            copy = directory / shown.lstrip("/")
+            # Resolved inside the root, like every state path: a link in original/ or history/
+            # never hands a build host's file to restore.
+            copy = self._at(*directory, shown)
             saved = capture(copy, shown)
             if saved.data is None:
                 raise files.WriteFailed(f"{copy} is missing: the kept copy of {shown} is gone")
             numbers = [n for n in (meta.get(k) for k in ("mode", "uid", "gid"))
                        if isinstance(n, int) and not isinstance(n, bool)]
             if len(numbers) != 3:
-                raise files.WriteFailed(f"{directory}/manifest.json: bad mode or owner for {shown}")
+                raise files.WriteFailed(f"{self._at(*directory)}/manifest.json: bad mode or owner for {shown}")
             out.append(Saved(shown, saved.data, numbers[0] & 0o7777, numbers[1], numbers[2]))
         return out
+
+
+def _lmode(path: Path) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except OSError:
+        return 0
+
+
+def _is_file(path: Path) -> bool:
+    """A regular file, not a link to one."""
+    return stat.S_ISREG(_lmode(path))
+
+
+def _order(entry: Path) -> tuple[int, int, str]:
+    match = _NUMBERED.match(entry.name)
+    return (1, int(match.group(1)), entry.name) if match else (0, 0, entry.name)
 
 
 def _meta(saved: Saved) -> dict[str, Any]:

@@ -198,19 +198,31 @@ def test_disk_full(tmp_path: Path) -> None:
 
 
 def test_second_apply_while_one_holds_the_lock(tmp_path: Path) -> None:
+    """The lock is the state directory's `lock` (0600 in a 0700 directory): a flock on the
+    configuration directory, which any local user can open, no longer stops apply; a holder of
+    the real lock does, and the message names it (here: it wrote nothing, so "unknown")."""
     root = stock_root(tmp_path, "debian12")
     directory = root / "etc/chrony"
     before = (directory / "chrony.conf").read_bytes()
+    state = root / "var/lib/chronyctl6"
+    state.mkdir(parents=True, mode=0o700)
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    lock = os.open(state / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(lock, fcntl.LOCK_EX)
         done = cli("apply", "--root", str(root), "--ipv6", "on", "--lock-timeout", "0.5")
     finally:
+        os.close(lock)
+    try:
+        assert done.returncode == 3
+        assert f"{state}/lock is held by an unknown process" in done.stderr
+        assert "another chronyctl6 apply" not in done.stderr
+        assert (directory / "chrony.conf").read_bytes() == before
+        free = cli("apply", "--root", str(root), "--ipv6", "on", "--lock-timeout", "0.5")  # config dir still flocked
+    finally:
         os.close(fd)
-    assert done.returncode == 3
-    assert "another chronyctl6 apply" in done.stderr
-    assert (directory / "chrony.conf").read_bytes() == before
-    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    assert free.returncode == 0, free.stderr
 
 
 @pytest.mark.parametrize("args", [["apply", "--ipv6", "on", "--distro", "debian"],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from chronyctl6.configure.platforms import by_name
@@ -42,3 +45,77 @@ def test_direct_with_no_pidfile_is_not_active(tmp_path: object) -> None:
 def test_unknown_manager() -> None:
     with pytest.raises(BadInput):
         service.choose("upstart", unit="chrony", config_path="/c", pidfile=None)
+
+
+@pytest.mark.parametrize("args", ["-x -f /other/chrony.conf", "-x -f/other/chrony.conf", "-xdf /other/chrony.conf",
+                                  "-f /c.conf -f /other/chrony.conf"])
+def test_direct_refuses_args_that_make_chronyd_read_another_file(monkeypatch: pytest.MonkeyPatch, args: str) -> None:
+    monkeypatch.setenv(service.CHRONYD_ARGS_ENV, args)
+    with pytest.raises(BadInput, match=r"CHRONYCTL6_CHRONYD_ARGS makes chronyd read /other/chrony.conf, not /c.conf"):
+        service.choose("direct", unit="chrony", config_path="/c.conf", pidfile=None)
+
+
+@pytest.mark.parametrize(("args", "error"), [("-x -f", "-f needs an argument"), ("-x '-u", "No closing quotation")])
+def test_direct_refuses_args_it_cannot_parse(monkeypatch: pytest.MonkeyPatch, args: str, error: str) -> None:
+    monkeypatch.setenv(service.CHRONYD_ARGS_ENV, args)
+    with pytest.raises(BadInput, match=error):
+        service.choose("direct", unit="chrony", config_path="/c.conf", pidfile=None)
+
+
+def test_direct_takes_the_managed_file_named_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(service.CHRONYD_ARGS_ENV, "-x -f /etc/chrony/../chrony/chrony.conf")
+    manager = service.choose("direct", unit="chrony", config_path="/etc/chrony/chrony.conf", pidfile=None)
+    assert isinstance(manager, service.Direct) and manager.extra_args[0] == "-x"
+
+
+@pytest.mark.parametrize(("path", "text", "refused"), [
+    ("etc/default/chrony", 'DAEMON_OPTS="-F 1 -f /etc/chrony/site.conf"\n', "DAEMON_OPTS in /etc/default/chrony"),
+    ("etc/sysconfig/chronyd", "# Command-line options for chronyd\nOPTIONS='-F 2' \nOPTIONS=\"-f /srv/c.conf\"\n",
+     "OPTIONS in /etc/sysconfig/chronyd"),
+    ("etc/default/chrony", 'DAEMON_OPTS="-F 1"\n', None),
+    ("etc/default/chrony", "# DAEMON_OPTS='-f /etc/other.conf'\nDAEMON_OPTS=\"-F 1 -f /etc/chrony/chrony.conf\"\n",
+     None),
+])
+def test_unit_arguments_naming_another_file_are_refused(tmp_path: Path, path: str, text: str,
+                                                        refused: str | None) -> None:
+    (tmp_path / path).parent.mkdir(parents=True)
+    (tmp_path / path).write_text(text)
+    if refused is None:
+        service.check_unit_arguments(tmp_path, "/etc/chrony/chrony.conf")
+        return
+    with pytest.raises(BadInput, match=f"{refused} makes chronyd read"):
+        service.check_unit_arguments(tmp_path, "/etc/chrony/chrony.conf")
+
+
+def _unit(root: Path, path: str, text: str) -> None:
+    (root / path).parent.mkdir(parents=True, exist_ok=True)
+    (root / path).write_text(text)
+
+
+DEBIAN_UNIT = "[Unit]\nDescription=chrony\n[Service]\nEnvironmentFile=-/etc/default/chrony\n" \
+              "ExecStart=!/usr/sbin/chronyd $DAEMON_OPTS\n"
+
+
+def test_a_drop_in_execstart_naming_another_file_is_refused(tmp_path: Path) -> None:
+    _unit(tmp_path, "lib/systemd/system/chrony.service", DEBIAN_UNIT)
+    _unit(tmp_path, "etc/default/chrony", 'DAEMON_OPTS="-F 1"\n')
+    service.check_unit_arguments(tmp_path, "/etc/chrony/chrony.conf")  # as shipped
+    assert service.exec_start(tmp_path, "chrony.service") == (
+        "/lib/systemd/system/chrony.service", ["/usr/sbin/chronyd", "$DAEMON_OPTS"])
+    _unit(tmp_path, "etc/systemd/system/chrony.service.d/override.conf",
+          "[Service]\nExecStart=\nExecStart=/usr/sbin/chronyd -F 1 \\\n  -f /etc/chrony/site.conf\n")
+    with pytest.raises(BadInput, match=re.escape("ExecStart in /etc/systemd/system/chrony.service.d/override.conf "
+                                                 "makes chronyd read /etc/chrony/site.conf")):
+        service.check_unit_arguments(tmp_path, "/etc/chrony/chrony.conf")
+    # A later drop-in (by name) puts the distribution's command line back.
+    _unit(tmp_path, "usr/lib/systemd/system/chrony.service.d/zz-back.conf",
+          "[Service]\nExecStart=\nExecStart=/usr/sbin/chronyd $DAEMON_OPTS\n")
+    service.check_unit_arguments(tmp_path, "/etc/chrony/chrony.conf")
+
+
+def test_an_execstart_variable_is_expanded_from_the_environment_file(tmp_path: Path) -> None:
+    _unit(tmp_path, "usr/lib/systemd/system/chronyd.service",
+          "[Service]\nEnvironmentFile=-/etc/sysconfig/chronyd\nExecStart=/usr/sbin/chronyd ${OPTIONS}\n")
+    _unit(tmp_path, "etc/sysconfig/chronyd", 'OPTIONS="-f/etc/chrony-other.conf"\n')
+    with pytest.raises(BadInput, match=re.escape("makes chronyd read /etc/chrony-other.conf")):
+        service.check_unit_arguments(tmp_path, "/etc/chrony.conf")
