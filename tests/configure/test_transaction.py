@@ -253,18 +253,38 @@ def test_an_up_to_date_host_is_left_alone(live: Host) -> None:
     assert conf.stat().st_ino == before.st_ino
 
 
+class FakeClock:
+    """time.monotonic and time.sleep on a clock that moves only when slept on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
 @pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 def test_waiting_prints_progress_for_a_person_and_fails_in_time(live: Host,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from chronyctl6.effects import chrony_tools
 
     monkeypatch.setattr(chrony_tools, "sources", _raise(CommandFailed("506 Cannot talk to daemon")))
+    # A clock of the test's own at the seam (the module's `time`): each sleep moves it on exactly,
+    # so the 5.5 s are waited in no time and a loaded machine cannot stretch them.
+    clock = FakeClock()
+    began = clock.now
+    monkeypatch.setattr(apply_mod, "time", clock)
     made = planning.make_plan(Request(root=live.root, ipv6="on"))
     lines: list[str] = []
-    start = time.monotonic()
     with pytest.raises(CommandFailed) as failed:
         apply_mod.wait_selected(made, 5.5, lines.append)
-    assert 5.5 <= time.monotonic() - start < 7
+    assert 5.5 <= clock.now - began < 5.5 + 0.25 + 1e-9  # stopped at the first look past the deadline
+    assert clock.slept and all(0 < s <= 0.25 for s in clock.slept)
     assert "did not select fd00:ec2::123 within 5.5 s (no sources)" in failed.value.message
     assert lines[0] == "waiting for chronyd to select fd00:ec2::123: 0 of 5.5 s (no sources yet)"
     assert lines[1].startswith("waiting for chronyd to select fd00:ec2::123: 5 of 5.5 s")
