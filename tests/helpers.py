@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +25,22 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> s
     Use cli_subprocess where the process itself is under test (exit on a signal, a lock held by
     another process, the interpreter's start-up)."""
     del timeout
+    from chronyctl6.__main__ import main
+
+    return _captured(main, args, env)
+
+
+def cli_typer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """As cli, but straight into the typer app: `check` without its fast path, for comparing the two."""
+    from chronyctl6.cli import app
+
+    return _captured(lambda: app(prog_name="chronyctl6"), args, env)
+
+
+def _captured(main: Callable[[], None], args: tuple[str, ...],
+              env: dict[str, str] | None) -> subprocess.CompletedProcess[str]:
     with _in_process(env) as (stdout, stderr):
-        code = _run_main(["chronyctl6", *args], stderr)
+        code = _run_main(main, ["chronyctl6", *args], stderr)
     return subprocess.CompletedProcess(["chronyctl6", *args], code, stdout.getvalue(), stderr.getvalue())
 
 
@@ -38,9 +52,7 @@ def cli_subprocess(*args: str, env: dict[str, str] | None = None,
                           timeout=timeout, env=full_env, check=False)
 
 
-def _run_main(argv: list[str], stderr: io.StringIO) -> int:
-    from chronyctl6.__main__ import main
-
+def _run_main(main: Callable[[], None], argv: list[str], stderr: io.StringIO) -> int:
     saved_argv = sys.argv
     sys.argv = argv
     try:

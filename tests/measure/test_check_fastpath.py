@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from chronyctl6 import cli
 from chronyctl6.measure import command
 from tests.conftest import require
 from tests.contract import validate
-from tests.helpers import cli_runner
+from tests.helpers import cli as run_cli
+from tests.helpers import cli_runner, cli_typer
 from tests.measure.fastpath_table import TABLE, click_params, same
 from tests.ntp_fixtures import Responder, ServerState, require_isolated_netns
 
@@ -69,14 +71,13 @@ def test_the_constants_agree() -> None:
 
 # ---- the real command, both ways ---------------------------------------------------------------
 
-FAST = [sys.executable, "-m", "chronyctl6", "check"]
-TYPER = [sys.executable, "-c", "from chronyctl6.cli import app; app(prog_name='chronyctl6')",
-         "check"]
+# In process, as `python -m chronyctl6 check` (the fast path first) and as the typer app alone.
+FAST = run_cli
+TYPER = cli_typer
 
 
-def run(argv: list[str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*argv, *args], cwd=REPO, capture_output=True, text=True, timeout=30,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+def run(entry: Callable[..., subprocess.CompletedProcess[str]], *args: str) -> subprocess.CompletedProcess[str]:
+    return entry("check", *args)
 
 
 @pytest.mark.parametrize("args", [
