@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from chronyctl6 import __version__
+from tests.conftest import REPO
 from tests.packaging_support import (
     PACKAGING,
-    REPO,
     built_deb,
     chroot,
     fresh_root,

@@ -30,14 +30,13 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
+from tests.conftest import REPO, require
 from tests.packaging_support import (
     PACKAGING,
-    REPO,
     built_deb,
     chroot,
     fresh_root,
     install_deb,
-    require,
     require_tools,
     run,
 )

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from chronyctl6 import __version__
+from tests.conftest import REPO
 from tests.packaging_support import (
     PACKAGING,
-    REPO,
     built_rpm,
     built_vendored_rpm,
     chroot,
