@@ -2,7 +2,9 @@
 compared with a golden file. chronyd reads every golden file in test_chrony_versions (chrony 4.0, 4.3
 and 4.6.1, each in its Debian release's root): one matrix of parses, not one per chronyd.
 
-Regenerate after an intended change: UPDATE_GOLDEN=1 scripts/test -k golden, then read the diff.
+Regenerate after an intended change (as a user who may write the checkout; scripts/test runs these
+as nobody): UPDATE_GOLDEN=1 python3 -m pytest tests/configure/test_render_golden.py -k test_golden,
+then read the diff.
 """
 
 from __future__ import annotations
