@@ -14,6 +14,7 @@ which renders it (text, or chronyctl6.output's one JSON envelope) and maps error
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -447,8 +448,8 @@ def boot(
 # ---- check --------------------------------------------------------------------------------
 
 _SERVER_HELP = ("NTP server to ask; repeat to ask several at once (the one with the smallest "
-                "distance to UTC decides). Default: the Time Sync endpoint chrony is configured with "
-                "(the boot step's choice where there is one), else fd00:ec2::123; 169.254.169.123 is the "
+                "distance to UTC decides). Default: the Time Sync endpoint chronyd uses (its sources, "
+                "else the configuration it reads), else fd00:ec2::123; 169.254.169.123 is the "
                 "IPv4 one.")
 _SAMPLES_HELP = ("Requests per server, 1 to 8 (a burst Time Sync's rate limit allows); the "
                  "minimum-delay valid reply is the answer.")
@@ -494,14 +495,14 @@ def check(
     replies that do not echo it, or are not a synchronised server's (mode 4, stratum 1-15, leap
     not 3, non-zero timestamps, a reference time not after the transmit time, root distance at
     most 3 s, from the address and port asked), are refused and counted; a kiss-of-death (RATE,
-    DENY, RSTR) stops the burst. When chronyd runs, its tracking is shown, and a disagreement
-    beyond both error bounds (or chronyd not synchronised) is a WARNING.
+    DENY, RSTR) stops the burst. When chronyd runs, its tracking is shown; a disagreement
+    beyond both error bounds is a WARNING, chronyd not synchronised is CRITICAL (as in status).
 
     Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (no valid reply, bad arguments).
 
     \b
     Examples:
-      chronyctl6 check                            fd00:ec2::123; text
+      chronyctl6 check                            the Time Sync endpoint in use; text
       chronyctl6 check -s 169.254.169.123 -o nagios
       chronyctl6 check -o json --warn 0.01 --crit 0.1
       chronyctl6 check --textfile /var/lib/node_exporter/textfile/chronyctl6.prom -q
@@ -634,6 +635,58 @@ def status(
     messages += [out.Message(out.Level.ERROR, line) for line in report.errors]
     messages += _warnings(report.warnings)
     run.finish(verdict, data, messages)
+
+
+@app.command(cls=_Command)
+def wait(
+    timeout: float = typer.Option(180.0, "--timeout", metavar="SECONDS",
+                                  help="Give up after this long (180 s, as chrony-wait.service)."),
+    max_error: float = typer.Option(0.1, "--max-error", metavar="SECONDS",
+                                    help="Ready only once chronyd's own bound on the clock's error "
+                                         "(|offset| + root dispersion + root delay / 2) is within this."),
+    any_source: bool = typer.Option(False, "--any-source",
+                                    help="Any selected source will do, not only Time Sync or the ENA PTP clock."),
+    chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
+                                                 help="chronyd's command socket, if not the default."),
+    output: Output = _OUTPUT_OPTION,
+    quiet: bool = _QUIET_OPTION,
+) -> None:
+    """Wait until chronyd keeps this clock on Time Sync within a bound, saying why not yet.
+
+    For services that need synchronised time at boot: chronyctl6-wait.service runs it before
+    time-sync.target (in place of chrony-wait.service). When synchronised, the seconds since boot
+    are kept in /run/chronyctl6/synchronised.json (`status` reports them).
+
+    Exit 0 synchronised within --max-error; 2 not by --timeout (the reason is printed);
+    3 bad arguments or an unexpected error.
+
+    \b
+    Examples:
+      chronyctl6 wait
+      chronyctl6 wait --timeout 30 --max-error 0.001 -o json
+    """
+    from chronyctl6.configure.apply import check_seconds
+    from chronyctl6.diagnose import wait as waiting
+
+    run = _Run("wait", output.value, quiet)
+    run.guard(lambda: (check_seconds(timeout, "--timeout"), check_seconds(max_error, "--max-error")))
+    result = run.guard(lambda: waiting.wait(
+        lambda: waiting.ask_chronyd(chronyd_socket), timeout=timeout, max_error=max_error,
+        any_source=any_source, progress=lambda line: run.echo(f"waiting: {line}", essential=False, err=True)))
+    warnings: list[str] = []
+    if result.ready and os.geteuid() == 0:
+        problem = waiting.record(result)
+        warnings += [problem] if problem else []
+    verdict = out.Status.OK if result.ready else out.Status.CRITICAL
+    after = f" after {result.waited_seconds:g} s" + (
+        f" ({result.since_boot_seconds:g} s since boot)" if result.since_boot_seconds is not None else "")
+    summary = (f"{result.reason}{after}" if result.ready
+               else f"not synchronised within {timeout:g} s: {result.reason}")
+    run.echo(f"wait: {verdict.value.upper()}: {summary}")
+    for line in warnings:
+        run.warn(line)
+    said = out.Message(out.Level.INFO if result.ready else out.Level.ERROR, summary)
+    run.finish(verdict, result.as_dict(), [said, *_warnings(warnings)])
 
 
 def _duration(seconds: float) -> str:

@@ -16,7 +16,6 @@ Pure: no printing (cli.py prints), no I/O but reading the schema file.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -48,7 +47,7 @@ class Status(str, Enum):
         return str(self.value)
 
 
-MONITORING = frozenset({"check", "doctor", "status"})
+MONITORING = frozenset({"check", "doctor", "status", "wait"})
 _CHANGE_EXIT = {Status.OK: 0, Status.FAILED: 1, Status.USAGE: 2, Status.BUSY: 3, Status.DENIED: 4,
                 Status.PENDING: 5, Status.ROLLBACK_FAILED: 6, Status.WARNING: 0, Status.UNKNOWN: 1, Status.CRITICAL: 1}
 _MONITOR_EXIT = {Status.OK: 0, Status.WARNING: 1, Status.CRITICAL: 2}  # anything else: 3 UNKNOWN
@@ -106,6 +105,8 @@ def envelope(command: str, status: Status, data: dict[str, Any] | None = None,
 
 def dumps(document: dict[str, Any]) -> str:
     # allow_nan=False: NaN and inf are not JSON; json_safe has already made them null.
+    import json  # here: the plugins import this module for Status and exit_code, not JSON
+
     return json.dumps(document, indent=2, sort_keys=True, allow_nan=False)
 
 
@@ -134,6 +135,8 @@ def load_schema() -> dict[str, Any]:
     from importlib import resources  # only here: `check` prints envelopes, every minute, without it
 
     text = resources.files("chronyctl6").joinpath("schema").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    import json
+
     schema: dict[str, Any] = json.loads(text)
     return schema
 

@@ -3,7 +3,7 @@
 
 Run at package build time (debian/rules, the RPM spec) with the chronyctl6 source importable:
     python3 packaging/gen_docs.py --out DIR
-writes DIR/chronyctl6.1, DIR/chronyctl6-settings.5, DIR/examples/settings.toml and
+writes DIR/chronyctl6.1, DIR/chronyctl6-settings.5, DIR/check_timesync.1, DIR/examples/settings.toml and
 DIR/completions/{bash/chronyctl6,zsh/_chronyctl6,fish/chronyctl6.fish}.
 
 chronyctl6-settings(5) and the example come from the settings schema (chronyctl6.configure.settings:
@@ -296,6 +296,23 @@ def render_settings_man(version: str, date: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_plugin_man(version: str, date: str) -> str:
+    """check_timesync(1): its own help text (the plugin prints it with -h), as a man page."""
+    from chronyctl6.measure import check_timesync
+
+    return "\n".join([
+        f'.TH CHECK_TIMESYNC 1 "{date}" "{PROG} {version}" "User Commands"',
+        ".SH NAME",
+        "check_timesync \\- a drop-in for check_ntp_time: this clock's offset against an NTP server",
+        ".SH DESCRIPTION",
+        ".nf",
+        *(roff_escape(line) or "\\&" for line in check_timesync.help_text().splitlines()),
+        ".fi",
+        ".SH SEE ALSO",
+        ".BR chronyctl6 (1)",
+    ]) + "\n"
+
+
 def example_settings() -> str:
     from chronyctl6.configure import settings as schema
 
@@ -348,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{PROG}.1").write_text(render_man(app, __version__, build_date()), encoding="utf-8")
     (out / f"{PROG}-settings.5").write_text(render_settings_man(__version__, build_date()), encoding="utf-8")
+    (out / "check_timesync.1").write_text(render_plugin_man(__version__, build_date()), encoding="utf-8")
     (out / "examples").mkdir(exist_ok=True)
     (out / "examples" / "settings.toml").write_text(example_settings(), encoding="utf-8")
     env = dict(os.environ)

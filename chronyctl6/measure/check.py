@@ -1,8 +1,9 @@
 """`chronyctl6 check`: is this clock right, and by how much?
 
-The verdict is pure: measurements (chronyctl6.measure.exchange) and chronyd's tracking in, a CheckResult
-out; `run` is the thin part that gathers them. Rendering for people, JSON, Nagios and
-Prometheus lives in chronyctl6.measure.report.
+Pure: measurements (chronyctl6.measure.exchange) and chronyd's tracking and sources in, a
+CheckResult out. What gathers them (sockets, chronyc, the configuration) is
+chronyctl6.measure.gather; rendering for people, JSON, Nagios and Prometheus is
+chronyctl6.measure.report.
 
 The verdict's one error bound (the status line, Nagios perfdata, Prometheus metrics and the
 shipped alert rules all use it): the largest this clock's error against UTC can be,
@@ -12,13 +13,16 @@ shipped alert rules all use it): the largest this clock's error against UTC can 
 offset and delay from the minimum-delay valid reply, root delay and dispersion as that reply
 states them. WARNING from max_error >= --warn, CRITICAL from max_error >= --crit.
 
+chronyd not synchronised is CRITICAL, as in `status` and as check_ntp_time says of a clock
+with no usable time: one meaning of "unsynchronised" (Tracking.synchronised) everywhere.
+
 Statuses follow the Nagios plugin API: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 """
 
 from __future__ import annotations
 
 import math
-import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import TYPE_CHECKING
@@ -28,34 +32,14 @@ from chronyctl6.measure import exchange
 
 # Imported where used: `check` runs every minute, and start-up is most of its time.
 if TYPE_CHECKING:
-    from chronyctl6.effects.chrony_tools import Tracking
+    from chronyctl6.effects.chrony_tools import Source, Tracking
 
-DEFAULT_SERVER = "fd00:ec2::123"
 IPV4_SERVER = "169.254.169.123"
 DEFAULT_WARN = 0.1
 DEFAULT_CRIT = 1.0
 DEFAULT_TIMEOUT = 2.0
-# Where chrony's Time Sync line lives: the boot step's drop-in first, then the distros' files.
-CONFIGURED_IN = ("/run/chronyctl6/timesync.sources", "/etc/chrony/chrony.conf", "/etc/chrony.conf")
 # chronyc prints 9 decimals; never call a rounding difference a disagreement.
 _SLACK = 1e-6
-
-
-def default_server(root: str | os.PathLike[str] = "/") -> str:
-    """The Time Sync endpoint chrony is configured with here, so that a baked image launched into
-    an IPv4-only subnet checks 169.254.169.123; fd00:ec2::123 where none is configured."""
-    from chronyctl6.chronyconf import directives
-
-    for path in CONFIGURED_IN:
-        try:
-            with open(os.path.join(root, path.lstrip("/")), errors="replace") as f:
-                text = f.read()
-        except OSError:
-            continue
-        for d in directives.parse(text):
-            if d.keyword == "server" and d.args and directives.is_timesync(d.args[0]):
-                return d.args[0]
-    return DEFAULT_SERVER
 
 
 def decimal(value: float) -> str:
@@ -122,20 +106,26 @@ class ChronydView:
     difference: float | None = None  # |direct offset - chronyd's system offset|
     allowed: float | None = None  # the most the two bounds let that difference be
     disagrees: bool = False
+    sources: tuple[Source, ...] = ()  # `chronyc sources`, for the metrics; () if unread
+    # chronyd's bound against UTC as ClockBound computes it (drift allowance and PHC included),
+    # from measure.gather.chronyd_clockbound; None until that hook has a computation.
+    clockbound: float | None = None
 
 
-def compare_chronyd(sample: exchange.Sample | None, tracking: Tracking) -> ChronydView:
+def compare_chronyd(sample: exchange.Sample | None, tracking: Tracking,
+                    sources: tuple[Source, ...] = ()) -> ChronydView:
     """chronyd disagrees when both claims cannot be true at once: our sample puts the true
     offset within `offset +- error_bound` (path and the server's root distance), chronyd puts it
     within `system_offset +- its root distance`; disjoint intervals mean one of them is wrong."""
     if sample is None or not tracking.synchronised:
-        return ChronydView(tracking)
+        return ChronydView(tracking, sources=sources)
     difference = abs(sample.offset - tracking.system_offset)
     allowed = sample.error_bound + tracking.root_distance + _SLACK
     # A chronyd that reports NaN or infinity is not taken as agreeing.
     finite = all(math.isfinite(x) for x in (tracking.system_offset, tracking.root_delay,
                                              tracking.root_dispersion))
-    return ChronydView(tracking, None, difference, allowed, not (finite and difference <= allowed))
+    return ChronydView(tracking, None, difference, allowed, not (finite and difference <= allowed),
+                       sources)
 
 
 @dataclass
@@ -148,6 +138,7 @@ class CheckResult:
     chronyd: ChronydView | None = None
     notes: list[str] = field(default_factory=list)  # other things worth saying
     hint: str | None = None
+    server_from: str = "--server"  # or where the default came from (chronyconf.servers)
 
     @property
     def sample(self) -> exchange.Sample | None:
@@ -179,23 +170,26 @@ def evaluate(
     tracking: Tracking | None = None,
     chronyd_problem: str | None = None,
     ipv6_hint: str | None = None,
+    sources: tuple[Source, ...] = (),
 ) -> CheckResult:
     """The verdict. The server with the smallest distance to UTC decides; chronyd's view can
-    only make it worse (a disagreement, or chronyd not synchronised, is a WARNING)."""
+    only make it worse: a disagreement is a WARNING, chronyd not synchronised is CRITICAL (no
+    usable time for the applications, as `status` says)."""
     usable = [m for m in measurements if m.best is not None]
     notes = [describe_failure(m) for m in measurements if m.best is None]
     for m in measurements:
         if m.kiss_code is not None and m.samples:
             notes.append(f"{m.target.address} sent kiss code {m.kiss_code}: backed off")
     # Not asked (--no-chronyd): no view at all, so nothing about chronyd is reported.
-    chronyd = (compare_chronyd(None, tracking) if tracking
+    chronyd = (compare_chronyd(None, tracking, sources) if tracking
                else ChronydView(None, chronyd_problem) if chronyd_problem else None)
     if not usable:
         summary = notes[0] if notes else "no server to ask"
-        return CheckResult(
-            CheckStatus.UNKNOWN, summary, thresholds, measurements, None, chronyd, notes[1:],
-            ipv6_hint,
-        )
+        status = CheckStatus.UNKNOWN
+        if tracking is not None and not tracking.synchronised:  # known: no usable time
+            status, summary = CheckStatus.CRITICAL, summary + "; chronyd is not synchronised"
+        return CheckResult(status, summary, thresholds, measurements, None, chronyd, notes[1:],
+                           ipv6_hint)
     chosen = min(usable, key=lambda m: m.best.error_bound if m.best else float("inf"))
     sample = chosen.best
     assert sample is not None
@@ -209,7 +203,7 @@ def evaluate(
         limit = thresholds.crit if status is CheckStatus.CRITICAL else thresholds.warn
         summary += f": could be {worst:.6f} s off, limit {decimal(limit)} s"
     if tracking is not None:
-        chronyd = compare_chronyd(sample, tracking)
+        chronyd = compare_chronyd(sample, tracking, sources)
         if chronyd.disagrees:
             status = max(status, CheckStatus.WARNING)
             summary += (
@@ -217,33 +211,17 @@ def evaluate(
                 f"{chronyd.difference:.6f} s apart (bounds allow {chronyd.allowed:.6f} s)"
             )
         elif not tracking.synchronised:
-            status = max(status, CheckStatus.WARNING)
+            status = max(status, CheckStatus.CRITICAL)
             summary += "; chronyd is not synchronised"
     return CheckResult(status, summary, thresholds, measurements, chosen, chronyd, notes)
 
 
-def chronyd_tracking(
-    socket: str | None = None, timeout: float = 2.0
-) -> tuple[Tracking | None, str | None]:
-    """chronyd's tracking, or why there is none. Never fails the check."""
-    from chronyctl6.effects import chrony_tools
-
-    try:
-        done = chrony_tools.chronyc("tracking", timeout=timeout, socket=socket)
-    except ChronyCtlError as exc:  # chronyc missing or hung
-        return None, exc.message
-    if not done.ok:
-        return None, f"chronyd is not answering ({done.brief()})"
-    try:
-        return chrony_tools.parse_tracking(done.stdout), None
-    except ChronyCtlError as exc:
-        return None, exc.message
-
-
-def ipv6_route_hint(measurements: list[exchange.Measurement]) -> str | None:
+def ipv6_route_hint(measurements: list[exchange.Measurement],
+                    has_global_ipv6: Callable[[], bool]) -> str | None:
     """Say so when IPv6 cannot work here, and point at the IPv4 endpoint. Only for servers
     beyond this host (fd00:ec2::123, not ::1) that got nowhere: no route, or no answer at all
-    (an answer of any kind proves the path works)."""
+    (an answer of any kind proves the path works). has_global_ipv6 is asked only then (the
+    caller's reading of the host: it costs psutil)."""
     import socket
 
     def remote(m: exchange.Measurement) -> bool:
@@ -259,9 +237,7 @@ def ipv6_route_hint(measurements: list[exchange.Measurement]) -> str | None:
     if any(exchange.unreachable(m) for m in v6):
         why = "this host has no usable IPv6 route"
     else:
-        from chronyctl6.effects.host import read_network  # psutil: only on this failure path
-
-        if read_network().has_global_ipv6:
+        if has_global_ipv6():
             return None
         why = "this host has no global IPv6 address"
     return (
@@ -269,37 +245,3 @@ def ipv6_route_hint(measurements: list[exchange.Measurement]) -> str | None:
         f"subnet with an IPv6 CIDR and an IPv6 address on the interface. "
         f"Use the IPv4 endpoint meanwhile: --server {IPV4_SERVER}"
     )
-
-
-def run(
-    servers: list[str],
-    *,
-    port: int = exchange.NTP_PORT,
-    samples: int = exchange.DEFAULT_SAMPLES,
-    timeout: float = DEFAULT_TIMEOUT,
-    thresholds: Thresholds | None = None,
-    ask_chronyd: bool = True,
-    chronyd_socket: str | None = None,
-) -> CheckResult:
-    thresholds = thresholds or Thresholds()
-    if not 1 <= samples <= exchange.MAX_SAMPLES:
-        raise CheckUsageError(
-            f"--samples {samples}: use 1 to {exchange.MAX_SAMPLES}",
-            hint="Time Sync, like chronyd, rate-limits a client to a burst of 8",
-        )
-    if not 0 < timeout <= 60:
-        raise CheckUsageError(f"--timeout {timeout:g}: use more than 0 and at most 60 seconds")
-    targets: list[exchange.Target] = []
-    unresolved: list[exchange.Measurement] = []
-    for server in servers:
-        try:
-            targets += exchange.resolve(server, port)
-        except exchange.NtpError as exc:  # one bad name must not hide the other servers' answers
-            # Kept in its printable form: it goes into text, metrics labels and Nagios lines.
-            unresolved.append(exchange.unresolved(exchange.shown(server, 64), port, exc.message))
-    measurements = exchange.measure(targets, samples=samples, timeout=timeout) + unresolved
-    tracking, problem = chronyd_tracking(chronyd_socket) if ask_chronyd else (None, None)
-    hint = ipv6_route_hint(measurements)
-    if hint is None and unresolved and not any(m.best for m in measurements):
-        hint = "give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)"
-    return evaluate(measurements, thresholds, tracking, problem, hint)

@@ -54,6 +54,7 @@ def run(params: Mapping[str, Any], *, debug: bool = False) -> Outcome:
     from chronyctl6 import output as out
     from chronyctl6.errors import ChronyCtlError
     from chronyctl6.measure import check as chk
+    from chronyctl6.measure import gather
     from chronyctl6.measure import report as fmt
 
     p = {**DEFAULTS, **params}
@@ -95,9 +96,9 @@ def run(params: Mapping[str, Any], *, debug: bool = False) -> Outcome:
                 raise chk.CheckUsageError(f"-o {fmt.one_line(output)!r}: use {', '.join(OUTPUTS)}")
             where = destination()
             thresholds = chk.Thresholds(p["warn"], p["crit"])
-            result = chk.run(list(p["server"] or [chk.default_server()]), port=p["port"],
-                             samples=p["samples"], timeout=p["timeout"], thresholds=thresholds,
-                             ask_chronyd=p["chronyd"], chronyd_socket=p["chronyd_socket"])
+            result = gather.run(list(p["server"] or []), port=p["port"], samples=p["samples"],
+                                timeout=p["timeout"], thresholds=thresholds,
+                                ask_chronyd=p["chronyd"], chronyd_socket=p["chronyd_socket"])
         except ChronyCtlError as exc:  # CheckUsageError: "usage"
             stop(out.error_status(exc), exc.message, exc.hint)
         except Exception as exc:

@@ -10,7 +10,14 @@ Prometheus names (see packaging/prometheus/README.md for the mapping):
 - our own NTP measurement: `chronyctl6_check_*`, suffixes as node_exporter's ntp collector
   (`node_ntp_offset_seconds`, `_rtt_seconds`, `_stratum`, `_leap`, `_root_delay_seconds`,
   `_root_dispersion_seconds`) where they mean the same;
-- chronyd's tracking, as `chronyc tracking` states it: chrony_exporter's `chrony_tracking_*`;
+- chronyd's tracking, as `chronyc tracking` states it: chrony_exporter's `chrony_tracking_*`,
+  with `chrony_tracking_info` naming the source chronyd follows;
+- chronyd's sources (`chronyc sources`): chrony_exporter's `chrony_sources_*` (state_info with
+  source_state and source_mode, stratum, polling interval, last sample age, offset and error),
+  and `chronyctl6_sources_reachability_ratio`, which chrony_exporter lacks;
+- the bounds: our measurement's `chronyctl6_check_max_error_seconds` (per server) and chronyd's
+  as ClockBound computes it, `chronyctl6_check_chronyd_clockbound_seconds`, once the command
+  layer supplies it (ChronydView.clockbound, see measure.gather.chronyd_clockbound);
 - with --no-chronyd, no chronyd series at all.
 """
 
@@ -18,10 +25,14 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chronyctl6.measure.check import CheckResult, decimal
 from chronyctl6.measure.exchange import Measurement, Sample
+from chronyctl6.text import shown
+
+if TYPE_CHECKING:
+    from chronyctl6.effects.chrony_tools import Source, Tracking
 
 LEAP_TEXT = {0: "normal", 1: "insert second", 2: "delete second", 3: "unsynchronised"}
 # C0/C1 controls, DEL, line/paragraph separators, bidi overrides: nothing a server or a
@@ -77,6 +88,7 @@ def to_data(r: CheckResult) -> dict[str, Any]:
         "verdict": r.status.name,
         "summary": r.summary,
         "server": where.target.address if where else None,
+        "server_from": r.server_from,  # --server, or why this is the default one
         "port": where.target.port if where else None,
         **_sample_data(s),
         "stratum": s.stratum if s else None,
@@ -309,4 +321,68 @@ def to_prometheus(r: CheckResult) -> str:
              t.ref_time),
         ):
             p.gauge(TRACKING + name, help_text, [({}, value)])
+        _selected_source(p, t)
+        if view.clockbound is not None:
+            p.gauge(CHECK + "chronyd_clockbound_seconds", "chronyd's bound against UTC as "
+                    "ClockBound computes it: |offset| + root dispersion + root delay / 2, grown by "
+                    "the drift allowance since the last update, plus the PHC's error bound.",
+                    [({}, view.clockbound)])
+    _sources(p, view.sources)
     return "\n".join(p.lines) + "\n"
+
+
+# `chronyc sources` state characters as chrony_exporter's source_state (facebook/time's names)
+# and modes as its source_mode.
+SOURCE_STATE = {"*": "sync", "?": "unreach", "x": "falseticker", "~": "jittery", "+": "candidate",
+                "-": "outlier"}
+SOURCE_MODE = {"^": "client", "=": "peer", "#": "ref"}
+SOURCES = "chrony_sources_"
+
+
+def _selected_source(p: _Prom, t: Tracking) -> None:
+    """chrony_exporter's chrony_tracking_info: which source chronyd follows, by address (empty
+    for a reference clock), name and reference ID. Never a DNS name: chronyc runs with -n."""
+    name = shown(t.ref_name, 253)
+    address = name if _is_address(t.ref_name) else ""
+    p.gauge(TRACKING + "info", "The source chronyd follows (chronyc tracking): address, name, "
+            "reference ID.", [({"tracking_address": address, "tracking_name": name,
+                               "tracking_refid": shown(t.ref_id, 16)}, 1.0)])
+
+
+def _is_address(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text.partition("%")[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _sources(p: _Prom, sources: tuple[Source, ...]) -> None:
+    """Per source, as chrony_exporter names them; reachability (which it lacks) as ours."""
+    if not sources:
+        return
+
+    def labels(s: Source) -> dict[str, str]:
+        name = shown(s.name, 253)
+        return {"source_address": name if _is_address(s.name) else "", "source_name": name}
+
+    p.gauge(SOURCES + "state_info", "Each source's state (chronyc sources: sync, candidate, "
+            "outlier, jittery, falseticker, unreach) and mode (client, peer, ref).",
+            [({**labels(s), "source_state": SOURCE_STATE.get(s.state, shown(s.state, 8)),
+               "source_mode": SOURCE_MODE.get(s.mode, shown(s.mode, 8))}, 1.0) for s in sources])
+    p.gauge(SOURCES + "stratum", "Each source's stratum.",
+            [(labels(s), float(s.stratum)) for s in sources])
+    p.gauge(SOURCES + "polling_interval_seconds", "Each source's polling interval.",
+            [(labels(s), float(2.0 ** s.poll)) for s in sources])
+    p.gauge(SOURCES + "last_sample_age_seconds", "Seconds since each source's last good sample.",
+            [(labels(s), float(s.last_rx)) for s in sources if s.last_rx is not None])
+    p.gauge(SOURCES + "last_sample_offset_seconds", "Each source's last sample offset, as chronyc "
+            "sources states it (> 0: the local clock is ahead of the source).",
+            [(labels(s), s.adjusted_offset) for s in sources])
+    p.gauge(SOURCES + "last_sample_error_margin_seconds", "Each source's last sample margin of "
+            "error.", [(labels(s), s.error) for s in sources])
+    p.gauge("chronyctl6_sources_reachability_ratio", "The share of each source's last 8 polls that "
+            "were answered (chronyd's reach register); 0 for a source that stopped answering.",
+            [(labels(s), s.reachability_ratio) for s in sources])

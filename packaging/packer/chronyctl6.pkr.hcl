@@ -5,7 +5,9 @@
 #   packaging/fetch-wheels /tmp/wheels x86_64
 #   CHRONYCTL6_WHEELHOUSE=/tmp/wheels packaging/build-rpm dist/ --define 'python3_pkgversion 3.11'
 #       (on an AL2023 build host; on Debian add --nodeps)  -> dist/chronyctl6-0.1.0-1.x86_64.rpm
-#   packer build -var package=dist/chronyctl6-0.1.0-1.x86_64.rpm packaging/packer/chronyctl6.pkr.hcl
+#   packer init packaging/packer      (Packer 1.7+: the amazon plugin named in plugins.pkr.hcl)
+#   packer build -var package=dist/chronyctl6-0.1.0-1.x86_64.rpm packaging/packer
+#   (Packer 1.6 bundles the builder and refuses plugins.pkr.hcl: build this file alone.)
 # (Debian 12 sources take dist/chronyctl6_0.1.0_all.deb; Ubuntu 22.04 the build-deb --jammy one.)
 # The image chooses its Time Sync endpoint on every launch (chronyctl6-boot.service), so one AMI
 # is right in dual-stack, IPv6-only and IPv4-only subnets.

@@ -224,3 +224,30 @@ def test_broken_change_is_rolled_back_under_systemd(instance: Layer, ec2_factory
     waited = instance.run(["chronyc", "-n", "waitsync", "120", "0", "0", "0.25"], timeout=60)
     assert waited.returncode == 0
     assert _selected(instance) == TIME_SYNC_V6
+
+
+def test_wait_unit_holds_time_sync_target_until_synchronised(
+    instance: Layer, ec2_factory: Callable[..., Ec2]
+) -> None:
+    """chronyctl6-wait.service in place of chrony-wait.service: time-sync.target is reached only
+    once chronyd is on Time Sync within the bound; the seconds from boot to that are recorded."""
+    done = cli("apply", "--root", str(instance.root))  # baked from outside: chosen at every boot
+    assert done.returncode == 0, done.stderr
+    wants = instance.root / "etc/systemd/system/multi-user.target.wants"
+    wants.mkdir(parents=True, exist_ok=True)
+    (wants / "chronyctl6-wait.service").symlink_to("/lib/systemd/system/chronyctl6-wait.service")
+    ec2 = ec2_factory(ipv6=True)
+    instance.boot(ec2.instance.netns_path)
+    # `systemctl start` on a oneshot still activating blocks until it is done: no polling.
+    started = instance.run(["systemctl", "start", "chronyctl6-wait.service"], timeout=240)
+    assert started.returncode == 0, started.stdout + started.stderr + instance.boot_log()
+    assert instance.run(["systemctl", "is-active", "chronyctl6-wait.service"]).stdout.strip() == "active"
+    waited = int(instance.systemctl_show("chronyctl6-wait.service", "ExecMainExitTimestampMonotonic"))
+    target = int(instance.systemctl_show("time-sync.target", "ActiveEnterTimestampMonotonic"))
+    assert 0 < waited <= target, (waited, target)
+    assert _selected(instance) == TIME_SYNC_V6
+    kept = json.loads(instance.run(["cat", "/run/chronyctl6/synchronised.json"], check=True).stdout)
+    assert kept["source"] == TIME_SYNC_V6 and 0 < kept["bound_seconds"] <= 0.1
+    # In a container the kernel booted long ago: the boot is PID 1's start.
+    print(f"seconds from boot (init) to synchronised on Time Sync: {kept['since_init_seconds']}")
+    assert 0 < kept["since_init_seconds"] < 60

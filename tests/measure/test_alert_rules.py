@@ -156,3 +156,16 @@ def test_alert_rules_agree_with_the_verdict_on_every_case(tmp_path: Path) -> Non
     done = subprocess.run(["promtool", "test", "rules", str(spec)], capture_output=True,
                           text=True, timeout=120, check=False)
     assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
+
+
+def test_shipped_rules_and_their_own_unit_tests_pass() -> None:
+    """The rules file is valid, and its hand-written cases hold (the stale and the missing
+    textfile among them)."""
+    require(shutil.which("promtool") is not None, "promtool is not installed (apt-get install "
+            "prometheus)")
+    for args in (["check", "rules", RULES.name], ["test", "rules", "chronyctl6.rules.test.yml"]):
+        done = subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=120,
+                              check=False, cwd=RULES.parent)
+        assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
+    text = RULES.read_text()
+    assert "alert: ClockCheckStale" in text and "alert: ClockCheckMissing" in text

@@ -6,6 +6,7 @@ backstop so it can never outlive the test."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import time
@@ -134,3 +135,90 @@ def test_chronyd_not_running_is_said_and_does_not_fail_the_check(tmp_path: Path)
         code, out = check("--server", "::1", "--port", str(r.port),
                           "--chronyd-socket", str(tmp_path / "nothing.sock"))
     assert code == 0 and out["chronyd"]["running"] is False and out["chronyd"]["problem"]
+
+
+@pytest.fixture
+def client(chronyd: Chronyd, tmp_path: Path) -> Iterator[str]:
+    """A second chronyd (-x) whose sources are the first one and a port nobody serves; yields
+    its command socket once it has selected the first."""
+    home = tmp_path / "client"
+    home.mkdir(mode=0o700)
+    sock = home / "chronyd.sock"
+    (home / "chronyd.conf").write_text(
+        f"server ::1 port {chronyd.port} iburst minpoll -2 maxpoll -2\n"
+        f"server 127.0.0.1 port {free_udp_port()} minpoll -2 maxpoll -2\n"  # chronyd keys by address
+        "port 0\ncmdport 0\n"
+        f"bindcmdaddress {sock}\npidfile {home / 'chronyd.pid'}\n")
+    log = home / "chronyd.log"
+    with log.open("wb") as err:
+        proc = subprocess.Popen([commands.which("chronyd") or "chronyd", "-x", "-u", "root", "-d", "-t", "120",
+                                 "-f", str(home / "chronyd.conf")], stdout=subprocess.DEVNULL, stderr=err)
+    try:
+        deadline = time.monotonic() + 60  # a bound on a broken chronyd, not a race: polled below
+        while True:
+            done = commands.run(["chronyc", "-n", "-c", "-h", str(sock), "sources"], timeout=5)
+            if done.ok and any(line.startswith("^,*,") for line in done.stdout.splitlines()):
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the client chronyd selected nothing: {done.stdout} {log.read_text()}")
+            time.sleep(0.2)
+        yield str(sock)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def test_chronyds_sources_are_exported_as_chrony_exporter_names_them(chronyd: Chronyd, client: str) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    result = CliRunner().invoke(app, ["check", "-o", "prometheus", "--server", "::1", "--port",
+                                      str(chronyd.port), "--chronyd-socket", client])
+    found: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(result.stdout):
+        for s in family.samples:
+            found.setdefault(s.name, []).append((dict(s.labels), s.value))
+    assert result.exit_code == 0, result.stdout
+    ((info, _),) = found["chrony_tracking_info"]
+    assert info["tracking_address"] == info["tracking_name"] == "::1"
+    assert re.fullmatch("[0-9A-F]{8}", info["tracking_refid"])
+    states = {labels["source_address"]: (labels["source_state"], labels["source_mode"])
+              for labels, _ in found["chrony_sources_state_info"]}
+    assert states["::1"] == ("sync", "client") and states["127.0.0.1"][1] == "client"
+    reach = {labels["source_address"]: value for labels, value in found["chronyctl6_sources_reachability_ratio"]}
+    assert reach["::1"] > 0.0 and reach["127.0.0.1"] == 0.0  # the live one, the dead one
+
+
+def test_an_unsynchronised_chronyd_is_critical_and_names_the_server_check_asks(tmp_path: Path) -> None:
+    """A chronyd (-x) whose one source is the IPv4 Time Sync endpoint, in this namespace where
+    nothing routes there (the kernel refuses every send: no packet leaves): chronyd is not
+    synchronised, so check is CRITICAL (as status), and without --server it asks the endpoint
+    chronyd's own sources name."""
+    require_isolated_netns()
+    require(commands.which("chronyd") is not None, "chronyd is not installed (apt-get install chrony)")
+    home = tmp_path / "lonely"
+    home.mkdir(mode=0o700)
+    sock = home / "chronyd.sock"
+    (home / "chronyd.conf").write_text(
+        "server 169.254.169.123 iburst\nport 0\ncmdport 0\n"
+        f"bindcmdaddress {sock}\npidfile {home / 'chronyd.pid'}\n")
+    proc = subprocess.Popen([commands.which("chronyd") or "chronyd", "-x", "-u", "root", "-d", "-t", "60",
+                             "-f", str(home / "chronyd.conf")], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30  # a bound on a broken chronyd: polled, not raced
+        while "169.254.169.123" not in commands.run(["chronyc", "-n", "-c", "-h", str(sock), "sources"],
+                                                    timeout=5).stdout:
+            assert proc.poll() is None and time.monotonic() < deadline, "chronyd did not start"
+            time.sleep(0.05)
+        code, out = check("--timeout", "0.5", "--chronyd-socket", str(sock))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert out["server_from"] == "chronyd's sources" and out["servers"][0]["address"] == "169.254.169.123"
+    assert out["servers"][0]["sent"] == 0  # refused by the kernel: nothing left this namespace
+    assert out["chronyd"]["synchronised"] is False
+    assert code == 2 and out["verdict"] == "CRITICAL" and "chronyd is not synchronised" in out["summary"]

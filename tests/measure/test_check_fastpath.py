@@ -141,7 +141,7 @@ def test_typer_and_the_fast_path_print_the_identical_outcome(
     """One measurement (a fixed result, nothing sent), printed both ways: byte for byte the same,
     and under -o json a valid chronyctl6/v1 envelope."""
 
-    from chronyctl6.measure import check as chk
+    from chronyctl6.measure import gather
     from chronyctl6.measure.check import CheckStatus, Thresholds, evaluate
     from tests.measure.test_check_verdict import measurement, sample, tracking
 
@@ -150,7 +150,7 @@ def test_typer_and_the_fast_path_print_the_identical_outcome(
          else measurement("::1", root_distance_too_large=2, zero_reference=1))
     fixed = evaluate([m], Thresholds(), tracking(offsets.get(verdict, 0.0)))
     assert fixed.status is CheckStatus[verdict]
-    monkeypatch.setattr(chk, "run", lambda *a, **k: fixed)
+    monkeypatch.setattr(gather, "run", lambda *a, **k: fixed)
     args = ["-H", "::1", "--no-chronyd", "-o", output]
     with pytest.raises(SystemExit) as ended:
         command.fast_main(args)

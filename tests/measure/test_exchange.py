@@ -109,8 +109,12 @@ def test_minimum_delay_sample_wins_under_asymmetric_delay() -> None:
 def test_stray_packets_are_counted_and_the_real_reply_still_taken() -> None:
     with Responder(stray_then_honest, ServerState(offset=-1.5)) as r:
         m = measure(r, samples=3)
-    assert len(m.samples) == 3
-    assert m.rejected == {"wrong_origin": 3, "truncated": 3}
+    # Each request is answered by a stray, a truncated packet and then the reply, in that order
+    # on one socket: every reply taken was preceded by its two strays, whatever the burst's
+    # straggler cut-off left unread (on a loaded machine the last replies can come after it).
+    assert 1 <= len(m.samples) <= 3 and set(m.rejected) == {"wrong_origin", "truncated"}
+    assert len(m.samples) <= m.rejected["wrong_origin"] <= 3
+    assert len(m.samples) <= m.rejected["truncated"] <= 3
     best = m.best
     assert best is not None and abs(best.offset + 1.5) <= best.error_bound + EPS
 

@@ -31,7 +31,7 @@ from tests.packaging_support import (
 # Packages installed into chroots of cached roots: root.
 pytestmark = pytest.mark.root
 
-UNITS = ("chronyctl6-boot.service", "chronyctl6-check.service", "chronyctl6-check.timer")
+UNITS = ("chronyctl6-boot.service", "chronyctl6-check.service", "chronyctl6-check.timer", "chronyctl6-wait.service")
 TIME_SYNC_V6 = "server fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4"
 # What Debian 12 ships, and so what the package must work with.
 DEBIAN12_PYTHON = {"python3-typer": "0.7.0", "python3-click": "8.1.3", "python3-ntplib": "0.3.3"}
@@ -70,11 +70,14 @@ def test_deb_fields_and_contents(deb: Path) -> None:
         assert needed in depends, fields["Depends"]
 
     listing = run(["dpkg-deb", "-c", deb]).stdout
-    paths = {line.split()[-1].lstrip(".") for line in listing.splitlines()}
+    paths = {line.split(" -> ")[0].split()[-1].lstrip(".") for line in listing.splitlines()}  # a link by its name
     expected = {
         "/usr/bin/chronyctl6",
+        "/usr/bin/check_timesync",
+        "/usr/lib/nagios/plugins/check_timesync",
         "/usr/lib/python3/dist-packages/chronyctl6/cli.py",
         "/usr/share/man/man1/chronyctl6.1.gz",
+        "/usr/share/man/man1/check_timesync.1.gz",
         "/usr/share/man/man5/chronyctl6-settings.5.gz",
         "/usr/share/doc/chronyctl6/README.md.gz",
         "/usr/share/doc/chronyctl6/examples/settings.toml",
@@ -117,6 +120,16 @@ def test_installed_against_debians_own_python_packages(root: Path) -> None:
     where = chroot(root, "python3", "-c",
                    "import typer, chronyctl6; print(typer.__file__); print(chronyctl6.__file__)")
     assert all(p.startswith("/usr/lib/python3/dist-packages/") for p in where.stdout.split())
+
+
+def test_check_timesync_from_installed_package(root: Path) -> None:
+    """The drop-in for check_ntp_time runs with Debian's python3, from /usr/bin and from where
+    Nagios looks for plugins; -V exits 3 as monitoring-plugins 2.3's plugins do."""
+    for path in ("check_timesync", "/usr/lib/nagios/plugins/check_timesync"):
+        proc = chroot(root, path, "-V", check=False)
+        assert proc.returncode == 3 and proc.stdout.strip().startswith(f"check_timesync v{__version__}"), proc
+    proc = chroot(root, "check_timesync", "-H", "::1", "-p", "9", "-t", "2", check=False)
+    assert proc.returncode == 2 and proc.stdout.startswith("NTP CRITICAL: No response"), proc
 
 
 def test_version_from_installed_package(root: Path) -> None:

@@ -50,6 +50,7 @@ CLOUD_CONFIG = PACKAGING / "cloud-init" / "chronyctl6.cloud-config.yml"
 PACKER = PACKAGING / "packer" / "chronyctl6.pkr.hcl"
 ANSIBLE = PACKAGING / "ansible"
 PROMETHEUS = PACKAGING / "prometheus"
+SSM_CONSOLE = 2500  # characters of output the SSM console shows
 PARAM_REF = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 # What a caller could try to smuggle into a shell script through a parameter.
 HOSTILE = ["1; reboot", "$(id)", "`id`", "1 && id", "1|id", "'", '"', "a b", "1\n2", "-1", "",
@@ -127,13 +128,127 @@ def test_ssm_script_runs_a_dry_run_apply(root: Path) -> None:
     (root / "root" / "ssm.sh").write_text(script, encoding="utf-8")
     before = (root / "etc/chrony/chrony.conf").read_bytes()
     proc = chroot(root, "bash", "/root/ssm.sh")
-    plan = json.loads(proc.stdout)["data"]  # the chronyctl6/v1 envelope
-    assert plan["changed"] is True and "fd00:ec2::123" in plan["diff"]
+    summary = json.loads(proc.stdout)  # one chronyctl6-ssm/v1 document, under the console's limit
+    assert summary["schema"] == "chronyctl6-ssm/v1" and len(proc.stdout) < SSM_CONSOLE
+    assert summary["apply"]["changed"] is True and summary["apply"]["dry_run"] is True
+    assert "fd00:ec2::123" in summary["diff"] and summary["exit_code"] == 0
     assert (root / "etc/chrony/chrony.conf").read_bytes() == before, "a dry run writes nothing"
 
     values.update(Action="apply", DryRun="true", Ipv6="sideways")
     bad = chroot(root, "bash", "-c", _ssm_script(doc, values), check=False)
     assert bad.returncode != 0, "chronyctl6 itself refuses a value SSM would not have allowed"
+
+
+# The document's own logic (which flags each parameter becomes, the one summary document, the
+# compliance report), run by bash with its parameters pasted in. chronyctl6 and aws are recorders
+# on PATH here: what they are given is the subject; the real chronyctl6 runs in the test above.
+_RECORDER = """#!/bin/sh
+printf '%s\\n' "$(basename "$0") $*" >> "$RECORD"
+case "$(basename "$0") $1" in
+  "chronyctl6 apply") cat "$APPLY_OUT"; exit "${APPLY_STATUS:-0}" ;;
+  "chronyctl6 check") cat "$CHECK_OUT"; exit "${CHECK_STATUS:-0}" ;;
+  aws*) exit "${AWS_STATUS:-0}" ;;
+esac
+"""
+
+
+def _ssm_run(tmp_path: Path, apply_out: dict[str, Any] | str, check_out: dict[str, Any],
+             **params: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    doc = _load(SSM_DOC)
+    values = {name: spec["default"] for name, spec in doc["parameters"].items()}
+    env_extra = {k: params.pop(k) for k in list(params) if k.isupper()}
+    values.update(params)
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    for name in ("chronyctl6", "aws"):
+        (bindir / name).write_text(_RECORDER, encoding="utf-8")
+        (bindir / name).chmod(0o755)
+    (tmp_path / "apply.json").write_text(apply_out if isinstance(apply_out, str) else json.dumps(apply_out),
+                                         encoding="utf-8")
+    (tmp_path / "check.json").write_text(json.dumps(check_out), encoding="utf-8")
+    record = tmp_path / "record"
+    record.write_text("", encoding="utf-8")
+    script = _ssm_script(doc, values).replace(
+        "export PATH=", f"export PATH={bindir}:", 1)  # the recorders first, as an installed tool would be
+    env = {"PATH": "/usr/bin:/bin", "RECORD": str(record), "APPLY_OUT": str(tmp_path / "apply.json"),
+           "CHECK_OUT": str(tmp_path / "check.json"), **env_extra}
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=60,
+                          check=False)
+    return proc, record.read_text(encoding="utf-8").splitlines()
+
+
+def _envelope(command: str, status: str, code: int, data: dict[str, Any],
+              messages: int = 0) -> dict[str, Any]:
+    return {"schema": "chronyctl6/v1", "command": command, "status": status, "exit_code": code, "data": data,
+            "messages": [{"level": "warning", "text": f"message {i} " + "x" * 900} for i in range(messages)]}
+
+
+APPLY_OK = _envelope("apply", "ok", 0, {"changed": True, "dry_run": False, "action": "restart",
+                                        "files": ["/etc/chrony/chrony.conf"], "selected": "fd00:ec2::123",
+                                        "diff": "".join(f"+line {i} " + "y" * 60 + "\n" for i in range(100))},
+                     messages=6)
+CHECK_OK = _envelope("check", "ok", 0, {"verdict": "OK", "server": "fd00:ec2::123", "offset_seconds": 1e-05,
+                                        "max_error_seconds": 0.0002, "stratum": 3, "samples": [{}] * 50})
+CHECK_CRIT = _envelope("check", "critical", 2, {"verdict": "CRITICAL", "server": "fd00:ec2::123"})
+
+
+def test_ssm_wait_seconds_zero_applies_without_waiting(tmp_path: Path) -> None:
+    proc, calls = _ssm_run(tmp_path, APPLY_OK, CHECK_OK, Action="apply", WaitSeconds="0")
+    assert proc.returncode == 0, proc.stderr
+    (apply_call,) = calls
+    assert "--no-wait" in apply_call.split() and "--wait" not in apply_call.split()
+    proc, calls = _ssm_run(tmp_path, APPLY_OK, CHECK_OK, Action="apply", WaitSeconds="7")
+    assert calls[0].split()[-2:] == ["--wait", "7"]
+
+
+def test_ssm_dry_run_still_checks(tmp_path: Path) -> None:
+    """DryRun limits apply; check changes nothing, so it runs (it did nothing at all before)."""
+    proc, calls = _ssm_run(tmp_path, APPLY_OK, CHECK_OK, Action="check", DryRun="true")
+    assert proc.returncode == 0 and calls == ["chronyctl6 check -o json"], (proc.stderr, calls)
+    proc, calls = _ssm_run(tmp_path, APPLY_OK, CHECK_OK, Action="apply-and-check", DryRun="true")
+    assert [c.split()[:2] for c in calls] == [["chronyctl6", "apply"], ["chronyctl6", "check"]]
+    assert "--dry-run" in calls[0].split()
+
+
+def test_ssm_prints_one_document_under_the_console_limit(tmp_path: Path) -> None:
+    proc, _ = _ssm_run(tmp_path, APPLY_OK, CHECK_OK)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout) < SSM_CONSOLE, len(proc.stdout)
+    doc = json.loads(proc.stdout)  # exactly one JSON document: json.loads refuses trailing data
+    assert doc["apply"]["selected"] == "fd00:ec2::123" and doc["check"]["offset_seconds"] == 1e-05
+    assert doc["diff"].startswith("+line 0") and doc["diff"].endswith("all of it)")
+    assert doc["compliance"] == "not-requested" and doc["exit_code"] == 0
+
+
+def test_ssm_exit_status_is_applys_failure_else_checks(tmp_path: Path) -> None:
+    failed = _envelope("apply", "failed", 1, {}, messages=1)
+    proc, calls = _ssm_run(tmp_path, failed, CHECK_OK, APPLY_STATUS="1")
+    assert proc.returncode == 1 and len(calls) == 1, "no check after a failed apply"
+    assert json.loads(proc.stdout)["apply"]["status"] == "failed"
+    proc, _ = _ssm_run(tmp_path, APPLY_OK, CHECK_CRIT, CHECK_STATUS="2")
+    assert proc.returncode == 2 and json.loads(proc.stdout)["check"]["verdict"] == "CRITICAL"
+    # Output that is not JSON at all (a crash) still gives one document, with what it said.
+    proc, _ = _ssm_run(tmp_path, "Traceback (most recent call last):", CHECK_OK, Action="apply", APPLY_STATUS="1")
+    crashed = json.loads(proc.stdout)
+    assert proc.returncode == 1 and crashed["exit_code"] == 1 and crashed["apply"]["status"] == "failed"
+
+
+def test_ssm_reports_compliance_when_asked(tmp_path: Path) -> None:
+    proc, calls = _ssm_run(tmp_path, APPLY_OK, CHECK_CRIT, ReportCompliance="true", CHECK_STATUS="2",
+                           AWS_SSM_INSTANCE_ID="i-0123456789abcdef0")
+    assert proc.returncode == 2
+    (aws,) = [c for c in calls if c.startswith("aws ")]
+    assert aws.startswith("aws ssm put-compliance-items --resource-id i-0123456789abcdef0 "
+                          "--resource-type ManagedInstance --compliance-type Custom:chronyctl6 ")
+    assert '"Status": "NON_COMPLIANT"' in aws and '"Id": "TimeSync"' in aws
+    assert json.loads(proc.stdout)["compliance"] == "reported NON_COMPLIANT"
+    # Without SSM's instance id, or when aws fails, the document says so and the exit status stands.
+    proc, calls = _ssm_run(tmp_path, APPLY_OK, CHECK_OK, ReportCompliance="true")
+    assert proc.returncode == 0 and not [c for c in calls if c.startswith("aws ")]
+    assert "AWS_SSM_INSTANCE_ID" in json.loads(proc.stdout)["compliance"]
+    proc, _ = _ssm_run(tmp_path, APPLY_OK, CHECK_OK, ReportCompliance="true", AWS_STATUS="255",
+                       AWS_SSM_INSTANCE_ID="i-0123456789abcdef0")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["compliance"].startswith("not reported")
 
 
 # ---- EC2 Image Builder -----------------------------------------------------------------------
@@ -258,6 +373,27 @@ def test_packer_template(tmp_path: Path) -> None:
     assert "--define 'python3_pkgversion 3.11'" in text and "x86_64.rpm" in text
 
 
+def test_packer_names_its_plugin() -> None:
+    """Packer 1.7+ installs the builder from `required_plugins` (`packer init`); Debian's 1.6.6
+    refuses that block, so it sits in a file of its own that 1.6.6 never reads (test above)."""
+    try:
+        import hcl2
+    except ImportError:
+        require(False, "python-hcl2 (pip install python-hcl2)")
+        return
+    with (PACKER.parent / "plugins.pkr.hcl").open(encoding="utf-8") as handle:
+        doc = hcl2.load(handle)
+    (block,) = doc["packer"]
+    (plugins,) = block["required_plugins"]
+    amazon = {key: str(value).strip('"') for key, value in plugins["amazon"].items()}  # hcl2 5.x keeps quotes
+    assert amazon["source"] == "github.com/hashicorp/amazon" and amazon["version"].startswith(">= 1.2.0")
+    assert "packer init packaging/packer" in PACKER.read_text(encoding="utf-8")
+    # Every source the template uses comes from a plugin it names.
+    text = PACKER.read_text(encoding="utf-8")
+    assert set(re.findall(r'^source "([a-z0-9]+)-', text, re.M)) == {"amazon"}
+    assert "packer {" not in text, "Debian's packer 1.6.6 must be able to validate the template file alone"
+
+
 def test_packer_template_parses_as_hcl2() -> None:
     try:
         import hcl2
@@ -275,15 +411,22 @@ def test_packer_template_parses_as_hcl2() -> None:
 
 def _playbook(root: Path, *extra: str) -> dict[str, int]:
     """Run the playbook inside the root with ansible-core (connection local); the recap counts."""
-    proc = chroot(
+    return _recap(_playbook_run(root, *extra))
+
+
+def _recap(proc: subprocess.CompletedProcess[str]) -> dict[str, int]:
+    recap = re.search(r"localhost\s+:\s+(.*)$", proc.stdout, re.M)
+    assert recap is not None, proc.stdout
+    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", recap.group(1))}
+
+
+def _playbook_run(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return chroot(
         root, "env", "ANSIBLE_ROLES_PATH=/srv/ansible/roles", "ANSIBLE_NOCOLOR=1",
         "ANSIBLE_LOCAL_TEMP=/root/.ansible/tmp", "ansible-playbook", "-i", "localhost,",
         "-c", "local", "/srv/ansible/playbook.yml", "-e", "@/srv/vars.json", *extra,
         timeout=300,
     )
-    recap = re.search(r"localhost\s+:\s+(.*)$", proc.stdout, re.M)
-    assert recap is not None, proc.stdout
-    return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", recap.group(1))}
 
 
 def test_ansible_syntax(tmp_path: Path) -> None:
@@ -379,6 +522,20 @@ def test_ansible_role_installs_and_applies(root: Path) -> None:
     assert again["failed"] == 0 and again["changed"] == 0, again
     checked = _playbook(root, "--check", "--diff")
     assert checked["failed"] == 0 and checked["changed"] == 0, checked
+
+    # Check mode with a change pending: it says what would change, shows chrony.conf's diff, and
+    # writes nothing.
+    before = (root / "etc/chrony/chrony.conf").read_bytes()
+    variables["chronyctl6_at_boot"] = False  # the endpoint fixed in chrony.conf, not chosen at boot
+    (root / "srv" / "vars.json").write_text(json.dumps(variables), encoding="utf-8")
+    proc = _playbook_run(root, "--check", "--diff")
+    pending = _recap(proc)
+    assert pending["failed"] == 0 and pending["changed"] >= 1, pending
+    task = proc.stdout[proc.stdout.index("TASK [chronyctl6 : Apply chronyctl6]"):]
+    task = task[:task.index("TASK [", 1)]
+    assert "--- /etc/chrony/chrony.conf" in task and "+server fd00:ec2::123 prefer iburst" in task, task
+    assert "changed: [localhost]" in task
+    assert (root / "etc/chrony/chrony.conf").read_bytes() == before, "check mode writes nothing"
 
 
 # ---- Prometheus -------------------------------------------------------------------------------

@@ -133,6 +133,10 @@ def test_payload_bundles_typer_070_and_click_813(payload: Path) -> None:
     # -I: neither PYTHONPATH nor a user's site-packages can replace a bundled module.
     assert wrapper[0] == "#!/usr/bin/python3 -I"
     assert 'sys.path.insert(0, "/usr/lib/chronyctl6")' in wrapper
+    assert "from chronyctl6.__main__ import main" in wrapper  # check's fast path, before typer
+    plugin = (payload / "usr/bin/check_timesync").read_text(encoding="utf-8").splitlines()
+    assert plugin[0] == "#!/usr/bin/python3 -I" and 'sys.path.insert(0, "/usr/lib/chronyctl6")' in plugin
+    assert os.readlink(payload / "usr/lib/nagios/plugins/check_timesync") == "../../../bin/check_timesync"
 
 
 def test_every_module_parses_as_python_310(payload: Path) -> None:
@@ -168,6 +172,13 @@ def test_installed_runs_on_the_bundle_alone(root: Path) -> None:
     chroot(root, "dpkg", "--purge", "--force-depends", "python3-typer", "python3-click")
     assert chroot(root, "python3", "-c", "import typer", check=False).returncode != 0
     assert chroot(root, "chronyctl6", "--version").stdout.strip() == "chronyctl6 0.1.0"
+    plugin = chroot(root, "/usr/lib/nagios/plugins/check_timesync", "-V", check=False)
+    assert plugin.returncode == 3 and plugin.stdout.startswith("check_timesync v0.1.0"), plugin
+    # The installed wrapper runs check without typer (no reply from a closed port: UNKNOWN).
+    fast = chroot(root, "python3", "-I", "-X", "importtime", "/usr/bin/chronyctl6", "check", "--no-chronyd",
+                  "-s", "::1", "--port", "9", "-t", "0.2", "-o", "nagios", check=False)
+    assert fast.returncode == 3 and fast.stdout.startswith("NTP UNKNOWN"), fast
+    assert "chronyctl6.measure.exchange" in fast.stderr and "typer" not in fast.stderr
     rendered = chroot(root, "chronyctl6", "render", "--root", "/", "--ipv6", "on", "--phc", "off").stdout
     assert rendered.count("server fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4") == 1
     assert list((root / "usr/lib/chronyctl6/typer").glob("__pycache__/*.pyc"))

@@ -81,8 +81,10 @@ def test_rpm_contents(rpm: Path) -> None:
     files = set(run(["rpm", "-qpl", rpm]).stdout.split())
     expected = {
         "/usr/bin/chronyctl6",
+        "/usr/bin/check_timesync",
         f"{SITE}/chronyctl6/cli.py",
         "/usr/share/man/man1/chronyctl6.1.gz",
+        "/usr/share/man/man1/check_timesync.1.gz",
         "/usr/share/man/man5/chronyctl6-settings.5.gz",
         "/usr/share/bash-completion/completions/chronyctl6",
         "/usr/share/zsh/site-functions/_chronyctl6",
@@ -90,6 +92,7 @@ def test_rpm_contents(rpm: Path) -> None:
         f"{UNITDIR}/chronyctl6-boot.service",
         f"{UNITDIR}/chronyctl6-check.service",
         f"{UNITDIR}/chronyctl6-check.timer",
+        f"{UNITDIR}/chronyctl6-wait.service",
     }
     assert expected <= files, sorted(expected - files)
     templates = sorted((REPO / "templates").glob("*.j2"))
@@ -123,6 +126,13 @@ def test_payload_runs_with_python311_and_typer_070(payload_root: Path) -> None:
                    "import chronyctl6, typer; print(chronyctl6.__file__, typer.__version__)")
     module, typer_version = where.stdout.split()
     assert module.startswith(f"{SITE}/chronyctl6/") and typer_version == "0.7.0"
+    plugin = chroot(payload_root, "env", env, "check_timesync", "-V", check=False)
+    assert plugin.returncode == 3 and plugin.stdout.startswith(f"check_timesync v{__version__}"), plugin
+    # The launcher runs check without typer (no reply from a closed port: UNKNOWN).
+    fast = chroot(payload_root, "env", env, "python3", "-X", "importtime", "/usr/bin/chronyctl6", "check",
+                  "--no-chronyd", "-s", "::1", "--port", "9", "-t", "0.2", "-o", "nagios", check=False)
+    assert fast.returncode == 3 and "chronyctl6.measure.exchange" in fast.stderr, fast
+    assert "typer" not in fast.stderr
     # An Amazon Linux 2023 image (the stock files it ships), as an image build would render it.
     image = payload_root / "srv" / "image"
     shutil.copytree(FIXTURES / "stock" / "amzn2023", image, symlinks=True)
@@ -136,7 +146,8 @@ def test_payload_runs_with_python311_and_typer_070(payload_root: Path) -> None:
 def test_rpm_units_verify(payload_root: Path) -> None:
     require_tools("systemd-analyze")
     units = [f"{UNITDIR}/{u}" for u in
-             ("chronyctl6-boot.service", "chronyctl6-check.service", "chronyctl6-check.timer")]
+             ("chronyctl6-boot.service", "chronyctl6-check.service", "chronyctl6-check.timer",
+              "chronyctl6-wait.service")]
     proc = run(["systemd-analyze", "verify", "--man=no", f"--root={payload_root}", *units],
                check=False)
     assert proc.returncode == 0 and proc.stdout + proc.stderr == "", proc.stdout + proc.stderr

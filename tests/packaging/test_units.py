@@ -20,7 +20,7 @@ from tests.packaging_support import PACKAGING, require_tools, run
 UNITS = PACKAGING / "systemd"
 # systemd-analyze (the systemd package, which packaging/prepare-tests installs).
 pytestmark = pytest.mark.tools
-TARGETS = {"chronyctl6-check.service": 3.0, "chronyctl6-boot.service": 5.0}
+TARGETS = {"chronyctl6-check.service": 3.0, "chronyctl6-boot.service": 5.0, "chronyctl6-wait.service": 5.0}
 
 
 def exposure(unit: Path) -> float:
@@ -97,3 +97,15 @@ def test_boot_unit_writes_only_its_runtime_and_state_directories() -> None:
     assert settings["CapabilityBoundingSet"] == ["CAP_DAC_OVERRIDE"]
     families = set(settings["RestrictAddressFamilies"][0].split())
     assert families == {"AF_UNIX", "AF_INET", "AF_INET6", "AF_NETLINK"}
+
+
+def test_wait_unit_orders_before_time_sync_target_like_chrony_wait() -> None:
+    """In place of chrony-wait.service: the same ordering (after chronyd, before and wanting
+    time-sync.target, pulled in by multi-user.target), and nothing but loopback."""
+    settings = unit_settings(UNITS / "chronyctl6-wait.service")
+    assert settings["Before"] == ["time-sync.target"] and settings["Wants"] == ["time-sync.target"]
+    assert set(settings["After"][0].split()) >= {"chrony.service", "chronyd.service", "chronyctl6-boot.service"}
+    assert settings["Type"] == ["oneshot"] and settings["RemainAfterExit"] == ["yes"]
+    assert settings["ExecStart"] == ["/usr/bin/chronyctl6 wait --timeout 180"]
+    assert settings["WantedBy"] == ["multi-user.target"]
+    assert settings["IPAddressDeny"] == ["any"] and settings["IPAddressAllow"] == ["localhost"]

@@ -1,0 +1,142 @@
+"""What `check` reads from the world, for the pure verdict (chronyctl6.measure.check): the server
+to ask, the NTP burst (chronyctl6.measure.exchange), chronyd's tracking and sources (chronyc),
+and, on IPv6 failures only, the host's addresses.
+
+Imports are made where used: `check` runs every minute, and start-up is most of its time.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from chronyctl6.measure import check as chk
+from chronyctl6.measure import exchange
+
+if TYPE_CHECKING:
+    from chronyctl6.effects.chrony_tools import Source, Tracking
+
+
+def chronyd_view(socket: str | None = None, timeout: float = 2.0
+                 ) -> tuple[Tracking | None, tuple[Source, ...], str | None]:
+    """chronyd's tracking and sources, or why there are none. Never fails the check: a chronyd
+    that answers tracking but not sources still gives its tracking."""
+    from chronyctl6.effects import chrony_tools
+    from chronyctl6.errors import ChronyCtlError
+    from chronyctl6.text import shown
+
+    try:
+        done = chrony_tools.chronyc("tracking", timeout=timeout, socket=socket)
+    except ChronyCtlError as exc:  # chronyc missing or hung
+        return None, (), exc.message
+    if not done.ok:
+        return None, (), f"chronyd is not answering ({shown(done.brief())})"
+    try:
+        tracking = chrony_tools.parse_tracking(done.stdout)
+    except ChronyCtlError as exc:
+        return None, (), exc.message
+    try:
+        listed = chrony_tools.chronyc("sources", timeout=timeout, socket=socket)
+        sources = tuple(chrony_tools.parse_sources(listed.stdout)) if listed.ok else ()
+    except ChronyCtlError:
+        sources = ()
+    return tracking, sources, None
+
+
+def configured(root: str = "/") -> list[tuple[str, tuple[str, ...]]] | None:
+    """The directives chronyd reads at root, in its order (chronyconf.traversal, the one walk
+    of main file, include, confdir and sourcedir files; every file through the bounded reader,
+    so a FIFO or a device where a file should be is refused, never waited on); None when no
+    platform's main file is there."""
+    from pathlib import Path
+
+    from chronyctl6.chronyconf import servers, traversal
+    from chronyctl6.errors import ChronyCtlError
+
+    for main in servers.MAIN_CONFIGS:
+        if os.path.lexists(os.path.join(root, main.lstrip("/"))):
+            try:
+                tree = traversal.load(main, Path(root))
+            except (ChronyCtlError, OSError):  # no reading of the files may fail the check
+                return None
+            return [(d.directive.keyword, d.directive.args) for d in tree.directives]
+    return None
+
+
+def default_server(root: str = "/", chronyd_sources: tuple[Source, ...] = ()) -> tuple[str, str]:
+    """The Time Sync endpoint this host uses (chronyconf.servers, the one resolver), and
+    where that came from: chronyd's own sources when it answered, else its configuration."""
+    from chronyctl6.chronyconf import servers
+
+    view = [(s.name, s.selected) for s in chronyd_sources] if chronyd_sources else None
+    found = servers.from_chronyd(view) if view else None
+    if found is not None:
+        return found, "chronyd's sources"
+    return servers.timesync_endpoint(None, configured(root))
+
+
+def has_global_ipv6() -> bool:
+    from chronyctl6.effects.host import read_network  # psutil: only on an IPv6 failure
+
+    return read_network().has_global_ipv6
+
+
+def run(
+    servers: list[str] | None,
+    *,
+    port: int = exchange.NTP_PORT,
+    samples: int = exchange.DEFAULT_SAMPLES,
+    timeout: float = chk.DEFAULT_TIMEOUT,
+    thresholds: chk.Thresholds | None = None,
+    ask_chronyd: bool = True,
+    chronyd_socket: str | None = None,
+    root: str = "/",
+) -> chk.CheckResult:
+    """Gather, then judge. No --server: the endpoint chronyd uses (default_server)."""
+    thresholds = thresholds or chk.Thresholds()
+    if not 1 <= samples <= exchange.MAX_SAMPLES:
+        raise chk.CheckUsageError(
+            f"--samples {samples}: use 1 to {exchange.MAX_SAMPLES}",
+            hint="Time Sync, like chronyd, rate-limits a client to a burst of 8",
+        )
+    if not 0 < timeout <= 60:
+        raise chk.CheckUsageError(f"--timeout {timeout:g}: use more than 0 and at most 60 seconds")
+    tracking, sources, problem = chronyd_view(chronyd_socket) if ask_chronyd else (None, (), None)
+    server_from = "--server"
+    if not servers:
+        chosen, server_from = default_server(root, sources)
+        servers = [chosen]
+    targets: list[exchange.Target] = []
+    unresolved: list[exchange.Measurement] = []
+    for server in servers:
+        try:
+            targets += exchange.resolve(server, port)
+        except exchange.NtpError as exc:  # one bad name must not hide the other servers' answers
+            # Kept in its printable form: it goes into text, metrics labels and Nagios lines.
+            unresolved.append(exchange.unresolved(exchange.shown(server, 64), port, exc.message))
+    measurements = exchange.measure(targets, samples=samples, timeout=timeout) + unresolved
+    hint = chk.ipv6_route_hint(measurements, has_global_ipv6)
+    if hint is None and unresolved and not any(m.best for m in measurements):
+        hint = "give an IP address: --server fd00:ec2::123 (or --server 169.254.169.123)"
+    result = chk.evaluate(measurements, thresholds, tracking, problem, hint, sources)
+    result.server_from = server_from
+    bound = chronyd_clockbound(tracking) if tracking is not None else None
+    if result.chronyd is not None and bound is not None:
+        from dataclasses import replace
+
+        result.chronyd = replace(result.chronyd, clockbound=bound)
+    return result
+
+
+def chronyd_clockbound(tracking: Tracking) -> float | None:
+    """HOOK: chronyd's bound against UTC as ClockBound computes it (|offset| + root dispersion +
+    root delay / 2, grown by maxclockerror since the last update, plus the PHC's error bound
+    when the PHC is the reference), exported as chronyctl6_check_chronyd_clockbound_seconds.
+
+    Branch `phc` computes it for `status` (diagnose/status.py); once that computation sits where
+    measure may import it (a pure function of Tracking, the maxclockerror in force and the PHC
+    bound), call it here. Until then None: no series is written rather than a wrong one
+    (Tracking.max_error, exported as chronyctl6_check_chronyd_max_error_seconds, leaves out
+    the drift allowance and the PHC)."""
+    del tracking
+    return None

@@ -1,0 +1,97 @@
+"""`chronyctl6 wait`'s judgement (pure, from chronyc's own CSV) and its loop (driven by a fake
+clock through its seams: no timer is raced)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chronyctl6.diagnose.wait import Reading, judge, wait
+from chronyctl6.effects.chrony_tools import parse_sources, parse_tracking
+
+# `chronyc -n -c tracking` / `sources` as chronyd 4.3 prints them (captured on the simulated instance).
+SYNCED = parse_tracking("FD00EC21,fd00:ec2::123,4,1733200000.123456789,0.000001234,0.000000500,"
+                        "0.000002000,-3.210,0.001,0.050,0.000180000,0.000250000,16.1,Normal\n")
+UNSYNCED = parse_tracking("00000000,,0,0.000000000,0.000000000,0.000000000,0.000000000,0.000,0.000,0.000,"
+                          "1.000000000,1.000000000,0.0,Not synchronised\n")
+LOOSE = parse_tracking("FD00EC21,fd00:ec2::123,4,1733200000.1,0.250000000,0.0,0.0,0.0,0.0,0.0,"
+                       "0.001,0.010,16.1,Normal\n")
+SELECTED = tuple(parse_sources("^,*,fd00:ec2::123,3,4,377,3,0.000001,0.000001,0.000020\n"))
+HEARD = tuple(parse_sources("^,?,fd00:ec2::123,3,4,3,3,0.000001,0.000001,0.000020\n"))
+SILENT = tuple(parse_sources("^,?,fd00:ec2::123,0,4,0,-,0.0,0.0,0.0\n"))
+POOL = tuple(parse_sources("^,*,192.0.2.7,2,6,377,3,0.000001,0.000001,0.000020\n"))
+PHC = tuple(parse_sources("#,*,PHC0,0,0,377,1,0.0000001,0.0000001,0.000001\n"))
+
+
+@pytest.mark.parametrize(("reading", "ready", "said"), [
+    (Reading(None, (), "chronyc tracking: 506 Cannot talk to daemon"), False, "chronyd does not answer (chronyc"),
+    (Reading(UNSYNCED, ()), False, "chronyd has no sources"),
+    (Reading(UNSYNCED, SILENT), False, "no reply yet from fd00:ec2::123 (reach 0"),
+    (Reading(UNSYNCED, HEARD), False, "fd00:ec2::123 reach 003 state ?"),
+    (Reading(SYNCED, POOL), False, "synchronised to 192.0.2.7, not to Time Sync"),
+    (Reading(LOOSE, SELECTED), False, "may still be 0.260500 s off (above 0.1 s)"),
+    (Reading(SYNCED, SELECTED), True, "synchronised to fd00:ec2::123, within 0.000341 s"),
+    (Reading(SYNCED, PHC), True, "synchronised to PHC0"),
+])
+def test_judge_says_why_not_yet(reading: Reading, ready: bool, said: str) -> None:
+    verdict = judge(reading, max_error=0.1)
+    assert verdict.ready is ready and said in verdict.reason, verdict
+
+
+def test_any_source_accepts_a_pool_and_bound_uses_chronyds_own_terms() -> None:
+    verdict = judge(Reading(SYNCED, POOL), max_error=0.1, any_source=True)
+    assert verdict.ready and verdict.bound == pytest.approx(0.000001234 + 0.00025 + 0.00018 / 2)
+
+
+def test_names_from_chronyd_are_sanitised() -> None:
+    hostile = tuple(parse_sources("^,?,evil\x1b[2Jname,3,4,0,-,0.0,0.0,0.0\n"))
+    reason = judge(Reading(UNSYNCED, hostile), max_error=0.1).reason
+    assert "\x1b" not in reason and "evil\\e[2Jname" in reason
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_wait_polls_until_ready_and_reports_each_reason_once() -> None:
+    clock = FakeClock()
+    readings = iter([Reading(None, (), "no socket"), Reading(UNSYNCED, SILENT), Reading(UNSYNCED, SILENT),
+                     Reading(UNSYNCED, HEARD), Reading(SYNCED, SELECTED)])
+    said: list[str] = []
+    result = wait(lambda: next(readings), timeout=30, max_error=0.1, progress=said.append,
+                  monotonic=clock.monotonic, sleep=clock.sleep, boottime=lambda: (7.25, 5.5))
+    assert result.ready and result.source == "fd00:ec2::123"
+    assert result.waited_seconds == 4.0 and (result.since_boot_seconds, result.since_init_seconds) == (7.25, 5.5)
+    assert len(said) == 3 and len(result.steps) == 4, "a reason repeated is said once"
+
+
+def test_wait_gives_up_at_the_timeout_with_the_last_reason() -> None:
+    clock = FakeClock()
+    result = wait(lambda: Reading(UNSYNCED, SILENT), timeout=2.5, max_error=0.1,
+                  monotonic=clock.monotonic, sleep=clock.sleep, boottime=lambda: (1.0, 1.0))
+    assert not result.ready and "reach 0" in result.reason and result.since_boot_seconds is None
+    assert clock.slept == [1.0, 1.0, 0.5] and result.waited_seconds == 2.5, "never sleeps past the deadline"
+
+
+def test_a_clock_stepped_backwards_does_not_extend_the_wait() -> None:
+    """Only the monotonic seam counts: a wall clock stepped back by chronyd changes nothing."""
+    clock = FakeClock()
+    result = wait(lambda: Reading(UNSYNCED, HEARD), timeout=0, max_error=0.1,
+                  monotonic=clock.monotonic, sleep=clock.sleep)
+    assert not result.ready and clock.slept == [], "timeout 0: asks once, never sleeps"
+
+
+def test_since_boot_and_init_are_read_from_this_kernel() -> None:
+    from chronyctl6.diagnose.wait import since_boot_and_init
+
+    boot, init = since_boot_and_init()
+    assert boot is not None and boot > 0
+    assert init is not None and 0 <= init <= boot
