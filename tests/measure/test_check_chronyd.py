@@ -175,7 +175,7 @@ def client(chronyd: Chronyd, tmp_path: Path) -> Iterator[str]:
 def test_chronyds_sources_are_exported_as_chrony_exporter_names_them(chronyd: Chronyd, client: str) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    result = CliRunner().invoke(app, ["check", "-o", "prometheus", "--server", "::1", "--port",
+    result = cli_runner().invoke(app, ["check", "-o", "prometheus", "--server", "::1", "--port",
                                       str(chronyd.port), "--chronyd-socket", client])
     found: dict[str, list[tuple[dict[str, str], float]]] = {}
     for family in text_string_to_metric_families(result.stdout):
