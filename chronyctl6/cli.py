@@ -6,8 +6,9 @@ and shell completion offers them.
 
 Each command turns its options into a request, calls the core, and hands the result to `_Run`,
 which renders it (text, or chronyctl6.output's one JSON envelope) and maps errors to exit statuses
-(chronyctl6.output.exit_code is the one table). Usage errors go the same way (`_Command`): with
-`-o json` they are an envelope on stdout too, with `check -o nagios` an UNKNOWN line.
+(chronyctl6.errors is the one table; each command's --help lists its exit statuses from it).
+Usage errors go the same way (`_Command`): with `-o json` they are an envelope on stdout too,
+with `check -o nagios` an UNKNOWN line.
 `check` is the exception that shares its body: chronyctl6.measure.command.run, which its fast path
 (no typer) calls too, returns what to print, the envelope included; this module only prints it.
 """
@@ -15,7 +16,6 @@ which renders it (text, or chronyctl6.output's one JSON envelope) and maps error
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from enum import Enum
 from typing import Any, List, NoReturn, Optional, TypeVar
@@ -24,7 +24,8 @@ import typer
 
 from chronyctl6 import __version__
 from chronyctl6 import output as out
-from chronyctl6.errors import ChronyCtlError
+from chronyctl6.errors import ChronyCtlError, monitoring_status
+from chronyctl6.text import shown, shown_lines
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -105,10 +106,18 @@ def _root(
         logging.basicConfig(level=logging.DEBUG, format="chronyctl6: debug: %(name)s: %(message)s")
 
 
+def _exits(command: str) -> str:
+    """The command's exit statuses for its --help (and so the man page): chronyctl6.errors' one table."""
+    from chronyctl6.errors import MEANINGS
+
+    rows = "\n".join(f"  {code}  {meaning.replace('`', '')}" for code, meaning in MEANINGS[command])
+    return f"\b\nExit statuses:\n{rows}"
+
+
 def _say_error(message: str, hint: str | None) -> None:
-    typer.echo(f"chronyctl6: error: {out.one_line(message)}", err=True)
+    typer.echo(f"chronyctl6: error: {shown(message)}", err=True)
     if hint:
-        typer.echo(f"chronyctl6: hint: {out.one_line(hint)}", err=True)
+        typer.echo(f"chronyctl6: hint: {shown(hint)}", err=True)
 
 
 class _Run:
@@ -122,13 +131,15 @@ class _Run:
         return self.output == "json"
 
     def echo(self, text: str, *, essential: bool = True, err: bool = False, nl: bool = True) -> None:
-        """Text output; --quiet drops what is not essential. Nothing in text form under -o json."""
+        """Text output; --quiet drops what is not essential. Nothing in text form under -o json.
+        Every line passes the one sanitiser (text.shown_lines); a name or value from outside that
+        is meant to stay on one line goes through text.shown where the line is made."""
         if self.json or (self.quiet and not essential):
             return
-        typer.echo(text, err=err, nl=nl)
+        typer.echo(shown_lines(text), err=err, nl=nl)
 
     def warn(self, text: str) -> None:
-        self.echo(f"chronyctl6: warning: {text}", essential=False, err=True)
+        self.echo(f"chronyctl6: warning: {shown(text)}", essential=False, err=True)
 
     def finish(self, status: out.Status, data: dict[str, Any], messages: list[out.Message] | None = None) -> NoReturn:
         if self.json:
@@ -237,11 +248,17 @@ def _request(root: str, distro: Distro | None, ipv6: Mode | None, phc: Mode | No
                    settings_path=Path(settings) if settings else None)
 
 
+def _names(items: Any) -> str:
+    """File names (or any values from outside) as one line: each through the one sanitiser, so a
+    line break or an escape sequence in a drop-in's name never reaches the terminal raw."""
+    return ", ".join(shown(str(item)) for item in items)
+
+
 def _warnings(lines: Any) -> list[out.Message]:
     return [out.Message(out.Level.WARNING, str(line)) for line in lines]
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("render"))
 def render(
     root: str = _ROOT_OPTION,
     distro: Optional[Distro] = _DISTRO_OPTION,
@@ -253,8 +270,6 @@ def render(
     quiet: bool = _QUIET_OPTION,
 ) -> None:
     """Print the chrony.conf that `apply` would write. Reads only; needs no root.
-
-    Exit 0 rendered, 2 bad input.
 
     \b
     Examples:
@@ -268,9 +283,11 @@ def render(
     plan = run.guard(lambda: make_plan(_request(root, distro, ipv6, phc, at_boot, None, settings)))
     for line in plan.warnings:
         run.warn(line)
-    run.echo(plan.config.new.decode(), nl=False)
+    # Bytes that are not UTF-8 (a carried directive's) are written as they are; shown, they are escaped.
+    config = plan.config.new.decode("utf-8", "surrogateescape")
+    run.echo(config, nl=False)
     run.finish(out.Status.OK, {
-        "path": plan.config.shown, "config": plan.config.new.decode(), "warnings": list(plan.warnings),
+        "path": plan.config.shown, "config": config, "warnings": list(plan.warnings),
         "dropped": [{"line": v.directive.line, "reason": v.reason} for v in plan.rendered.dropped],
     }, _warnings(plan.warnings))
 
@@ -285,7 +302,7 @@ def _progress(run: _Run) -> Any:
 
     if run.quiet or not sys.stderr.isatty():
         return None
-    return lambda line: typer.echo(f"chronyctl6: {line}", err=True)
+    return lambda line: typer.echo(f"chronyctl6: {shown(line)}", err=True)
 
 
 def _wait_for(run: _Run, wait: float | None, no_wait: bool) -> float | None:
@@ -298,7 +315,7 @@ def _wait_for(run: _Run, wait: float | None, no_wait: bool) -> float | None:
     return 0.0 if no_wait else wait
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("apply"))
 def apply(
     root: str = _ROOT_OPTION,
     distro: Optional[Distro] = _DISTRO_OPTION,
@@ -321,9 +338,7 @@ def apply(
     (60 s by default) for chronyd to select Time Sync; any failure or signal rolls it all back.
 
     Nothing changed: nothing written, nothing restarted. Only a .sources drop-in changed:
-    `chronyc reload sources` instead of a restart. Exit 0 done (or nothing to do), 1 failed
-    (nothing written, or rolled back), 2 bad input, 3 another apply holds the lock, 4 not root,
-    5 (--check) changes pending, 6 the rollback failed too (the message says what is on disk).
+    `chronyc reload sources` instead of a restart.
 
     \b
     Examples:
@@ -345,19 +360,19 @@ def apply(
     for line in result.warnings:
         run.warn(line)
     for line in result.notes:
-        run.echo(f"chronyctl6: note: {line}", essential=False, err=True)
+        run.echo(f"chronyctl6: note: {shown(line)}", essential=False, err=True)
     for dropped in result.dropped:
-        run.echo(f"dropped: {dropped['line']}  ({dropped['reason']})", essential=False)
+        run.echo(f"dropped: {shown(dropped['line'])}  ({shown(dropped['reason'])})", essential=False)
     if diff and result.diff:
         run.echo(result.diff, nl=False)
     if not result.changed:
-        run.echo(f"{result.path}: up to date, nothing to do")
+        run.echo(f"{shown(result.path)}: up to date, nothing to do")
     elif result.dry_run:
-        what = ", ".join(result.files + ([f"enable {result.enabled}"] if result.enabled else []))
+        what = _names(result.files + ([f"enable {result.enabled}"] if result.enabled else []))
         run.echo(f"would change: {what} ({'--check' if check else 'dry run'}, nothing written)")
     else:
         if result.files:
-            run.echo(f"wrote {', '.join(result.files)}" + (f" (backup: {result.backup})" if result.backup else "")
+            run.echo(f"wrote {_names(result.files)}" + (f" (backup: {shown(result.backup)})" if result.backup else "")
                      + (f"; validated by {result.validated_by}" if result.validated_by
                         else " [not validated: chronyd is not installed]"))
         if result.enabled:
@@ -371,7 +386,7 @@ def apply(
                _warnings(result.warnings) + notes)
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("restore"))
 def restore(
     original: bool = typer.Option(False, "--original", help="The distribution's files, as kept at first takeover "
                                                             "(byte for byte), instead of the previous version."),
@@ -387,8 +402,7 @@ def restore(
 ) -> None:
     """Put back the files the last apply (or restore) replaced, or with --original the
     distribution's own, through the same transaction as apply (lock, history, restart, verify,
-    roll back on failure). Exit statuses as apply's: 0 done (or nothing to restore), 1 failed (rolled
-    back), 2 bad input, 3 busy, 4 not root, 6 failed and so did the rollback.
+    roll back on failure).
 
     \b
     Examples:
@@ -416,7 +430,7 @@ def restore(
     run.finish(out.Status.OK, out.with_units(result.as_dict(), {"answered_after": "answered_after_seconds"}))
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("boot"))
 def boot(
     settle: float = typer.Option(10.0, "--settle", metavar="SECONDS", min=0, max=120, help=_SETTLE_HELP),
     output: Output = _OUTPUT_OPTION,
@@ -425,8 +439,6 @@ def boot(
     """The baked-image boot step: write /run/chronyctl6/timesync.sources with this launch's one
     Time Sync endpoint (IPv6 if the instance has an IPv6 address). Runs from
     chronyctl6-boot.service before chronyd; run by hand, it also reloads chronyd's sources.
-
-    Exit 0 written (or already right), 1 failed, 4 not root.
 
     \b
     Examples:
@@ -438,7 +450,7 @@ def boot(
     run = _Run("boot", output.value, quiet)
     result = run.guard(lambda: run_boot(_request("/", None, None, None, None, None, None), settle=settle))
     for line in result.warnings:  # always on stderr (-o json and -q too): it reaches the journal from the unit
-        typer.echo(f"chronyctl6: warning: {out.one_line(line)}", err=True)
+        typer.echo(f"chronyctl6: warning: {shown(line)}", err=True)
     run.echo(f"Time Sync endpoint for this boot: {result.endpoint} ({result.reason})")
     run.echo(f"{result.path}: " + ("written" if result.changed else "already up to date")
              + ("; chronyd reloaded its sources" if result.reloaded else ""))
@@ -467,7 +479,7 @@ _TEXTFILE_DIR_HELP = (f"Also write the metrics atomically to DIR/{TEXTFILE_NAME}
                       "--textfile wins.")
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("check"))
 def check(
     server: Optional[List[str]] = typer.Option(  # noqa: B008 (typer's classic style)
         None, "--server", "-s", "-H", metavar="ADDR", help=_SERVER_HELP),
@@ -498,8 +510,6 @@ def check(
     DENY, RSTR) stops the burst. When chronyd runs, its tracking is shown; a disagreement
     beyond both error bounds is a WARNING, chronyd not synchronised is CRITICAL (as in status).
 
-    Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (no valid reply, bad arguments).
-
     \b
     Examples:
       chronyctl6 check                            the Time Sync endpoint in use; text
@@ -524,10 +534,9 @@ def check(
 # ---- doctor / status -------------------------------------------------------------------------
 
 _MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
-_VERDICT = {0: out.Status.OK, 1: out.Status.WARNING, 2: out.Status.CRITICAL}
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("doctor"))
 def doctor(
     imdsv1: bool = typer.Option(False, "--imdsv1",
                                 help="Allow IMDSv1 (no token) when the IMDSv2 token request fails, where the "
@@ -544,9 +553,6 @@ def doctor(
     instance set to IPv4 (settings ipv6 = "off", or auto on an instance EC2 gave no IPv6) passes
     with a note. Reads only; takes a few seconds at most.
 
-    Exit 0 healthy, 1 a warning, 2 a failure, 3 doctor could not run (for fleet aggregation, as
-    the Nagios plugin convention).
-
     \b
     Examples:
       sudo chronyctl6 doctor
@@ -559,22 +565,22 @@ def doctor(
     report = run.guard(lambda: doc.doctor(doc.Options(imdsv1=imdsv1)))
     width = max(len(c.id) for c in report.checks)
     for c in report.checks:
-        shown = str(c.status) != "pass"
-        run.echo(f"{_MARK[str(c.status)]}  {c.id:<{width}}  {c.evidence}", essential=shown)
+        notable = str(c.status) != "pass"
+        run.echo(f"{_MARK[str(c.status)]}  {c.id:<{width}}  {shown(c.evidence)}", essential=notable)
         if c.fix:
-            run.echo(f"{'':6}{'':<{width}}  fix: {c.fix}")
+            run.echo(f"{'':6}{'':<{width}}  fix: {shown(c.fix)}")
         elif c.same_fix_as:
             run.echo(f"{'':6}{'':<{width}}  fix: the one shown for {c.same_fix_as}")
     for note in report.notes:
-        run.echo(f"note: {note}")
+        run.echo(f"note: {shown(note)}")
     counts = report.counts
     run.echo(f"{len(report.checks)} checks: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
              + f" ({report.seconds['total']:.1f} s)")
     messages = [out.Message(out.Level.INFO, note) for note in report.notes]
-    run.finish(_VERDICT[report.status], report.as_dict(), messages)
+    run.finish(monitoring_status(report.status), report.as_dict(), messages)
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("status"))
 def status(
     output: Output = _OUTPUT_OPTION,
     chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
@@ -583,10 +589,6 @@ def status(
 ) -> None:
     """chronyd at a glance: process, configuration (and drift from what chronyctl6 would render),
     sources with reachability, tracking, conflicting daemons.
-
-    Exit 0 synchronised to Time Sync (or the ENA PTP clock), all as chronyctl6 would have it;
-    1 synchronised, but to another source, or with drift, another time daemon or a second chronyd;
-    2 chronyd not running, or not synchronised; 3 chronyd runs but cannot be read.
 
     \b
     Examples:
@@ -610,25 +612,25 @@ def status(
         summary = f"chronyd is synchronised to {report.selected or t.ref_name or t.ref_id}, not to Time Sync"
     else:
         summary = f"chronyd is synchronised to Time Sync ({report.selected})"
-    run.echo(f"status: {verdict.value.upper()}: {summary}")
+    run.echo(f"status: {verdict.value.upper()}: {shown(summary)}")
     for p in report.chronyd:
-        run.echo(f"chronyd: pid {p.pid}, user {p.user}, up {_duration(p.uptime)}", essential=False)
-    run.echo(f"config: {report.config_path or '?'} ({report.config_from}); {report.drift.state}: "
-             f"{report.drift.detail}", essential=report.drift.state == "drift")
+        run.echo(f"chronyd: pid {p.pid}, user {shown(p.user or '?')}, up {_duration(p.uptime)}", essential=False)
+    run.echo(f"config: {shown(report.config_path or '?')} ({shown(report.config_from)}); {report.drift.state}: "
+             f"{shown(report.drift.detail)}", essential=report.drift.state == "drift")
     if report.sources:
         run.echo("sources:", essential=False)
         for s in report.sources:
-            run.echo(f"  {s.mode}{s.state} {s.name:<40} stratum {s.stratum:>2}  reach {s.reach:03o} "
+            run.echo(f"  {s.mode}{s.state} {shown(s.name):<40} stratum {s.stratum:>2}  reach {s.reach:03o} "
                      f"({s.reachability_ratio:.0%})  offset {s.adjusted_offset:+.6f} s +/- {s.error:.6f} s"
                      + ("  <- selected" if s.selected else ""), essential=False)
     if t is not None:
-        run.echo(f"tracking: {t.ref_name or t.ref_id} stratum {t.stratum}, offset {t.system_offset:+.9f} s, "
+        run.echo(f"tracking: {shown(t.ref_name or t.ref_id)} stratum {t.stratum}, offset {t.system_offset:+.9f} s, "
                  f"frequency {t.frequency_ppm:+.3f} ppm, skew {t.skew_ppm:.3f} ppm, root distance "
                  f"{t.root_distance:.6f} s, leap {t.leap_status}", essential=False)
-    others = ", ".join(f"{p.name} (pid {p.pid})" for p in report.others)
+    others = ", ".join(f"{shown(p.name)} (pid {p.pid})" for p in report.others)
     run.echo(f"conflicting daemons: {others or 'none'}", essential=bool(others))
     for line in report.errors:
-        run.echo(f"chronyctl6: error: {line}", err=True)
+        run.echo(f"chronyctl6: error: {shown(line)}", err=True)
     for line in report.warnings:
         run.warn(line)
     messages = [out.Message(out.Level.INFO if verdict is out.Status.OK else out.Level.WARNING, summary)]
@@ -637,7 +639,7 @@ def status(
     run.finish(verdict, data, messages)
 
 
-@app.command(cls=_Command)
+@app.command(cls=_Command, epilog=_exits("wait"))
 def wait(
     timeout: float = typer.Option(180.0, "--timeout", metavar="SECONDS",
                                   help="Give up after this long (180 s, as chrony-wait.service)."),
@@ -657,9 +659,6 @@ def wait(
     time-sync.target (in place of chrony-wait.service). When synchronised, the seconds since boot
     are kept in /run/chronyctl6/synchronised.json (`status` reports them).
 
-    Exit 0 synchronised within --max-error; 2 not by --timeout (the reason is printed);
-    3 bad arguments or an unexpected error.
-
     \b
     Examples:
       chronyctl6 wait
@@ -672,7 +671,7 @@ def wait(
     run.guard(lambda: (check_seconds(timeout, "--timeout"), check_seconds(max_error, "--max-error")))
     result = run.guard(lambda: waiting.wait(
         lambda: waiting.ask_chronyd(chronyd_socket), timeout=timeout, max_error=max_error,
-        any_source=any_source, progress=lambda line: run.echo(f"waiting: {line}", essential=False, err=True)))
+        any_source=any_source, progress=lambda line: run.echo(f"waiting: {shown(line)}", essential=False, err=True)))
     warnings: list[str] = []
     if result.ready and os.geteuid() == 0:
         problem = waiting.record(result)
@@ -682,7 +681,7 @@ def wait(
         f" ({result.since_boot_seconds:g} s since boot)" if result.since_boot_seconds is not None else "")
     summary = (f"{result.reason}{after}" if result.ready
                else f"not synchronised within {timeout:g} s: {result.reason}")
-    run.echo(f"wait: {verdict.value.upper()}: {summary}")
+    run.echo(f"wait: {verdict.value.upper()}: {shown(summary)}")
     for line in warnings:
         run.warn(line)
     said = out.Message(out.Level.INFO if result.ready else out.Level.ERROR, summary)
@@ -698,10 +697,8 @@ def _duration(seconds: float) -> str:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["check"]:  # the same command without typer's start-up, where it can
-        from chronyctl6.measure.command import fast_main
-
-        fast_main(sys.argv[2:])
+    """The typer CLI. The program's entry is chronyctl6.__main__.main, which offers `check` to its
+    fast path first, before typer is imported at all."""
     app(prog_name="chronyctl6")
 
 

@@ -5,15 +5,19 @@ tests/e2e, inside network namespaces; here, only what sends nothing (or only ove
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import socket
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from chronyctl6 import output
+from chronyctl6 import errors, output
+from chronyctl6.effects import commands
 from chronyctl6.errors import BadInput, Busy, ChronyCtlError, ExitStatus, NotPermitted
+from tests.conftest import require
 from tests.contract import envelope, validate
 from tests.helpers import cli, stock_root
 
@@ -67,8 +71,8 @@ def test_one_table_ties_status_words_to_exit_codes(command: str, status: output.
     (ChronyCtlError("x"), "failed"), (BadInput("x"), "usage"), (Busy("x"), "busy"), (NotPermitted("x"), "denied")])
 def test_errors_map_to_status_words(error: ChronyCtlError, word: str) -> None:
     assert str(output.error_status(error)) == word
-    assert output.exit_code("apply", output.error_status(error)) == int(error.status)
-    assert output.exit_code("apply", output.Status.PENDING) == int(ExitStatus.CHANGES_PENDING)
+    assert error.status is output.Status(word)  # one type: an error's kind is its status word
+    assert output.Status("pending") is ExitStatus.CHANGES_PENDING  # the older names are the same members
 
 
 def test_the_schema_refuses_what_the_contract_forbids() -> None:
@@ -208,3 +212,156 @@ def test_hostile_text_in_an_error_stays_on_one_line(tmp_path: Path) -> None:
     assert doc["status"] == "usage"
     err = done.stderr.splitlines()[0]
     assert "\x1b" not in done.stderr and "\u2028" not in done.stderr and err.startswith("chronyctl6: error:")
+
+
+# ---- one exit-status type: the table in chronyctl6/errors.py, and everything that shows it
+
+def _gen_docs() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("gen_docs", Path(__file__).parent.parent / "packaging/gen_docs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readme_exit_tables_are_the_generated_ones() -> None:
+    readme = Path(__file__).parent.parent / "README.md"
+    gen = _gen_docs()
+    assert gen.readme_exit_tables() in readme.read_text(encoding="utf-8"), (
+        "README's exit tables differ from chronyctl6/errors.py: run packaging/gen_docs.py --readme README.md")
+    assert gen.update_readme(readme, check=True)
+
+
+def test_every_help_and_the_man_page_show_the_tables_exit_codes(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from chronyctl6.cli import app
+
+    gen = _gen_docs()
+    man = gen.render_man(app, "0", "2026-01-01")
+    for command in (*errors.CHANGE, *errors.MONITORING):
+        shown = CliRunner().invoke(app, [command, "--help"]).output
+        section = man.split(f'.SS "chronyctl6 {command} ')[1].split(".SS")[0]
+        for code, meaning in errors.MEANINGS[command]:
+            line = f"{code}  {meaning.replace('`', '')}"
+            assert line in shown, (command, line)
+            assert gen.roff_escape(line) in section, (command, line)
+    assert man.count(".SH EXIT STATUS") == 1
+    for row in errors.EXITS:
+        assert f"\\fB{row.status}\\fR" in man.split(".SH EXIT STATUS")[1]
+
+
+def test_each_commands_meanings_are_the_codes_its_status_words_map_to() -> None:
+    for command, meanings in errors.MEANINGS.items():
+        listed = [code for code, _ in meanings]
+        assert listed == sorted(set(listed)), command
+        assert set(listed) <= errors.codes(command), command
+        if command in errors.MONITORING:
+            assert {0, 3} <= set(listed), command  # every monitoring command can be OK and UNKNOWN
+    assert set(errors.MEANINGS) == {*errors.CHANGE, *errors.MONITORING}
+    assert {str(s) for s in output.Status} == {str(e.status) for e in errors.EXITS}
+
+
+@pytest.mark.parametrize("command", [*errors.CHANGE, *errors.MONITORING])
+def test_the_schema_says_what_the_table_says(command: str) -> None:
+    """Every status word a command's family says validates with the table's exit code; the change
+    commands never say warning or critical, and the schema refuses them."""
+    import jsonschema
+
+    monitoring = command in errors.MONITORING
+    data: dict[str, object] = {}
+    for row in errors.EXITS:
+        code = row.monitoring if monitoring else row.change
+        document = output.envelope(command, row.status, data, [output.Message(output.Level.ERROR, "x")])
+        assert document["exit_code"] == (code if code is not None else (3 if monitoring else 1))
+        if code is None and not monitoring:
+            with pytest.raises(jsonschema.ValidationError):
+                validate(document)
+        elif code is not None and row.status not in (output.Status.OK, output.Status.WARNING,
+                                                     output.Status.CRITICAL):  # those need the command's data
+            validate(document)
+            wrong = {**document, "exit_code": (code + 1) % 7}
+            with pytest.raises(jsonschema.ValidationError):
+                validate(wrong)
+
+
+def test_checks_nagios_states_are_the_tables_codes() -> None:
+    from chronyctl6.measure.check import CheckStatus
+
+    for state in CheckStatus:
+        assert output.exit_code("check", output.Status(state.name.lower())) == int(state)
+        assert errors.monitoring_status(int(state)) is output.Status(state.name.lower())
+    for code in (0, 1, 2):  # doctor's verdicts
+        assert output.exit_code("doctor", errors.monitoring_status(code)) == code
+
+
+# ---- what comes from files reaches the terminal and JSON only through the one sanitiser (issue 18)
+
+CONF = "etc/chrony/chrony.conf"
+
+
+def test_a_non_utf8_byte_in_a_carried_directive_is_kept_in_the_file_and_escaped_in_output(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    with open(root / CONF, "ab") as f:
+        f.write(b"logdir /var/log/chr\xffony\n")
+    doc = envelope(cli("render", "--root", str(root), "-o", "json"), "render")
+    assert "logdir /var/log/chr\\xffony\n" in doc["data"]["config"]
+    text = cli("render", "--root", str(root))
+    assert text.returncode == 0, text.stderr
+    assert "logdir /var/log/chr\\xffony" in text.stdout.splitlines()
+    done = cli("apply", "--root", str(root), "--ipv6", "on", "--diff", "-o", "json")
+    assert envelope(done, "apply")["status"] == "ok"
+    assert b"\nlogdir /var/log/chr\xffony\n" in (root / CONF).read_bytes()  # bytes kept as bytes
+
+
+HOSTILE_NAME = "evil\x1b]0;owned\x07\nwrote everything\u202e.sources"
+
+
+def test_escape_sequences_and_line_breaks_in_dropin_names_never_reach_the_terminal(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    dropins = root / "etc/chrony/sources.d"
+    dropins.mkdir(parents=True, exist_ok=True)
+    (dropins / HOSTILE_NAME).write_bytes(b"pool 2.debian.pool.ntp.org iburst\n")
+    for args in (("--dry-run", "--diff"), ("--diff",)):
+        done = cli("apply", "--root", str(root), "--ipv6", "on", *args)
+        assert done.returncode == 0, done.stderr
+        printed = done.stdout + done.stderr
+        assert not {"\x1b", "\x07", "\u202e"} & set(printed)
+        assert not [ln for ln in printed.splitlines() if ln.startswith("wrote everything")]
+        assert "evil\\e]0;owned\\x07\\nwrote everything\\u202e.sources" in printed
+    doc = envelope(cli("apply", "--root", str(root), "--ipv6", "on", "--check", "-o", "json"), "apply")
+    assert "\x1b" not in json.dumps(doc, ensure_ascii=False)
+
+
+def test_a_directive_chronyd_refuses_is_named_by_file_and_line(tmp_path: Path) -> None:
+    """An unbalanced quote is no syntax of chronyd's: `logbanner "20` is refused by chronyd itself,
+    and the error names the line in the operator's file (issue 18), not a traceback."""
+    require(commands.which("chronyd") is not None, "chronyd is not installed")
+    root = stock_root(tmp_path, "debian12")
+    before = (root / CONF).read_text() + 'logbanner "20\n'
+    (root / CONF).write_text(before)
+    lineno = before.count("\n")
+    done = cli("apply", "--root", str(root), "--ipv6", "on", "-o", "json")
+    doc = envelope(done, "apply")
+    assert (doc["status"], done.returncode) == ("failed", 1)
+    error = doc["messages"][0]["text"]
+    assert f'rejects `logbanner "20`, line {lineno} of the existing /etc/chrony/chrony.conf' in error
+    assert "Traceback" not in done.stderr and "ValueError" not in done.stderr
+    assert (root / CONF).read_text() == before
+
+
+@pytest.mark.parametrize("where", ["main", "dropin"])
+def test_an_unbalanced_quote_in_a_directive_is_an_ordinary_line(tmp_path: Path, where: str) -> None:
+    """chronyd has no quoting: a quote is part of a word. Nothing of ours may trip on one."""
+    root = stock_root(tmp_path, "debian12")
+    if where == "main":
+        with open(root / CONF, "a") as f:
+            f.write('server "time.example iburst\nlogbanner "20\n')
+    else:
+        (root / "etc/chrony/sources.d").mkdir(parents=True, exist_ok=True)
+        (root / "etc/chrony/sources.d/q.sources").write_text('pool "2.pool.ntp.org iburst\n')
+    doc = envelope(cli("render", "--root", str(root), "-o", "json"), "render")
+    assert doc["status"] == "ok"
+    done = cli("apply", "--root", str(root), "--ipv6", "on", "--dry-run", "-o", "json")
+    data = envelope(done, "apply")["data"]
+    assert any('"' in d["line"] for d in data["dropped"]) or where == "dropin"

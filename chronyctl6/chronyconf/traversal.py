@@ -1,7 +1,7 @@
 """The configuration chronyd actually reads: a file plus its include, confdir and sourcedir files,
 in chronyd's own order. apply (its plan), doctor and status all read it through `load`.
 
-Reading only, always under a root. chrony's rules, from conf.c and chrony.conf(5):
+Reading only. chrony's rules, from conf.c and chrony.conf(5):
 - lines are handled in order; `include PATTERN` reads the glob(3) matches there and then, sorted
   in byte order (chronyd never sets a locale); a pattern without wildcards is read as named;
 - `confdir DIR...` reads DIR/*.conf there and then: up to 10 directories, files sorted by name,
@@ -11,26 +11,46 @@ Reading only, always under a root. chrony's rules, from conf.c and chrony.conf(5
 - nesting stops at 10 files deep (chronyd exits: "Maximum include level reached");
 - a dangling symlink in a sourcedir is skipped; in a confdir (or a named include) chronyd 4.3
   exits ("Could not open"): it is listed in `missing`.
-Under an image root, every path is resolved inside the root (effects.files.resolve_in_root).
-Non-regular files, escapes, loops and oversized files are not read: they are listed in
-`problems`, one line each naming the file and how it was reached.
+Pure: every file is reached through a `Reader` the caller injects (chronyctl6.effects.configtree
+reads inside an image root, bounded, regular files only); nothing here touches the filesystem.
+Non-regular files, escapes out of the root and oversized files are refused by the reader: they are listed
+in `problems`, one line each naming the file and how it was reached. chronyd caps neither the
+number of files nor their size; so that a hostile tree (an include that fans out ten levels deep)
+cannot make us read for ever, the whole configuration is bounded far above any real one
+(MAX_FILES files, MAX_TOTAL bytes).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import glob
-import os
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol
 
 from chronyctl6.chronyconf import directives
 from chronyctl6.chronyconf.sources import Kind, classify
-from chronyctl6.effects import files
+from chronyctl6.errors import ChronyCtlError
 
 MAX_DEPTH = 10  # chronyd's MAX_INCLUDE_LEVEL, the main file counting as one
 MAX_DIRS = 10  # chronyd's MAX_CONF_DIRS per confdir/sourcedir line
-MAX_FILES = 256  # a bound on a hostile tree; real ones hold a handful
+# chronyd has no cap of its own: these only stop a hostile tree, far above any real one (a real
+# one holds a handful of files; a cluster builder's a few thousand drop-ins).
+MAX_FILES = 65536
+MAX_TOTAL = 256 << 20  # bytes, all files together
+
+
+class Reader(Protocol):
+    """How the traversal reaches files, by the path the instance sees (`/etc/chrony.conf`)."""
+
+    def read(self, shown: str, how: str) -> bytes | None:
+        """The file's bytes; None where there is none (a dangling symlink included). A file that
+        must not be read raises a ChronyCtlError whose message names it (and `how` it was reached)."""
+
+    def listdir(self, directory: str) -> list[str]:
+        """The names in a directory, in any order; [] where there is no such directory."""
+
+    def exists(self, shown: str) -> bool:
+        """Whether the name exists at all (a dangling symlink does): what glob(3) matches."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +63,6 @@ class Located:
 @dataclass(frozen=True)
 class ReadFile:
     shown: str  # as the instance sees it
-    real: Path  # where it is on this machine (its directory resolved inside the root)
     role: str  # main | include | confdir | sourcedir
     via: str
     data: bytes
@@ -77,10 +96,14 @@ class ConfigTree:
         return out
 
 
-def load(main: str, root: Path = Path("/"), *, main_data: bytes | None = None) -> ConfigTree:
+def load(main: str, reader: Reader, *, main_data: bytes | None = None, max_files: int = MAX_FILES,
+         max_total: int = MAX_TOTAL) -> ConfigTree:
     """Read main (or take main_data as its bytes: the file apply is about to write) and all it
-    pulls in, as chronyd would."""
+    pulls in, as chronyd would, through `reader`. Past max_files files or max_total bytes the
+    rest is not read, and `problems` says so once."""
     read: list[ReadFile] = []
+    total = [0]
+    bounded = [False]
     found: list[Located] = []
     missing: list[str] = []
     problems: list[str] = []
@@ -89,8 +112,12 @@ def load(main: str, root: Path = Path("/"), *, main_data: bytes | None = None) -
 
     def visit(shown: str, role: str, via: str) -> None:
         how = f" ({via})" if via else ""
-        if len(read) >= MAX_FILES:
-            problems.append(f"{shown}{how}: more than {MAX_FILES} files in one configuration: not read")
+        if len(read) >= max_files or total[0] > max_total:
+            if not bounded[0]:  # said once: a fan-out would repeat it for every file left
+                bounded[0] = True
+                problems.append(f"{shown}{how} and what follows it: not read, the configuration already holds "
+                                f"{len(read)} files, {total[0]} bytes (chronyctl6 reads up to {max_files} files, "
+                                f"{max_total} bytes: an include that fans out?)")
             return
         if shown in stack:
             problems.append(f"{shown}{how} includes itself (a loop): chronyd stops at {MAX_DEPTH} levels")
@@ -99,17 +126,16 @@ def load(main: str, root: Path = Path("/"), *, main_data: bytes | None = None) -
             problems.append(f"{shown}{how}: included more than {MAX_DEPTH} levels deep: chronyd stops there")
             return
         try:
-            real = _real(root, shown, how)
-            data = main_data if role == "main" and main_data is not None else files.read_bounded(
-                real, shown, how=how)
-        except files.Unreadable as exc:
+            data = main_data if role == "main" and main_data is not None else reader.read(shown, how)
+        except ChronyCtlError as exc:
             problems.append(exc.message)
             return
         if data is None:
             if role != "sourcedir":
                 missing.append(shown)
             return
-        read.append(ReadFile(shown, real, role, via, data))
+        total[0] += len(data)
+        read.append(ReadFile(shown, role, via, data))
         text = directives.decode(data)
         if role != "sourcedir":
             long = next((ln for ln in directives.split_lines(text) if ln.too_long), None)
@@ -125,10 +151,10 @@ def load(main: str, root: Path = Path("/"), *, main_data: bytes | None = None) -
                 continue
             where = f"{d.keyword} {' '.join(d.args)} in {shown}:{d.lineno}"
             if d.keyword == "include":
-                for match in _glob(root, d.args[0]):
+                for match in _glob(reader, d.args[0]):
                     visit(match, "include", where)
             elif d.keyword == "confdir":
-                for path in _dropins(root, d.args, ".conf", where, problems):
+                for path in _dropins(reader, d.args, ".conf", where, problems):
                     visit(path, "confdir", where)
             elif d.keyword == "sourcedir":
                 sourcedirs.append((d.args, where))
@@ -136,42 +162,18 @@ def load(main: str, root: Path = Path("/"), *, main_data: bytes | None = None) -
 
     visit(main, "main", "")
     for dirs, where in sourcedirs:  # chronyd reads them once the whole configuration is in
-        for path in _dropins(root, dirs, ".sources", where, problems):
+        for path in _dropins(reader, dirs, ".sources", where, problems):
             visit(path, "sourcedir", where)
     return ConfigTree(main, tuple(r.shown for r in read), tuple(found), tuple(missing), tuple(problems),
                       tuple(read))
-
-
-def _real(root: Path, shown: str, how: str = "") -> Path:
-    """The file's own name is kept (so a symlink is seen as one); its directory is resolved."""
-    parent, _, name = shown.rstrip("/").rpartition("/")
-    base = files.resolve_in_root(root, parent or "/", how=how, shown=shown)
-    if Path(os.path.abspath(root)) == Path("/"):
-        return base / name
-    real = base / name
-    if os.path.islink(real):  # follow it inside the root, never through the host
-        return files.resolve_in_root(root, shown, how=how)
-    return real
-
-
-def write_path(root: Path, shown: str) -> Path:
-    """Where to replace `shown`: its directory resolved inside root, its own name kept (a
-    symlink is replaced, never written through)."""
-    parent, _, name = shown.rstrip("/").rpartition("/")
-    return files.resolve_in_root(root, parent or "/") / name
-
-
-def read_one(root: Path, shown: str, how: str = "") -> bytes | None:
-    """One file's bytes as chronyd at root would read it, or None if there is none."""
-    return files.read_bounded(_real(root, shown, how), shown, how=how)
 
 
 def _sort_key(name: str) -> bytes:
     return directives.encode(name)  # strcmp order, as glob(3) and chronyd sort in the C locale
 
 
-def _glob(root: Path, pattern: str) -> list[str]:
-    """glob(3) inside root: matches in byte order; a pattern without wildcards is itself."""
+def _glob(reader: Reader, pattern: str) -> list[str]:
+    """glob(3) through the reader: matches in byte order; a pattern without wildcards is itself."""
     if not glob.has_magic(pattern):
         return [pattern]
     current = [""]
@@ -181,29 +183,14 @@ def _glob(root: Path, pattern: str) -> list[str]:
             if not glob.has_magic(part):
                 nxt.append(f"{prefix}/{part}")
                 continue
-            names = _listdir(root, prefix or "/")
+            names = reader.listdir(prefix or "/")
             nxt += [f"{prefix}/{n}" for n in names
                     if fnmatch.fnmatchcase(n, part) and (part.startswith(".") or not n.startswith("."))]
         current = nxt
-    return sorted((p for p in current if os.path.lexists(_real_quiet(root, p))), key=_sort_key)
+    return sorted((p for p in current if reader.exists(p)), key=_sort_key)
 
 
-def _real_quiet(root: Path, shown: str) -> Path:
-    try:
-        return _real(root, shown)
-    except files.Unreadable:
-        return Path(os.path.abspath(root), *shown.split("/"))
-
-
-def _listdir(root: Path, directory: str) -> list[str]:
-    try:
-        real = files.resolve_in_root(root, directory)
-        return os.listdir(real) if os.path.isdir(real) else []
-    except (OSError, files.Unreadable):
-        return []
-
-
-def _dropins(root: Path, dirs: tuple[str, ...], suffix: str, where: str, problems: list[str]) -> list[str]:
+def _dropins(reader: Reader, dirs: tuple[str, ...], suffix: str, where: str, problems: list[str]) -> list[str]:
     """chronyd's search_dirs: *suffix files of up to 10 directories, by name; the first
     directory's file wins a name."""
     if len(dirs) > MAX_DIRS:
@@ -211,7 +198,7 @@ def _dropins(root: Path, dirs: tuple[str, ...], suffix: str, where: str, problem
         return []
     chosen: dict[str, str] = {}
     for directory in dirs:
-        for name in _listdir(root, directory):
+        for name in reader.listdir(directory):
             if name.endswith(suffix) and not name.startswith(".") and name not in chosen:
                 chosen[name] = f"{directory.rstrip('/')}/{name}"
     return [chosen[name] for name in sorted(chosen, key=_sort_key)]

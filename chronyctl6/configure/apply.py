@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from chronyctl6.chronyconf import directives, traversal
+from chronyctl6.chronyconf import directives
 from chronyctl6.configure import plan as planning
 from chronyctl6.configure import render, validation
 from chronyctl6.configure.plan import BOOT_LINK, Plan, Request, is_root
 from chronyctl6.configure.transaction import RollbackFailed, RolledBack, Transaction, guarded
-from chronyctl6.effects import chrony_tools, files, history, service
+from chronyctl6.effects import chrony_tools, configtree, files, history, service
 from chronyctl6.errors import BadInput, ChronyCtlError, CommandFailed, NotPermitted
 
 __all__ = ["ApplyResult", "Options", "RollbackFailed", "RolledBack", "Seams", "ValidationFailed", "apply"]
@@ -94,7 +94,7 @@ def apply(request: Request, options: Options, progress: Progress | None = None) 
     chosen, _ = planning.choose_settings(request, basics)
     platform = planning.platform_of(chosen, basics)
     service.check_unit_arguments(request.root, platform.config_path)  # chronyd must read what is written
-    directory = traversal.write_path(request.root, platform.config_path).parent
+    directory = configtree.write_path(request.root, platform.config_path).parent
     if not directory.is_dir():
         planning.gather(request, basics)  # raises the error that says what is missing
     with files.locked(history.lock_directory(request.root), timeout=options.lock_timeout, create=not options.check):
@@ -150,7 +150,7 @@ def execute(plan: Plan, seams: Seams, *, chronyd: chrony_tools.Validator | None)
                 backup = files.backup(change.path)
             tx.write(change.path, change.shown, change.new)
         if plan.enable_unit is not None:
-            link = traversal.write_path(plan.request.root, BOOT_LINK)
+            link = configtree.write_path(plan.request.root, BOOT_LINK)
             store.keep_original(history.capture(link, BOOT_LINK))  # absent: restore --original removes it
             tx.link(link, plan.enable_unit)
         if seams.manager is not None and plan.pending:

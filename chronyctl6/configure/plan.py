@@ -11,11 +11,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from chronyctl6.chronyconf import directives, sources, traversal
+from chronyctl6.chronyconf import directives, sources
 from chronyctl6.configure import platforms, render, settings
 from chronyctl6.configure.platforms import Platform
-from chronyctl6.effects import files, history, host
+from chronyctl6.effects import configtree, files, history, host
 from chronyctl6.errors import BadInput
+from chronyctl6.text import shown
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,9 @@ class FileChange:
     def diff(self) -> str:
         old = [f"{ln.text}\n" for ln in directives.split_lines(directives.decode(self.old or b""))]
         new = [f"{ln.text}\n" for ln in directives.split_lines(directives.decode(self.new))]
-        fromfile = self.shown if self.old is not None else "/dev/null"
-        return "".join(difflib.unified_diff(old, new, fromfile, self.shown))
+        name = shown(self.shown)  # a line break in a drop-in's name must not start a diff line of its own
+        fromfile = name if self.old is not None else "/dev/null"
+        return "".join(difflib.unified_diff(old, new, fromfile, name))
 
 
 @dataclass(frozen=True)
@@ -134,13 +136,13 @@ def read_basics(request: Request) -> Basics:
         data = files.read_bounded(request.settings_path, limit=settings.MAX_BYTES)
     else:  # an image's settings, read inside the image
         where = str(request.under_root(settings.SETTINGS_PATH))
-        data = traversal.read_one(request.root, settings.SETTINGS_PATH)
+        data = configtree.read_one(request.root, settings.SETTINGS_PATH)
     text = settings.decode(data, where=where) if data is not None else None
     os_where = request.under_root("/etc/os-release")
     # Read inside the image (an absolute symlink must not name the build host's file), bounded.
-    os_data = traversal.read_one(request.root, "/etc/os-release")
+    os_data = configtree.read_one(request.root, "/etc/os-release")
     if os_data is None:  # os-release(5): /usr/lib/os-release is the fallback
-        os_data = traversal.read_one(request.root, "/usr/lib/os-release")
+        os_data = configtree.read_one(request.root, "/usr/lib/os-release")
     os_text = directives.decode(os_data) if os_data is not None else None
     intent, problem = history.Store(request.root).intent()
     return Basics(text, where, os_text, str(os_where), intent, problem)
@@ -153,7 +155,7 @@ def gather(request: Request, basics: Basics) -> Facts:
     phc = host.find_phc(request.root) if request.live else None
     # Under --root the directory is resolved inside the image; the file itself is read as chronyd
     # would (through a symlink, inside the image) but replaced where it is, never written through.
-    config_path = traversal.write_path(request.root, platform.config_path)
+    config_path = configtree.write_path(request.root, platform.config_path)
     if not config_path.parent.is_dir():
         raise BadInput(
             f"{config_path.parent} does not exist: is chrony installed"
@@ -162,10 +164,10 @@ def gather(request: Request, basics: Basics) -> Facts:
                                             ", or pass --distro if the distribution is misdetected"),
         )
     boot_shown = f"{platform.runtime_sourcedir}/{render.BOOT_SOURCES_NAME}"
-    link = traversal.write_path(request.root, BOOT_LINK)
+    link = configtree.write_path(request.root, BOOT_LINK)
     return Facts(basics, network, phc, _instance_hint(chosen, network),
-                 traversal.read_one(request.root, platform.config_path),
-                 traversal.read_one(request.root, boot_shown), boot_unit(request),
+                 configtree.read_one(request.root, platform.config_path),
+                 configtree.read_one(request.root, boot_shown), boot_unit(request),
                  link.is_symlink() or link.exists())
 
 
@@ -228,7 +230,7 @@ def plan(request: Request, facts: Facts) -> Plan:
     platform = platform_of(chosen, facts.basics)
     network, hint = facts.network, facts.hint
     choices = render.decide(chosen, platform, network=network, phc_device=facts.phc, hint=hint)
-    config_path = traversal.write_path(request.root, platform.config_path)
+    config_path = configtree.write_path(request.root, platform.config_path)
     old = facts.config
     rendered = render.render_config(choices, directives.decode(old) if old is not None else None)
     changes = [FileChange(config_path, platform.config_path, old, directives.encode(rendered.text), "config")]
@@ -238,7 +240,7 @@ def plan(request: Request, facts: Facts) -> Plan:
     if at_boot and request.live and network is not None:
         boot_endpoint = render.choose_endpoint(chosen.ipv6, network, hint)
         shown = f"{platform.runtime_sourcedir}/{render.BOOT_SOURCES_NAME}"
-        changes.append(FileChange(traversal.write_path(request.root, shown), shown, facts.boot_sources,
+        changes.append(FileChange(configtree.write_path(request.root, shown), shown, facts.boot_sources,
                                   render.render_boot_sources(boot_endpoint, chosen.timesync_options).encode(),
                                   "sources"))
 
@@ -302,7 +304,7 @@ def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[li
     (so it is diffed, backed up in memory and rolled back like the rest). A file under /run is
     written again at every boot by whoever owns it, one under /usr by its package: there, only a
     warning helps (README: "What apply does with other sources, per distro")."""
-    tree = traversal.load(platform.config_path, request.root, main_data=directives.encode(text))
+    tree = configtree.load(platform.config_path, request.root, main_data=directives.encode(text))
     if tree.problems:
         raise BadInput(tree.problems[0], hint="chronyctl6 reads only regular files inside the root")
     changes: list[FileChange] = []
@@ -332,7 +334,7 @@ def _dropin_changes(request: Request, text: str, platform: Platform) -> tuple[li
         else:
             new = "\n".join(new_lines) + ("\n" if old.endswith("\n") else "")
             # Replaced where it is: a symlink is replaced by the edited file, never written through.
-            changes.append(FileChange(traversal.write_path(request.root, read.shown), read.shown, read.data,
+            changes.append(FileChange(configtree.write_path(request.root, read.shown), read.shown, read.data,
                                       directives.encode(new),
                                       "sources" if read.role == "sourcedir" else "config"))
     return changes, warnings

@@ -1,7 +1,8 @@
 """Decide the time sources and render chrony.conf from the templates.
 
 Pure but for reading the template files. `decide` turns settings and host facts into Choices;
-`render_config` turns Choices and the file being replaced into the new text.
+`render_config` turns Choices and the file being replaced into the new text. The host facts come
+in as data (`Network`, `Hint`: what effects.host gathers satisfies them); nothing here reads them.
 """
 
 from __future__ import annotations
@@ -10,16 +11,39 @@ import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import jinja2
 
 from chronyctl6.chronyconf import directives
 from chronyctl6.configure.platforms import Platform, StockLine
 from chronyctl6.configure.settings import Settings
-from chronyctl6.effects.host import HostNetwork, InstanceHint
 from chronyctl6.errors import BadInput
 
 BOOT_SOURCES_NAME = "timesync.sources"
+
+
+class Network(Protocol):
+    """The host's addresses as the endpoint choice needs them (effects.host.HostNetwork)."""
+
+    @property
+    def global_ipv6(self) -> tuple[str, ...]: ...
+
+    @property
+    def has_global_ipv6(self) -> bool: ...
+
+    @property
+    def has_ipv4(self) -> bool: ...
+
+
+class Hint(Protocol):
+    """What instance metadata said (effects.host.InstanceHint)."""
+
+    @property
+    def xen(self) -> bool: ...
+
+    @property
+    def ipv6_assigned(self) -> bool | None: ...
 
 
 @dataclass(frozen=True)
@@ -50,6 +74,15 @@ class Rendered:
     carried: tuple[str, ...]
     stock: tuple[str, ...] = ()  # the distro's stock lines written
     from_settings: tuple[str, ...] = ()  # settings.toml's directives and extra sources
+    carried_from: tuple[int, ...] = ()  # each carried line's number in the file taken over
+
+    def carried_lineno(self, line: str) -> int | None:
+        """Where a carried line (as written in the new text) stood in the file taken over."""
+        words = " ".join(line.split())
+        for text, lineno in zip(self.carried, self.carried_from, strict=False):
+            if " ".join(text.split()) == words:
+                return lineno
+        return None
 
     def origin(self, lineno: int) -> str:
         """Where line `lineno` (1-based) of the text comes from: stock (the distro's packaged file),
@@ -86,8 +119,11 @@ def explain_rejection(rendered: Rendered, platform: Platform, config_path: str, 
                 "nothing was written; that chronyd is older than the chrony the distribution wrote this line "
                 "for: validate with the image's own chronyd (run as root, on its architecture) or a newer chrony")
     if origin == "carried":
-        return (f"{said}, a line carried over from the existing {config_path}",
-                f"nothing was written; fix or remove that line in {config_path}, then apply again")
+        lineno = rendered.carried_lineno(line)
+        which = f"line {lineno}" if lineno else "a line"
+        return (f"{said}, {which} of the existing {config_path}, carried over into the new file",
+                f"nothing was written; fix or remove {which if lineno else 'that line'} in {config_path}, "
+                "then apply again")
     if origin == "settings":
         return (f"{said}, from settings.toml",
                 "nothing was written; check the settings.toml value chronyd names")
@@ -95,7 +131,7 @@ def explain_rejection(rendered: Rendered, platform: Platform, config_path: str, 
             "nothing was written; chronyctl6 needs chrony 4.0 or newer: update chrony")
 
 
-def choose_endpoint(mode: str, network: HostNetwork, hint: InstanceHint | None = None) -> Endpoint:
+def choose_endpoint(mode: str, network: Network, hint: Hint | None = None) -> Endpoint:
     """The single Time Sync endpoint for `--ipv6 auto|on|off` on a host with these addresses
     (and, where instance metadata answered, this kind of instance)."""
     if mode == "on":
@@ -121,9 +157,9 @@ def decide(
     settings: Settings,
     platform: Platform,
     *,
-    network: HostNetwork | None,
+    network: Network | None,
     phc_device: str | None,
-    hint: InstanceHint | None = None,
+    hint: Hint | None = None,
 ) -> Choices:
     """network None means an image build (--root): the future network is unknown."""
     warnings: list[str] = []
@@ -197,6 +233,7 @@ def render_config(choices: Choices, existing: str | None) -> Rendered:
     kept = [d for d in kept if d.multi or last[d.keyword] is d]
     overridden = {k for k, d in last.items() if d.normalized not in stock_all}
     from_settings = {" ".join(line.split()) for line in (*choices.directives, *choices.extra_sources)}
+    first_seen = {d.line: d.lineno for d in reversed(kept)}
     carried = list(dict.fromkeys(
         d.line for d in kept if d.normalized not in stock_all | from_settings
     ))
@@ -205,7 +242,8 @@ def render_config(choices: Choices, existing: str | None) -> Rendered:
     # A line the new text writes again (chronyctl6's own Time Sync line on a second apply) is not dropped.
     written = {d.normalized for d in directives.parse(text)}
     dropped = tuple(v for v in dropped if v.directive.normalized not in written)
-    return Rendered(text=text, dropped=dropped, carried=tuple(carried), stock=tuple(s.line for s in stock),
+    return Rendered(text=text, dropped=dropped, carried=tuple(carried),
+                    carried_from=tuple(first_seen[c] for c in carried), stock=tuple(s.line for s in stock),
                     from_settings=(*choices.directives, *choices.extra_sources))
 
 

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chronyctl6.chronyconf import traversal
 from chronyctl6.configure import plan as planning
 from chronyctl6.configure import validation
 from chronyctl6.configure.apply import (
@@ -26,7 +25,7 @@ from chronyctl6.configure.apply import (
 from chronyctl6.configure.plan import Request, is_root
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.configure.transaction import Transaction, guarded
-from chronyctl6.effects import chrony_tools, files, history, service
+from chronyctl6.effects import chrony_tools, configtree, files, history, service
 from chronyctl6.errors import ChronyCtlError, CommandFailed, NotPermitted
 
 
@@ -62,7 +61,7 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
     elif wait is None:
         wait = planning.settings_wait(basics, chosen, DEFAULT_WAIT)
     store = history.Store(request.root)
-    directory = traversal.write_path(request.root, platform.config_path).parent
+    directory = configtree.write_path(request.root, platform.config_path).parent
     if not directory.is_dir():
         raise ChronyCtlError(f"{directory} does not exist: is chrony installed?")
     with files.locked(history.lock_directory(request.root), timeout=lock_timeout):
@@ -73,11 +72,11 @@ def restore(request: Request, *, original: bool, wait: float | None, lock_timeou
             raise ChronyCtlError(f"no earlier version is kept under {store.base}/history",
                                  hint="`chronyctl6 restore --original` puts back the distribution's files")
         tx = Transaction(request.root)
-        pending = [(traversal.write_path(request.root, t.shown), t) for t in targets]
+        pending = [(configtree.write_path(request.root, t.shown), t) for t in targets]
         pending = [(p, t) for p, t in pending if history.capture(p, t.shown) != t]
         if not pending:
             return RestoreResult(False, source, message="the files are already as kept")
-        config = traversal.write_path(request.root, platform.config_path)
+        config = configtree.write_path(request.root, platform.config_path)
         config_target = next((t for p, t in pending if p == config), None)
         manager = back = None
         if request.live:
@@ -144,7 +143,7 @@ def _final_bytes(root: Path, saved: history.Saved) -> bytes | None:
     if saved.link is None:
         return saved.data
     try:
-        return traversal.read_one(root, posixpath.join(posixpath.dirname(saved.shown), saved.link))
+        return configtree.read_one(root, posixpath.join(posixpath.dirname(saved.shown), saved.link))
     except ChronyCtlError:
         return None
 

@@ -9,8 +9,8 @@ import difflib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from chronyctl6.chronyconf import directives, traversal
-from chronyctl6.effects import files
+from chronyctl6.chronyconf import directives
+from chronyctl6.effects import configtree, files
 
 
 def final_tree(root: Path, config_shown: str, main: bytes,
@@ -21,7 +21,7 @@ def final_tree(root: Path, config_shown: str, main: bytes,
     others = {shown: data for shown, data in edited.items() if shown != config_shown}
     if not others:
         return {}
-    tree = traversal.load(config_shown, root, main_data=main)
+    tree = configtree.load(config_shown, root, main_data=main)
     final: dict[str, bytes | None] = {r.shown: others.get(r.shown, r.data) for r in tree.read if r.role != "main"}
     final.update(dict.fromkeys(tree.missing))
     # And a file not there yet (the boot step's sources file). A file the change removes is left

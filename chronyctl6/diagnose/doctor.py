@@ -8,7 +8,6 @@ instance's own ids (instance, ENI, subnet, VPC, region) from IMDS.
 
 from __future__ import annotations
 
-import re
 import shlex
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from chronyctl6.chronyconf import directives, sources, traversal
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.diagnose.facts import Facts, NtpOutcome, Options, gather
 from chronyctl6.effects import daemons, metadata
+from chronyctl6.text import shown
 
 __all__ = ["CHECKS", "Check", "Facts", "Intent", "NtpOutcome", "Options", "Report", "Status", "doctor", "intent",
            "run_checks"]
@@ -52,19 +52,9 @@ class Check:
 
 # ---------------------------------------------------------------- shell-safe values
 
-# C0/C1 controls (ESC starts terminal escapes), DEL, line/paragraph separators, bidi overrides.
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def safe_text(value: str) -> str:
-    """A value from instance metadata or a file, fit to print: control and escape characters gone.
-    (A local equivalent of effects.metadata.safe_text.)"""
-    return _UNSAFE.sub("", value)
-
-
 def q(value: str) -> str:
     """One shell word, whatever the value holds."""
-    return shlex.quote(safe_text(value))
+    return shlex.quote(shown(value))
 
 
 # ---------------------------------------------------------------- fixes, with this instance's ids
@@ -575,7 +565,7 @@ def run_checks(f: Facts) -> list[Check]:
     meant = intent(f)
     checks = [_by_intent(c, meant) for c in checks]
     # Evidence and fixes carry values from IMDS and files: nothing in them may drive the terminal.
-    checks = [replace(c, evidence=safe_text(c.evidence), fix=safe_text(c.fix) if c.fix else None) for c in checks]
+    checks = [replace(c, evidence=shown(c.evidence), fix=shown(c.fix) if c.fix else None) for c in checks]
     return _once(checks)
 
 
@@ -614,7 +604,7 @@ def notes(f: Facts, meant: Intent) -> tuple[str, ...]:
     if md is not None and md.system not in ("nitro", None):
         how = "move it to a Nitro instance type (the IPv6 endpoints answer only Nitro)"
     else:
-        how = f"{safe_text(fix_assign_ipv6(md))} && {APPLY} --ipv6 on"
+        how = f"{shown(fix_assign_ipv6(md))} && {APPLY} --ipv6 on"
     return (f"this instance is meant to use IPv4 ({meant.why}); for IPv6 Time Sync: {how}",)
 
 

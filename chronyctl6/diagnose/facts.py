@@ -20,7 +20,7 @@ from pathlib import Path
 from chronyctl6.chronyconf import directives, traversal
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.diagnose import firewall
-from chronyctl6.effects import commands, daemons, host, metadata
+from chronyctl6.effects import commands, configtree, daemons, host, metadata
 from chronyctl6.effects.host import HostNetwork
 from chronyctl6.errors import CommandFailed
 from chronyctl6.measure import exchange
@@ -218,7 +218,7 @@ def gather(options: Options) -> Facts:
     elif platform is not None:
         config_path = platform.config_path
         config_from = f"{platform.label} default" + (", chronyd without -f" if scan.chronyd else "")
-    config = traversal.load(config_path, options.root) if config_path else None
+    config = configtree.load(config_path, options.root) if config_path else None
     seconds["total"] = round(time.monotonic() - started, 3)
     return Facts(
         imds_v6=reach_v6, imds_v4=reach_v4, network=host.read_network(), interfaces=_interfaces(),

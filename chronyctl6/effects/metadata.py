@@ -23,8 +23,8 @@ Time: each request has one deadline (`timeout`: connect, send and the whole answ
 and a client one more (`total`) over all its requests. A server that trickles its answer a byte
 at a time is cut off at the deadline: a watchdog shuts the socket, whatever the per-read time-outs.
 
-Metadata values reach people and fix commands only through `safe_text`: no control characters
-or terminal escape sequences.
+Metadata values reach people and fix commands only through the one sanitiser (chronyctl6.text.shown):
+control characters and terminal escape sequences become visible escapes, never raw.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from enum import Enum
 
 from chronyctl6.effects.host import HostNetwork, InstanceHint
 from chronyctl6.errors import ChronyCtlError
+from chronyctl6.text import shown
 
 IMDS_V6 = "fd00:ec2::254"
 IMDS_V4 = "169.254.169.254"
@@ -55,10 +56,7 @@ MAX_BODY = 64 * 1024
 MAX_TOKEN = 4096
 _TOKEN = re.compile(rf"[\x21-\x7e]{{1,{MAX_TOKEN}}}")  # visible ASCII: a valid header value
 _MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
-# Terminal escape sequences (CSI, OSC, other ESC forms), then any control, separator or bidi
-# override left: what could redraw a terminal or forge a line.
-_ESCAPES = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])|\x9b[0-?]*[ -/]*[@-~]")
-_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+MAX_VALUE = 256  # characters of one metadata value shown (an id, a CIDR, a region)
 
 log = logging.getLogger(__name__)
 
@@ -89,14 +87,6 @@ def classify(exc: BaseException, *, connected: bool) -> Failure:
         if exc.errno in _UNREACHABLE:
             return Failure.UNREACHABLE
     return Failure.ERROR
-
-
-def safe_text(value: str, limit: int = 256) -> str:
-    """A value from instance metadata (or any remote text) as it is safe to print or to put in
-    a fix command: escape sequences removed, other controls (newlines, U+2028, bidi overrides)
-    as `?`, cut at `limit` characters."""
-    text = _CONTROLS.sub("?", _ESCAPES.sub("", value))
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class ImdsError(ChronyCtlError):
@@ -310,13 +300,13 @@ class InstanceMetadata:
 def read_metadata(client: Client) -> InstanceMetadata:
     def get(path: str) -> str | None:
         value = client.get("meta-data/" + path)
-        return safe_text(value.strip()) if value is not None else None
+        return shown(value.strip(), MAX_VALUE) if value is not None else None
 
     def lines(path: str) -> tuple[str, ...]:
         value = client.get("meta-data/" + path)
         if value is None:
             return ()
-        return tuple(safe_text(ln.strip()) for ln in value.split("\n") if ln.strip())
+        return tuple(shown(ln.strip(), MAX_VALUE) for ln in value.split("\n") if ln.strip())
 
     mac = get("mac")
     if mac is not None and not _MAC.fullmatch(mac):

@@ -56,6 +56,7 @@ def run(params: Mapping[str, Any], *, debug: bool = False) -> Outcome:
     from chronyctl6.measure import check as chk
     from chronyctl6.measure import gather
     from chronyctl6.measure import report as fmt
+    from chronyctl6.text import shown
 
     p = {**DEFAULTS, **params}
     output = p["output"]
@@ -74,16 +75,16 @@ def run(params: Mapping[str, Any], *, debug: bool = False) -> Outcome:
             messages += _messages(result) if result is not None else []
             document = out.envelope("check", status, data, messages)
             text = out.dumps(document)
-        err = [f"chronyctl6: error: {fmt.one_line(message)}"]
+        err = [f"chronyctl6: error: {shown(message)}"]
         if hint:
-            err.append(f"chronyctl6: hint: {fmt.one_line(hint)}")
+            err.append(f"chronyctl6: hint: {shown(hint)}")
         raise _Stop(Outcome(out.exit_code("check", status), text, None, err, document))
 
     def destination() -> str | None:
         textfile, textfile_dir = p["textfile"], p["textfile_dir"]
         if textfile is not None:
             if not textfile.endswith(".prom"):
-                raise chk.CheckUsageError(f"--textfile {fmt.one_line(textfile)}: node_exporter "
+                raise chk.CheckUsageError(f"--textfile {shown(textfile)}: node_exporter "
                                           "reads only files ending in .prom")
             return str(textfile)
         if textfile_dir:
@@ -93,7 +94,7 @@ def run(params: Mapping[str, Any], *, debug: bool = False) -> Outcome:
     try:
         try:
             if output not in OUTPUTS:
-                raise chk.CheckUsageError(f"-o {fmt.one_line(output)!r}: use {', '.join(OUTPUTS)}")
+                raise chk.CheckUsageError(f"-o {shown(output)!r}: use {', '.join(OUTPUTS)}")
             where = destination()
             thresholds = chk.Thresholds(p["warn"], p["crit"])
             result = gather.run(list(p["server"] or []), port=p["port"], samples=p["samples"],
@@ -108,7 +109,7 @@ def run(params: Mapping[str, Any], *, debug: bool = False) -> Outcome:
                  None)
         why = write_textfile(where, fmt.to_prometheus(result)) if where is not None else None
         if why is not None:
-            message = (f"cannot write the metrics to {fmt.one_line(str(where))}: {why}; the "
+            message = (f"cannot write the metrics to {shown(str(where))}: {why}; the "
                        f"measurement: {result.status.name}: {result.summary}")
             # JSON keeps the measurement, and says why the exit status is UNKNOWN anyway.
             stop(out.Status.UNKNOWN, message, None, result)
@@ -121,6 +122,7 @@ def _render(result: CheckResult, output: str, *, quiet: bool) -> Outcome:
     """A measurement's outcome in the format asked for; its exit status is the verdict's."""
     from chronyctl6 import output as out
     from chronyctl6.measure import report as fmt
+    from chronyctl6.text import shown
 
     status = out.Status(result.status.name.lower())
     code = out.exit_code("check", status)  # int(result.status): Nagios' codes
@@ -132,7 +134,7 @@ def _render(result: CheckResult, output: str, *, quiet: bool) -> Outcome:
     if output == "prometheus":
         return Outcome(code, None, fmt.to_prometheus(result))
     if quiet:
-        return Outcome(code, f"{result.status.name}: {fmt.one_line(result.summary)}")
+        return Outcome(code, f"{result.status.name}: {shown(result.summary)}")
     return Outcome(code, fmt.to_text(result))
 
 

@@ -50,13 +50,14 @@ def configured(root: str = "/") -> list[tuple[str, tuple[str, ...]]] | None:
     platform's main file is there."""
     from pathlib import Path
 
-    from chronyctl6.chronyconf import servers, traversal
+    from chronyctl6.chronyconf import servers
+    from chronyctl6.effects import configtree
     from chronyctl6.errors import ChronyCtlError
 
     for main in servers.MAIN_CONFIGS:
         if os.path.lexists(os.path.join(root, main.lstrip("/"))):
             try:
-                tree = traversal.load(main, Path(root))
+                tree = configtree.load(main, Path(root))
             except (ChronyCtlError, OSError):  # no reading of the files may fail the check
                 return None
             return [(d.directive.keyword, d.directive.args) for d in tree.directives]

@@ -24,7 +24,6 @@ Prometheus names (see packaging/prometheus/README.md for the mapping):
 from __future__ import annotations
 
 import math
-import re
 from typing import TYPE_CHECKING, Any
 
 from chronyctl6.measure.check import CheckResult, decimal
@@ -34,16 +33,8 @@ from chronyctl6.text import shown
 if TYPE_CHECKING:
     from chronyctl6.effects.chrony_tools import Source, Tracking
 
+one_line = shown  # the one sanitiser: a server's or a name's text on one line
 LEAP_TEXT = {0: "normal", 1: "insert second", 2: "delete second", 3: "unsynchronised"}
-# C0/C1 controls, DEL, line/paragraph separators, bidi overrides: nothing a server or a
-# name may slip into a line a monitoring system or a terminal reads.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def one_line(text: str) -> str:
-    """Text safe on one line of any output: controls as spaces, and bytes that were not UTF-8
-    (surrogates from the command line) as backslash escapes, which every stream can write."""
-    return _UNSAFE.sub(" ", text.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def _num(value: float | None) -> float | None:

@@ -1,5 +1,5 @@
 """Done when, for every supported distro's real files, drop-ins included (tests/fixtures/stock):
-`apply --root` leaves, among everything chronyd would read (chronyconf.traversal.load), exactly the
+`apply --root` leaves, among everything chronyd would read (effects.configtree.load), exactly the
 chosen Time Sync line and no active leapsectz/leapseclist; keeps every stock and operator
 directive; is accepted by that era's chrony; a second apply changes nothing and drops nothing; and
 `--ipv6 off` then switches to exactly the IPv4 line.
@@ -16,6 +16,7 @@ import pytest
 
 from chronyctl6.chronyconf import directives, traversal
 from chronyctl6.configure import platforms
+from chronyctl6.effects import configtree
 from tests.conftest import FIXTURES
 from tests.helpers import cli_json
 
@@ -40,7 +41,7 @@ def platform_of(root: Path) -> platforms.Platform:
 
 
 def active(root: Path) -> traversal.ConfigTree:
-    return traversal.load(platform_of(root).config_path, root)
+    return configtree.load(platform_of(root).config_path, root)
 
 
 def timesync_lines(tree: traversal.ConfigTree) -> list[str]:

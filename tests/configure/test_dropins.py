@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from chronyctl6.chronyconf import traversal
 from chronyctl6.configure.plan import DISABLED_MARK, Request, make_plan
-from chronyctl6.effects import chrony_tools
+from chronyctl6.effects import chrony_tools, configtree
 from chronyctl6.errors import BadInput
 from tests.conftest import require
 from tests.helpers import cli, cli_json, stock_root
@@ -122,7 +121,7 @@ def test_hostile_drop_ins_are_not_followed_read_or_blocked_on(tmp_path: Path) ->
     plan = make_plan(request)
     assert {c.shown for c in plan.pending} == {"/etc/chrony/chrony.conf"}
     assert not any("192.0.2" in w for w in plan.warnings)
-    tree = traversal.load("/etc/chrony/chrony.conf", root)
+    tree = configtree.load("/etc/chrony/chrony.conf", root)
     assert {"/etc/chrony/conf.d/abs.conf", "/etc/chrony/conf.d/passwd.conf"} <= set(tree.missing)  # not in the image
     assert not any(r.shown.startswith("/etc/chrony/sources.d/") for r in tree.read)
     assert not any("192.0.2" in d.directive.line for d in tree.directives)

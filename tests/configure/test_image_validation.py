@@ -65,8 +65,10 @@ def test_a_rejected_operator_line_is_reported_as_the_operators(image: Path) -> N
     conf.write_text(before)
     done = cli("apply", "--root", str(image), "--ipv6", "on")
     assert done.returncode == 1
-    assert f"{IMAGE_46} rejects `hwtimestamp eth0 rxfilter sometimes`, a line carried over from the " \
-           "existing /etc/chrony/chrony.conf" in done.stderr
+    lineno = before.count("\n")  # the file and the line the operator wrote it on
+    assert f"{IMAGE_46} rejects `hwtimestamp eth0 rxfilter sometimes`, line {lineno} of the existing " \
+           "/etc/chrony/chrony.conf, carried over into the new file" in done.stderr
+    assert f"fix or remove line {lineno} in /etc/chrony/chrony.conf" in done.stderr
     assert "settings.toml" not in done.stderr
     assert conf.read_text() == before  # nothing written
 

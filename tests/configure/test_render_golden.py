@@ -57,6 +57,31 @@ def test_golden_set_is_complete() -> None:
     assert {p.stem for p in GOLDEN.glob("*.conf")} == {f"{d}-{v}" for d in DISTROS for v in VARIANTS}
 
 
+def test_the_endpoint_is_chosen_from_facts_as_plain_data() -> None:
+    """render takes the host's facts as data (its Network and Hint protocols): no effects needed."""
+    from dataclasses import dataclass
+
+    from chronyctl6.configure.render import choose_endpoint
+
+    @dataclass(frozen=True)
+    class Network:
+        global_ipv6: tuple[str, ...]
+        has_ipv4: bool
+
+        @property
+        def has_global_ipv6(self) -> bool:
+            return bool(self.global_ipv6)
+
+    @dataclass(frozen=True)
+    class Hint:
+        xen: bool
+        ipv6_assigned: bool | None = None
+
+    assert choose_endpoint("auto", Network(("2001:db8::10%eth0",), True)).address == "fd00:ec2::123"
+    assert choose_endpoint("auto", Network((), True)).address == "169.254.169.123"
+    assert choose_endpoint("auto", Network(("2001:db8::10%eth0",), True), Hint(xen=True)).address == "169.254.169.123"
+
+
 def test_endpoint_choice_rules() -> None:
     from chronyctl6.configure.render import choose_endpoint
     from chronyctl6.effects.host import HostNetwork, InstanceHint

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from chronyctl6.chronyconf import directives, traversal
+from chronyctl6.chronyconf import directives
+from chronyctl6.effects import configtree
 from tests.conftest import FIXTURES
 from tests.helpers import cli, cli_json, stock_root, write_settings
 
@@ -23,7 +24,7 @@ def conf_of(root: Path) -> Path:
 
 
 def live_lines(root: Path, main: str) -> list[str]:
-    return [d.directive.normalized for d in traversal.load(main, root).directives]
+    return [d.directive.normalized for d in configtree.load(main, root).directives]
 
 
 @pytest.mark.parametrize("distro", STOCK)

@@ -24,7 +24,7 @@ from chronyctl6.configure import plan as planning
 from chronyctl6.configure import transaction
 from chronyctl6.configure.plan import Request
 from chronyctl6.effects import files, history, host, metadata
-from chronyctl6.errors import ChronyCtlError, CommandFailed, ExitStatus
+from chronyctl6.errors import ChronyCtlError, CommandFailed, ExitStatus, exit_code
 from tests.helpers import stock_root
 
 UNIT = "usr/lib/systemd/system/chronyctl6-boot.service"
@@ -234,7 +234,7 @@ def test_a_failed_rollback_has_its_own_status_and_says_what_is_on_disk(live: Hos
     monkeypatch.setattr(history, "put_back", _raise(OSError(errno.EROFS, "Read-only file system")))
     with pytest.raises(transaction.RollbackFailed) as failed:
         live.apply(at_boot=True)
-    assert failed.value.status == ExitStatus.ROLLBACK_FAILED and int(failed.value.status) == 6
+    assert failed.value.status == ExitStatus.ROLLBACK_FAILED and exit_code("apply", failed.value.status) == 6
     message = failed.value.message
     assert message.startswith("chronyd did not select fd00:ec2::123 within 5 s; rolling back failed too")
     assert "/etc/chrony.conf: Read-only file system" in message

@@ -14,7 +14,7 @@ from chronyctl6.configure.platforms import by_name
 from chronyctl6.diagnose import doctor, facts
 from chronyctl6.diagnose.doctor import Status
 from chronyctl6.diagnose.facts import Facts, NtpOutcome, Route
-from chronyctl6.effects import daemons, metadata
+from chronyctl6.effects import configtree, daemons, metadata
 from chronyctl6.effects.host import HostNetwork
 from chronyctl6.measure import exchange
 
@@ -308,7 +308,7 @@ def test_config_tree_follows_include_confdir_and_sourcedir(tmp_path: Path) -> No
     write("/run/chrony-dhcp/eth0.sources", "server 203.0.113.5 iburst\n")
     write("/etc/chrony/sources.d/ts.sources", "server fd00:ec2::123 iburst\n")
     write("/etc/chrony/extra/1.inc", "include /etc/chrony/chrony.conf\nserver 169.254.169.123\n")  # a loop
-    tree = traversal.load("/etc/chrony/chrony.conf", tmp_path)
+    tree = configtree.load("/etc/chrony/chrony.conf", tmp_path)
     # chronyd's order: includes and confdirs where they stand, sourcedirs once the configuration is in.
     assert tree.files == ("/etc/chrony/chrony.conf", "/etc/chrony/conf.d/a.conf", "/usr/lib/chrony/conf.d/b.conf",
                           "/etc/chrony/extra/1.inc", "/run/chrony-dhcp/eth0.sources",
@@ -318,7 +318,7 @@ def test_config_tree_follows_include_confdir_and_sourcedir(tmp_path: Path) -> No
         ("/etc/chrony/sources.d/ts.sources", "fd00:ec2::123")]
     assert len(tree.problems) == 1 and "includes itself (a loop)" in tree.problems[0]
     assert [d.directive.line for d in tree.keyword("makestep")] == ["makestep 1 3"]
-    assert traversal.load("/etc/missing.conf", tmp_path).missing == ("/etc/missing.conf",)
+    assert configtree.load("/etc/missing.conf", tmp_path).missing == ("/etc/missing.conf",)
 
 
 def _measurement(**fields: object) -> exchange.Measurement:

@@ -6,9 +6,9 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from chronyctl6.chronyconf import traversal
 from chronyctl6.configure.platforms import by_name
 from chronyctl6.diagnose.doctor import Status
+from chronyctl6.effects import configtree
 from tests.diagnose.test_doctor_checks import by_id, config, healthy
 
 
@@ -42,7 +42,7 @@ def test_a_refused_file_fails_the_config_checks_with_one_line(tmp_path: Path) ->
     (tmp_path / "etc/chrony/chrony.conf").write_text("server fd00:ec2::123 iburst\nconfdir /etc/chrony/conf.d\n")
     (tmp_path / "etc/chrony/conf.d").mkdir()
     os.mkfifo(tmp_path / "etc/chrony/conf.d/x.conf")
-    tree = traversal.load("/etc/chrony/chrony.conf", tmp_path)
+    tree = configtree.load("/etc/chrony/chrony.conf", tmp_path)
     checks = by_id(replace(healthy(), config=tree))
     for check_id in ("config-timesync", "config-smear"):
         assert checks[check_id].status is Status.FAIL

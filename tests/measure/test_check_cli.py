@@ -278,7 +278,7 @@ def test_exit_codes_of_the_real_process() -> None:
 def test_check_imports_nothing_it_does_not_need() -> None:
     probe = (
         "import sys\n"
-        "from chronyctl6.cli import main\n"
+        "from chronyctl6.__main__ import main\n"
         "sys.argv = ['chronyctl6', 'check', '--server', '127.0.0.1', '--port', '9', '--no-chronyd',"
         " '--timeout', '0.3', '-o', 'json']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
