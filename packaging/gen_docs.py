@@ -28,8 +28,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import subprocess
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -377,18 +375,14 @@ def example_settings() -> str:
 
 
 def completion_script(shell: str, env: dict[str, str]) -> str:
-    """The script the program itself prints, so it matches the installed typer's protocol."""
-    proc = subprocess.run(
-        [sys.executable, "-m", PROG, "--show-completion", shell],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise SystemExit(f"gen_docs: `{PROG} --show-completion {shell}` exited {proc.returncode}: {proc.stderr}")
-    script = proc.stdout
+    """The script the program itself prints for `--show-completion` (so it matches the installed
+    typer's protocol), from the function that option calls. Not by running the option: typer
+    0.28 with shellingham takes no shell name there and guesses the shell from the calling
+    process tree, which a build (make, sh) or a detached process does not have."""
+    from typer._completion_shared import get_completion_script  # typer 0.7 through 0.28
+
+    complete_var = "_{}_COMPLETE".format(PROG.replace("-", "_").upper())
+    script = get_completion_script(prog_name=PROG, complete_var=complete_var, shell=shell) + "\n"  # as echo
     if shell == "zsh":
         # Installed as an autoloaded function file (#compdef), the body runs on the first <TAB>:
         # it must complete right away, not merely register itself with compdef as typer's

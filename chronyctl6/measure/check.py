@@ -8,10 +8,12 @@ chronyctl6.measure.report.
 The verdict's one error bound (the status line, Nagios perfdata, Prometheus metrics and the
 shipped alert rules all use it): the largest this clock's error against UTC can be,
 
-    max_error = |offset| + delay / 2 + root distance,   root distance = root delay / 2 + root dispersion
+    max_error = |offset| + path bound + root distance,   root distance = root delay / 2 + root dispersion
 
-offset and delay from the minimum-delay valid reply, root delay and dispersion as that reply
-states them. WARNING from max_error >= --warn, CRITICAL from max_error >= --crit.
+offset and path bound from the whole burst (measure.exchange.combine: the midpoint and half-width
+of the interval every valid reply's offset +- delay / 2 agrees on, never wider than the fastest
+reply's delay / 2), root delay and dispersion as that reply states them.
+WARNING from max_error >= --warn, CRITICAL from max_error >= --crit.
 
 chronyd not synchronised is CRITICAL, as in `status` and as check_ntp_time says of a clock
 with no usable time: one meaning of "unsynchronised" (Tracking.synchronised) everywhere.

@@ -14,8 +14,8 @@ The measurement is chronyctl6's (chronyctl6.measure.exchange: nonce-checked repl
 minimum-delay estimate, one deadline), so it refuses replies check_ntp_time takes (a stratum 16,
 a zero reference time, a root distance over 3 s): those are "Offset unknown" here. Beyond
 check_ntp_time: thresholds on the stratum (`-W/--swarn`, `-C/--scrit`, as check_ntp_peer names
-them) and on the bound (`--bound-warning`, `--bound-critical`: max error = |offset| + delay / 2 +
-root distance, the most this clock can be off UTC), and their perfdata.
+them) and on the bound (`--bound-warning`, `--bound-critical`: max error = |offset| + path bound
+(at most delay / 2) + root distance, the most this clock can be off UTC), and their perfdata.
 
 Parsed with the standard library's getopt (GNU mode: options after arguments, as glibc's
 getopt_long); imports at start only what a measurement needs (no typer, no JSON, no psutil).
@@ -167,7 +167,7 @@ Options:
  -c, --critical=THRESHOLD  Offset to result in critical status (seconds; default {DEFAULT_CRITICAL})
  -W, --swarn=THRESHOLD     Stratum to result in warning status
  -C, --scrit=THRESHOLD     Stratum to result in critical status
-     --bound-warning=THRESHOLD   Max error (|offset| + delay/2 + root distance, seconds) to
+     --bound-warning=THRESHOLD   Max error (|offset| + path bound + root distance, s) to
      --bound-critical=THRESHOLD  result in warning / critical status
  -o, --time-offset=INTEGER Expected offset of the ntp server relative to local server (seconds),
                         added to the measured offset as check_ntp_time does

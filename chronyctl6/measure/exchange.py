@@ -20,7 +20,8 @@ import socket
 import struct
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import ntplib
 
@@ -112,6 +113,10 @@ class Sample:
     ref_id: str
     root_delay: float
     root_dispersion: float
+    taken: float = 0.0  # monotonic seconds when its request left (orders a burst in time)
+    # A burst's combined estimate (see `combine`) bounds the path term itself, tighter than
+    # delay / 2; None for one exchange, whose bound is half its round trip.
+    path_bound: float | None = None
 
     @property
     def root_distance(self) -> float:
@@ -121,8 +126,10 @@ class Sample:
     @property
     def error_bound(self) -> float:
         """The true offset against UTC lies within offset +- this: half our round trip (path
-        asymmetry is unknowable) plus the server's root distance."""
-        return self.delay / 2 + self.root_distance
+        asymmetry is unknowable; a burst's estimate: what its samples together leave) plus the
+        server's root distance."""
+        path = self.delay / 2 if self.path_bound is None else self.path_bound
+        return path + self.root_distance
 
     @property
     def max_error(self) -> float:
@@ -146,6 +153,11 @@ class Measurement:
 
     @property
     def best(self) -> Sample | None:
+        """The burst's estimate: its samples weighed together (`combine`)."""
+        return combine(self.samples)
+
+    @property
+    def fastest(self) -> Sample | None:
         """The minimum-delay sample: the one least distorted by queueing on the path."""
         return min(self.samples, key=lambda s: s.delay) if self.samples else None
 
@@ -153,6 +165,48 @@ class Measurement:
         self.rejected[reason] += 1
         if len(self.details) < 10:
             self.details.append(f"{reason}: {detail}")
+
+
+# chrony's default `maxdrift`: the furthest a clock's frequency may be off. Over a burst of a few
+# milliseconds it moves the offset by a microsecond or so at most, and the estimate allows for it.
+MAX_DRIFT = 500e-6
+
+
+def combine(samples: Sequence[Sample], max_drift: float = MAX_DRIFT) -> Sample | None:
+    """One burst's samples weighed together: the estimate `check` reports.
+
+    Each exchange proves the true offset lies in [offset - delay/2, offset + delay/2] (one-way
+    delays are never negative), which is [true - down, true + up] for that exchange's up and
+    down delays. All of a burst's samples hold at once (the offset moves by at most max_drift
+    times the time between them, which widens each interval), so the truth lies in their
+    intersection: [true - min down, true + min up]. Its midpoint is the estimate: it takes the
+    least-queued leg of each direction from whichever samples had them, where the minimum-delay
+    sample needs both in one exchange; and it is the point whose worst case, given the samples,
+    is smallest: half the intersection's width, the reported path bound (never more than the
+    minimum-delay sample's own delay / 2, so it stays a bound). A sample far above the minimum
+    delay cannot move the estimate unless its interval cuts the others: outliers weigh nothing.
+
+    Samples that contradict each other (an empty intersection: a clock stepped, or a server
+    that is not one clock) leave the minimum-delay sample, as one exchange alone would."""
+    if not samples:
+        return None
+    fastest = min(samples, key=lambda s: s.delay)
+    low, high = -float("inf"), float("inf")
+    for s in samples:
+        drift = max_drift * (abs(s.taken - fastest.taken) + s.delay + fastest.delay)
+        low = max(low, s.offset - s.delay / 2 - drift)
+        high = min(high, s.offset + s.delay / 2 + drift)
+    half = (high - low) / 2
+    if not 0 <= half < fastest.delay / 2:  # contradictory (or NaN), or no tighter than one sample
+        return fastest
+    return replace(
+        fastest,
+        offset=(low + high) / 2,
+        path_bound=half,
+        # The server's own bound against UTC: the largest its samples state.
+        root_delay=max(s.root_delay for s in samples),
+        root_dispersion=max(s.root_dispersion for s in samples),
+    )
 
 
 _HOST_CHARS = re.compile(r"[A-Za-z0-9._:%-]+")
@@ -310,7 +364,7 @@ class _Exchange:
         """When waiting for the replies still out stops being worth it: once the youngest has
         been out for twice the best delay, a reply could no longer be the minimum-delay
         sample. None while there is no valid sample (then only the deadline ends the wait)."""
-        best = self.m.best
+        best = self.m.fastest
         if best is None or not self.outstanding:
             return None
         youngest = max(mono for _wall, mono in self.outstanding.values()) / _NS
@@ -446,6 +500,7 @@ class _Exchange:
                 ref_id=ref_id_text(p.ref_id, p.stratum),
                 root_delay=p.root_delay,
                 root_dispersion=p.root_dispersion,
+                taken=mono1 / _NS,
             )
         )
 

@@ -4,7 +4,8 @@ Pure functions of a CheckResult. Seconds everywhere, as plain numbers; never NaN
 
 The verdict's one error bound, used by the status line, the Nagios perfdata (`max_error`, with
 the thresholds), the Prometheus metrics (`chronyctl6_check_max_error_seconds`) and the shipped
-alert rules: max_error = |offset| + delay / 2 + root distance (root delay / 2 + root dispersion).
+alert rules: max_error = |offset| + path bound (at most delay / 2) + root distance (root delay / 2 +
+root dispersion).
 
 Prometheus names (see packaging/prometheus/README.md for the mapping):
 - our own NTP measurement: `chronyctl6_check_*`, suffixes as node_exporter's ntp collector
@@ -137,7 +138,7 @@ def to_text(r: CheckResult) -> str:
         lines += [
             f"  offset       {s.offset:+.6f} s +- {s.error_bound:.6f} s "
             f"(this clock is {direction} the server)",
-            f"  max error    {s.max_error:.6f} s = |offset| + delay/2 + root distance "
+            f"  max error    {s.max_error:.6f} s = |offset| + path bound + root distance "
             f"(warning at {decimal(r.thresholds.warn)} s, critical at "
             f"{decimal(r.thresholds.crit)} s)",
             f"  server       {chosen.target.address} port {chosen.target.port}: stratum "
@@ -263,7 +264,7 @@ def to_prometheus(r: CheckResult) -> str:
             "dispersion.", series(lambda b: b.root_distance))
     p.gauge(CHECK + "error_bound_seconds", "The offset's bound against UTC: delay / 2 + root "
             "distance.", series(lambda b: b.error_bound))
-    p.gauge(CHECK + "max_error_seconds", "The verdict's quantity: |offset| + delay / 2 + root "
+    p.gauge(CHECK + "max_error_seconds", "The verdict's quantity: |offset| + path bound (at most delay / 2) + root "
             "distance, the most this clock can be off UTC.", series(lambda b: b.max_error))
     p.gauge(CHECK + "selected", "1 for the server whose reply decided the verdict.",
             [(per(m), 1.0 if m is chosen else 0.0) for m, _ in good])

@@ -141,7 +141,7 @@ def _expected(alert: str, instance: str) -> dict[str, object]:
             "exp_annotations": {
                 "summary": f"Clock of {instance} may be off UTC by more than the {level} "
                            f"threshold ({SERVER})",
-                "description": f"For {minutes} minutes, |offset| + delay/2 + root distance "
+                "description": f"For {minutes} minutes, |offset| + path bound + root distance "
                                f"measured against {against} on {instance} has reached the "
                                f"{level} threshold. Run `chronyctl6 check` and `chronyctl6 "
                                "doctor` on the instance."}}

@@ -1,0 +1,75 @@
+"""The network paths the ground-truth benchmark emulates, and the statistics it prints.
+
+Pure: a path draws one trial's parameters from a seeded generator; `benchmarks.responder` applies
+them packet by packet. Delays are added to what the veth pair and the two kernels already cost.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+Leg = tuple[float, str, float, float]  # base seconds, jitter kind, jitter seconds, loss
+
+
+@dataclass(frozen=True)
+class Trial:
+    offset: float  # the server's clock minus the client's, seconds: the truth
+    up: Leg
+    down: Leg
+
+
+@dataclass(frozen=True)
+class PathModel:
+    name: str
+    what: str
+    draw_legs: Callable[[random.Random], tuple[Leg, Leg]]
+
+    def trial(self, rng: random.Random) -> Trial:
+        # True offsets 1 ms to 10 s, either sign, log-uniform: every digit of a client's
+        # arithmetic is exercised, and none can fit a fixed offset.
+        offset = math.copysign(10 ** rng.uniform(-3, 1), rng.choice((-1.0, 1.0)))
+        up, down = self.draw_legs(rng)
+        return Trial(offset, up, down)
+
+
+def _hop(rng: random.Random) -> tuple[Leg, Leg]:
+    base = rng.uniform(20e-6, 100e-6)
+    return (base, "normal", 5e-6, 0.0), (base, "normal", 5e-6, 0.0)
+
+
+def _wan(kind: str) -> Callable[[random.Random], tuple[Leg, Leg]]:
+    def draw(rng: random.Random) -> tuple[Leg, Leg]:
+        base = rng.uniform(0.1e-3, 10e-3)
+        jitter = rng.uniform(0.1e-3, 1e-3)
+        return (base, kind, jitter, 0.01), (base, kind, jitter, 0.01)
+
+    return draw
+
+
+def _asymmetric(rng: random.Random) -> tuple[Leg, Leg]:
+    return ((rng.uniform(0.05e-3, 5e-3), "exp", 20e-6, 0.0),
+            (rng.uniform(0.05e-3, 5e-3), "exp", 20e-6, 0.0))
+
+
+PATHS: dict[str, PathModel] = {p.name: p for p in (
+    PathModel("hop", "hypervisor-like hop: 20-100 us each way (same both ways), normal jitter "
+              "sigma 5 us", _hop),
+    PathModel("wan", "jittery wide-area path: 0.1-10 ms each way, queueing jitter (exponential, "
+              "mean 0.1-1 ms), 1% loss each way", _wan("exp")),
+    PathModel("wan-normal", "the same with symmetric jitter (normal, sigma 0.1-1 ms): the hard "
+              "case for any minimum-delay filter", _wan("normal")),
+    PathModel("asym", "independent one-way delays: up and down each 0.05-5 ms, exponential "
+              "jitter 20 us; every client errs by about (up - down) / 2", _asymmetric),
+)}
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """The q-quantile by the nearest-rank rule (no interpolation: a reported figure is one that
+    was measured)."""
+    ordered = sorted(values)
+    if not ordered:
+        raise ValueError("no values")
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
