@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 IN_CI = os.environ.get("CI") == "true"
 # The simulated EC2 instance's fixtures (ec2, ec2_factory): see sandbox/pytest_plugin.py.
-pytest_plugins = ["sandbox.pytest_plugin"]
+# Debian roots with each release's chrony, unpacked once per session (chrony_root): tests/chrony_roots.py.
+pytest_plugins = ["sandbox.pytest_plugin", "tests.chrony_roots"]
 _skipped: list[str] = []
 
 

@@ -21,25 +21,11 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import pytest
+from tests.conftest import REPO, require
 
-REPO = Path(__file__).resolve().parent.parent
 PACKAGING = REPO / "packaging"
-IN_CI = os.environ.get("CI") == "true"
 # How long each build took in this run, for the report the tests print with -rA / -s.
 TIMINGS: dict[str, float] = {}
-
-
-def require(condition: bool, why: str) -> None:
-    """Skip loudly when a real dependency is truly absent; under CI that is a failure.
-
-    The same rule as tests/conftest.py's `require`, kept here so this module stands alone.
-    """
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"CI installs every real dependency, yet: {why}")
-    pytest.skip(f"MISSING DEPENDENCY: {why}")
 
 
 def require_tools(*names: str) -> None:

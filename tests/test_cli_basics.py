@@ -11,7 +11,7 @@ import pytest
 
 from chronyctl6 import __version__
 from tests.conftest import require
-from tests.helpers import cli, stock_root
+from tests.helpers import cli, cli_subprocess, stock_root
 
 
 def test_version() -> None:
@@ -40,6 +40,20 @@ def test_render_prints_the_file_apply_would_write(tmp_path: Path) -> None:
     assert done.stdout.startswith("# This file is managed by chronyctl6.")
     assert "\nserver fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4\n" in done.stdout
     assert (root / "etc/chrony/chrony.conf").read_bytes() == before
+
+
+def test_smoke_the_real_process(tmp_path: Path) -> None:
+    """The rest of the suite runs the CLI in process (helpers.cli); this runs `python -m chronyctl6`
+    itself: start-up, the typer app, the exit status and the streams of a real process."""
+    assert cli_subprocess("--version").stdout.strip() == f"chronyctl6 {__version__}"
+    root = stock_root(tmp_path, "debian12")
+    rendered = cli_subprocess("render", "--root", str(root), "--ipv6", "on")
+    assert rendered.returncode == 0 and rendered.stdout == cli("render", "--root", str(root), "--ipv6", "on").stdout
+    bad = cli_subprocess("render", "--root", str(root), "--ipv6", "maybe")
+    assert bad.returncode == 2 and "--ipv6" in bad.stderr and bad.stdout == ""
+    # check's fast path (no typer): a usage error is its one UNKNOWN line
+    nagios = cli_subprocess("check", "-o", "nagios", "--warn", "nan")
+    assert nagios.returncode == 3 and nagios.stdout.startswith("NTP UNKNOWN: "), nagios
 
 
 def test_bad_flag_value_is_bad_input(tmp_path: Path) -> None:

@@ -36,9 +36,11 @@ def test_the_contract_is_checked_against_this_tree() -> None:
 def test_imports_keep_the_contract(contract: str) -> None:
     # In a process of its own: import-linter's command configures logging (dictConfig), which
     # would silence every other test's loggers.
-    probe = ("import sys\nfrom importlinter.cli import lint_imports\n"
+    # no_logo: only import-linter >= 2.7 has it (.venv keeps an older one beside Debian's typer).
+    probe = ("import inspect, sys\nfrom importlinter.cli import lint_imports\n"
+             "extra = {'no_logo': True} if 'no_logo' in inspect.signature(lint_imports).parameters else {}\n"
              "sys.exit(lint_imports(config_filename=sys.argv[1], limit_to_contracts=(sys.argv[2],), no_cache=True, "
-             "no_logo=True))")
+             "**extra))")
     done = subprocess.run([sys.executable, "-c", probe, str(ROOT / "pyproject.toml"), contract], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=120,
                           check=False)

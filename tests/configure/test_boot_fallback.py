@@ -4,7 +4,6 @@ endpoint (else IPv4), says why, and succeeds."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,14 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(host, "read_network", lambda: DUAL)
     monkeypatch.setattr(metadata, "instance_hint", lambda network, **_: host.InstanceHint("nitro", True))
     monkeypatch.setattr(boot_mod, "_chronyd_answers", lambda: False)
+    as_root(monkeypatch)
     return stock_root(tmp_path, "debian12")
+
+
+def as_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """boot refuses to run unless root (it writes under /run); here it writes under a temporary
+    root only, which any user may: the check is passed so these tests run as any user."""
+    monkeypatch.setattr(boot_mod, "is_root", lambda: True)
 
 
 def _server(root: Path) -> str:
@@ -78,8 +84,12 @@ def test_an_unreadable_network_falls_back(root: Path, monkeypatch: pytest.Monkey
 
 
 def test_slow_metadata_is_bounded(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real client's deadline: a metadata service that never answers costs at most ~2 s."""
+    """boot gives the real client a 2 s deadline for instance metadata (that the client holds to its
+    deadline is tests/effects/test_metadata.py's: a trickling server is cut off in time). The
+    metadata service here never answers: reach is asked once, with total=2.0, and boot goes on
+    without it. Nothing sleeps: the deadline is checked as the value boot passes, not raced."""
     monkeypatch.undo()
+    as_root(monkeypatch)
     monkeypatch.setattr(host, "read_network", lambda: DUAL)
     monkeypatch.setattr(boot_mod, "_chronyd_answers", lambda: False)
     calls: list[float] = []
@@ -87,13 +97,10 @@ def test_slow_metadata_is_bounded(root: Path, monkeypatch: pytest.MonkeyPatch) -
 
     def never(host_: str, **kwargs: Any) -> Any:
         calls.append(kwargs.get("total", 0))
-        time.sleep(kwargs.get("total", 0))
         return real("::1", total=0.01, timeout=0.01)  # loopback, nothing listens: a prompt failure
 
     monkeypatch.setattr(metadata, "reach", never)
-    start = time.monotonic()
     result = boot_mod.boot(Request(root=root), settle=5)
-    assert time.monotonic() - start < 4
     assert calls == [2.0]
     # No metadata: the local addresses decide (an IPv6 address: IPv6), nothing to wait for.
     assert result.endpoint == "fd00:ec2::123" and not result.fallback

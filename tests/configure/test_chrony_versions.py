@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -51,10 +52,9 @@ def version(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split("."))
 
 
-@pytest.fixture(scope="module")
-def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    into = tmp_path_factory.mktemp("chrony-roots")
-    found = {release: chrony_roots.unpack(release, into) for release in chrony_roots.RELEASES}
+@pytest.fixture
+def roots(chrony_root: Callable[[str], Path]) -> dict[str, Path]:
+    found = {release: chrony_root(release) for release in chrony_roots.RELEASES}
     for release, root in found.items():
         print(f"\n{release}: chronyd {chrony_roots.chronyd_version(root)}")
     return found
@@ -76,6 +76,7 @@ def main_file(fixture: str) -> Path:
     return STOCK / fixture / platform.config_path.lstrip("/")
 
 
+@pytest.mark.root  # chroot into an unpacked Debian root
 def test_each_root_has_its_releases_chrony(roots: dict[str, Path]) -> None:
     for release, root in roots.items():
         assert chrony_roots.chronyd_version(root) == chrony_roots.RELEASES[release][1]
@@ -85,6 +86,7 @@ def test_every_fixture_has_a_chrony_era() -> None:
     assert set(CHRONY_OF) == {p.name for p in STOCK.iterdir() if p.is_dir()}
 
 
+@pytest.mark.root  # chroot into an unpacked Debian root
 def test_golden_renders_across_chrony_versions(roots: dict[str, Path]) -> None:
     rejected: dict[tuple[str, str], str] = {}
     checked = 0
@@ -106,6 +108,7 @@ def test_golden_renders_across_chrony_versions(roots: dict[str, Path]) -> None:
     assert set(rejected) == set(GOLDEN_REJECTED)
 
 
+@pytest.mark.root  # chroot into an unpacked Debian root
 def test_stock_files_across_chrony_versions(roots: dict[str, Path]) -> None:
     """The distros' own files as they ship: the matrix's control. Debian 13's and Fedora's active
     leapseclist is what chrony before 4.6 cannot read."""

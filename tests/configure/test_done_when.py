@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,6 @@ import pytest
 from chronyctl6.chronyconf import directives, traversal
 from chronyctl6.configure import platforms
 from chronyctl6.effects import configtree
-from tests import chrony_roots
 from tests.conftest import FIXTURES
 from tests.helpers import cli_json
 
@@ -65,10 +65,9 @@ def kept_lines(root: Path) -> dict[str, list[str]]:
     return kept
 
 
-@pytest.fixture(scope="module")
-def era_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    into = tmp_path_factory.mktemp("era")
-    return {release: chrony_roots.unpack(release, into) for release in sorted(set(ERA.values()))}
+@pytest.fixture
+def era_roots(chrony_root: Callable[[str], Path]) -> dict[str, Path]:
+    return {release: chrony_root(release) for release in sorted(set(ERA.values()))}
 
 
 def image(tmp_path: Path, distro: str) -> Path:
@@ -95,6 +94,7 @@ def test_every_fixture_has_an_era() -> None:
     assert set(ERA) == set(DISTROS)
 
 
+@pytest.mark.root  # chroot into an unpacked Debian root
 @pytest.mark.parametrize("distro", DISTROS)
 def test_done_when(tmp_path: Path, era_roots: dict[str, Path], distro: str) -> None:
     root = image(tmp_path, distro)

@@ -14,18 +14,12 @@ from chronyctl6.configure.plan import Request, make_plan
 from chronyctl6.configure.takeover import DISABLED_MARK
 from chronyctl6.effects import chrony_tools, configtree
 from chronyctl6.errors import BadInput
-from tests.conftest import FIXTURES, require
-from tests.helpers import cli, cli_json
-
-
-def root_of(tmp_path: Path, distro: str) -> Path:
-    root = tmp_path / distro
-    shutil.copytree(FIXTURES / "stock" / distro, root, symlinks=True)
-    return root
+from tests.conftest import require
+from tests.helpers import cli, cli_json, stock_root
 
 
 def test_ubuntu_cloud_images_timesync_line_in_conf_d_is_disabled(tmp_path: Path) -> None:
-    root = root_of(tmp_path, "ubuntu2404")
+    root = stock_root(tmp_path, "ubuntu2404")
     cpc = root / "etc/chrony/conf.d/00-cpc.conf"
     result = cli_json("apply", "--root", str(root), "--ipv6", "on")
     assert "/etc/chrony/conf.d/00-cpc.conf" in result["files"]
@@ -36,7 +30,7 @@ def test_ubuntu_cloud_images_timesync_line_in_conf_d_is_disabled(tmp_path: Path)
 
 
 def test_sles_pool_drop_in_is_disabled_and_a_conf_change_restarts(tmp_path: Path) -> None:
-    root = root_of(tmp_path, "sles15")
+    root = stock_root(tmp_path, "sles15")
     plan = make_plan(Request(root=root, ipv6="on", phc="off"))
     pool = next(c for c in plan.pending if c.shown == "/etc/chrony.d/pool.conf")
     assert pool.kind == "config"  # chronyd re-reads a *.conf only on restart, never on reload
@@ -44,7 +38,7 @@ def test_sles_pool_drop_in_is_disabled_and_a_conf_change_restarts(tmp_path: Path
 
 
 def test_leapsectz_in_a_conf_drop_in_is_disabled(tmp_path: Path) -> None:
-    root = root_of(tmp_path, "debian12")
+    root = stock_root(tmp_path, "debian12")
     leap = root / "etc/chrony/conf.d/leap.conf"
     leap.write_text("leapsectz right/UTC\nmaxclockerror 50\n")
     cli_json("apply", "--root", str(root), "--ipv6", "on")
@@ -57,7 +51,7 @@ def test_the_final_state_is_validated_with_the_drop_ins_as_apply_leaves_them(tmp
     the new main file with the drop-in as it will be: accepted, written, nothing left behind."""
     version = chrony_tools.chronyd_version()
     require(version is not None and version < (4, 6), "a host chronyd older than 4.6 (Debian 12's 4.3)")
-    root = root_of(tmp_path, "debian13")
+    root = stock_root(tmp_path, "debian13")
     leap = root / "etc/chrony/conf.d/leap.conf"
     leap.write_text("leapseclist /usr/share/zoneinfo/leap-seconds.list\n")
     # As the drop-in is in place, this chronyd rejects it: the check below must be of the final state.
@@ -81,7 +75,7 @@ def test_a_drop_in_the_validating_chronyd_rejects_is_named_as_the_instance_sees_
     nothing written."""
     version = chrony_tools.chronyd_version()
     require(version is not None and version < (4, 6), "a host chronyd older than 4.6 (Debian 12's 4.3)")
-    root = root_of(tmp_path, "debian13")
+    root = stock_root(tmp_path, "debian13")
     conf_d = root / "etc/chrony/conf.d"
     (conf_d / "leap.conf").write_text("leapseclist /usr/share/zoneinfo/leap-seconds.list\n")  # edited by apply
     (conf_d / "zz-new.conf").write_text("maxclockerror 50\nopencommands activity\n")  # chrony 4.6+
@@ -97,7 +91,7 @@ def test_hostile_drop_ins_are_not_followed_read_or_blocked_on(tmp_path: Path) ->
     """A FIFO (reading it would block forever) and a file far larger than a drop-in are refused,
     each named with how chronyd reaches it; an absolute link to a host file and a directory
     linked out of the image are resolved inside the image, never followed on this host."""
-    root = root_of(tmp_path, "debian12")
+    root = stock_root(tmp_path, "debian12")
     conf_d = root / "etc/chrony/conf.d"
     request = Request(root=root, ipv6="on", phc="off")
     reached = "(confdir /etc/chrony/conf.d in /etc/chrony/chrony.conf:"
@@ -139,7 +133,7 @@ def test_hostile_drop_ins_are_not_followed_read_or_blocked_on(tmp_path: Path) ->
 def test_control_characters_and_other_encodings_inside_a_drop_in_survive(tmp_path: Path) -> None:
     """chrony splits lines at \\n only: a \\r, form feed or U+2028 stays inside its line, and
     bytes that are not UTF-8 are written back unchanged."""
-    root = root_of(tmp_path, "debian12")
+    root = stock_root(tmp_path, "debian12")
     odd = root / "etc/chrony/conf.d/odd.conf"
     kept = b"# a\rcomment\x0cwith\xe2\x80\xa8breaks and Latin-1 \xe9\n"
     odd.write_bytes(kept + b"pool pool.ntp.org iburst\n")
@@ -150,7 +144,7 @@ def test_control_characters_and_other_encodings_inside_a_drop_in_survive(tmp_pat
 
 
 def test_a_validation_tree_a_killed_run_left_is_removed_by_the_next_apply(tmp_path: Path) -> None:
-    root = root_of(tmp_path, "debian12")
+    root = stock_root(tmp_path, "debian12")
     left = root / "etc/chrony/..chrony.conf.chronyctl6-x1.tmp.chronyctl6-tree-y2.tmp"
     (left / "etc/chrony/conf.d").mkdir(parents=True)
     (left / "etc/chrony/conf.d/leap.conf").write_text("# commented\n")

@@ -3,6 +3,7 @@ here, else with this host's; it says which, and a rejected line is reported with
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,21 +19,13 @@ CONF = "etc/chrony/chrony.conf"
 IMAGE_46 = "chronyd 4.6.1 from the image"
 
 
-@pytest.fixture(scope="module")
-def trixie(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real Debian 13 root: its own chrony 4.6.1 package, its packaged chrony.conf."""
-    return chrony_roots.unpack("debian13", tmp_path_factory.mktemp("images"))
-
-
 @pytest.fixture
-def image(trixie: Path, tmp_path: Path) -> Path:
-    """A fresh copy of the Debian 13 root's chrony files over the unpacked root, per test."""
-    conf = trixie / CONF
-    original = (FIXTURES / "stock/debian13" / CONF).read_bytes()
-    conf.write_bytes(original)  # each test starts from the packaged file
-    for leftover in conf.parent.glob("chrony.conf.*"):
-        leftover.unlink()
-    return trixie
+def image(chrony_root: Callable[[str], Path], tmp_path: Path) -> Path:
+    """A real Debian 13 root (its own chrony 4.6.1 package, its packaged chrony.conf), this test's
+    own copy of the session's unpacked one."""
+    image = chrony_roots.copy_of(chrony_root("debian13"), tmp_path)
+    assert (image / CONF).read_bytes() == (FIXTURES / "stock/debian13" / CONF).read_bytes()
+    return image
 
 
 def host_version() -> str:
@@ -42,6 +35,7 @@ def host_version() -> str:
     return ".".join(map(str, version))
 
 
+@pytest.mark.root  # chroot into an unpacked Debian root
 def test_debian13_image_is_validated_by_its_own_chronyd(image: Path) -> None:
     assert (image / CONF).read_bytes() == (FIXTURES / "stock/debian13" / CONF).read_bytes()
     result = cli_json("apply", "--root", str(image), "--ipv6", "on")
@@ -52,6 +46,7 @@ def test_debian13_image_is_validated_by_its_own_chronyd(image: Path) -> None:
     assert "\nleapseclist" not in text
 
 
+@pytest.mark.root  # chroot into an unpacked Debian root
 def test_a_line_only_the_images_chrony_reads_passes(image: Path) -> None:
     """`ptpdomain` is chrony 4.5+: this host's 4.3 would refuse it, the image's 4.6 takes it."""
     require(host_version().startswith("4.3"), "this test's proof needs a host chronyd older than 4.5")
@@ -63,6 +58,7 @@ def test_a_line_only_the_images_chrony_reads_passes(image: Path) -> None:
     assert "\nptpdomain 0\n" in conf.read_text()
 
 
+@pytest.mark.root  # chroot into an unpacked Debian root
 def test_a_rejected_operator_line_is_reported_as_the_operators(image: Path) -> None:
     conf = image / CONF
     before = conf.read_text() + "hwtimestamp eth0 rxfilter sometimes\n"
@@ -77,6 +73,7 @@ def test_a_rejected_operator_line_is_reported_as_the_operators(image: Path) -> N
     assert conf.read_text() == before  # nothing written
 
 
+@pytest.mark.root  # chroot into an unpacked Debian root
 def test_an_image_chronyd_behind_an_absolute_link_is_the_images(image: Path) -> None:
     """/usr/sbin/chronyd -> /usr/sbin/chronyd.real means the image's file, never this host's."""
     binary = image / "usr/sbin/chronyd"
@@ -92,6 +89,7 @@ def test_an_image_chronyd_behind_an_absolute_link_is_the_images(image: Path) -> 
         real.rename(binary)
 
 
+@pytest.mark.root  # chroot into an unpacked Debian root
 def test_an_image_chronyd_that_cannot_run_here_leaves_it_to_the_host(image: Path) -> None:
     """Another architecture's binary (here: bytes no kernel runs) is not an error: the host's
     chronyd validates, and says so."""
@@ -155,6 +153,7 @@ def test_a_rejected_line_of_an_included_file_names_that_file(tmp_path: Path) -> 
 
 
 
+@pytest.mark.root  # chroot into an unpacked Debian root
 def test_the_images_chronyd_judges_the_drop_ins_as_apply_leaves_them(image: Path) -> None:
     """The chrooted chronyd reads the candidate tree inside the image: a drop-in's pool line apply
     comments out is judged commented out; a line it leaves and chronyd rejects is named as the
@@ -179,6 +178,7 @@ def test_the_images_chronyd_judges_the_drop_ins_as_apply_leaves_them(image: Path
         dropin.unlink(missing_ok=True)
 
 
+@pytest.mark.root  # chroot into an unpacked Debian root
 def test_restore_validates_with_the_images_chronyd_too(image: Path) -> None:
     """restore's validate step is apply's: the stock file's leapseclist (chrony 4.6+) comes back and
     the image's 4.6.1 judges it, where this host's 4.3 would refuse it."""

@@ -13,8 +13,9 @@ from chronyctl6.configure import boot as boot_mod
 from chronyctl6.configure.phc import DEFAULT_OPTIONS
 from chronyctl6.configure.plan import Request
 from chronyctl6.effects import host, metadata
+from tests.configure.test_boot_fallback import as_root
 from tests.configure.test_transaction import NETWORK, Host, live  # noqa: F401 (the fixture)
-from tests.helpers import cli, cli_json, stock_root, write_settings
+from tests.helpers import cli, cli_json, cli_subprocess, stock_root, write_settings
 
 CONF = "etc/chrony/chrony.conf"
 STATE = "var/lib/chronyctl6/state.json"
@@ -53,8 +54,10 @@ def test_settings_toml_wins_over_the_recorded_choice(tmp_path: Path) -> None:
     assert "server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4" in _active(root)
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 def test_a_plain_bake_then_a_live_apply_keeps_choosing_at_boot(live: Host) -> None:  # noqa: F811
-    baked = cli("apply", "--root", str(live.root))  # ipv6 auto under --root: chosen at boot
+    # ipv6 auto under --root: chosen at boot. A process of its own: `live` patches this one to be live.
+    baked = cli_subprocess("apply", "--root", str(live.root))
     assert baked.returncode == 0, baked.stderr
     assert json.loads((live.root / STATE).read_text())["intent"]["at_boot"] is True
     result = live.apply()  # on the launched instance, no flags
@@ -95,6 +98,7 @@ def test_the_boot_step_reads_the_recorded_choice(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(host, "read_network", lambda: NETWORK)  # dual stack: auto would take IPv6
     monkeypatch.setattr(metadata, "instance_hint", lambda network, **_: host.InstanceHint("nitro", True))
     monkeypatch.setattr(boot_mod, "_chronyd_answers", lambda: False)
+    as_root(monkeypatch)
     result = boot_mod.boot(Request(root=root), settle=0)
     assert result.endpoint == "169.254.169.123" and result.warnings == []
     assert "server 169.254.169.123" in (root / "run/chronyctl6/timesync.sources").read_text()

@@ -27,6 +27,7 @@ def _meta(path: Path) -> tuple[bytes, int, int, int]:
     return path.read_bytes(), st.st_mode & 0o7777, st.st_uid, st.st_gid
 
 
+@pytest.mark.root  # chown: the owner comes back
 def test_restore_original_returns_the_distro_file_byte_for_byte_after_two_changes(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
     conf = root / CONF
@@ -125,6 +126,7 @@ def test_restore_refuses_bad_wait(tmp_path: Path, value: str) -> None:
     assert cli("restore", "--root", str(root), f"--wait={value}").returncode == 2
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 def test_a_live_restore_whose_chronyd_does_not_answer_is_rolled_back(
     live: Host, monkeypatch: pytest.MonkeyPatch  # noqa: F811
 ) -> None:

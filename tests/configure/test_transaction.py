@@ -108,6 +108,7 @@ def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
     yield h
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 def test_a_live_apply_gathers_once_and_changes_every_file_and_the_unit(live: Host) -> None:
     result = live.apply(at_boot=True)
     assert live.imds_calls == [1]  # one instance-metadata round trip for the whole apply
@@ -179,6 +180,7 @@ STEPS = ["validate", "keep-original", "history", "write-config", "write-bootsour
 TOUCHES_CHRONYD = {"restart", "verify", "verify-bug", "ctrl-c", "SIGTERM", "SIGHUP", "SIGINT"}
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 @pytest.mark.parametrize("step", STEPS)
 def test_a_failure_at_any_step_puts_everything_back(live: Host, monkeypatch: pytest.MonkeyPatch,
                                                      step: str) -> None:
@@ -224,6 +226,7 @@ def test_a_failure_at_any_step_puts_everything_back(live: Host, monkeypatch: pyt
         assert f"interrupted by {step}" in failed.value.message
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 def test_a_failed_rollback_has_its_own_status_and_says_what_is_on_disk(live: Host,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     live.verify = _raise(CommandFailed("chronyd did not select fd00:ec2::123 within 5 s"))
@@ -238,6 +241,7 @@ def test_a_failed_rollback_has_its_own_status_and_says_what_is_on_disk(live: Hos
     assert "boot unit enabled" not in message  # the link itself came out
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 def test_an_up_to_date_host_is_left_alone(live: Host) -> None:
     live.apply(at_boot=True)
     conf = live.root / "etc/chrony.conf"
@@ -248,17 +252,38 @@ def test_an_up_to_date_host_is_left_alone(live: Host) -> None:
     assert conf.stat().st_ino == before.st_ino
 
 
+class FakeClock:
+    """time.monotonic and time.sleep on a clock that moves only when slept on."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 def test_waiting_prints_progress_for_a_person_and_fails_in_time(live: Host,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from chronyctl6.effects import chrony_tools
 
     monkeypatch.setattr(chrony_tools, "sources", _raise(CommandFailed("506 Cannot talk to daemon")))
+    # A clock of the test's own at the seam (the module's `time`): each sleep moves it on exactly,
+    # so the 5.5 s are waited in no time and a loaded machine cannot stretch them.
+    clock = FakeClock()
+    began = clock.now
+    monkeypatch.setattr(executor, "time", clock)
     made = planning.make_plan(Request(root=live.root, ipv6="on"))
     lines: list[str] = []
-    start = time.monotonic()
     with pytest.raises(CommandFailed) as failed:
         executor.wait_selected(made.expected_source, 5.5, lines.append)
-    assert 5.5 <= time.monotonic() - start < 7
+    assert 5.5 <= clock.now - began < 5.5 + 0.25 + 1e-9  # stopped at the first look past the deadline
+    assert clock.slept and all(0 < s <= 0.25 for s in clock.slept)
     assert "did not select fd00:ec2::123 within 5.5 s (no sources)" in failed.value.message
     assert lines[0] == "waiting for chronyd to select fd00:ec2::123: 0 of 5.5 s (no sources yet)"
     assert lines[1].startswith("waiting for chronyd to select fd00:ec2::123: 5 of 5.5 s")
@@ -278,6 +303,7 @@ def test_progress_only_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli._progress(cli._Run("apply", "text", quiet=True)) is None  # -q: no progress either
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 def test_a_second_sigterm_during_the_rollback_does_not_cut_it_short(live: Host,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     before = live.snapshot()
@@ -296,6 +322,7 @@ def test_a_second_sigterm_during_the_rollback_does_not_cut_it_short(live: Host,
     assert live.snapshot() == before
 
 
+@pytest.mark.root  # a live host's files with their owner (chown) and apply's root check
 @pytest.mark.parametrize(("settings_text", "flag", "expected"),
                          [(None, None, 60.0), ("wait = 0\n", None, 0.0), ("wait = 12\n", None, 12.0),
                           ("wait = 12\n", 3.0, 3.0), (None, 0.0, 0.0)],

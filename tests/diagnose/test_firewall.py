@@ -126,6 +126,7 @@ def test_a_silent_time_sync_behind_a_local_rule_gets_the_delete_command_once() -
 Factory = Callable[..., Ec2]
 
 
+@pytest.mark.root  # the simulated instance
 @pytest.mark.e2e
 @pytest.mark.parametrize("tool", ["nft", "ip6tables"])
 def test_a_real_drop_rule_on_the_instance_is_found_and_its_fix_works(ec2_factory: Factory, tool: str) -> None:

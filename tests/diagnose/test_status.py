@@ -114,6 +114,7 @@ def test_status_verdict_is_whether_time_sync_keeps_this_clock(sources: str, leap
     assert (report.verdict, report.exit_status) == (verdict, code)
 
 
+@pytest.mark.root  # the simulated instance
 @pytest.mark.e2e
 def test_status_reads_the_instance_chronyd(ec2_factory: Factory, record_property: Record) -> None:
     ec2 = ec2_factory()

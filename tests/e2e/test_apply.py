@@ -22,7 +22,8 @@ from sandbox import TIME_SYNC_V4, TIME_SYNC_V6, Ec2
 from sandbox.distros import FIXTURES
 from sandbox.namespaces import REPO_ROOT, python_env
 
-pytestmark = pytest.mark.e2e
+# The simulated instance: network namespaces, overlay mounts, chronyd (root).
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 Factory = Callable[..., Ec2]
 Record = Callable[[str, object], None]

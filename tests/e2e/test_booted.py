@@ -25,7 +25,8 @@ from tests.conftest import require
 from tests.helpers import cli
 from tests.packaging_support import DEBIAN_RELEASES, built_deb, debian_root_tarball
 
-pytestmark = pytest.mark.e2e
+# The simulated instance: network namespaces, overlay mounts, chronyd (root).
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
 SOURCES = ["chronyc", "-n", "-c", "sources"]
 
 

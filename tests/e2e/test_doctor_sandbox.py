@@ -18,7 +18,8 @@ from sandbox.container import Container
 from sandbox.instance import CHRONYD_PIDFILE, DEFAULT_SETTINGS
 from tests.contract import envelope
 
-pytestmark = pytest.mark.e2e
+# The simulated instance: network namespaces, overlay mounts, chronyd (root).
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 Factory = Callable[..., Ec2]
 Record = Callable[[str, object], None]

@@ -12,7 +12,8 @@ from sandbox import TIME_SYNC_V6, Ec2
 from tests.conftest import REPO
 from tests.contract import envelope
 
-pytestmark = pytest.mark.e2e
+# The simulated instance: network namespaces, overlay mounts, chronyd (root).
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 Factory = Callable[..., Ec2]
 

@@ -22,7 +22,8 @@ from sandbox import IMDS_V4, IMDS_V6, INSTANCE_V6, TIME_SYNC_V4, TIME_SYNC_V6, E
 from sandbox.namespaces import REPO_ROOT, python_env
 from sandbox.pytest_plugin import require_sandbox
 
-pytestmark = pytest.mark.e2e
+# The simulated instance: network namespaces, overlay mounts, chronyd (root).
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 Factory = Callable[..., Ec2]
 TTL = {"X-aws-ec2-metadata-token-ttl-seconds": "60"}

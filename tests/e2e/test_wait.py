@@ -10,7 +10,8 @@ import pytest
 
 from sandbox import Ec2
 
-pytestmark = pytest.mark.e2e
+# The simulated instance: network namespaces, overlay mounts, chronyd (root).
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
 CONFIG = ("server fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4\n"
           "driftfile /var/lib/chrony/chrony.drift\nmakestep 1.0 3\n")

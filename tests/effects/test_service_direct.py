@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from chronyctl6.effects import service
 from chronyctl6.effects.commands import which
 from tests.conftest import require
+
+# Starts and restarts a real chronyd: root.
+pytestmark = pytest.mark.root
 
 
 def test_direct_restarts_a_real_chronyd(tmp_path: Path) -> None:

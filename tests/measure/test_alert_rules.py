@@ -147,6 +147,7 @@ def _expected(alert: str, instance: str) -> dict[str, object]:
                                "doctor` on the instance."}}
 
 
+@pytest.mark.tools  # promtool
 def test_alert_rules_agree_with_the_verdict_on_every_case(tmp_path: Path) -> None:
     require(shutil.which("promtool") is not None, "promtool is not installed (apt-get install "
             "prometheus)")
@@ -157,6 +158,7 @@ def test_alert_rules_agree_with_the_verdict_on_every_case(tmp_path: Path) -> Non
     assert done.returncode == 0 and "SUCCESS" in done.stdout, done.stdout + done.stderr
 
 
+@pytest.mark.tools  # promtool
 def test_shipped_rules_and_their_own_unit_tests_pass() -> None:
     """The rules file is valid, and its hand-written cases hold (the stale and the missing
     textfile among them)."""

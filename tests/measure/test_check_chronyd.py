@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from chronyctl6.cli import app
 from chronyctl6.effects import commands
 from chronyctl6.measure import exchange
 from tests.conftest import require
 from tests.contract import validate
+from tests.helpers import cli_runner
 from tests.ntp_fixtures import Responder, ServerState, require_isolated_netns
+
+# Runs a real chronyd (its command socket under /run): root.
+pytestmark = pytest.mark.root
 
 
 @dataclass
@@ -86,7 +89,7 @@ def _serves(port: int) -> bool:
 
 
 def check(*args: str) -> tuple[int, dict[str, Any]]:
-    result = CliRunner().invoke(app, ["check", "-o", "json", *args])
+    result = cli_runner().invoke(app, ["check", "-o", "json", *args])
     if result.exception and not isinstance(result.exception, SystemExit):
         raise result.exception
     doc = validate(json.loads(result.stdout))  # the chronyctl6/v1 envelope
@@ -172,7 +175,7 @@ def client(chronyd: Chronyd, tmp_path: Path) -> Iterator[str]:
 def test_chronyds_sources_are_exported_as_chrony_exporter_names_them(chronyd: Chronyd, client: str) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
-    result = CliRunner().invoke(app, ["check", "-o", "prometheus", "--server", "::1", "--port",
+    result = cli_runner().invoke(app, ["check", "-o", "prometheus", "--server", "::1", "--port",
                                       str(chronyd.port), "--chronyd-socket", client])
     found: dict[str, list[tuple[dict[str, str], float]]] = {}
     for family in text_string_to_metric_families(result.stdout):

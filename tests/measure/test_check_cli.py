@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from typer.testing import CliRunner
 
 from chronyctl6.cli import app
 from tests.contract import validate
+from tests.helpers import cli_runner
 from tests.ntp_fixtures import HOSTILE, Responder, ServerState, require_isolated_netns, silent
 
 REPO = Path(__file__).resolve().parents[2]
-runner = CliRunner()
+runner = cli_runner()
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from chronyctl6 import cli
 from chronyctl6.measure import command
 from tests.conftest import require
 from tests.contract import validate
+from tests.helpers import cli as run_cli
+from tests.helpers import cli_runner, cli_typer
 from tests.measure.fastpath_table import TABLE, click_params, same
 from tests.ntp_fixtures import Responder, ServerState, require_isolated_netns
 
@@ -68,14 +71,13 @@ def test_the_constants_agree() -> None:
 
 # ---- the real command, both ways ---------------------------------------------------------------
 
-FAST = [sys.executable, "-m", "chronyctl6", "check"]
-TYPER = [sys.executable, "-c", "from chronyctl6.cli import app; app(prog_name='chronyctl6')",
-         "check"]
+# In process, as `python -m chronyctl6 check` (the fast path first) and as the typer app alone.
+FAST = run_cli
+TYPER = cli_typer
 
 
-def run(argv: list[str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*argv, *args], cwd=REPO, capture_output=True, text=True, timeout=30,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=False)
+def run(entry: Callable[..., subprocess.CompletedProcess[str]], *args: str) -> subprocess.CompletedProcess[str]:
+    return entry("check", *args)
 
 
 @pytest.mark.parametrize("args", [
@@ -138,7 +140,6 @@ def test_typer_and_the_fast_path_print_the_identical_outcome(
         capsys: pytest.CaptureFixture[str]) -> None:
     """One measurement (a fixed result, nothing sent), printed both ways: byte for byte the same,
     and under -o json a valid chronyctl6/v1 envelope."""
-    from typer.testing import CliRunner
 
     from chronyctl6.measure import gather
     from chronyctl6.measure.check import CheckStatus, Thresholds, evaluate
@@ -154,7 +155,7 @@ def test_typer_and_the_fast_path_print_the_identical_outcome(
     with pytest.raises(SystemExit) as ended:
         command.fast_main(args)
     fast = capsys.readouterr()
-    slow = CliRunner().invoke(cli.app, ["check", *args])
+    slow = cli_runner().invoke(cli.app, ["check", *args])
     assert (ended.value.code, fast.out, fast.err) == (slow.exit_code, slow.stdout, slow.stderr)
     assert slow.exit_code == int(CheckStatus[verdict])
     if output == "json":

@@ -24,9 +24,11 @@ import yaml
 
 from sandbox import TIME_SYNC_V4, TIME_SYNC_V6, Ec2
 from sandbox.booted import BootedInstance
-from tests.packaging_support import PACKAGING, built_deb, debian_root_tarball, require, run
+from tests.conftest import require
+from tests.packaging_support import PACKAGING, built_deb, debian_root_tarball, run
 
-pytestmark = pytest.mark.e2e
+# A booted root (systemd-nspawn): root.
+pytestmark = [pytest.mark.e2e, pytest.mark.root]
 TEXTFILE = "/var/lib/prometheus/node-exporter/chronyctl6.prom"
 
 

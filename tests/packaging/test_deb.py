@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from chronyctl6 import __version__
+from tests.conftest import REPO
 from tests.packaging_support import (
     PACKAGING,
-    REPO,
     built_deb,
     chroot,
     fresh_root,
@@ -27,6 +27,9 @@ from tests.packaging_support import (
     require_tools,
     run,
 )
+
+# Packages installed into chroots of cached roots: root.
+pytestmark = pytest.mark.root
 
 UNITS = ("chronyctl6-boot.service", "chronyctl6-check.service", "chronyctl6-check.timer", "chronyctl6-wait.service")
 TIME_SYNC_V6 = "server fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4"

@@ -45,6 +45,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.tools  # man, groff
 def test_settings_page_documents_every_key_with_the_schemas_values(generated: Path) -> None:
     text = _man(generated / "chronyctl6-settings.5")
     for key in schema._KNOWN_KEYS:
@@ -73,6 +74,7 @@ def test_example_settings_parse_and_show_every_top_level_key(generated: Path) ->
         assert re.search(rf"^(# )?\[*{key}\b", text, re.M), key
 
 
+@pytest.mark.tools  # man, groff
 def test_main_page_has_an_environment_section(generated: Path) -> None:
     text = _man(generated / "chronyctl6.1")
     environment = text.split("ENVIRONMENT")[1].split("FILES")[0]

@@ -30,17 +30,19 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
+from tests.conftest import REPO, require
 from tests.packaging_support import (
     PACKAGING,
-    REPO,
     built_deb,
     chroot,
     fresh_root,
     install_deb,
-    require,
     require_tools,
     run,
 )
+
+# Packages installed into chroots of cached roots: root.
+pytestmark = pytest.mark.root
 
 SSM_DOC = PACKAGING / "ssm" / "chronyctl6-apply.yml"
 IB_DOC = PACKAGING / "imagebuilder" / "chronyctl6-component.yml"

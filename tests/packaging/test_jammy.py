@@ -38,6 +38,9 @@ from tests.packaging_support import (
     wheelhouse,
 )
 
+# Packages installed into chroots of cached roots: root.
+pytestmark = pytest.mark.root
+
 JAMMY = {
     "python3": "3.10.4-0ubuntu2", "chrony": "4.2-2ubuntu2", "python3-jinja2": "3.0.3-1",
     "python3-psutil": "5.9.0-1build1", "python3-ntplib": "0.3.3-2", "python3-tomli": "1.2.2-2",

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from chronyctl6 import __version__
+from tests.conftest import REPO
 from tests.packaging_support import (
     PACKAGING,
-    REPO,
     built_rpm,
     built_vendored_rpm,
     chroot,
@@ -30,6 +30,9 @@ from tests.packaging_support import (
     require_tools,
     run,
 )
+
+# Packages installed into chroots of cached roots: root.
+pytestmark = pytest.mark.root
 
 FIXTURES = REPO / "tests" / "fixtures"
 SPEC = PACKAGING / "rpm" / "chronyctl6.spec"

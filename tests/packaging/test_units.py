@@ -18,6 +18,8 @@ import pytest
 from tests.packaging_support import PACKAGING, require_tools, run
 
 UNITS = PACKAGING / "systemd"
+# systemd-analyze (the systemd package, which packaging/prepare-tests installs).
+pytestmark = pytest.mark.tools
 TARGETS = {"chronyctl6-check.service": 3.0, "chronyctl6-boot.service": 5.0, "chronyctl6-wait.service": 5.0}
 
 
