@@ -231,12 +231,12 @@ def test_chronyds_bound_is_reported_in_every_output(chronyd: Chronyd) -> None:
     assert code == 0 and bound["status"] == "ok" and bound["problem"] is None
     t = out["chronyd"]
     assert bound["bound_seconds"] >= abs(t["offset_seconds"]) + t["root_distance_seconds"] - 1e-9
-    nagios = CliRunner().invoke(app, ["check", "-o", "nagios", "--server", "::1", "--port", str(chronyd.port),
+    nagios = cli_runner().invoke(app, ["check", "-o", "nagios", "--server", "::1", "--port", str(chronyd.port),
                                       "--chronyd-socket", chronyd.socket]).stdout
     assert "chronyd_bound=" in nagios and ";0.1;1;" in nagios.split("chronyd_bound=")[1].split()[0]
-    prom = CliRunner().invoke(app, ["check", "-o", "prometheus", "--server", "::1", "--port", str(chronyd.port),
+    prom = cli_runner().invoke(app, ["check", "-o", "prometheus", "--server", "::1", "--port", str(chronyd.port),
                                     "--chronyd-socket", chronyd.socket]).stdout
     assert "chronyctl6_check_chronyd_clockbound_seconds " in prom
-    text = CliRunner().invoke(app, ["check", "--server", "::1", "--port", str(chronyd.port),
+    text = cli_runner().invoke(app, ["check", "--server", "::1", "--port", str(chronyd.port),
                                     "--chronyd-socket", chronyd.socket]).stdout
     assert "bound" in text and "as ClockBound computes it" in text
