@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chronyctl6.chronyconf import directives
-from chronyctl6.effects import bound_facts, chrony_tools, daemons
+from chronyctl6.effects import chrony_tools, daemons
 from chronyctl6.errors import ChronyCtlError
-from chronyctl6.measure import clockbound
+from chronyctl6.measure import clockbound, gather
 
 DEFAULT_WARN = 0.1  # seconds of chronyd's bound: the same defaults as check's --warn/--crit
 DEFAULT_CRIT = 1.0
@@ -181,13 +181,6 @@ def status(root: Path = Path("/"), chronyc_socket: str | None = None, *, warn: f
 
 def chronyd_bound(tracking: chrony_tools.Tracking, read_at: float, config_path: str | None,
                   root: Path = Path("/")) -> clockbound.Bound:
-    """chronyd's bound now: the maxclockerror in force in the configuration it loaded, and the
-    ENA PHC's sysfs error bound when the PHC is the reference."""
-    facts = bound_facts.gather(tracking.ref_id, tracking.ref_name, config_path, root)
-    return clockbound.compute(
-        system_offset=tracking.system_offset, root_delay=tracking.root_delay,
-        root_dispersion=tracking.root_dispersion, synchronised=tracking.synchronised,
-        maxclockerror_ppm=facts.maxclockerror_ppm,
-        since_update=time.time() - tracking.ref_time if tracking.ref_time > 0 else None,
-        age=time.monotonic() - read_at, phc_reference=facts.phc_reference,
-        phc_error_bound=facts.phc_error_bound)
+    """chronyd's bound now, as check computes it (measure.gather.chronyd_clockbound), with the
+    maxclockerror in force in the configuration chronyd loaded."""
+    return gather.chronyd_clockbound(tracking, read_at, config_path, root)

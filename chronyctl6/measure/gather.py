@@ -14,6 +14,8 @@ from chronyctl6.measure import check as chk
 from chronyctl6.measure import clockbound, exchange
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from chronyctl6.effects.chrony_tools import Source, Tracking
 
 
@@ -128,16 +130,19 @@ def run(
     return result
 
 
-def chronyd_clockbound(tracking: Tracking, read_at: float) -> clockbound.Bound:
+def chronyd_clockbound(tracking: Tracking, read_at: float, config_path: str | None = None,
+                       root: Path | None = None) -> clockbound.Bound:
     """chronyd's bound against UTC as ClockBound computes it (measure/clockbound.py, pure): the
     maxclockerror in force in the configuration chronyd reads and, with the ENA PHC as the
     reference, its sysfs error bound (effects/bound_facts.py); tracking read at monotonic
-    `read_at`, so the bound grows by maxclockerror from then to now."""
+    `read_at`, so the bound grows by maxclockerror from then to now. config_path/root: the
+    configuration chronyd loaded, where the caller knows it (status), else the default one."""
     import time
+    from pathlib import Path
 
     from chronyctl6.effects import bound_facts
 
-    facts = bound_facts.gather(tracking.ref_id, tracking.ref_name)
+    facts = bound_facts.gather(tracking.ref_id, tracking.ref_name, config_path, root or Path("/"))
     return clockbound.compute(
         system_offset=tracking.system_offset, root_delay=tracking.root_delay,
         root_dispersion=tracking.root_dispersion, synchronised=tracking.synchronised,
