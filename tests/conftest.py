@@ -57,8 +57,17 @@ def _sends_packets(item: pytest.Item) -> bool:
     return len(parts) > 1 and parts[0] in SENDS_PACKETS
 
 
+# Fixtures that need root (they chown, mknod or start chronyd): a test that uses one is marked root
+# here, so that forgetting the marker cannot put it in the set that runs as nobody.
+ROOT_FIXTURES = {"live"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
+    for item in items:
+        if ROOT_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.root)
     if any(_sends_packets(item) for item in items) and _has_default_route():
         raise pytest.UsageError("tests that send packets must run in a fresh network namespace "
                                 "(this one has a default route): use scripts/test")

@@ -302,6 +302,8 @@ def validate_config(path: str, root: str = "/", using: Validator | None = None,
     if chosen is None:
         raise CommandFailed("chronyd is not installed: nothing can validate the configuration",
                             hint="install chrony")
+    if root != "/":
+        _inside(Path(path), root)  # a candidate outside the image: never read, never written beside
     if tree:
         return _validate_in_tree(Path(path), root, chosen, tree)
     if chosen.from_image:

@@ -91,7 +91,7 @@ def test_a_baked_image_released_keeps_a_time_sync_source_chronyd_accepts(tmp_pat
     after = os.stat(root / "etc/chrony/chrony.conf")
     assert (after.st_mode, after.st_uid, after.st_gid) == (before.st_mode, before.st_uid, before.st_gid)
     assert not (root / LINK).is_symlink()
-    checked = chrony_tools.validate_config("/etc/chrony/chrony.conf", root=str(root))
+    checked = chrony_tools.validate_config(str(root / "etc/chrony/chrony.conf"), root=str(root))
     assert checked.ok, checked.brief()
     # And it is undoable like any change: `restore` puts the baked configuration back.
     assert cli("restore", "--root", str(root)).returncode == 0
