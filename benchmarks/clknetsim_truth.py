@@ -281,7 +281,7 @@ def main() -> None:
             trial = path.trial(rng)
             out = simulate(sim, args.python, trial, rng.randrange(1, 1 << 30))
             raw[name].append({"truth": trial.offset, "up": trial.up, "down": trial.down,
-                              **{k: v[-2000:] for k, v in out.items() if k != "log.offset"}})
+                              **{k: v[-20000:] for k, v in out.items() if k != "log.offset"}})
             for client, (parse, _b) in parsers.items():
                 try:
                     offset, bound = parse(out[client])
