@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from chronyctl6.diagnose.wait import Reading, judge, wait
-from chronyctl6.effects.chrony_tools import Tracking, parse_sources, parse_tracking
+from chronyctl6.effects.chrony_tools import Source, Tracking, parse_sources, parse_tracking
 from chronyctl6.measure import gather
 
 # `chronyc -n -c tracking` / `sources` as chronyd 4.3 prints them (captured on the simulated instance).
@@ -23,11 +23,12 @@ POOL = tuple(parse_sources("^,*,192.0.2.7,2,6,377,3,0.000001,0.000001,0.000020\n
 PHC = tuple(parse_sources("#,*,PHC0,0,0,377,1,0.0000001,0.0000001,0.000001\n"))
 
 
-def read(tracking: Tracking, sources: tuple, *, age: float = 0.0, **facts: object) -> Reading:
+def read(tracking: Tracking, sources: tuple[Source, ...], *, age: float = 0.0, phc_reference: bool = False,
+         phc_error_bound: float | None = None) -> Reading:
     """A reading with the bound status would report for it (gather.bound_from_tracking, the one
     computation), read 16 s after chronyd's last update and `age` seconds before now."""
     bound = gather.bound_from_tracking(tracking, maxclockerror_ppm=50.0, now=tracking.ref_time + 16, age=age,
-                                       **facts)  # type: ignore[arg-type]
+                                       phc_reference=phc_reference, phc_error_bound=phc_error_bound)
     return Reading(tracking, sources, bound=bound)
 
 
