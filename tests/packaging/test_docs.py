@@ -133,12 +133,12 @@ def test_the_settings_pages_limits_are_the_schemas_in_plain_decimal() -> None:
 
 def test_the_settings_page_says_the_waits_default_the_code_uses() -> None:
     from chronyctl6 import defaults
-    from chronyctl6.configure import apply, restore
+    from chronyctl6.configure import apply
 
     page = " ".join(_gen_docs().render_settings_man("0", "2026-01-01").split())
     assert f"number of seconds, 0 to {defaults.WAIT_MAX}; default: not set, which is " \
            f"{defaults.APPLY_WAIT:g} on a live host" in page
-    assert apply.DEFAULT_WAIT == defaults.APPLY_WAIT and restore.DEFAULT_WAIT == defaults.APPLY_WAIT
+    assert apply.DEFAULT_WAIT == defaults.APPLY_WAIT  # restore uses apply's
     assert schema.Settings().wait == 0  # the dataclass's placeholder, used only where the file sets it
     with pytest.raises(BadInput):
         schema.parse(f"wait = {defaults.WAIT_MAX + 1}")
@@ -177,3 +177,43 @@ def test_the_main_pages_examples_are_every_commands_help_examples() -> None:
         for row in rows:
             assert gen.roff_escape(row.strip()) in examples, (command, row)
         assert f"\\fBchronyctl6 {command}\\fR: {summary}" in examples
+
+
+def test_the_readmes_generated_parts_are_what_gen_docs_makes_now() -> None:
+    """README.md keeps the generator's exit tables and example settings verbatim (run
+    packaging/gen_docs.py --readme README.md after changing errors.py, the defaults or the example)."""
+    gen = _gen_docs()
+    readme = PACKAGING.parent / "README.md"
+    text = readme.read_text(encoding="utf-8")
+    for begin, end, generated in gen.readme_sections():
+        assert text.count(begin) == text.count(end) == 1, begin
+        assert generated in text, f"{begin}: stale; run packaging/gen_docs.py --readme README.md"
+    assert gen.update_readme(readme, check=True)
+    assert "```toml\n" + gen.example_settings() + "```" in text
+
+
+def test_each_command_has_a_whole_sentence_summary_on_one_help_line() -> None:
+    """chronyctl6 --help lists every command with its summary whole (click cut the docstrings'
+    first sentences mid-word: "Render, validate with chronyd, write atomically (with a...")."""
+    from typer.testing import CliRunner
+
+    from chronyctl6.cli import SUMMARIES, app
+
+    shown = CliRunner().invoke(app, ["--help"], terminal_width=80).output
+    listed = shown.split("Commands:\n")[1].splitlines()
+    assert [line.split()[0] for line in listed if line.strip()] == list(SUMMARIES)
+    for command, summary in SUMMARIES.items():
+        assert f"  {command.ljust(7)}  {summary}" in listed, command
+        assert summary.endswith(".") and "..." not in summary
+    assert not [line for line in listed if line.endswith("...")]
+
+
+def test_the_schemas_description_names_each_familys_commands() -> None:
+    import json
+
+    from chronyctl6 import errors
+
+    schema_file = PACKAGING.parent / "chronyctl6/schema/output-v1.json"
+    description = json.loads(schema_file.read_text(encoding="utf-8"))["description"]
+    assert f"{'/'.join(errors.CHANGE)}: ok 0," in description
+    assert f"{'/'.join(errors.MONITORING)} (Nagios convention)" in description
