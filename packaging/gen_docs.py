@@ -43,11 +43,16 @@ SHELLS = {"bash": "chronyctl6", "zsh": "_chronyctl6", "fish": "chronyctl6.fish"}
 
 def files() -> list[tuple[str, str]]:
     """chronyctl6(1)'s FILES: (path, what it is), each path from the code that uses it."""
-    from chronyctl6.configure.boot import BOOT_SOURCEDIR
+    # Modules the package build can import with only click and typer (no jinja2, no ntplib).
+    from chronyctl6.configure.platforms import BY_NAME
     from chronyctl6.configure.settings import SETTINGS_PATH
     from chronyctl6.diagnose.wait import RECORD
     from chronyctl6.effects.history import STATE_DIR
 
+    runtime = {platform.runtime_sourcedir for platform in BY_NAME.values()}
+    if len(runtime) != 1:
+        raise SystemExit(f"gen_docs: the platforms' boot-time source directories differ: {sorted(runtime)}")
+    (BOOT_SOURCEDIR,) = runtime
     return [
         (SETTINGS_PATH, "Settings that pin choices; command-line flags override them. See chronyctl6-settings(5)."),
         (f"{BOOT_SOURCEDIR}/timesync.sources",
@@ -455,11 +460,34 @@ def render_settings_man(version: str, date: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+# check_timesync(1)'s EXAMPLES: (command line, what it does).
+PLUGIN_EXAMPLES = (
+    ("check_timesync -H fd00:ec2::123 -w 0.5 -c 1", "as check_ntp_time, against Time Sync over IPv6"),
+    ("check_timesync -H 169.254.169.123 -w 0.5 -c 1 -C 4 --bound-critical 1",
+     "over IPv4, also CRITICAL beyond stratum 4 or a max error of 1 s"),
+    ("check_timesync -H fd00:ec2::123 -v", "every reply and why one was refused, before the status line"),
+)
+
+
+def plugin_files() -> list[tuple[str, str]]:
+    """Where the plugin is installed: /usr/bin, and the .debs' link for Nagios (debian/*.links)."""
+    out = [("/usr/bin/check_timesync", "The plugin.")]
+    links = Path(__file__).parent / "debian" / "chronyctl6.links"
+    for line in links.read_text(encoding="utf-8").splitlines() if links.is_file() else ():
+        words = line.split()
+        if len(words) == 2 and words[0] == "usr/bin/check_timesync":
+            out.append((f"/{words[1]}", "A link to it where Nagios looks for plugins (the Debian and Ubuntu "
+                                        "packages)."))
+    return out
+
+
 def render_plugin_man(version: str, date: str) -> str:
-    """check_timesync(1): its own help text (the plugin prints it with -h), as a man page."""
+    """check_timesync(1): its own help text (the plugin prints it with -h), as a man page, with its
+    exit statuses from the one table and the meanings the plugin gives them."""
+    from chronyctl6.errors import exit_code
     from chronyctl6.measure import check_timesync
 
-    return "\n".join([
+    lines = [
         f'.TH CHECK_TIMESYNC 1 "{date}" "{PROG} {version}" "User Commands"',
         ".SH NAME",
         "check_timesync \\- a drop-in for check_ntp_time: this clock's offset against an NTP server",
@@ -467,9 +495,20 @@ def render_plugin_man(version: str, date: str) -> str:
         ".nf",
         *(roff_escape(line) or "\\&" for line in check_timesync.help_text().splitlines()),
         ".fi",
-        ".SH SEE ALSO",
-        ".BR chronyctl6 (1)",
-    ]) + "\n"
+        ".SH EXIT STATUS",
+        "The monitoring-plugins convention (as check_ntp_time and \\fBchronyctl6 check\\fR):",
+    ]
+    for status, meaning in check_timesync.EXIT_MEANINGS:
+        lines += [".TP", f"\\fB{exit_code('check', status)}\\fR", roff_escape(meaning)]
+    lines += [".SH ENVIRONMENT", "None: every setting is an option (as check_ntp_time, without --extra-opts).",
+              ".SH FILES"]
+    for path, what in plugin_files():
+        lines += [".TP", f"\\fI{path}\\fR", roff_escape(what)]
+    lines += [".SH EXAMPLES"]
+    for command, what in PLUGIN_EXAMPLES:
+        lines += [".TP", roff_option(command), roff_escape(what)]
+    lines += [".SH SEE ALSO", ".BR chronyctl6 (1)"]
+    return "\n".join(lines) + "\n"
 
 
 def example_settings() -> str:

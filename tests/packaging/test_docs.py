@@ -217,3 +217,40 @@ def test_the_schemas_description_names_each_familys_commands() -> None:
     description = json.loads(schema_file.read_text(encoding="utf-8"))["description"]
     assert f"{'/'.join(errors.CHANGE)}: ok 0," in description
     assert f"{'/'.join(errors.MONITORING)} (Nagios convention)" in description
+
+
+def test_the_package_build_generates_the_docs_with_only_click_and_typer(tmp_path: Path) -> None:
+    """debian/control's Build-Depends has python3-click and python3-typer, not jinja2 or ntplib:
+    gen_docs must not import the modules that need them."""
+    import subprocess
+    import sys
+
+    script = ("import runpy, sys\n"
+              "for name in ('jinja2', 'markupsafe', 'ntplib'):\n"
+              "    sys.modules[name] = None  # an import of it fails\n"
+              f"sys.argv = ['gen_docs', '--out', {str(tmp_path)!r}]\n"
+              f"runpy.run_path({str(PACKAGING / 'gen_docs.py')!r}, run_name='__main__')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          check=False, env={"PYTHONPATH": str(PACKAGING.parent), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    for page in ("chronyctl6.1", "chronyctl6-settings.5", "check_timesync.1"):
+        assert ".SH EXIT STATUS" in (tmp_path / page).read_text(encoding="utf-8"), page
+
+
+def test_the_plugin_page_has_its_exit_statuses_files_and_examples() -> None:
+    from chronyctl6.errors import exit_code
+    from chronyctl6.measure import check_timesync
+
+    gen = _gen_docs()
+    page = gen.render_plugin_man("0", "2026-01-01")
+    assert {"EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES"} <= set(_sections(page))
+    exits = page.split(".SH EXIT STATUS")[1].split(".SH ")[0]
+    assert [int(c) for c in re.findall(r"^\\fB(\d)\\fR$", exits, re.M)] == [0, 1, 2, 3]
+    for status, meaning in check_timesync.EXIT_MEANINGS:
+        assert f"\\fB{exit_code('check', status)}\\fR\n{meaning}" in exits
+        assert f"{exit_code('check', status)} {meaning}" in " ".join(check_timesync.help_text().split())
+    assert "\\fI/usr/lib/nagios/plugins/check_timesync\\fR" in page  # packaging/debian/chronyctl6.links
+    readme = (PACKAGING.parent / "README.md").read_text(encoding="utf-8")
+    for command, _ in gen.PLUGIN_EXAMPLES:  # options the plugin takes
+        assert check_timesync.parse_args(command.split()[1:]) is not None, command
+        assert command.split()[1] in readme
