@@ -1,5 +1,5 @@
-"""Every default and limit the docs state is the code's (issue 20: the `--wait` default was stated
-three ways, settings(5) said 0).
+"""Every default, limit and exit status the docs state is the code's (issue 20: the `--wait`
+default was stated three ways, settings(5) said 0).
 
 The docs: the README, packaging's README and fleet files, the units' comments, every command's
 `--help` and the pages packaging/gen_docs.py renders (all made in process, as any user). Each
@@ -7,6 +7,10 @@ statement is a `Claim`: where it is, a pattern whose named groups are the number
 the code's value for each. The sweep then finds every "default N" / "N by default" in those docs:
 one that no claim covers fails, so a new default cannot be written into a doc without a test.
 click's own "[default: X]" in --help is left out of the sweep: click prints the option's default.
+Exit statuses the same way: an `ExitClaim` names the command and status word whose code
+(chronyctl6.errors.exit_code, the one table) each number stated is; the sweep finds "exit N".
+The "Exit statuses:" lists of --help and the README's tables are generated from the table itself
+(tests/test_output_contract.py).
 """
 
 from __future__ import annotations
@@ -231,3 +235,83 @@ def test_the_sweep_finds_what_it_is_for() -> None:
     for unsaid in ("a default route", "[default: 10.0]", "the default `mix`", "default: settings"):
         assert not any(p.search(unsaid) for p in SWEEP), unsaid
     assert len(corpus()) > len(COMMANDS) + len(MAN) + 10
+
+
+# ---- exit statuses
+
+@dataclass(frozen=True)
+class ExitClaim:
+    docs: tuple[str, ...]
+    pattern: str  # named groups: exit codes stated
+    words: dict[str, tuple[str, str]]  # group -> (command, status word): the code is the table's
+
+
+_NAGIOS = {"ok": ("check", "ok"), "w": ("check", "warning"), "c": ("check", "critical"), "u": ("check", "unknown")}
+EXIT_CLAIMS = (
+    ExitClaim(("README.md",), r"`--check` \(exit (?P<c>\d) if apply would change", {"c": ("apply", "pending")}),
+    ExitClaim(APPLY_HELP, r"--check Change nothing; exit (?P<c>\d) if apply would change anything .{0,60}?, "
+                          r"(?P<ok>\d) if not", {"c": ("apply", "pending"), "ok": ("apply", "ok")}),
+    ExitClaim(APPLY_HELP, r"apply --check --diff exit (?P<c>\d) and show it", {"c": ("apply", "pending")}),
+    ExitClaim(("README.md",), r"without changing anything: exit (?P<ok>\d) when files and state are as `apply` "
+                              r"would make them, (?P<c>\d) when not",
+              {"ok": ("apply", "ok"), "c": ("apply", "pending")}),
+    ExitClaim(("packaging/imagebuilder/chronyctl6-component.yml",), r"apply --check exits (?P<ok>\d) when the host",
+              {"ok": ("apply", "ok")}),
+    ExitClaim(("README.md",), r"is refused \(exit (?P<c>\d)\), since chronyctl6 would validate",
+              {"c": ("apply", "usage")}),
+    ExitClaim(("README.md",), r"reached it \(exit status (?P<c>\d); doctor's config checks",
+              {"c": ("render", "usage")}),
+    ExitClaim(("README.md",), r'"command": "apply", "status": "ok", "exit_code": (?P<c>\d)', {"c": ("apply", "ok")}),
+    ExitClaim(("README.md",), r"`--lock-timeout`, exit (?P<c>\d), the message names", {"c": ("apply", "busy")}),
+    ExitClaim(("README.md",), r"on the old files; exit (?P<c>\d) says so\. A rollback that itself fails "
+                              r"exits (?P<r>\d)",
+              {"c": ("apply", "failed"), "r": ("apply", "rollback-failed")}),
+    ExitClaim(("README.md",), r"byte for byte \(exit (?P<c>\d) and \"nothing to restore\"", {"c": ("restore", "ok")}),
+    ExitClaim(("chronyctl6-settings.5",), r"render, apply, restore exit (?P<c>\d) \(status usage\)",
+              {"c": ("apply", "usage")}),
+    ExitClaim(("packaging/ssm/chronyctl6-apply.yml",),
+              r'"exit_code":(?P<c>\d),"error":"chronyctl6 is not installed on this instance"\}\'; exit (?P<e>\d); fi',
+              {"c": ("apply", "failed"), "e": ("apply", "failed")}),
+    # check and check_timesync: the Nagios convention
+    ExitClaim(("README.md",), r"a negative value is UNKNOWN \(exit (?P<u>\d)\)", _NAGIOS),
+    ExitClaim(("README.md",), r"`usage` for bad arguments; exit (?P<ok>\d)-(?P<u>\d)\)", _NAGIOS),
+    ExitClaim(("README.md",), r"`check_timesync` has check_ntp_time's: (?P<ok>\d) OK · (?P<w>\d) WARNING · "
+                              r"(?P<c>\d) CRITICAL \(also no response at all\) · (?P<u>\d) UNKNOWN", _NAGIOS),
+    ExitClaim(("README.md",), r"`-h, --help` \| same \| print, exit (?P<u>\d) \(as monitoring-plugins", _NAGIOS),
+    ExitClaim(("README.md", *PLUGIN_HELP), r"Exit(?: status)?: (?P<ok>\d) OK, (?P<w>\d) WARNING, (?P<c>\d) CRITICAL "
+                                           r"\([^)]*\),? (?P<u>\d) UNKNOWN", _NAGIOS),
+)
+
+# A shell script's own `exit 1` (in the fleet files: "exit 1 fi", "exit 1; fi") is the script's.
+EXIT_SWEEP = re.compile(r"\b(?:exit(?:s|ed|ing)?|exit status|exit code|exit_code)\b(?! statuses:)[^.;|]{0,12}?"
+                        r"(?<![\w.])\d(?![\w.])(?!;? fi\b)", re.I)
+
+
+def _code(command: str, word: str) -> int:
+    from chronyctl6 import errors
+
+    return errors.exit_code(command, errors.Status(word))
+
+
+@pytest.mark.parametrize("claim", EXIT_CLAIMS, ids=[c.pattern[:50] for c in EXIT_CLAIMS])
+def test_each_stated_exit_status_is_the_tables(claim: ExitClaim) -> None:
+    for doc in claim.docs:
+        found = list(re.finditer(claim.pattern, corpus()[doc]))
+        assert found, f"{doc} no longer says {claim.pattern!r}: update the claim with the doc"
+        for match in found:
+            for group, stated in match.groupdict().items():
+                if stated is not None:
+                    assert int(stated) == _code(*claim.words[group]), (doc, group, match.group(0))
+
+
+def test_every_exit_status_the_docs_state_is_claimed() -> None:
+    covered: dict[str, list[tuple[int, int]]] = {}
+    for claim in EXIT_CLAIMS:
+        for doc in claim.docs:
+            covered.setdefault(doc, []).extend(m.span() for m in re.finditer(claim.pattern, corpus()[doc]))
+    unclaimed = []
+    for doc, text in corpus().items():
+        for match in EXIT_SWEEP.finditer(text):
+            if not any(a <= match.start() < b or a < match.end() <= b for a, b in covered.get(doc, ())):
+                unclaimed.append(f"{doc}: ...{text[max(0, match.start() - 40):match.end() + 20]}...")
+    assert not unclaimed, "exit statuses stated without a test (add an ExitClaim):\n" + "\n".join(unclaimed)
