@@ -87,6 +87,12 @@ def _plugin_port() -> float:
     return float(check_timesync.Options._field_defaults["port"])
 
 
+def _maxclockerror() -> float:
+    from chronyctl6.configure import render
+
+    return render.MAXCLOCKERROR_PPM
+
+
 def _timesync_poll() -> tuple[int, int]:
     options = dict(o.split() for o in schema.Settings().timesync_options if " " in o)
     return int(options["minpoll"]), int(options["maxpoll"])
@@ -160,6 +166,8 @@ CLAIMS = (
     Claim(("README.md",), r"a regular UTF-8 file of at most (?P<v>\d+) KiB", lambda: {"v": schema.MAX_BYTES / 1024}),
     Claim(("chronyctl6-settings.5",), r"default: minpoll = (?P<lo>-?\d+), maxpoll = (?P<hi>-?\d+)",
           lambda: dict(zip(("lo", "hi"), _timesync_poll(), strict=True))),
+    Claim(("README.md",), r"chronyctl6 writes `maxclockerror (?P<v>\d+)`, as ClockBound asks",
+          lambda: {"v": _maxclockerror()}),
     # other programs' defaults, stated beside ours
     Claim(("README.md",), r"a pool up to its `maxsources`, (?P<v>\d+) by default", lambda: {"v": CHRONY_MAXSOURCES}),
     Claim(("packaging/README.md",), r"at most its `--timeout`, (?P<v>\d+) s by default",
