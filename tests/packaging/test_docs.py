@@ -255,3 +255,15 @@ def test_the_plugin_page_has_its_exit_statuses_files_and_examples() -> None:
     for command, _ in gen.PLUGIN_EXAMPLES:  # options the plugin takes
         assert check_timesync.parse_args(command.split()[1:]) is not None, command
         assert command.split()[1] in readme
+
+
+def test_the_readmes_refused_directives_are_refused() -> None:
+    readme = " ".join((PACKAGING.parent / "README.md").read_text(encoding="utf-8").split())
+    said = re.search(r"no control characters, no (.*?)\), and bad input", readme)
+    assert said is not None
+    words = re.findall(r"`(\w+)`", said[1])
+    assert set(words) == {"include", "confdir", "sourcedir", "leapsectz", "leapseclist"}
+    assert set(words) <= set(_gen_docs().refused_directives())
+    for word in words:
+        with pytest.raises(BadInput):
+            schema.validate_directive(f"{word} /etc/chrony/x", "directives")
