@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 
+import yaml
+
 from tests import readme
 from tests.conftest import REPO
 from tests.helpers import cli
@@ -35,6 +37,17 @@ def test_the_ssm_one_liner_names_the_shipped_document() -> None:
     lines = [readme.command(line) for block in readme.blocks(install, "sh") for line in block]
     ssm = [line for line in lines if line.startswith("aws ssm send-command")]
     assert len(ssm) == 1 and "--document-name chronyctl6-apply" in ssm[0], lines
+    # The document's own usage comment creates it under that name; every parameter given is one
+    # of its parameters, with a value it allows.
+    document_text = (REPO / "packaging/ssm/chronyctl6-apply.yml").read_text(encoding="utf-8")
+    assert "create-document --name chronyctl6-apply" in " ".join(document_text.split())
+    document = yaml.safe_load(document_text)
+    given = dict(item.split("=", 1) for item in ssm[0].split("--parameters ", 1)[1].split()[0].split(","))
+    assert given, ssm[0]
+    for name, value in given.items():
+        spec = document["parameters"][name]
+        assert value in spec.get("allowedValues", [value]), (name, value)
+        assert re.fullmatch(spec.get("allowedPattern", ".*"), value), (name, value)
 
 
 def test_the_commands_to_run_are_chronyctl6_commands_and_each_shows_healthy_output() -> None:
