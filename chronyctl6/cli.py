@@ -539,8 +539,8 @@ _TEXTFILE_HELP = ("Also write the Prometheus metrics atomically to PATH (a .prom
 _CHECK_OUTPUT_HELP = ("text, json (the chronyctl6/v1 envelope), nagios (one line with perfdata) or "
                       "prometheus (text format).")
 _CHECK_OUTPUT_OPTION = typer.Option(CheckOutput.TEXT.value, "-o", "--output", help=_CHECK_OUTPUT_HELP)
-_WARN_HELP = "WARNING when max error (|offset| + delay/2 + root distance) reaches this."
-_CRIT_HELP = "CRITICAL when max error (|offset| + delay/2 + root distance) reaches this."
+_WARN_HELP = "WARNING when max error (|offset| + path bound + root distance) reaches this."
+_CRIT_HELP = "CRITICAL when max error (|offset| + path bound + root distance) reaches this."
 TEXTFILE_DIR_ENV = "CHRONYCTL6_TEXTFILE_DIR"  # as chronyctl6.measure.command's
 TEXTFILE_NAME = "chronyctl6.prom"
 _TEXTFILE_DIR_HELP = (f"Also write the metrics atomically to DIR/{TEXTFILE_NAME} (node_exporter's "
@@ -571,7 +571,7 @@ def check(
     """Measure this clock's offset against Time Sync directly, and what chronyd believes.
 
     The offset is positive when this clock is BEHIND the server (server time minus local
-    time). The verdict judges max error = |offset| + delay/2 + root distance (root delay/2 +
+    time). The verdict judges max error = |offset| + path bound + root distance (root delay/2 +
     root dispersion): the most this clock can be off UTC. Each request carries a random nonce;
     replies that do not echo it, or are not a synchronised server's (mode 4, stratum 1-15, leap
     not 3, non-zero timestamps, a reference time not after the transmit time, root distance at
