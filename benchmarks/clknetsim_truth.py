@@ -33,10 +33,12 @@ import os
 import pwd
 import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +73,9 @@ STEERED = "chronyd (steering): clock"
 def enter_netns() -> None:
     """Re-run this module inside a fresh network namespace, or refuse."""
     if os.environ.get(_MARK):
+        links = sorted(name for _i, name in socket.if_nameindex())
+        if links != ["lo"]:
+            sys.exit(f"clknetsim_truth: not in a fresh network namespace (links {links}); refusing")
         return
     if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("setpriv") is None:
         sys.exit("clknetsim_truth: needs root, unshare and setpriv (util-linux): it runs in a network "
@@ -282,31 +287,40 @@ def main() -> None:
             out = simulate(sim, args.python, trial, rng.randrange(1, 1 << 30))
             raw[name].append({"truth": trial.offset, "up": trial.up, "down": trial.down,
                               **{k: v[-20000:] for k, v in out.items() if k != "log.offset"}})
-            for client, (parse, _b) in parsers.items():
-                try:
-                    offset, bound = parse(out[client])
-                except (ValueError, KeyError, TypeError):
-                    rows[client].failures += 1
-                    continue
-                rows[client].add(offset, trial.offset, bound)
-            try:
-                burst = json.loads(out["burst"].strip().splitlines()[-1])
-                for key in BURST_ROWS:
-                    rows[key].add(float(burst[key][0]), trial.offset,
-                                  None if burst[key][1] is None else float(burst[key][1]))
-            except (ValueError, KeyError, TypeError, IndexError):
-                for key in BURST_ROWS:
-                    rows[key].failures += 1
-            try:
-                _estimate, bound = steered_bound(out["chronyc"])
-                # The row's "offset" is the clock's own: its error is |true clock error|.
-                rows[STEERED].add(0.0, steered_truth(out["log.offset"], QUERY_AT + 1e-4), bound)
-            except Exception:  # any failure of the reading (chronyc's error, an empty log) fails the row
-                rows[STEERED].failures += 1
+            record(rows, parsers, out, trial.offset)
         print(f"\npath {name}: {path.what}; {args.trials} trials (simulations)")
         print("\n".join(table(list(rows.values()))))
     if args.json:
         args.json.write_text(json.dumps(raw))
+
+
+Parser = Callable[[str], tuple[float, "float | None"]]
+
+
+def record(rows: dict[str, Row], parsers: dict[str, tuple[Parser, str | None]], out: dict[str, str],
+           truth: float) -> None:
+    """One simulation's outputs into the rows: each client's offset and bound against the truth."""
+    for client, (parse, _b) in parsers.items():
+        try:
+            offset, bound = parse(out[client])
+        except (ValueError, KeyError, TypeError):
+            rows[client].failures += 1
+            continue
+        rows[client].add(offset, truth, bound)
+    try:
+        burst = json.loads(out["burst"].strip().splitlines()[-1])
+        for key in BURST_ROWS:
+            rows[key].add(float(burst[key][0]), truth,
+                          None if burst[key][1] is None else float(burst[key][1]))
+    except (ValueError, KeyError, TypeError, IndexError):
+        for key in BURST_ROWS:
+            rows[key].failures += 1
+    try:
+        _estimate, bound = steered_bound(out["chronyc"])
+        # The row's "offset" is the clock's own: its error is |true clock error|.
+        rows[STEERED].add(0.0, steered_truth(out["log.offset"], QUERY_AT + 1e-4), bound)
+    except Exception:  # any failure of the reading (chronyc's error, an empty log) fails the row
+        rows[STEERED].failures += 1
 
 
 def table(rows: list[Row]) -> list[str]:
