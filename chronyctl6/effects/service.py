@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from chronyctl6.effects import chrony_tools, commands, daemons, files
-from chronyctl6.errors import BadInput, CommandFailed
+from chronyctl6.errors import BadInput, CommandFailed, Unavailable
 from chronyctl6.text import shown
 
 DEFAULT_PIDFILE = "/run/chrony/chronyd.pid"
@@ -164,9 +164,11 @@ def choose(name: str, *, unit: str, config_path: str, pidfile: str | None,
     """`auto` takes systemd where it runs; it never falls back to starting chronyd by hand."""
     if name == "auto":
         if not systemd_running():
-            raise BadInput(
-                "systemd is not running here, so chronyctl6 cannot restart chronyd",
-                hint="pass --service-manager direct to manage chronyd as a plain process",
+            raise Unavailable(
+                "systemd is not running here (no /run/systemd/system), so chronyctl6 cannot restart chronyd "
+                "through it: nothing was changed",
+                hint="pass --service-manager direct (or service_manager = \"direct\" in settings.toml) to manage "
+                     "chronyd as a plain process",
             )
         name = "systemd"
     if name == "systemd":
