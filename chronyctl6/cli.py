@@ -624,8 +624,15 @@ def doctor(
     run.finish(monitoring_status(report.status), report.as_dict(), messages)
 
 
+_INSPECT_HELP = ("Inspect the image mounted at DIR offline: its configuration (symlinks resolved inside DIR), "
+                 "chronyctl6's state file and its units. Asks nothing of this host: no chronyc, no process "
+                 "table, no network.")
+_INSPECT_OPTION = typer.Option("/", "--root", metavar="DIR", help=_INSPECT_HELP)
+
+
 @app.command(cls=_Command, epilog=_exits("status"))
 def status(
+    root: str = _INSPECT_OPTION,
     output: Output = _OUTPUT_OPTION,
     chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
                                                  help="chronyd's command socket, if not the default."),
@@ -636,17 +643,26 @@ def status(
     quiet: bool = _QUIET_OPTION,
 ) -> None:
     """chronyd at a glance: process, configuration (and drift from what chronyctl6 would render),
-    sources with reachability, tracking, conflicting daemons.
+    sources with reachability, tracking, conflicting daemons, and the seconds from boot to
+    synchronisation that `chronyctl6 wait` kept this boot.
+
+    As a non-root user, what could not be read (chronyctl6's state, a configuration file) is
+    named and drift is left unjudged. With --root, an image: its configuration, state and units.
 
     \b
     Examples:
       chronyctl6 status
       chronyctl6 status -o json | jq .data.tracking
+      chronyctl6 status --root /mnt/image         an image, offline
     """
+    from pathlib import Path
+
     from chronyctl6.diagnose import status as st
 
     run = _Run("status", output.value, quiet)
-    report = run.guard(lambda: st.status(chronyc_socket=chronyd_socket, warn=warn, crit=crit))
+    report = run.guard(lambda: st.status(Path(root), chronyc_socket=chronyd_socket, warn=warn, crit=crit))
+    if report.offline is not None:
+        _status_offline(run, report)
     data = report.as_dict()
     verdict = out.Status(report.verdict)
     t = report.tracking
@@ -667,7 +683,7 @@ def status(
     for p in report.chronyd:
         run.echo(f"chronyd: pid {p.pid}, user {shown(p.user or '?')}, up {_duration(p.uptime)}", essential=False)
     run.echo(f"config: {shown(report.config_path or '?')} ({shown(report.config_from)}); {report.drift.state}: "
-             f"{shown(report.drift.detail)}", essential=report.drift.state == "drift")
+             f"{shown(report.drift.detail)}", essential=report.drift.state == "drift" or bool(report.drift.unread))
     if report.sources:
         run.echo("sources:", essential=False)
         for s in report.sources:
@@ -688,6 +704,7 @@ def status(
                  essential=report.bound_status != "ok")
     others = ", ".join(f"{shown(p.name)} (pid {p.pid})" for p in report.others)
     run.echo(f"conflicting daemons: {others or 'none'}", essential=bool(others))
+    run.echo(_synchronised_line(report.synchronised), essential=False)
     for line in report.errors:
         run.echo(f"chronyctl6: error: {shown(line)}", err=True)
     for line in report.warnings:
@@ -696,6 +713,38 @@ def status(
     messages += [out.Message(out.Level.ERROR, line) for line in report.errors]
     messages += _warnings(report.warnings)
     run.finish(verdict, data, messages)
+
+
+def _synchronised_line(kept: Any) -> str:
+    """This boot's seconds to synchronisation (chronyctl6 wait's record), or that there is none."""
+    if kept is None:
+        return "synchronised at boot: not recorded (chronyctl6 wait has not found the clock synchronised this boot)"
+    more = [f"to {shown(kept.source)}"] if kept.source else []
+    more += [f"within {kept.bound_seconds:.6f} s"] if kept.bound_seconds is not None else []
+    more += [f"{kept.since_init_seconds:g} s after init"] if kept.since_init_seconds is not None else []
+    return f"synchronised at boot: {kept.since_boot_seconds:g} s after boot ({', '.join(more)}; chronyctl6 wait)"
+
+
+def _status_offline(run: _Run, report: Any) -> NoReturn:
+    """`status --root`: the image's configuration, state and units; what only a running system says."""
+    view = report.offline
+    verdict = out.Status(report.verdict)
+    problems = [*view.problems] + ([report.drift.detail] if report.drift.state != "in-sync" else [])
+    summary = (f"the image at {view.root}: " + ("; ".join(problems) if problems
+                                                 else "configuration as chronyctl6 renders it, chrony enabled"))
+    run.echo(f"status: {verdict.value.upper()}: {shown(summary)}")
+    run.echo(f"config: {shown(report.config_path or '?')} ({shown(report.config_from)}); {report.drift.state}: "
+             f"{shown(report.drift.detail)}", essential=report.drift.state == "drift")
+    for unit in ([view.chrony] if view.chrony else []) + list(view.units) + list(view.rivals):
+        where = f" ({shown(unit.where)})" if unit.where else ""
+        run.echo(f"unit: {shown(unit.unit)}: {unit.state}{where}", essential=unit in view.rivals)
+    run.echo(f"not applicable offline: {'; '.join(view.not_applicable)}", essential=False)
+    for line in report.warnings:
+        run.warn(line)
+    level = out.Level.INFO if verdict is out.Status.OK else out.Level.WARNING
+    messages = [out.Message(level, summary), *_warnings(report.warnings)]
+    messages.append(out.Message(out.Level.INFO, "not applicable offline: " + "; ".join(view.not_applicable)))
+    run.finish(verdict, report.as_dict(), messages)
 
 
 @app.command(cls=_Command, epilog=_exits("wait"))
