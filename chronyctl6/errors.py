@@ -108,11 +108,13 @@ MEANINGS: dict[str, tuple[tuple[int, str], ...]] = {
     "check": ((0, "OK"), (1, "WARNING"), (2, "CRITICAL"), (3, "UNKNOWN, bad arguments included")),
     "doctor": ((0, "healthy (for the instance's intent)"), (1, "a warning"), (2, "a failure"),
                (3, "doctor could not run (bad arguments, an unexpected error)")),
-    "status": ((0, "chronyd synchronised to Time Sync (or the ENA PTP clock), config as chronyctl6 renders it"),
+    "status": ((0, "chronyd synchronised to Time Sync (or the ENA PTP clock), config as chronyctl6 renders it "
+                   "(`--root`: the image's config as chronyctl6 renders it, chrony enabled)"),
                (1, "synchronised, but to another source, or with config drift, another time daemon or a "
-                   "second chronyd, or chronyd's error bound at `--warn`"),
+                   "second chronyd, or chronyd's error bound at `--warn` (`--root`: drift, chrony not enabled, "
+                   "another time daemon enabled)"),
                (2, "chronyd not running, or not synchronised, or its error bound at `--crit`"),
-               (3, "chronyd runs but cannot be read")),
+               (3, "chronyd runs but cannot be read (`--root`: the image's config cannot be read)")),
     "wait": ((0, "synchronised within `--max-error`"), (2, "not by `--timeout` (the reason is printed)"),
              (3, "bad arguments or an unexpected error")),
 }
