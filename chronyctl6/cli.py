@@ -577,6 +577,12 @@ def check(
 
 # ---- doctor / status -------------------------------------------------------------------------
 
+_INSPECT_HELP = ("Inspect the image mounted at DIR offline: its configuration (symlinks resolved inside DIR), "
+                 "chronyctl6's state file and its units. Asks nothing of this host: no chronyc, no process "
+                 "table, no network.")
+_INSPECT_OPTION = typer.Option("/", "--root", metavar="DIR", help=_INSPECT_HELP)
+
+
 _MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
 
 
@@ -585,6 +591,7 @@ def doctor(
     imdsv1: bool = typer.Option(False, "--imdsv1",
                                 help="Allow IMDSv1 (no token) when the IMDSv2 token request fails, where the "
                                      "instance allows it; also report whether it does."),
+    root: str = _INSPECT_OPTION,
     output: Output = _OUTPUT_OPTION,
     quiet: bool = _QUIET_OPTION,
 ) -> None:
@@ -595,28 +602,38 @@ def doctor(
     configuration it loaded (one Time Sync line, no smeared/non-smeared mix, leapsectz), an
     unused PTP hardware clock, other time daemons. Judged against this instance's intent: an
     instance set to IPv4 (settings ipv6 = "off", or auto on an instance EC2 gave no IPv6) passes
-    with a note. Reads only; takes a few seconds at most.
+    with a note; the intent is settings.toml's, else the one `apply` kept (apply --ipv6 off), and
+    doctor says which. Each fix is a few numbered steps. Reads only; takes a few seconds at most.
+    With --root, an image offline: its configuration, kept intent and units; the checks that
+    need a running instance say they are not applicable.
 
     \b
     Examples:
       sudo chronyctl6 doctor
       sudo chronyctl6 doctor -q                   only what is not a pass
       chronyctl6 doctor -o json | jq '.data.checks[] | select(.status != "pass")'
+      chronyctl6 doctor --root /mnt/image         an image, offline
     """
+    from pathlib import Path
+
     from chronyctl6.diagnose import doctor as doc
 
     run = _Run("doctor", output.value, quiet)
-    report = run.guard(lambda: doc.doctor(doc.Options(imdsv1=imdsv1)))
+    report = run.guard(lambda: doc.doctor(doc.Options(imdsv1=imdsv1, root=Path(root),
+                                                               offline=os.path.abspath(root) != "/")))
     width = max(len(c.id) for c in report.checks)
+    indent = " " * (6 + width + 2)
     for c in report.checks:
         notable = str(c.status) != "pass"
         run.echo(f"{_MARK[str(c.status)]}  {c.id:<{width}}  {shown(c.evidence)}", essential=notable)
         if c.fix:
-            run.echo(f"{'':6}{'':<{width}}  fix: {shown(c.fix)}")
+            _steps(run, indent, "fix:", c.steps, c.note)
         elif c.same_fix_as:
-            run.echo(f"{'':6}{'':<{width}}  fix: the one shown for {c.same_fix_as}")
+            run.echo(f"{indent}fix: the one shown for {c.same_fix_as}")
     for note in report.notes:
         run.echo(f"note: {shown(note)}")
+    if report.ipv6_steps:
+        _steps(run, "      ", "to IPv6:", report.ipv6_steps, None)
     counts = report.counts
     run.echo(f"{len(report.checks)} checks: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
              + f" ({report.seconds['total']:.1f} s)")
@@ -624,10 +641,16 @@ def doctor(
     run.finish(monitoring_status(report.status), report.as_dict(), messages)
 
 
-_INSPECT_HELP = ("Inspect the image mounted at DIR offline: its configuration (symlinks resolved inside DIR), "
-                 "chronyctl6's state file and its units. Asks nothing of this host: no chronyc, no process "
-                 "table, no network.")
-_INSPECT_OPTION = typer.Option("/", "--root", metavar="DIR", help=_INSPECT_HELP)
+def _steps(run: _Run, indent: str, label: str, steps: Any, note: str | None) -> None:
+    """A fix as short numbered steps, each a command that pastes as printed (no 900-character line)."""
+    if len(steps) == 1:
+        run.echo(f"{indent}{label} {shown(steps[0])}")
+    else:
+        run.echo(f"{indent}{label}")
+        for number, step in enumerate(steps, 1):
+            run.echo(f"{indent}  {number}. {shown(step)}")
+    if note:
+        run.echo(f"{indent}  ({shown(note)})")
 
 
 @app.command(cls=_Command, epilog=_exits("status"))

@@ -46,9 +46,46 @@ class Check:
     fix: str | None = None  # shell commands that paste as printed
     same_fix_as: str | None = None  # the fix is the one an earlier check printed
 
-    def as_dict(self) -> dict[str, str | None]:
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The fix as short numbered steps, one command each (the same commands `fix` chains)."""
+        return split_fix(self.fix)[0] if self.fix else ()
+
+    @property
+    def note(self) -> str | None:
+        """What the fix's trailing comment says (why, or what to look at if it does not help)."""
+        return split_fix(self.fix)[1] if self.fix else None
+
+    def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "status": str(self.status), "evidence": self.evidence, "fix": self.fix,
-                "same_fix_as": self.same_fix_as}
+                "steps": list(self.steps), "note": self.note, "same_fix_as": self.same_fix_as}
+
+
+def split_fix(fix: str) -> tuple[tuple[str, ...], str | None]:
+    """A fix chain (`a && b  # why`) as its commands and its comment: split at `&&` and `#` only
+    outside quotes and $(...), so a quoted value holding either (all values are shell-quoted)
+    stays whole."""
+    steps: list[str] = []
+    quote, depth, start, i = "", 0, 0, 0
+    while i < len(fix):
+        c = fix[i]
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif fix.startswith("$(", i):
+            depth, i = depth + 1, i + 1
+        elif c == ")" and depth:
+            depth -= 1
+        elif depth == 0 and fix.startswith(" && ", i):
+            steps.append(fix[start:i].strip())
+            start, i = i + 4, i + 3
+        elif depth == 0 and c == "#" and (i == 0 or fix[i - 1] == " "):
+            steps.append(fix[start:i].strip())
+            return tuple(x for x in steps if x), fix[i + 1:].strip() or None
+        i += 1
+    steps.append(fix[start:].strip())
+    return tuple(x for x in steps if x), None
 
 
 # ---------------------------------------------------------------- shell-safe values
@@ -155,6 +192,11 @@ def fix_assign_ipv6(md: metadata.InstanceMetadata | None) -> str:
 APPLY = "sudo chronyctl6 apply"
 
 
+def _apply(f: Facts) -> str:
+    """apply, as this system takes it: on the host (root), or on the image doctor inspects offline."""
+    return f"chronyctl6 apply --root {q(f.offline)}" if f.offline else APPLY
+
+
 # ---------------------------------------------------------------- the checks (pure)
 
 
@@ -187,11 +229,11 @@ def check_nitro(f: Facts) -> Check:
         return Check("nitro", Status.PASS, f"meta-data/system: nitro ({md.instance_type})")
     if md.system is None:
         return Check("nitro", Status.WARN, f"IMDS has no meta-data/system for {md.instance_type}: an older "
-                                           "instance type, most likely not Nitro", f"{APPLY} --ipv6 off")
+                                           "instance type, most likely not Nitro", f"{_apply(f)} --ipv6 off")
     return Check("nitro", Status.FAIL,
                  f"meta-data/system: {md.system} ({md.instance_type}): fd00:ec2::123 and fd00:ec2::254 answer "
                  "only Nitro instances; use 169.254.169.123 (or move to a Nitro instance type)",
-                 f"{APPLY} --ipv6 off")
+                 f"{_apply(f)} --ipv6 off")
 
 
 def check_imds_ipv6(f: Facts) -> Check:
@@ -210,6 +252,9 @@ def check_imds_ipv6(f: Facts) -> Check:
                                             "IPv6 is off on this instance (HttpProtocolIpv6=disabled)",
                      fix_imds_ipv6(md))
     if kind is metadata.Failure.UNREACHABLE:
+        if (address := has_ipv6(f)) is not None:  # checked before suggesting one: the route is what is missing
+            return Check("imds-ipv6", severity, f"no route to {metadata.IMDS_V6} from {address}",
+                         _fix_route(_routeless_interface(f) or address.partition("%")[2]))
         return Check("imds-ipv6", severity, f"no route to {metadata.IMDS_V6}: this instance has no IPv6 address",
                      fix_assign_ipv6(md))
     if kind in (metadata.Failure.NO_RESPONSE, metadata.Failure.V1_REFUSED):
@@ -329,11 +374,14 @@ def _check_timesync(f: Facts, outcome: NtpOutcome | None, family: str) -> Check:
         return Check(cid, Status.FAIL, f"{evidence}: a local firewall rule drops it (see firewall)", fix_firewall(f))
     if family == "ipv6":
         if md is not None and md.system not in ("nitro", None):
-            fix = f"{APPLY} --ipv6 off  # {md.system} instance: only 169.254.169.123 answers"
+            fix = f"{_apply(f)} --ipv6 off  # {md.system} instance: only 169.254.169.123 answers"
+        elif outcome.kind == "unreachable" and (address := has_ipv6(f)) is not None:
+            fix = _fix_route(_routeless_interface(f) or address.partition("%")[2])  # it has one: not an address
         elif outcome.kind == "unreachable":
             fix = fix_assign_ipv6(md)
         elif outcome.kind == "timeout" and f.ntp_v4 is not None and f.ntp_v4.ok:
-            fix = f"{APPLY} --ipv6 off  # until fd00:ec2::123 answers: check security group / NACL rules for UDP 123"
+            fix = (f"{_apply(f)} --ipv6 off  # until fd00:ec2::123 answers: check security group / NACL rules "
+                   "for UDP 123")
     if outcome.kind == "kiss":
         fix = "slow down: another NTP client on this instance is querying Time Sync too fast (minpoll 4 is 16 s)"
     return Check(cid, Status.FAIL, evidence, fix)
@@ -377,7 +425,7 @@ def check_chronyd(f: Facts) -> Check:
         return Check("chronyd", Status.WARN, f"{len(f.chronyd)} chronyd processes ({pids}); {evidence}",
                      f"sudo systemctl restart {unit}")
     if f.config is not None and f.config.main in f.config.missing:
-        return Check("chronyd", Status.FAIL, f"{evidence}: that file does not exist", APPLY)
+        return Check("chronyd", Status.FAIL, f"{evidence}: that file does not exist", _apply(f))
     return Check("chronyd", Status.PASS, evidence)
 
 
@@ -421,13 +469,16 @@ def remove_lines_fix(f: Facts, drop: list[traversal.Located], then: str | None =
         under_run = under_run or file.startswith("/run/")
         needs_restart = needs_restart or not file.endswith(".sources")
         everything = [d for d in tree.directives if d.file == file]
+        where = q(f.offline.rstrip("/") + file) if f.offline else q(file)  # offline: the image's file
         if len(everything) == len(lines):
-            steps.append(f"sudo rm {q(file)}")
+            steps.append(f"sudo rm {where}")
         else:
             numbers = ";".join(f"{x.directive.lineno}d" for x in sorted(lines, key=lambda x: x.directive.lineno))
-            steps.append(f"sudo sed -i '{numbers}' {q(file)}")
+            steps.append(f"sudo sed -i '{numbers}' {where}")
     if then is not None or needs_apply:
-        steps.append(then or APPLY)
+        steps.append(then or _apply(f))
+    if f.offline:  # an image: nothing runs to restart; its chronyd reads the files at its first boot
+        return " && ".join(steps)
     if needs_restart:
         unit = f.platform.unit if f.platform is not None else "chronyd"
         steps.append(f"sudo systemctl restart {unit}")
@@ -464,10 +515,10 @@ def check_config_timesync(f: Facts) -> Check:
                      remove_lines_fix(f, drop))
     if not lines:
         return Check("config-timesync", Status.FAIL,
-                     f"no Time Sync line in {', '.join(f.config.files)}", APPLY)
+                     f"no Time Sync line in {', '.join(f.config.files)}", _apply(f))
     if addresses == {directives.TIMESYNC_IPV4} and ipv6_works:
         return Check("config-timesync", Status.WARN, f"{where}: fd00:ec2::123 answers here, but chrony uses "
-                     "IPv4", remove_lines_fix(f, lines, then=f"{APPLY} --ipv6 on"))
+                     "IPv4", remove_lines_fix(f, lines, then=f"{_apply(f)} --ipv6 on"))
     return Check("config-timesync", Status.PASS, where)
 
 
@@ -542,7 +593,7 @@ def check_phc(f: Facts) -> Check:
                      "for it", "sudo chronyctl6 boot && sudo systemctl restart chronyd  # a confdir is read at "
                      "start only")
     return Check("phc", Status.WARN, f"{f.phc}{clock} is present, but no `refclock PHC` uses it; {support}",
-                 f"{APPLY} --phc on")
+                 f"{_apply(f)} --phc on")
 
 
 def check_phc_leap(f: Facts) -> Check:
@@ -601,10 +652,10 @@ def intent(f: Facts) -> Intent:
     """IPv4 when settings say `ipv6 = "off"`, or `auto` (at boot or not) chose IPv4 because EC2
     assigned this instance no IPv6 address or it is not Nitro, and chrony follows that choice."""
     if f.ipv6_setting == "on":
-        return Intent("ipv6", 'settings: ipv6 = "on"')
+        return Intent("ipv6", f'{f.ipv6_from}: ipv6 = "on"')
     configured = {s.directive.args[0] for s in _timesync_lines(f)}
     if f.ipv6_setting == "off":
-        return Intent("ipv4", 'settings: ipv6 = "off"')
+        return Intent("ipv4", f'{f.ipv6_from}: ipv6 = "off"')
     md = f.metadata
     follows = configured == {directives.TIMESYNC_IPV4}
     if md is not None and follows and md.system not in ("nitro", None):
@@ -635,8 +686,66 @@ def _once(checks: list[Check]) -> list[Check]:
     return out
 
 
+# Offline (--root), what only a running instance can say.
+NOT_OFFLINE = {
+    "ec2": "instance metadata", "nitro": "instance metadata", "imds-ipv6": "instance metadata",
+    "ipv6-address": "the instance's addresses", "route-ipv6": "the instance's routes",
+    "timesync-ipv6": "Time Sync's answers", "timesync-ipv4": "Time Sync's answers",
+    "firewall": "the instance's firewall", "phc": "the ENA PTP hardware clock (an image decides it at every boot)",
+}
+
+
+def check_chrony_offline(f: Facts) -> Check:
+    if f.image_chronyd is None:
+        return Check("chrony", Status.FAIL, "chronyd is not installed in the image",
+                     f"{_install_fix(f.platform)}  # inside the image")
+    return Check("chrony", Status.PASS, f"chronyd is in the image at {f.image_chronyd} (not run offline)")
+
+
+def check_chronyd_offline(f: Facts) -> Check:
+    """The image's chrony unit: enabled, so chronyd starts at the first boot."""
+    unit = f.image_units[0] if f.image_units and f.platform is not None else None
+    if unit is None:
+        return Check("chronyd", Status.SKIP, "no distribution known: cannot tell chrony's unit")
+    root = q(f.offline or "/")
+    if unit.state == "enabled":
+        return Check("chronyd", Status.PASS, f"{unit.unit} is enabled in the image: chronyd starts at boot")
+    if unit.state == "masked":
+        fix = f"sudo systemctl --root {root} unmask {unit.unit} && sudo systemctl --root {root} enable {unit.unit}"
+    elif unit.state == "not installed":
+        fix = _install_fix(f.platform) + "  # inside the image"
+    else:
+        fix = f"sudo systemctl --root {root} enable {unit.unit}"
+    return Check("chronyd", Status.FAIL, f"{unit.unit} is {unit.state} in the image: chronyd will not start at boot",
+                 fix)
+
+
+def check_other_daemons_offline(f: Facts) -> Check:
+    rivals = [u for u in f.image_units[1 if f.platform is not None else 0:] if u.state == "enabled"]
+    if not rivals:
+        return Check("other-daemons", Status.PASS, "no other time daemon's unit is enabled in the image")
+    names = " ".join(u.unit for u in rivals)
+    return Check("other-daemons", Status.FAIL,
+                 f"enabled in the image beside chrony: {names}: they fight over the clock",
+                 f"sudo systemctl --root {q(f.offline or '/')} disable {names}")
+
+
+OFFLINE_CHECKS: dict[Callable[[Facts], Check], Callable[[Facts], Check]] = {
+    check_chrony: check_chrony_offline, check_chronyd: check_chronyd_offline,
+    check_other_daemons: check_other_daemons_offline,
+}
+
+
+def _not_offline(c: Check, f: Facts) -> Check:
+    what = NOT_OFFLINE.get(c.id)
+    if f.offline is None or what is None:
+        return c
+    return Check(c.id, Status.SKIP, f"not applicable offline: {what}")
+
+
 def run_checks(f: Facts) -> list[Check]:
-    checks = [c(f) for c in CHECKS]
+    chosen = [OFFLINE_CHECKS.get(c, c) for c in CHECKS] if f.offline else list(CHECKS)
+    checks = [_not_offline(c(f), f) for c in chosen]
     if f.imdsv1_asked:
         checks.insert(3, check_imdsv1(f))
     meant = intent(f)
@@ -658,6 +767,8 @@ class Report:
     seconds: dict[str, float]
     intent: Intent = Intent("ipv6", "ipv6 = auto")
     notes: tuple[str, ...] = ()
+    ipv6_steps: tuple[str, ...] = ()  # an instance meant for IPv4: how it moves to IPv6 Time Sync
+    offline: str | None = None  # --root: the image inspected
 
     @property
     def status(self) -> int:
@@ -671,18 +782,48 @@ class Report:
     def as_dict(self) -> dict[str, object]:
         return {"checks": [c.as_dict() for c in self.checks], "elapsed_seconds": self.seconds,
                 "counts": self.counts, "intent": self.intent.as_dict(),
-                "fixes": [c.fix for c in self.checks if c.fix is not None], "notes": list(self.notes)}
+                "fixes": [c.fix for c in self.checks if c.fix is not None], "notes": list(self.notes),
+                "ipv6_steps": list(self.ipv6_steps), "offline": self.offline}
+
+
+def has_ipv6(f: Facts) -> str | None:
+    """The instance's IPv6 address, where it has one (here, or as EC2 assigned it): checked before
+    any fix suggests assigning one."""
+    md = f.metadata
+    if f.network.global_ipv6:
+        return f.network.global_ipv6[0]
+    return md.ipv6s[0] if md is not None and md.ipv6s else None
 
 
 def notes(f: Facts, meant: Intent) -> tuple[str, ...]:
-    if meant.family != "ipv4":
-        return ()
+    found: list[str] = []
+    if f.offline:
+        found.append(f"the image at {f.offline}, inspected offline: what only a running instance can say "
+                     "(metadata, addresses, routes, Time Sync's answers, the firewall, the PTP clock, running "
+                     "processes) is not applicable")
+    found += [f"could not read {problem}: the intent kept there is unknown" for problem in f.unread]
+    if meant.family == "ipv4":
+        md = f.metadata
+        if md is not None and md.system not in ("nitro", None):
+            how = "move it to a Nitro instance type (the IPv6 endpoints answer only Nitro)"
+        elif (address := has_ipv6(f)) is not None:
+            how = f"it has an IPv6 address ({address}), so only the kept choice keeps it on IPv4: the step below"
+        else:
+            how = "the steps below"
+        found.append(f"this instance is meant to use IPv4 ({meant.why}); for IPv6 Time Sync: {how}")
+    return tuple(found)
+
+
+def ipv6_steps(f: Facts, meant: Intent) -> tuple[str, ...]:
+    """How an instance meant for IPv4 moves to IPv6 Time Sync, as short steps: an address first
+    only where it has none."""
     md = f.metadata
-    if md is not None and md.system not in ("nitro", None):
-        how = "move it to a Nitro instance type (the IPv6 endpoints answer only Nitro)"
-    else:
-        how = f"{shown(fix_assign_ipv6(md))} && {APPLY} --ipv6 on"
-    return (f"this instance is meant to use IPv4 ({meant.why}); for IPv6 Time Sync: {how}",)
+    if meant.family != "ipv4" or (md is not None and md.system not in ("nitro", None)):
+        return ()
+    switch = f"{_apply(f)} --ipv6 on"
+    if has_ipv6(f) is not None or f.offline:
+        return (switch,)
+    return (*split_fix(shown(fix_assign_ipv6(md)))[0], switch)
 
 
 def doctor(options: Options) -> Report:
@@ -691,4 +832,4 @@ def doctor(options: Options) -> Report:
     checks = run_checks(facts)
     seconds = {**facts.seconds, "total": round(time.monotonic() - started, 3)}
     meant = intent(facts)
-    return Report(checks, seconds, meant, notes(facts, meant))
+    return Report(checks, seconds, meant, notes(facts, meant), ipv6_steps(facts, meant), facts.offline)

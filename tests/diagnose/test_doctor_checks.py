@@ -313,7 +313,8 @@ def test_exit_status(statuses: tuple[Status, ...], code: int) -> None:
 
 def test_json_entry_shape() -> None:
     c = doctor.Check("x", Status.WARN, "evidence", "fix it")
-    assert c.as_dict() == {"id": "x", "status": "warn", "evidence": "evidence", "fix": "fix it", "same_fix_as": None}
+    assert c.as_dict() == {"id": "x", "status": "warn", "evidence": "evidence", "fix": "fix it", "steps": ["fix it"],
+                           "note": None, "same_fix_as": None}
 
 
 @pytest.mark.parametrize(("argv", "path"), [
