@@ -159,3 +159,19 @@ def test_fixes_print_as_short_numbered_steps(monkeypatch: pytest.MonkeyPatch) ->
     numbered = [line.strip() for line in lines if line.strip()[:2] in {f"{n}." for n in range(1, 10)}]
     fix = next(c.fix for c in doctor.run_checks(f) if c.fix and "associate-vpc-cidr-block" in c.fix)
     assert [n.split(". ", 1)[1] for n in numbered[:len(doctor.split_fix(fix)[0])]] == list(doctor.split_fix(fix)[0])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file; scripts/test runs this as nobody")
+def test_a_user_who_cannot_read_the_kept_intent_is_told(tmp_path: Path) -> None:
+    root = stock_root(tmp_path, "debian12")
+    store = history.Store(root)
+    store.save_intent({"ipv6": "off"})
+    store.base.chmod(0)
+    try:
+        chosen = facts._platform(root)
+    finally:
+        store.base.chmod(0o700)
+    assert chosen.unread and "state.json" in chosen.unread[0] and chosen.ipv6 == "auto"
+    f = replace(ipv4_only(), unread=chosen.unread)
+    assert any(n.startswith("could not read") and "intent kept there is unknown" in n
+               for n in doctor.notes(f, doctor.intent(f)))
