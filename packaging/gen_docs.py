@@ -49,6 +49,14 @@ FILES = [
         "The Time Sync source chosen on this boot by chronyctl6 boot (read through a sourcedir).",
     ),
     (
+        "/run/chronyctl6/synchronised.json",
+        "Seconds from boot to synchronisation, kept by chronyctl6 wait; read by status and check's metrics.",
+    ),
+    (
+        "/var/lib/chronyctl6/state.json",
+        "The choices apply was given (the kept intent), read by later runs and by doctor (root only, 0700).",
+    ),
+    (
         "/var/lib/prometheus/node-exporter/chronyctl6.prom",
         "Metrics written by chronyctl6-check.service for node_exporter's textfile collector.",
     ),
