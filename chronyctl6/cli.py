@@ -624,7 +624,8 @@ def doctor(
     width = max(len(c.id) for c in report.checks)
     indent = " " * (6 + width + 2)
     for c in report.checks:
-        notable = str(c.status) != "pass"
+        # Offline, what only a running instance says is expected to be skipped: not worth -q's attention.
+        notable = str(c.status) != "pass" and not (report.offline and c.id in doc.NOT_OFFLINE)
         run.echo(f"{_MARK[str(c.status)]}  {c.id:<{width}}  {shown(c.evidence)}", essential=notable)
         if c.fix:
             _steps(run, indent, "fix:", c.steps, c.note)

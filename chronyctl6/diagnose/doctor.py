@@ -190,6 +190,7 @@ def fix_assign_ipv6(md: metadata.InstanceMetadata | None) -> str:
 
 
 APPLY = "sudo chronyctl6 apply"
+BOOT_SOURCEDIR = "/run/chronyctl6"  # Platform.runtime_sourcedir: the boot step writes its Time Sync line there
 
 
 def _apply(f: Facts) -> str:
@@ -503,6 +504,8 @@ def check_config_timesync(f: Facts) -> Check:
     if unreadable is not None or f.config is None:
         return unreadable or Check("config-timesync", Status.SKIP, "no chrony configuration to read")
     lines = _timesync_lines(f)
+    if not lines and f.offline and _chosen_at_boot(f):
+        return _at_boot_offline(f)
     where = "; ".join(f"{s.file}:{s.directive.lineno}: {s.directive.line}" for s in lines)
     addresses = {sources.timesync_address(s.directive.args[0]) for s in lines}
     md = f.metadata
@@ -520,6 +523,24 @@ def check_config_timesync(f: Facts) -> Check:
         return Check("config-timesync", Status.WARN, f"{where}: fd00:ec2::123 answers here, but chrony uses "
                      "IPv4", remove_lines_fix(f, lines, then=f"{_apply(f)} --ipv6 on"))
     return Check("config-timesync", Status.PASS, where)
+
+
+def _chosen_at_boot(f: Facts) -> bool:
+    """The image reads the boot step's sourcedir (apply --root's default): its Time Sync line is
+    written at every boot, so an image has none of its own."""
+    return f.config is not None and any(c.directive.args[:1] == (BOOT_SOURCEDIR,)
+                                        for c in f.config.keyword("sourcedir"))
+
+
+def _at_boot_offline(f: Facts) -> Check:
+    boot = f.image_boot_unit
+    if boot is not None and boot.state == "enabled":
+        return Check("config-timesync", Status.PASS, f"sourcedir {BOOT_SOURCEDIR}: the Time Sync line is chosen at "
+                     f"every boot ({boot.unit} is enabled in the image)")
+    state = boot.state if boot is not None else "not installed"
+    fix = _apply(f) if state == "disabled" else f"{_apply(f)}  # after installing the chronyctl6 package in the image"
+    return Check("config-timesync", Status.FAIL, f"sourcedir {BOOT_SOURCEDIR}, but chronyctl6-boot.service is {state} "
+                 "in the image: no Time Sync line at boot", fix)
 
 
 def check_config_smear(f: Facts) -> Check:
@@ -697,9 +718,13 @@ NOT_OFFLINE = {
 
 def check_chrony_offline(f: Facts) -> Check:
     if f.image_chronyd is None:
-        return Check("chrony", Status.FAIL, "chronyd is not installed in the image",
-                     f"{_install_fix(f.platform)}  # inside the image")
+        return Check("chrony", Status.FAIL, "chronyd is not installed in the image", _install_in_image(f))
     return Check("chrony", Status.PASS, f"chronyd is in the image at {f.image_chronyd} (not run offline)")
+
+
+def _install_in_image(f: Facts) -> str:
+    command, _, comment = _install_fix(f.platform).partition("  # ")
+    return f"{command}  # inside the image" + (f"; {comment}" if comment else "")
 
 
 def check_chronyd_offline(f: Facts) -> Check:
@@ -713,7 +738,7 @@ def check_chronyd_offline(f: Facts) -> Check:
     if unit.state == "masked":
         fix = f"sudo systemctl --root {root} unmask {unit.unit} && sudo systemctl --root {root} enable {unit.unit}"
     elif unit.state == "not installed":
-        fix = _install_fix(f.platform) + "  # inside the image"
+        fix = _install_in_image(f)
     else:
         fix = f"sudo systemctl --root {root} enable {unit.unit}"
     return Check("chronyd", Status.FAIL, f"{unit.unit} is {unit.state} in the image: chronyd will not start at boot",

@@ -24,7 +24,7 @@ from chronyctl6.effects import commands, configtree, daemons, host, metadata, se
 from chronyctl6.effects import phc as phc_effects
 from chronyctl6.effects.host import HostNetwork
 from chronyctl6.effects.phc import PhcFacts
-from chronyctl6.errors import ChronyCtlError, CommandFailed
+from chronyctl6.errors import BadInput, ChronyCtlError, CommandFailed
 from chronyctl6.measure import exchange
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class Facts:
     offline: str | None = None  # --root: the image inspected (nothing of this host is asked)
     image_units: tuple[service.UnitState, ...] = ()  # offline: chrony's unit, and rivals enabled in the image
     image_chronyd: str | None = None  # offline: where the image has chronyd
+    image_boot_unit: service.UnitState | None = None  # offline: chronyctl6-boot.service in the image
 
     @property
     def metadata(self) -> metadata.InstanceMetadata | None:
@@ -238,6 +239,8 @@ def gather_offline(root: Path) -> Facts:
     its chronyd will read (configtree: every path inside the image), its units. No IMDS, no
     packet, no process table, no chronyc: doctor says those checks are not applicable."""
     started = time.monotonic()
+    if not root.is_dir():
+        raise BadInput(f"--root {root} is not a directory", hint="give the directory the image is mounted at")
     chosen = _platform(root)
     platform = chosen.platform
     config = configtree.load(platform.config_path, root) if platform is not None else None
@@ -254,7 +257,8 @@ def gather_offline(root: Path) -> Facts:
         config_from=f"{platform.label} default, in the image" if platform is not None else "not known",
         phc=None, others=(), seconds={"total": round(time.monotonic() - started, 3)},
         ipv6_setting=chosen.ipv6, at_boot=chosen.at_boot, ipv6_from=chosen.ipv6_from, unread=chosen.unread,
-        offline=str(root), image_units=units, image_chronyd=binary)
+        offline=str(root), image_units=units, image_chronyd=binary,
+        image_boot_unit=service.unit_state(root, "chronyctl6-boot.service", "multi-user.target"))
 
 
 def gather(options: Options) -> Facts:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from chronyctl6.chronyconf import directives
 from chronyctl6.effects import chrony_tools, daemons, files, service
-from chronyctl6.errors import ChronyCtlError
+from chronyctl6.errors import BadInput, ChronyCtlError
 from chronyctl6.measure import clockbound, gather, synced
 
 if TYPE_CHECKING:
@@ -273,6 +273,8 @@ def status(root: Path = Path("/"), chronyc_socket: str | None = None, *, warn: f
 
 def offline(root: Path, *, warn: float = DEFAULT_WARN, crit: float = DEFAULT_CRIT) -> StatusReport:
     """The image at root, from its files alone (the module's docstring)."""
+    if not root.is_dir():
+        raise BadInput(f"--root {root} is not a directory", hint="give the directory the image is mounted at")
     (report_drift, managed), plan = planned(None, root)
     chrony = (service.unit_state(root, f"{plan.platform.unit}.service", "multi-user.target")
               if plan is not None else None)

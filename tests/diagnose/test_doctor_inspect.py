@@ -175,3 +175,37 @@ def test_a_user_who_cannot_read_the_kept_intent_is_told(tmp_path: Path) -> None:
     f = replace(ipv4_only(), unread=chosen.unread)
     assert any(n.startswith("could not read") and "intent kept there is unknown" in n
                for n in doctor.notes(f, doctor.intent(f)))
+
+
+@pytest.mark.usefixtures("nothing_of_this_host")
+def test_a_baked_image_choosing_at_boot_is_judged_by_its_boot_unit(tmp_path: Path) -> None:
+    """apply --root's default: `sourcedir /run/chronyctl6`, no Time Sync line of the image's own;
+    fine when chronyctl6-boot.service is enabled, a failure when it is not installed."""
+    from chronyctl6.configure.platforms import by_name
+
+    assert by_name("debian").runtime_sourcedir == doctor.BOOT_SOURCEDIR
+    root = stock_root(tmp_path, "debian12")
+    plan = make_plan(Request(root=root))
+    for change in plan.pending:
+        change.path.write_bytes(change.new)
+    _, data, _ = _doctor(root)
+    c = _checks(data)["config-timesync"]
+    assert c["status"] == "fail" and "chronyctl6-boot.service is not installed" in c["evidence"]
+    units = root / "usr/lib/systemd/system"
+    units.mkdir(parents=True)
+    (units / "chronyctl6-boot.service").write_text("[Unit]\n")
+    _, data, _ = _doctor(root)
+    c = _checks(data)["config-timesync"]
+    assert c["status"] == "fail" and c["fix"] == f"chronyctl6 apply --root {root}"  # apply enables it
+    (root / "etc/systemd/system/multi-user.target.wants").mkdir(parents=True)
+    (root / "etc/systemd/system/multi-user.target.wants/chronyctl6-boot.service").symlink_to(
+        "/usr/lib/systemd/system/chronyctl6-boot.service")
+    _, data, _ = _doctor(root)
+    assert _checks(data)["config-timesync"]["status"] == "pass"
+
+
+def test_a_root_that_is_not_a_directory_is_a_usage_error(tmp_path: Path) -> None:
+    for command in ("doctor", "status"):
+        done = cli(command, "--root", str(tmp_path / "none"), "-o", "json")
+        doc = envelope(done, command)
+        assert (doc["status"], done.returncode) == ("usage", 3) and "is not a directory" in done.stderr
