@@ -22,7 +22,7 @@ from typing import Any, List, NoReturn, Optional, TypeVar
 
 import typer
 
-from chronyctl6 import __version__
+from chronyctl6 import __version__, defaults
 from chronyctl6 import output as out
 from chronyctl6.errors import ChronyCtlError, monitoring_status
 from chronyctl6.text import shown, shown_lines
@@ -104,6 +104,27 @@ def _root(
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="chronyctl6: debug: %(name)s: %(message)s")
+
+
+# Each command's line in `chronyctl6 --help`: whole sentences that fit one 80-column line (click
+# would cut a docstring's first sentence mid-word to fit); the docstring says the rest. A test
+# holds every command to having one.
+SUMMARIES = {
+    "render": "Print the chrony.conf that apply would write. Reads only.",
+    "apply": "Validate, write, restart chronyd and verify; roll back on failure.",
+    "restore": "Put back the files the last apply replaced, or the distro's.",
+    "boot": "The baked-image boot step: choose this launch's Time Sync endpoint.",
+    "release": "What removing the package does: chrony kept on Time Sync.",
+    "check": "Measure the offset against Time Sync, and what chronyd believes.",
+    "doctor": "Find out why IPv6 time sync does not work here, and how to fix it.",
+    "status": "chronyd at a glance: process, config drift, sources, tracking.",
+    "wait": "Wait until chronyd keeps the clock on Time Sync within a bound.",
+}
+
+
+def _meta(command: str) -> dict[str, Any]:
+    """The command's @app.command arguments: its usage-error handling, summary and exit statuses."""
+    return {"cls": _Command, "short_help": SUMMARIES[command], "epilog": _exits(command)}
 
 
 def _exits(command: str) -> str:
@@ -219,7 +240,8 @@ _SETTINGS_HELP = "Settings file (default DIR/etc/chronyctl6/settings.toml)."
 _SM_HELP = ("How to restart chronyd: systemd, or direct (a plain process, for hosts without systemd). "
             "auto = systemd if it runs.")
 _WAIT_HELP = ("Wait until chronyd selects a Time Sync source; if it does not in time, restore the previous "
-              "configuration, restart chronyd on it and fail.")
+              "configuration, restart chronyd on it and fail. Default: settings.toml's wait, else "
+              f"{defaults.APPLY_WAIT:g} on a live host.")
 _SETTLE_HELP = ("Where instance metadata says EC2 assigned an IPv6 address that is not up yet, wait up to this "
                 "long for it before choosing IPv4.")
 _QUIET_HELP = "Print only what matters: no warnings, notes or passing checks in text output."
@@ -258,7 +280,7 @@ def _warnings(lines: Any) -> list[out.Message]:
     return [out.Message(out.Level.WARNING, str(line)) for line in lines]
 
 
-@app.command(cls=_Command, epilog=_exits("render"))
+@app.command(**_meta("render"))
 def render(
     root: str = _ROOT_OPTION,
     distro: Optional[Distro] = _DISTRO_OPTION,
@@ -317,7 +339,7 @@ def _wait_for(run: _Run, wait: float | None, no_wait: bool) -> float | None:
     return 0.0 if no_wait else wait
 
 
-@app.command(cls=_Command, epilog=_exits("apply"))
+@app.command(**_meta("apply"))
 def apply(
     root: str = _ROOT_OPTION,
     distro: Optional[Distro] = _DISTRO_OPTION,
@@ -330,9 +352,9 @@ def apply(
     dry_run: bool = typer.Option(False, "--dry-run", help="Stop after planning: write nothing, restart nothing."),
     check: bool = typer.Option(False, "--check", help="Change nothing; exit 5 if apply would change anything "
                                                       "(files or state such as the boot unit), 0 if not."),
-    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=3600, help=_WAIT_HELP),
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=defaults.WAIT_MAX, help=_WAIT_HELP),
     no_wait: bool = typer.Option(False, "--no-wait", help=_NO_WAIT_HELP),
-    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
+    lock_timeout: float = typer.Option(defaults.LOCK_TIMEOUT, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
     output: Output = _OUTPUT_OPTION,
     quiet: bool = _QUIET_OPTION,
 ) -> None:
@@ -389,7 +411,7 @@ def apply(
                _warnings(result.warnings) + notes)
 
 
-@app.command(cls=_Command, epilog=_exits("restore"))
+@app.command(**_meta("restore"))
 def restore(
     original: bool = typer.Option(False, "--original", help="The distribution's files, as kept at first takeover "
                                                             "(byte for byte), instead of the previous version."),
@@ -397,10 +419,12 @@ def restore(
     distro: Optional[Distro] = _DISTRO_OPTION,
     settings: Optional[str] = _SETTINGS_OPTION,
     service_manager: Optional[ServiceManager] = _SM_OPTION,
-    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=3600,
-                                         help="Wait until chronyd answers on the restored files; else roll back."),
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=defaults.WAIT_MAX,
+                                         help="Wait until chronyd answers on the restored files; else roll back. "
+                                              f"Default: settings.toml's wait, else {defaults.APPLY_WAIT:g} on a "
+                                              "live host."),
     no_wait: bool = typer.Option(False, "--no-wait", help=_NO_WAIT_HELP),
-    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
+    lock_timeout: float = typer.Option(defaults.LOCK_TIMEOUT, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
     output: Output = _OUTPUT_OPTION,
     quiet: bool = _QUIET_OPTION,
 ) -> None:
@@ -437,9 +461,10 @@ def restore(
                _warnings(result.warnings))
 
 
-@app.command(cls=_Command, epilog=_exits("boot"))
+@app.command(**_meta("boot"))
 def boot(
-    settle: float = typer.Option(10.0, "--settle", metavar="SECONDS", min=0, max=120, help=_SETTLE_HELP),
+    settle: float = typer.Option(defaults.SETTLE, "--settle", metavar="SECONDS", min=0, max=defaults.SETTLE_MAX,
+                                help=_SETTLE_HELP),
     output: Output = _OUTPUT_OPTION,
     quiet: bool = _QUIET_OPTION,
 ) -> None:
@@ -471,19 +496,19 @@ def boot(
                _warnings(result.warnings))
 
 
-@app.command(cls=_Command)
+@app.command(**_meta("release"))
 def release(
     root: str = _ROOT_OPTION,
-    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=3600,
-                                         help="Wait until chronyd answers after the restart (default 10)."),
-    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=defaults.WAIT_MAX,
+                                         help="Wait until chronyd answers after the restart "
+                                              f"(default {defaults.RELEASE_WAIT:g})."),
+    lock_timeout: float = typer.Option(defaults.LOCK_TIMEOUT, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
     output: Output = _OUTPUT_OPTION,
     quiet: bool = _QUIET_OPTION,
 ) -> None:
     """What removing the package does to chrony (the package's prerm runs it): a `sourcedir
     /run/chronyctl6` that nothing fills once the boot step is gone becomes this launch's Time Sync
-    line, the boot unit is disabled; the rest of chrony.conf stays. Exit 0 done (or nothing to do),
-    1 failed (rolled back), 3 busy, 4 not root.
+    line, the boot unit is disabled; the rest of chrony.conf stays.
 
     \b
     Examples:
@@ -523,7 +548,7 @@ _TEXTFILE_DIR_HELP = (f"Also write the metrics atomically to DIR/{TEXTFILE_NAME}
                       "--textfile wins.")
 
 
-@app.command(cls=_Command, epilog=_exits("check"))
+@app.command(**_meta("check"))
 def check(
     server: Optional[List[str]] = typer.Option(  # noqa: B008 (typer's classic style)
         None, "--server", "-s", "-H", metavar="ADDR", help=_SERVER_HELP),
@@ -586,7 +611,7 @@ _INSPECT_OPTION = typer.Option("/", "--root", metavar="DIR", help=_INSPECT_HELP)
 _MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
 
 
-@app.command(cls=_Command, epilog=_exits("doctor"))
+@app.command(**_meta("doctor"))
 def doctor(
     imdsv1: bool = typer.Option(False, "--imdsv1",
                                 help="Allow IMDSv1 (no token) when the IMDSv2 token request fails, where the "
@@ -654,7 +679,7 @@ def _steps(run: _Run, indent: str, label: str, steps: Any, note: str | None) -> 
         run.echo(f"{indent}  ({shown(note)})")
 
 
-@app.command(cls=_Command, epilog=_exits("status"))
+@app.command(**_meta("status"))
 def status(
     root: str = _INSPECT_OPTION,
     output: Output = _OUTPUT_OPTION,
@@ -771,7 +796,7 @@ def _status_offline(run: _Run, report: Any) -> NoReturn:
     run.finish(verdict, report.as_dict(), messages)
 
 
-@app.command(cls=_Command, epilog=_exits("wait"))
+@app.command(**_meta("wait"))
 def wait(
     timeout: float = typer.Option(180.0, "--timeout", metavar="SECONDS",
                                   help="Give up after this long (180 s, as chrony-wait.service)."),

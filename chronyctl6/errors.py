@@ -1,7 +1,7 @@
 """Errors the CLI turns into one line and a hint, and the one exit-status type.
 
 `Status` is the one vocabulary of outcomes (the JSON envelope's `status` word) and `EXITS` the one
-table that ties each word to its exit code, for the change commands (render, apply, boot, restore)
+table that ties each word to its exit code, for the change commands (render, apply, boot, restore, release)
 and the monitoring commands (check, doctor, status, wait: the Nagios plugin convention, so a fleet
 aggregates them alike). The CLI, check's fast path, the Nagios line, the JSON envelope, `--help`,
 the man page and the README's exit tables all come from here (packaging/gen_docs.py renders the
@@ -48,8 +48,8 @@ class Exit:
     def __init__(self, status: Status, meaning: str, change: int | None, monitoring: int | None) -> None:
         self.status = status
         self.meaning = meaning
-        self.change = change  # exit code of render, apply, boot, restore; None: they never say it
-        self.monitoring = monitoring  # exit code of check, doctor, status; None: they never say it
+        self.change = change  # exit code of the CHANGE commands; None: they never say it
+        self.monitoring = monitoring  # exit code of the MONITORING commands; None: they never say it
 
 
 EXITS: tuple[Exit, ...] = (
@@ -68,7 +68,7 @@ EXITS: tuple[Exit, ...] = (
     Exit(Status.UNAVAILABLE, "what the command needs is not on this host (systemd is not running): nothing done",
          7, 3),
 )
-CHANGE = ("render", "apply", "boot", "restore")
+CHANGE = ("render", "apply", "boot", "restore", "release")
 MONITORING = ("check", "doctor", "status", "wait")
 _BY_STATUS = {e.status: e for e in EXITS}
 
@@ -103,6 +103,9 @@ MEANINGS: dict[str, tuple[tuple[int, str], ...]] = {
               (7, "systemd is not running here: nothing done (--service-manager direct runs chronyd without it)")),
     "boot": ((0, "written, or already right"), (1, "failed"), (2, "bad input"), (4, "not root")),
     "restore": ((0, "restored, or nothing to restore"), (1, "failed (rolled back)"), (2, "bad input"),
+                (3, "another apply holds the lock"), (4, "not root"), (6, "failed, and so did the rollback"),
+                (7, "systemd is not running here: nothing done")),
+    "release": ((0, "done, or nothing to do"), (1, "failed (rolled back)"), (2, "bad input (NaN/inf/negative seconds)"),
                 (3, "another apply holds the lock"), (4, "not root"), (6, "failed, and so did the rollback"),
                 (7, "systemd is not running here: nothing done")),
     "check": ((0, "OK"), (1, "WARNING"), (2, "CRITICAL"), (3, "UNKNOWN, bad arguments included")),

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from chronyctl6 import defaults
 from chronyctl6.configure import executor, planners, render, settings
 from chronyctl6.configure import phc as phc_policy
 from chronyctl6.configure.plan import Request, is_root, load_platform, load_settings
@@ -45,7 +46,8 @@ class BootResult:
         return dict(self.__dict__)
 
 
-def boot(request: Request, *, settle: float = 10.0, lock_timeout: float = 10.0) -> BootResult:
+def boot(request: Request, *, settle: float = defaults.SETTLE,
+         lock_timeout: float = defaults.LOCK_TIMEOUT) -> BootResult:
     """Never leaves chronyd without a source: whatever fails (settings.toml, os-release, instance
     metadata, the network), it writes the last endpoint a boot chose (IPv6 only where this launch
     has a usable IPv6 address), else the IPv4 one, says why in `warnings` and succeeds. Only not
