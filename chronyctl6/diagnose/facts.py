@@ -88,7 +88,8 @@ class Facts:
     at_boot: bool = False
     firewall: FirewallView = field(default_factory=FirewallView)
     phc_facts: PhcFacts | None = None  # driver support, phc_enable, the clocks sysfs names
-    # Where ipv6_setting comes from: settings.toml, the intent `apply` kept in its state file, or the default.
+    # Where ipv6_setting comes from: settings.toml (its path), the intent `apply` kept in its state file, or
+    # the default; doctor's intent says it.
     ipv6_from: str = "settings"
     unread: tuple[str, ...] = ()  # what could not be read (a non-root user and chronyctl6's 0700 state)
     offline: str | None = None  # --root: the image inspected (nothing of this host is asked)
@@ -216,10 +217,9 @@ def _platform(root: Path) -> Chosen:
     unread = (basics.intent_problem,) if basics.intent_problem else ()
     explicit = settings.explicit_keys(basics.settings_text) if basics.settings_text is not None else frozenset()
     if "ipv6" in explicit:
-        origin = f"settings ({basics.settings_where})"
+        origin = basics.settings_where
     elif basics.intent.get("ipv6") == chosen.ipv6:
-        origin = (f"the kept intent ({history.STATE_DIR}/state.json, from `chronyctl6 apply --ipv6 "
-                  f"{chosen.ipv6}`)")
+        origin = f"the intent `chronyctl6 apply --ipv6 {chosen.ipv6}` kept in {history.STATE_DIR}/state.json"
     else:
         origin = "the default"
     try:

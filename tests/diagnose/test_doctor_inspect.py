@@ -75,7 +75,8 @@ def test_an_image_is_examined_offline(tmp_path: Path) -> None:
     c = _checks(data)
     assert code == 0, text
     assert (c["chrony"]["status"], c["chronyd"]["status"], c["config-timesync"]["status"]) == ("pass",) * 3
-    assert "kept intent" in data["intent"]["why"]  # apply --ipv6 on, kept in the image's state file
+    assert data["intent"]["why"] == ('the intent `chronyctl6 apply --ipv6 on` kept in /var/lib/chronyctl6/state.json: '
+                                     'ipv6 = "on"')  # kept in the image's state file
     # Another time daemon enabled in the image: it would fight chronyd at the first boot.
     (root / "etc/systemd/system/sysinit.target.wants").mkdir()
     (units / "systemd-timesyncd.service").write_text("[Unit]\n")
@@ -104,14 +105,16 @@ def test_the_kept_intent_is_named_as_the_reason(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
     history.Store(root).save_intent({"ipv6": "off"})
     chosen = facts._platform(root)
-    assert chosen.ipv6 == "off" and "kept intent" in chosen.ipv6_from and "state.json" in chosen.ipv6_from
+    assert (chosen.ipv6, chosen.ipv6_from) == ("off", "the intent `chronyctl6 apply --ipv6 off` kept in "
+                                                      "/var/lib/chronyctl6/state.json")
     f = ipv4_only(ipv6_setting=chosen.ipv6, ipv6_from=chosen.ipv6_from)
     meant = doctor.intent(f)
-    assert meant.family == "ipv4" and meant.why.startswith("the kept intent") and "settings" not in meant.why
-    write_settings(root, 'ipv6 = "off"\n')
-    assert facts._platform(root).ipv6_from.startswith("settings (")
+    assert meant.family == "ipv4" and meant.why.startswith("the intent `chronyctl6 apply --ipv6 off` kept in ")
+    assert "settings" not in meant.why
+    settings = write_settings(root, 'ipv6 = "off"\n')
+    assert facts._platform(root).ipv6_from == str(settings)
     write_settings(root, 'ipv6 = "on"\n')
-    assert facts._platform(root).ipv6 == "on" and facts._platform(root).ipv6_from.startswith("settings (")
+    assert facts._platform(root).ipv6 == "on" and facts._platform(root).ipv6_from == str(settings)
 
 
 def test_it_checks_before_it_suggests_an_address() -> None:
