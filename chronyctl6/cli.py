@@ -642,6 +642,7 @@ def doctor(
     from pathlib import Path
 
     from chronyctl6.diagnose import doctor as doc
+    from chronyctl6.diagnose import offline
 
     run = _Run("doctor", output.value, quiet)
     report = run.guard(lambda: doc.doctor(doc.Options(imdsv1=imdsv1, root=Path(root),
@@ -650,7 +651,7 @@ def doctor(
     indent = " " * (6 + width + 2)
     for c in report.checks:
         # Offline, what only a running instance says is expected to be skipped: not worth -q's attention.
-        notable = str(c.status) != "pass" and not (report.offline and c.id in doc.NOT_OFFLINE)
+        notable = str(c.status) != "pass" and not (report.offline and c.id in offline.NOT_OFFLINE)
         run.echo(f"{_MARK[str(c.status)]}  {c.id:<{width}}  {shown(c.evidence)}", essential=notable)
         if c.fix:
             _steps(run, indent, "fix:", c.steps, c.note)

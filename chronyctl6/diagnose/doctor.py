@@ -707,70 +707,11 @@ def _once(checks: list[Check]) -> list[Check]:
     return out
 
 
-# Offline (--root), what only a running instance can say.
-NOT_OFFLINE = {
-    "ec2": "instance metadata", "nitro": "instance metadata", "imds-ipv6": "instance metadata",
-    "ipv6-address": "the instance's addresses", "route-ipv6": "the instance's routes",
-    "timesync-ipv6": "Time Sync's answers", "timesync-ipv4": "Time Sync's answers",
-    "firewall": "the instance's firewall", "phc": "the ENA PTP hardware clock (an image decides it at every boot)",
-}
-
-
-def check_chrony_offline(f: Facts) -> Check:
-    if f.image_chronyd is None:
-        return Check("chrony", Status.FAIL, "chronyd is not installed in the image", _install_in_image(f))
-    return Check("chrony", Status.PASS, f"chronyd is in the image at {f.image_chronyd} (not run offline)")
-
-
-def _install_in_image(f: Facts) -> str:
-    command, _, comment = _install_fix(f.platform).partition("  # ")
-    return f"{command}  # inside the image" + (f"; {comment}" if comment else "")
-
-
-def check_chronyd_offline(f: Facts) -> Check:
-    """The image's chrony unit: enabled, so chronyd starts at the first boot."""
-    unit = f.image_units[0] if f.image_units and f.platform is not None else None
-    if unit is None:
-        return Check("chronyd", Status.SKIP, "no distribution known: cannot tell chrony's unit")
-    root = q(f.offline or "/")
-    if unit.state == "enabled":
-        return Check("chronyd", Status.PASS, f"{unit.unit} is enabled in the image: chronyd starts at boot")
-    if unit.state == "masked":
-        fix = f"sudo systemctl --root {root} unmask {unit.unit} && sudo systemctl --root {root} enable {unit.unit}"
-    elif unit.state == "not installed":
-        fix = _install_in_image(f)
-    else:
-        fix = f"sudo systemctl --root {root} enable {unit.unit}"
-    return Check("chronyd", Status.FAIL, f"{unit.unit} is {unit.state} in the image: chronyd will not start at boot",
-                 fix)
-
-
-def check_other_daemons_offline(f: Facts) -> Check:
-    rivals = [u for u in f.image_units[1 if f.platform is not None else 0:] if u.state == "enabled"]
-    if not rivals:
-        return Check("other-daemons", Status.PASS, "no other time daemon's unit is enabled in the image")
-    names = " ".join(u.unit for u in rivals)
-    return Check("other-daemons", Status.FAIL,
-                 f"enabled in the image beside chrony: {names}: they fight over the clock",
-                 f"sudo systemctl --root {q(f.offline or '/')} disable {names}")
-
-
-OFFLINE_CHECKS: dict[Callable[[Facts], Check], Callable[[Facts], Check]] = {
-    check_chrony: check_chrony_offline, check_chronyd: check_chronyd_offline,
-    check_other_daemons: check_other_daemons_offline,
-}
-
-
-def _not_offline(c: Check, f: Facts) -> Check:
-    what = NOT_OFFLINE.get(c.id)
-    if f.offline is None or what is None:
-        return c
-    return Check(c.id, Status.SKIP, f"not applicable offline: {what}")
-
-
 def run_checks(f: Facts) -> list[Check]:
-    chosen = [OFFLINE_CHECKS.get(c, c) for c in CHECKS] if f.offline else list(CHECKS)
-    checks = [_not_offline(c(f), f) for c in chosen]
+    from chronyctl6.diagnose import offline  # it builds on this module's checks and fixes
+
+    chosen = [offline.INSTEAD.get(c, c) for c in CHECKS] if f.offline else list(CHECKS)
+    checks = [offline.not_applicable(c(f), f) for c in chosen]
     if f.imdsv1_asked:
         checks.insert(3, check_imdsv1(f))
     meant = intent(f)

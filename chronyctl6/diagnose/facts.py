@@ -93,7 +93,8 @@ class Facts:
     ipv6_from: str = "settings"
     unread: tuple[str, ...] = ()  # what could not be read (a non-root user and chronyctl6's 0700 state)
     offline: str | None = None  # --root: the image inspected (nothing of this host is asked)
-    image_units: tuple[service.UnitState, ...] = ()  # offline: chrony's unit, and rivals enabled in the image
+    image_chrony_unit: service.UnitState | None = None  # offline: chrony's unit in the image (None: no platform)
+    image_rivals: tuple[service.UnitState, ...] = ()  # offline: other time daemons' units enabled in the image
     image_chronyd: str | None = None  # offline: where the image has chronyd
     image_boot_unit: service.UnitState | None = None  # offline: chronyctl6-boot.service in the image
 
@@ -244,10 +245,9 @@ def gather_offline(root: Path) -> Facts:
     chosen = _platform(root)
     platform = chosen.platform
     config = configtree.load(platform.config_path, root) if platform is not None else None
-    units = tuple(u for u in (service.unit_state(root, unit, target) for unit, target in RIVAL_UNITS)
-                  if u.state == "enabled")
-    if platform is not None:
-        units = (service.unit_state(root, f"{platform.unit}.service", "multi-user.target"), *units)
+    rivals = tuple(u for u in (service.unit_state(root, unit, target) for unit, target in RIVAL_UNITS)
+                   if u.state == "enabled")
+    chrony = service.unit_state(root, f"{platform.unit}.service", "multi-user.target") if platform else None
     reader = configtree.RootReader(root)
     binary = next((p for p in daemons.CHRONYD_PATHS if reader.exists(p)), None)
     return Facts(
@@ -257,7 +257,7 @@ def gather_offline(root: Path) -> Facts:
         config_from=f"{platform.label} default, in the image" if platform is not None else "not known",
         phc=None, others=(), seconds={"total": round(time.monotonic() - started, 3)},
         ipv6_setting=chosen.ipv6, at_boot=chosen.at_boot, ipv6_from=chosen.ipv6_from, unread=chosen.unread,
-        offline=str(root), image_units=units, image_chronyd=binary,
+        offline=str(root), image_chrony_unit=chrony, image_rivals=rivals, image_chronyd=binary,
         image_boot_unit=service.unit_state(root, "chronyctl6-boot.service", "multi-user.target"))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chronyctl6.configure.plan import Request, make_plan
-from chronyctl6.diagnose import doctor, facts
+from chronyctl6.diagnose import doctor, facts, offline
 from chronyctl6.diagnose.doctor import Status
 from chronyctl6.effects import chrony_tools, daemons, history, host, metadata
 from chronyctl6.effects.host import HostNetwork
@@ -52,7 +52,7 @@ def test_an_image_is_examined_offline(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
     code, data, text = _doctor(root)
     c = _checks(data)
-    for cid in doctor.NOT_OFFLINE:
+    for cid in offline.NOT_OFFLINE:
         assert c[cid]["status"] == "skip" and c[cid]["evidence"].startswith("not applicable offline"), cid
     assert code == 2 and c["config-timesync"]["status"] == "fail"
     assert c["config-timesync"]["fix"] == f"chronyctl6 apply --root {root}"  # the image's apply, not the host's
