@@ -785,6 +785,9 @@ def _status_offline(run: _Run, report: Any) -> NoReturn:
     run.echo(f"status: {verdict.value.upper()}: {shown(summary)}")
     run.echo(f"config: {shown(report.config_path or '?')} ({shown(report.config_from)}); {report.drift.state}: "
              f"{shown(report.drift.detail)}", essential=report.drift.state == "drift")
+    kept = ", ".join(f"{key} {value}" for key, value in view.kept.items())
+    run.echo(f"kept intent (/var/lib/chronyctl6/state.json): {shown(kept) if kept else 'none (apply has not run)'}",
+             essential=False)
     for unit in ([view.chrony] if view.chrony else []) + list(view.units) + list(view.rivals):
         where = f" ({shown(unit.where)})" if unit.where else ""
         run.echo(f"unit: {shown(unit.unit)}: {unit.state}{where}", essential=unit in view.rivals)

@@ -230,9 +230,6 @@ def _platform(root: Path) -> Chosen:
     return Chosen(found, chosen.ipv6, chosen.at_boot, origin, unread)
 
 
-RIVAL_UNITS = (("systemd-timesyncd.service", "sysinit.target"), ("ntp.service", "multi-user.target"),
-               ("ntpd.service", "multi-user.target"), ("ntpsec.service", "multi-user.target"),
-               ("openntpd.service", "multi-user.target"))
 
 
 def gather_offline(root: Path) -> Facts:
@@ -245,7 +242,7 @@ def gather_offline(root: Path) -> Facts:
     chosen = _platform(root)
     platform = chosen.platform
     config = configtree.load(platform.config_path, root) if platform is not None else None
-    rivals = tuple(u for u in (service.unit_state(root, unit, target) for unit, target in RIVAL_UNITS)
+    rivals = tuple(u for u in (service.unit_state(root, unit, target) for unit, target in service.RIVAL_UNITS)
                    if u.state == "enabled")
     chrony = service.unit_state(root, f"{platform.unit}.service", "multi-user.target") if platform else None
     reader = configtree.RootReader(root)

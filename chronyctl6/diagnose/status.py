@@ -52,9 +52,6 @@ NOT_APPLICABLE = ("chronyd's process, its sources and tracking (chronyc) and its
 # Units an image's boot starts (WantedBy), and what an enabled one means for time keeping.
 OUR_UNITS = (("chronyctl6-boot.service", "multi-user.target"), ("chronyctl6-wait.service", "multi-user.target"),
              ("chronyctl6-check.timer", "timers.target"))
-RIVAL_UNITS = (("systemd-timesyncd.service", "sysinit.target"), ("ntp.service", "multi-user.target"),
-               ("ntpd.service", "multi-user.target"), ("ntpsec.service", "multi-user.target"),
-               ("openntpd.service", "multi-user.target"))
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,8 @@ class Offline:
     units: tuple[service.UnitState, ...] = ()  # chronyctl6's own
     rivals: tuple[service.UnitState, ...] = ()  # other time daemons' units enabled in the image
     not_applicable: tuple[str, ...] = NOT_APPLICABLE
-    boot_unit_off: str | None = None  # the endpoint is chosen at boot, but this unit is not enabled
+    boot_unit: str | None = None  # the endpoint is chosen at boot: chronyctl6-boot.service's state, when not enabled
+    kept: dict[str, object] = field(default_factory=dict)  # the intent apply --root kept in the image's state file
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -74,12 +72,14 @@ class Offline:
         if self.chrony is not None and self.chrony.state != "enabled":
             found.append(f"{self.chrony.unit} is {self.chrony.state}: chronyd will not start at boot")
         found += [f"{u.unit} is enabled: it fights chronyd over the clock" for u in self.rivals]
-        if self.boot_unit_off:
-            found.append(f"the Time Sync endpoint is chosen at boot, but {self.boot_unit_off} is not enabled")
+        if self.boot_unit:
+            found.append(f"the Time Sync endpoint is chosen at every boot, but chronyctl6-boot.service is "
+                         f"{self.boot_unit}: no Time Sync line at boot")
         return tuple(found)
 
     def as_dict(self) -> dict[str, object]:
-        return {"root": self.root, "chrony_unit": self.chrony.as_dict() if self.chrony else None,
+        return {"root": self.root, "kept_intent": dict(self.kept),
+                "chrony_unit": self.chrony.as_dict() if self.chrony else None,
                 "units": [u.as_dict() for u in self.units], "conflicting_units": [u.as_dict() for u in self.rivals],
                 "problems": list(self.problems), "not_applicable": list(self.not_applicable)}
 
@@ -194,16 +194,17 @@ def drift(config_path: str | None, root: Path = Path("/")) -> tuple[Drift, str |
 def planned(config_path: str | None, root: Path = Path("/")) -> tuple[tuple[Drift, str | None], Plan | None]:
     """drift(), and the plan it came from (None where nothing could be planned)."""
     from chronyctl6.configure import plan as planning
+    from chronyctl6.effects import history
 
     request = planning.Request(root=root)
     unread: list[str] = []
     try:
         basics = planning.read_basics(request)
-        if basics.intent_problem and os.geteuid() != 0:
+        if basics.intent_problem and _denied(history.Store(root).base):
             unread.append(basics.intent_problem)  # the recorded choices decide what render writes
         plan = planning.plan(request, planning.gather(request, basics))
     except files.Unreadable as exc:
-        if os.geteuid() == 0:
+        if not exc.denied:
             return (Drift("unknown", f"cannot render: {exc.message}"), None), None
         return (_unjudged([*unread, exc.message]), None), None
     except ChronyCtlError as exc:
@@ -221,6 +222,11 @@ def planned(config_path: str | None, root: Path = Path("/")) -> tuple[tuple[Drif
     return (Drift("drift", f"{', '.join(c.shown for c in pending)} differ(s) from what `chronyctl6 render` "
                            f"would write: `chronyctl6 apply{at} --diff --dry-run` shows how",
                   tuple(c.shown for c in pending), plan.diff()), managed), plan
+
+
+def _denied(directory: Path) -> bool:
+    """This user may not look into directory (chronyctl6's state, 0700 root's)."""
+    return os.path.isdir(directory) and not os.access(directory, os.R_OK | os.X_OK)
 
 
 def _unjudged(unread: list[str]) -> Drift:
@@ -279,13 +285,33 @@ def offline(root: Path, *, warn: float = DEFAULT_WARN, crit: float = DEFAULT_CRI
     chrony = (service.unit_state(root, f"{plan.platform.unit}.service", "multi-user.target")
               if plan is not None else None)
     ours = tuple(service.unit_state(root, unit, target) for unit, target in OUR_UNITS)
-    rivals = tuple(u for u in (service.unit_state(root, unit, target) for unit, target in RIVAL_UNITS)
+    rivals = tuple(u for u in (service.unit_state(root, unit, target) for unit, target in service.RIVAL_UNITS)
                    if u.state == "enabled")
+    boot = next(u for u in ours if u.unit == "chronyctl6-boot.service")
+    at_boot = plan is not None and plan.choices.endpoint is None
     view = Offline(str(root), chrony, ours, rivals,
-                   boot_unit_off=os.path.basename(plan.enable_unit) if plan is not None and plan.enable_unit else None)
+                   boot_unit=boot.state if at_boot and boot.state != "enabled" else None, kept=kept_intent(root))
     warnings = tuple(plan.warnings) if plan is not None else ()
     return StatusReport((), managed, f"the image at {root}", report_drift, (), None, (), (), warnings,
                         None, warn, crit, None, view)
+
+
+def kept_intent(root: Path) -> dict[str, object]:
+    """The well-formed choices of the image's state file (a damaged or hostile one keeps nothing;
+    plan's warning says why)."""
+    from chronyctl6.configure import platforms, settings
+    from chronyctl6.effects import history
+
+    try:
+        recorded, _ = history.Store(root).intent()
+    except ChronyCtlError:
+        return {}
+    kept: dict[str, object] = {k: recorded[k] for k in ("ipv6", "phc") if recorded.get(k) in settings.MODES}
+    if isinstance(recorded.get("at_boot"), bool):
+        kept["at_boot"] = recorded["at_boot"]
+    if recorded.get("distro") in platforms.BY_NAME:
+        kept["distro"] = recorded["distro"]
+    return kept
 
 
 def chronyd_bound(tracking: chrony_tools.Tracking, read_at: float, config_path: str | None,

@@ -313,6 +313,12 @@ def _unit_lines(data: bytes) -> list[tuple[str, str, str]]:
     return out
 
 
+# Other time daemons' units, and the target each is enabled for: enabled beside chrony, they fight it.
+RIVAL_UNITS = (("systemd-timesyncd.service", "sysinit.target"), ("ntp.service", "multi-user.target"),
+               ("ntpd.service", "multi-user.target"), ("ntpsec.service", "multi-user.target"),
+               ("openntpd.service", "multi-user.target"))
+
+
 @dataclass(frozen=True)
 class UnitState:
     """A unit as a system at a root has it installed, read from its files (no systemctl: an

@@ -41,10 +41,12 @@ def _units(root: Path, *enabled: tuple[str, str]) -> None:
         (wants / unit).symlink_to(f"/usr/lib/systemd/system/{unit}")  # absolute: the image's own
 
 
-def _rendered(root: Path) -> None:
-    plan = make_plan(Request(root=root))
+def _rendered(root: Path, ipv6: str | None = None) -> None:
+    """What `apply --root` writes, and the intent it keeps."""
+    plan = make_plan(Request(root=root, ipv6=ipv6))
     for change in plan.pending:
         change.path.write_bytes(change.new)
+    history.Store(root).save_intent(plan.intent)
 
 
 def _status(root: Path) -> tuple[int, dict[str, Any], str]:
@@ -63,7 +65,7 @@ def test_an_image_is_inspected_offline(tmp_path: Path) -> None:
     assert data["offline"]["chrony_unit"]["state"] == "not installed"
     assert f"chronyctl6 apply --root {root} --diff --dry-run" in data["config"]["drift"]["detail"]
     assert "not applicable offline" in text and "chronyc" in text and data["chronyd"] == []
-    _rendered(root)
+    _rendered(root, "on")  # a fixed endpoint: no boot step needed
     _units(root, ("chrony.service", "multi-user.target"))
     code, data, text = _status(root)
     assert (code, data["config"]["drift"]["state"]) == (0, "in-sync"), text
@@ -213,3 +215,41 @@ def test_status_and_check_report_it(tmp_path: Path) -> None:
     assert report.to_data(result)["synchronised_at_boot"]["since_boot_seconds"] == 7.25
     result.synchronised = None
     assert "boot_to_synchronised" not in report.to_prometheus(result)
+
+
+@pytest.mark.usefixtures("nothing_of_this_host")
+def test_a_baked_image_its_kept_intent_and_its_boot_unit(tmp_path: Path) -> None:
+    """apply --root's default (the endpoint chosen at every boot): the image is right only with
+    chronyctl6-boot.service enabled; the intent kept in its state file is reported."""
+    root = stock_root(tmp_path, "debian12")
+    _rendered(root)
+    _units(root, ("chrony.service", "multi-user.target"))
+    code, data, text = _status(root)
+    assert code == 1 and "chronyctl6-boot.service is not installed: no Time Sync line at boot" in text
+    assert data["offline"]["kept_intent"] == {"ipv6": "auto", "phc": "auto", "at_boot": True, "distro": "debian"}
+    _units(root, ("chronyctl6-boot.service", "multi-user.target"))
+    code, data, text = _status(root)
+    assert code == 0, text
+    assert "kept intent (/var/lib/chronyctl6/state.json): ipv6 auto, phc auto, at_boot True, distro debian" in text
+
+
+@pytest.mark.usefixtures("nothing_of_this_host")
+@pytest.mark.parametrize("hostile", ["fifo", "garbage", "loop"])
+def test_a_hostile_state_file_or_unit_directory_in_the_image(tmp_path: Path, hostile: str) -> None:
+    root = stock_root(tmp_path, "debian12")
+    state = root / "var/lib/chronyctl6"
+    state.mkdir(parents=True)
+    if hostile == "fifo":
+        os.mkfifo(state / "state.json")
+    elif hostile == "garbage":
+        (state / "state.json").write_bytes(b'{"intent": {"ipv6": "\x1b[2J", "at_boot": "yes", "phc": NaN}}')
+    else:  # /etc/systemd/system an absolute link to itself: a loop, never followed for ever
+        (root / "etc/systemd").mkdir()
+        (root / "etc/systemd/system").symlink_to("/etc/systemd/system")
+    code, data, text = _status(root)
+    assert data["offline"]["kept_intent"] == {} and "\x1b" not in text
+    if hostile == "loop":  # not a permission problem: said as what it is, whoever runs it
+        assert code == 3 and "symbolic links" in data["config"]["drift"]["detail"]
+        assert data["config"]["drift"]["unread"] == []
+    else:
+        assert "recorded choices ignored" in text
