@@ -416,6 +416,9 @@ def check_chrony(f: Facts) -> Check:
 
 def check_chronyd(f: Facts) -> Check:
     unit = f.platform.unit if f.platform is not None else "chronyd"
+    if not f.chronyd and not f.systemd:  # checked before suggesting systemctl: a container, a chroot
+        return Check("chronyd", Status.FAIL, "chronyd is not running, and systemd is not running here",
+                     f"{APPLY} --service-manager direct  # starts chronyd as a plain process")
     if not f.chronyd:
         return Check("chronyd", Status.FAIL, "chronyd is not running", f"sudo systemctl enable --now {unit}")
     p = f.chronyd[0]
@@ -642,9 +645,11 @@ def check_other_daemons(f: Facts) -> Check:
     names = ", ".join(f"{daemons.CONFLICTING.get(p.name, p.name)} (pid {p.pid})" for p in f.others)
     units = " ".join(dict.fromkeys(daemons.STOP_UNITS.get(p.name, p.name) for p in f.others))
     status = Status.FAIL if f.chronyd else Status.WARN
+    fix = (f"sudo systemctl disable --now {units}" if f.systemd
+           else f"sudo kill {' '.join(str(p.pid) for p in f.others)}  # systemd is not running here: "
+                "also remove what starts them")
     return Check("other-daemons", status, f"{names} running" + (" beside chronyd: they fight over the clock"
-                                                                 if f.chronyd else ""),
-                 f"sudo systemctl disable --now {units}")
+                                                                 if f.chronyd else ""), fix)
 
 
 CHECKS: tuple[Callable[[Facts], Check], ...] = (

@@ -93,6 +93,7 @@ class Facts:
     ipv6_from: str = "settings"
     unread: tuple[str, ...] = ()  # what could not be read (a non-root user and chronyctl6's 0700 state)
     offline: str | None = None  # --root: the image inspected (nothing of this host is asked)
+    systemd: bool = True  # systemd runs here (its fixes are systemctl's; else said as absent)
     image_chrony_unit: service.UnitState | None = None  # offline: chrony's unit in the image (None: no platform)
     image_rivals: tuple[service.UnitState, ...] = ()  # offline: other time daemons' units enabled in the image
     image_chronyd: str | None = None  # offline: where the image has chronyd
@@ -295,4 +296,5 @@ def gather(options: Options) -> Facts:
         config_from=config_from, phc=found.phc.device if found.phc else None, phc_facts=found, others=scan.others,
         imdsv1_asked=options.imdsv1, seconds=seconds, ipv6_setting=chosen.ipv6, at_boot=chosen.at_boot,
         firewall=read_firewall(), ipv6_from=chosen.ipv6_from, unread=chosen.unread,
+        systemd=service.systemd_running(),
     )

@@ -212,3 +212,17 @@ def test_a_root_that_is_not_a_directory_is_a_usage_error(tmp_path: Path) -> None
         done = cli(command, "--root", str(tmp_path / "none"), "-o", "json")
         doc = envelope(done, command)
         assert (doc["status"], done.returncode) == ("usage", 3) and "is not a directory" in done.stderr
+
+
+def test_without_systemd_the_fixes_do_not_ask_systemctl() -> None:
+    """systemd absent (a container): said as such, and the fixes do without it."""
+    from chronyctl6.effects import daemons as procs
+
+    ntpd = procs.Proc(7, "ntpd", "ntp", 0.0, ("ntpd",))
+    f = replace(ipv4_only(ipv6_setting="off"), chronyd=(), others=(ntpd,), systemd=False)
+    c = {x.id: x for x in doctor.run_checks(f)}
+    assert "systemd is not running" in c["chronyd"].evidence
+    assert c["chronyd"].steps == ("sudo chronyctl6 apply --service-manager direct",)
+    assert c["other-daemons"].steps == ("sudo kill 7",) and "systemd is not running" in (c["other-daemons"].note or "")
+    with_systemd = {x.id: x for x in doctor.run_checks(replace(f, systemd=True))}
+    assert with_systemd["chronyd"].fix == "sudo systemctl enable --now chrony"
