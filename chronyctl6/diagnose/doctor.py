@@ -700,14 +700,15 @@ def _by_intent(c: Check, meant: Intent) -> Check:
 
 
 def _once(checks: list[Check]) -> list[Check]:
-    """Each fix printed once: a later check with the same fix points at the first one."""
-    first: dict[str, str] = {}
+    """Each fix printed once: a later check with the same commands (whatever its comment says)
+    points at the first one."""
+    first: dict[tuple[str, ...], str] = {}
     out = []
     for c in checks:
-        if c.fix is not None and c.fix in first:
-            c = replace(c, fix=None, same_fix_as=first[c.fix])
+        if c.fix is not None and c.steps in first:
+            c = replace(c, fix=None, same_fix_as=first[c.steps])
         elif c.fix is not None:
-            first[c.fix] = c.id
+            first[c.steps] = c.id
         out.append(c)
     return out
 
