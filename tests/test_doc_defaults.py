@@ -257,6 +257,8 @@ class ExitClaim:
 _NAGIOS = {"ok": ("check", "ok"), "w": ("check", "warning"), "c": ("check", "critical"), "u": ("check", "unknown")}
 EXIT_CLAIMS = (
     ExitClaim(("README.md",), r"`--check` \(exit (?P<c>\d) if apply would change", {"c": ("apply", "pending")}),
+    # The first screen's healthy output: status and check (the same family's `ok`).
+    ExitClaim(("README.md",), r"installed as above; each exits (?P<ok>\d)\)", {"ok": ("status", "ok")}),
     ExitClaim(APPLY_HELP, r"--check Change nothing; exit (?P<c>\d) if apply would change anything .{0,60}?, "
                           r"(?P<ok>\d) if not", {"c": ("apply", "pending"), "ok": ("apply", "ok")}),
     ExitClaim(APPLY_HELP, r"apply --check --diff exit (?P<c>\d) and show it", {"c": ("apply", "pending")}),

@@ -114,7 +114,6 @@ def _why(exc: BaseException, settings_path: str) -> str:
 
 def _gather(request: Request, basics: _Basics, settle: float,
             store: history.Store) -> tuple[planners.BootFacts, float]:
-    settings_path = str(request.settings_path or request.under_root(settings.SETTINGS_PATH))
     chosen = basics.chosen
     problem = basics.problem
     network: host.HostNetwork | None = None
@@ -123,8 +122,9 @@ def _gather(request: Request, basics: _Basics, settle: float,
     try:
         if chosen is not None and problem is None:
             network, hint, start = _network(chosen, settle)
-    except Exception as exc:
-        problem = _why(exc, settings_path)
+    except Exception as exc:  # the network's facts, not the settings: say so
+        why = exc.message if isinstance(exc, ChronyCtlError) else repr(exc)
+        problem = f"this launch's network could not be read: {why}"
     if network is None:  # this launch's network all the same: the fallback must not trust a last IPv6
         with contextlib.suppress(Exception):
             network = host.read_network()

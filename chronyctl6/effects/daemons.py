@@ -215,13 +215,24 @@ def _is_other_daemon(who: Identity | None, name: str, ns_depth: int, pid_ns: int
     return who.exe is None or os.path.basename(who.exe) in CONFLICTING or os.path.basename(who.exe) == name
 
 
+def without_helpers(chronyd: Iterable[Proc], parents: dict[int, int]) -> list[Proc]:
+    """Pure: one chronyd per daemon. chronyd forks a helper of its own (with a seccomp filter,
+    `-F 1`, Debian's default: a child process with its parent's name, owner and arguments), so a
+    chronyd whose parent is a chronyd counted here is part of that one, not a second daemon.
+    Two daemons started apart (by systemd, by hand) are never each other's parent."""
+    found = list(chronyd)
+    pids = {p.pid for p in found}
+    return [p for p in found if parents.get(p.pid) not in pids]
+
+
 def scan() -> Scan:
     import psutil  # here: `check` must not pay for it at start-up
 
     chronyd: list[Proc] = []
     others: list[Proc] = []
+    parents: dict[int, int] = {}
     binaries, owners, depth, namespace = chronyd_binaries(), chronyd_owners(), own_ns_depth(), own_pid_ns()
-    for p in psutil.process_iter(["pid", "name", "username", "create_time", "cmdline"]):
+    for p in psutil.process_iter(["pid", "name", "username", "create_time", "cmdline", "ppid"]):
         info = p.info
         name = info.get("name") or ""
         if name != "chronyd" and name not in CONFLICTING:
@@ -235,4 +246,6 @@ def scan() -> Scan:
         proc = Proc(int(info["pid"]), name, info.get("username"), float(info.get("create_time") or 0.0),
                     tuple(info.get("cmdline") or ()))
         (chronyd if name == "chronyd" else others).append(proc)
+        parents[proc.pid] = int(info.get("ppid") or 0)
+    chronyd = without_helpers(chronyd, parents)
     return Scan(tuple(sorted(chronyd, key=lambda x: x.pid)), tuple(sorted(others, key=lambda x: x.pid)))

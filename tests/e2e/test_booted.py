@@ -127,6 +127,11 @@ def instance(golden_disk: Path, tmp_path: Path) -> Iterator[Layer]:
         layer.close()
 
 
+def _boot_log(vm: BootedInstance) -> str:
+    """What the boot step said on this boot: why it chose what it chose."""
+    return vm.run(["journalctl", "-b", "--no-pager", "-o", "cat", "-u", "chronyctl6-boot.service"]).stdout
+
+
 def _selected(vm: BootedInstance) -> str | None:
     for line in vm.run(SOURCES, check=True).stdout.splitlines():
         fields = line.split(",")
@@ -195,7 +200,7 @@ def test_baked_image_picks_the_right_endpoint_on_every_boot(
             assert instance.run(["systemctl", "is-enabled", "chronyctl6-boot.service"]).stdout.strip() == "enabled"
             enabled = True
         dropin = instance.run(["cat", "/run/chronyctl6/timesync.sources"], check=True).stdout
-        assert f"server {expected} prefer iburst minpoll 4 maxpoll 4" in dropin
+        assert f"server {expected} prefer iburst minpoll 4 maxpoll 4" in dropin, _boot_log(instance)
         # The boot step finished before chronyd started.
         boot_done = int(instance.systemctl_show("chronyctl6-boot.service", "ExecMainExitTimestampMonotonic"))
         chrony_start = int(instance.systemctl_show("chrony.service", "ExecMainStartTimestampMonotonic"))

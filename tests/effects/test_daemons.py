@@ -157,3 +157,41 @@ def test_a_chronyd_chrooted_into_a_distributions_root_is_chronyd(tmp_path: Path)
         for p in (inside, outside):
             p.kill()
             p.wait()
+
+
+def _proc(pid: int) -> daemons.Proc:
+    return daemons.Proc(pid, "chronyd", "_chrony", 0.0, ("/usr/sbin/chronyd", "-F", "1"))
+
+
+@pytest.mark.parametrize(("parents", "expected"), [
+    ({105: 1, 106: 105}, [105]),  # Debian 12 under systemd: chronyd -F 1 and its helper
+    ({105: 1, 106: 1}, [105, 106]),  # two daemons, both started by init: both count
+    ({105: 40, 106: 41}, [105, 106]),  # started by hand from two shells
+    ({106: 105}, [106]),  # the parent is not a counted chronyd (another namespace's): the child counts
+], ids=["helper", "two under init", "two by hand", "parent not counted"])
+def test_chronyds_own_helper_is_not_a_second_chronyd(parents: dict[int, int], expected: list[int]) -> None:
+    assert [p.pid for p in daemons.without_helpers(map(_proc, sorted(parents)), parents)] == expected
+
+
+@pytest.mark.root
+def test_chronyd_with_its_seccomp_filter_counts_once(tmp_path: Path) -> None:
+    """chronyd -F 1 (Debian's DAEMON_OPTS) forks a helper process: status and doctor saw two."""
+    require(which("chronyd") is not None, "chronyd is not installed (apt-get install chrony)")
+    if os.geteuid() != 0:
+        pytest.fail("needs root (marked root)")
+    chronyd = which("chronyd")
+    assert chronyd is not None
+    ours = subprocess.Popen([chronyd, "-x", "-d", "-u", "root", "-F", "1", "-f", str(_chronyd_config(tmp_path))],
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not psutil.Process(ours.pid).children():  # the helper, forked at start-up
+            assert ours.poll() is None and time.monotonic() < deadline, "chronyd -F 1 forked no helper"
+            time.sleep(0.02)
+        helper = psutil.Process(ours.pid).children()[0]
+        assert helper.name() == "chronyd" and daemons.is_chronyd_pid(helper.pid)
+        found = _pids(daemons.scan())  # other chronyds may run here (other tests): ours, once
+        assert ours.pid in found and helper.pid not in found, found
+    finally:
+        ours.terminate()
+        ours.wait()
