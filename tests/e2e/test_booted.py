@@ -286,6 +286,9 @@ def test_wait_unit_holds_time_sync_target_until_synchronised(
     assert _selected(instance) == TIME_SYNC_V6
     kept = json.loads(instance.run(["cat", "/run/chronyctl6/synchronised.json"], check=True).stdout)
     assert kept["source"] == TIME_SYNC_V6 and 0 < kept["bound_seconds"] <= 0.1
+    # status on the booted instance reports the same figure (issue 20), as the installed package runs it.
+    reported = json.loads(instance.run(["chronyctl6", "status", "-o", "json"]).stdout)["data"]
+    assert reported["synchronised_at_boot"] == kept, (reported["synchronised_at_boot"], kept)
     # In a container the kernel booted long ago: the boot is PID 1's start.
     print(f"seconds from boot (init) to synchronised on Time Sync: {kept['since_init_seconds']}")
     assert 0 < kept["since_init_seconds"] < 60
