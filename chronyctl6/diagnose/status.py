@@ -273,6 +273,7 @@ def status(root: Path = Path("/"), chronyc_socket: str | None = None, *, warn: f
     bound = chronyd_bound(tracking, read_at, config_path, root) if tracking is not None else None
     kept, note = gather.synchronised_record()
     warnings += [note] if note else []
+    warnings += [report_drift.detail] if report_drift.unread else []  # said even with -q, and in JSON's messages
     return StatusReport(scan.chronyd, config_path, config_from, report_drift, tuple(sources), tracking,
                         tuple(errors), scan.others, tuple(warnings), bound, warn, crit, kept)
 

@@ -253,3 +253,17 @@ def test_a_hostile_state_file_or_unit_directory_in_the_image(tmp_path: Path, hos
         assert data["config"]["drift"]["unread"] == []
     else:
         assert "recorded choices ignored" in text
+
+
+def test_what_could_not_be_read_is_said_on_the_live_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The live status names the unread files as a warning too (-q keeps it, JSON's messages carry it)."""
+    unread = st.Drift("unknown", "not judged: as uid 65534 (not root) chronyctl6 could not read x", unread=("x",))
+    monkeypatch.setattr(daemons, "scan", lambda: daemons.Scan((), ()))
+    monkeypatch.setattr(gather, "synchronised_record", lambda: (None, None))
+    monkeypatch.setattr(st, "drift", lambda loaded, root: (unread, "/etc/chrony/chrony.conf"))
+    report = st.status()
+    assert report.drift is unread and unread.detail in report.warnings
+    done = cli("status", "-q", "-o", "json")
+    doc = envelope(done, "status")
+    assert any(m["level"] == "warning" and "could not read x" in m["text"] for m in doc["messages"])
+    assert doc["data"]["config"]["drift"]["unread"] == ["x"]
