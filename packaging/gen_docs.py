@@ -58,7 +58,8 @@ def files() -> list[tuple[str, str]]:
         (f"{BOOT_SOURCEDIR}/timesync.sources",
          "The Time Sync source chosen on this boot by chronyctl6 boot (read through a sourcedir)."),
         (f"{BOOT_SOURCEDIR}/phc.conf", "The ENA PTP hardware clock's refclock line, when this launch has the clock."),
-        (RECORD, "When chronyctl6 wait saw the clock synchronised (seconds since boot); status reports it."),
+        (RECORD, "When chronyctl6 wait saw the clock synchronised (seconds since boot); status and check's metrics "
+                 "report it."),
         (STATE_DIR, "apply's state (the kept intent), the history restore puts back, and the lock (0700, root's)."),
         ("/var/lib/prometheus/node-exporter/chronyctl6.prom",
          "Metrics written by chronyctl6-check.service for node_exporter's textfile collector."),

@@ -290,6 +290,12 @@ EXIT_CLAIMS = (
     ExitClaim(("README.md",), r"`-h, --help` \| same \| print, exit (?P<u>\d) \(as monitoring-plugins", _NAGIOS),
     ExitClaim(("README.md", *PLUGIN_HELP), r"Exit(?: status)?: (?P<ok>\d) OK, (?P<w>\d) WARNING, (?P<c>\d) CRITICAL "
                                            r"\([^)]*\),? (?P<u>\d) UNKNOWN", _NAGIOS),
+    ExitClaim(("README.md",), r"status `unavailable`, exit (?P<c>\d), nothing changed",
+              {"c": ("apply", "unavailable")}),
+    ExitClaim(("README.md",), r"`status --root DIR` .{0,700}?Exit (?P<ok>\d) when the image is as chronyctl6 renders "
+                              r"it with chrony enabled, (?P<w>\d) with drift, .{0,60}?, (?P<u>\d) when its "
+                              r"configuration cannot be read",
+              {"ok": ("status", "ok"), "w": ("status", "warning"), "u": ("status", "unknown")}),
 )
 
 # A shell script's own `exit 1` (in the fleet files: "exit 1 fi", "exit 1; fi") is the script's.

@@ -47,6 +47,22 @@ def test_identity_rules(who: daemons.Identity, expected: bool) -> None:
     assert daemons.is_chronyd(who, owners={0, 108}, ns_depth=1) is expected
 
 
+@pytest.mark.parametrize(("who", "expected"), [
+    (daemons.Identity(True, 0, 1, pid_ns=4026531836), True),  # our namespace
+    (daemons.Identity(True, 0, 1, pid_ns=4026532999), False),  # another namespace at our depth: not ours
+    (daemons.Identity(True, 0, 2, pid_ns=4026531836), True),  # the namespace decides where both are known
+    (daemons.Identity(None, 0, 1), True),  # hidden from a non-root caller: the depth decides
+    (daemons.Identity(None, 0, 2), False),
+])
+def test_the_pid_namespace_is_compared_where_the_kernel_shows_it(who: daemons.Identity, expected: bool) -> None:
+    assert daemons.is_chronyd(who, owners={0}, ns_depth=1, pid_ns=4026531836) is expected
+
+
+def test_our_own_namespace_is_known() -> None:
+    me = daemons.identity(os.getpid(), host=set())
+    assert me is not None and me.pid_ns is not None and me.pid_ns == daemons.own_pid_ns()
+
+
 def _pids(scan: daemons.Scan) -> set[int]:
     return {p.pid for p in scan.chronyd}
 
@@ -94,6 +110,7 @@ def test_chronyd_in_another_pid_namespace_is_not_counted_and_ours_is(tmp_path: P
         who = daemons.identity(inner[0].pid)
         assert who is not None and who.chronyd_exe is True
         assert who.ns_depth == daemons.own_ns_depth() + 1
+        assert who.pid_ns is not None and who.pid_ns != daemons.own_pid_ns()
         assert inner[0].pid not in _pids(daemons.scan())
     finally:
         outer.kill()
