@@ -53,8 +53,9 @@ def first_screen(text: str | None = None) -> FirstScreen:
     text = README.read_text(encoding="utf-8") if text is None else text
     parts = sections(text)
     install = [command(line) for block in blocks(parts[INSTALL][1], "sh") for line in block]
-    debs = [line for line in install if re.fullmatch(r"sudo apt-get install (--no-install-recommends )?\./\S+\.deb", line)]
-    assert len(debs) == 1, f"one `sudo apt-get install [--no-install-recommends] ./X.deb` line in {INSTALL!r}: {install}"
+    deb_line = r"sudo apt-get install (--no-install-recommends )?\./\S+\.deb"
+    debs = [line for line in install if re.fullmatch(deb_line, line)]
+    assert len(debs) == 1, f"one `{deb_line}` line in {INSTALL!r}: {install}"
     use_at, use = parts[USE]
     use_blocks = blocks(use, "sh")
     assert len(use_blocks) == 1, f"one sh block in {USE!r}"

@@ -77,7 +77,8 @@ def _uses(nodes: list[ast.stmt], below: tuple[int, int]) -> Iterator[Use]:
 
 def third_party_uses(source: str) -> set[Use]:
     tree = ast.parse(source)
-    return {u for u in _uses(tree.body, NO_FLOOR) if u.module not in sys.stdlib_module_names and u.module != "chronyctl6"}
+    ours = {"chronyctl6", *sys.stdlib_module_names}
+    return {u for u in _uses(tree.body, NO_FLOOR) if u.module not in ours}
 
 
 def program_uses() -> set[Use]:
