@@ -9,12 +9,17 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import pytest
 
 from tests.conftest import FIXTURES, REPO
+
+T = TypeVar("T")
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -139,3 +144,39 @@ def cli_runner() -> Any:
         return CliRunner(**apart)
     except TypeError:
         return CliRunner()
+
+
+class FakeClock:
+    """time.monotonic and time.sleep on a clock that moves only when slept on: a wait under test
+    reaches its deadline in no time, exactly, and a loaded machine cannot stretch it."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def wait_for(probe: Callable[[], T], ready: Callable[[T], object] = bool, *, what: str, timeout: float = 60.0,
+             every: float = 0.05, alive: Callable[[], bool] | None = None,
+             context: Callable[[], str] | None = None) -> T:
+    """Poll `probe` until `ready(seen)`; return what it saw then. A real process under test gets
+    there when it gets there: `timeout` is a generous bound on a broken one, never the expectation,
+    so nothing here races a timer. Fails with `what`, the last thing seen and `context()` (a log)
+    at the deadline, or at once when `alive()` says the process under test has ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = probe()
+        if ready(seen):
+            return seen
+        ended = alive is not None and not alive()
+        if ended or time.monotonic() > deadline:
+            why = "the process under test ended" if ended else f"not within {timeout:g} s"
+            extra = f"\n{context()}" if context is not None else ""
+            pytest.fail(f"{what}: {why}; last seen: {seen!r}{extra}")
+        time.sleep(every)
