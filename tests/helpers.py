@@ -127,11 +127,24 @@ def stock_root(tmp_path: Path, distro: str, name: str | None = None) -> Path:
     return root
 
 
+def apply_root(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`chronyctl6 apply --root ROOT ARGS`, which must succeed (else its output is the failure)."""
+    done = cli("apply", "--root", str(root), *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def put(base: Path, path: str, data: str | bytes) -> Path:
+    """Lay a file at `path` under `base` (an image's absolute path is taken under it), making its
+    directories; str is written as UTF-8. Its path."""
+    target = base / path.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return target
+
+
 def write_settings(root: Path, text: str) -> Path:
-    path = root / "etc/chronyctl6/settings.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+    return put(root, "etc/chronyctl6/settings.toml", text)
 
 
 def cli_runner() -> Any:

@@ -27,7 +27,7 @@ from chronyctl6.effects import commands, host, metadata
 from tests import chronyd_process
 from tests.configure.test_phc import ena_root, needs_mknod
 from tests.conftest import require
-from tests.helpers import cli, stock_root
+from tests.helpers import apply_root, stock_root
 from tests.ntp_fixtures import Responder, ServerState, require_isolated_netns
 
 pytestmark = [pytest.mark.root]
@@ -38,8 +38,7 @@ DROP = {"driftfile", "keyfile", "logdir", "ntsdumpdir", "rtcsync", "dumpdir", "l
 def image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     require(commands.which("chronyd") is not None, "chronyd is not installed (apt-get install chrony)")
     root = stock_root(tmp_path, "debian12", "image")
-    done = cli("apply", "--root", str(root), "--phc", "on")
-    assert done.returncode == 0, done.stderr
+    apply_root(root, "--phc", "on")
     conf = (root / "etc/chrony/chrony.conf").read_text()
     assert "confdir /run/chronyctl6" in conf and "\nrefclock" not in conf
     monkeypatch.setattr(host, "read_network", lambda: host.HostNetwork(("2600:1f18::5",), ("10.0.0.5",)))

@@ -228,7 +228,9 @@ def test_instance_chronyd_selects_fd00_ec2_123(ec2: Ec2, record_property: Callab
     user = inst.run(["ps", "-o", "user=", "-p", str(pid)], check=True).stdout.strip()
     assert user == "_chrony"
     assert inst.path("/run/chrony/chronyd.sock").is_socket()
-    assert inst.tracking().synchronised
+    # Its tracking follows from the same update, read a moment later: waited on, not raced.
+    wait_for(inst.tracking, lambda t: t.synchronised and t.ref_name == TIME_SYNC_V6, what="chronyd's tracking",
+             timeout=30, every=0.1)
 
 
 def test_amazon_linux_instance_has_its_own_etc_and_run(ec2_factory: Factory) -> None:
