@@ -102,7 +102,8 @@ def test_explicit_ipv6_on_a_non_nitro_instance_rolls_back(ec2_factory: Factory) 
     ec2 = ec2_factory(nitro=False)
     inst = ec2.instance
     stock = inst.read_text(inst.distro.chrony_conf_path)
-    done, _ = apply(ec2, "--ipv6", "on", "--wait", "10")
+    # fd00:ec2::123 is black-holed here: never selected, however long apply waits (3 s will do).
+    done, _ = apply(ec2, "--ipv6", "on", "--wait", "3")
     assert done.returncode == 1
     assert "previous configuration is restored" in done.stderr, done.stderr
     assert inst.read_text(inst.distro.chrony_conf_path) == stock
@@ -123,12 +124,12 @@ def test_silent_time_sync_makes_apply_roll_back_and_say_so(ec2_factory: Factory)
     ec2 = ec2_factory(timesync="silent")
     inst = ec2.instance
     stock = inst.read_text(inst.distro.chrony_conf_path)
-    done, seconds = apply(ec2, "--wait", "6")
+    done, seconds = apply(ec2, "--wait", "3")  # a silent server is never selected: any wait proves it
     assert done.returncode == 1, (done.stdout, done.stderr)
-    assert f"did not select {TIME_SYNC_V6} within 6 s" in done.stderr
+    assert f"did not select {TIME_SYNC_V6} within 3 s" in done.stderr
     assert "previous configuration is restored" in done.stderr
     assert "chronyctl6 doctor" in done.stderr  # the hint
-    assert 6 <= seconds < 30
+    assert 3 <= seconds < 30
     # Rolled back for real: the stock file, byte for byte, and chronyd running on it.
     assert inst.read_text(inst.distro.chrony_conf_path) == stock
     pid = inst.chronyd_pid()
