@@ -162,9 +162,19 @@ def test_unknown_distro_is_a_clear_error(tmp_path: Path) -> None:
     assert cli("render", "--root", str(root), "--distro", "debian").returncode == 0
 
 
-def _in_private_mounts(script: str) -> subprocess.CompletedProcess[str]:
+def _apply_under_mounts(root: Path, mounts: str, after: str = "") -> subprocess.CompletedProcess[str]:
+    """`apply --root ROOT --ipv6 on` as a process, in a private mount namespace where `mounts` ran
+    first; `after` runs once it exited (its status kept)."""
+    from tests.conftest import REPO
+
+    script = (f"{mounts}; cd {REPO}; set +e; python3 -m chronyctl6 apply --root {root} --ipv6 on; rc=$?; "
+              f"{after}exit $rc")
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-euc", script],
                           capture_output=True, text=True, timeout=60, check=False)
+
+
+def _read_only(directory: Path) -> str:
+    return f"mount --bind {directory} {directory}; mount -o remount,bind,ro {directory}"
 
 
 @pytest.mark.root  # mounts in a private mount namespace
@@ -172,11 +182,7 @@ def test_read_only_directory(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
     conf = root / DEBIAN_CONF
     before = conf.read_bytes()
-    from tests.conftest import REPO
-    done = _in_private_mounts(
-        f"mount --bind {conf.parent} {conf.parent}; mount -o remount,bind,ro {conf.parent}; "
-        f"cd {REPO}; python3 -m chronyctl6 apply --root {root} --ipv6 on"
-    )
+    done = _apply_under_mounts(root, _read_only(conf.parent))
     assert done.returncode == 1, done.stderr
     assert "Read-only file system" in done.stderr
     assert conf.read_bytes() == before
@@ -187,14 +193,11 @@ def test_disk_full(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
     conf = root / DEBIAN_CONF
     before = conf.read_bytes()
-    from tests.conftest import REPO
     # A tiny tmpfs holding only the old file and a filler that leaves almost no room.
-    done = _in_private_mounts(
-        f"mount -t tmpfs -o size=16k tmpfs {conf.parent}; printf %s {before.hex()} | xxd -r -p > {conf}; "
-        f"dd if=/dev/zero of={conf.parent}/filler bs=1k count=64 2>/dev/null || true; "
-        f"cd {REPO}; set +e; python3 -m chronyctl6 apply --root {root} --ipv6 on; rc=$?; "
-        f"sha256sum {conf}; ls -a {conf.parent}; exit $rc"
-    )
+    done = _apply_under_mounts(
+        root, f"mount -t tmpfs -o size=16k tmpfs {conf.parent}; printf %s {before.hex()} | xxd -r -p > {conf}; "
+              f"dd if=/dev/zero of={conf.parent}/filler bs=1k count=64 2>/dev/null || true",
+        after=f"sha256sum {conf}; ls -a {conf.parent}; ")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "disk is full" in done.stderr or "No space left" in done.stderr
     import hashlib
@@ -364,11 +367,7 @@ def test_a_multi_file_change_whose_second_file_is_read_only_leaves_the_first_as_
     dropin.parent.mkdir()  # the operator's: AL2023's stock image has no /etc/chrony.d
     dropin.write_text("server 169.254.169.123 prefer iburst\n")
     before = {p: p.read_bytes() for p in (conf, dropin)}
-    from tests.conftest import REPO
-    done = _in_private_mounts(
-        f"mount --bind {dropin.parent} {dropin.parent}; mount -o remount,bind,ro {dropin.parent}; "
-        f"cd {REPO}; python3 -m chronyctl6 apply --root {root} --ipv6 on"
-    )
+    done = _apply_under_mounts(root, _read_only(dropin.parent))
     assert done.returncode == 1, done.stderr
     assert "Read-only file system" in done.stderr and "previous configuration is restored" in done.stderr
     assert {p: p.read_bytes() for p in before} == before
