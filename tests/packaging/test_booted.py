@@ -122,14 +122,11 @@ def test_ansible_role_then_ssm_document_on_the_booted_instance(
     vm.path("/root/ssm.sh").write_text(script + "\n", encoding="utf-8")
     ssm = vm.run(["bash", "/root/ssm.sh"], timeout=180)
     assert ssm.returncode == 0, ssm.stdout + ssm.stderr
-    # Two envelopes, one after the other: apply's, then check's.
-    decoder, text, documents = json.JSONDecoder(), ssm.stdout.strip(), []
-    while text:
-        document, end = decoder.raw_decode(text)
-        documents.append(document)
-        text = text[end:].lstrip()
-    assert [(d["command"], d["status"]) for d in documents] == [("apply", "ok"), ("check", "ok")], ssm.stdout
-    assert documents[0]["data"]["changed"] is False and documents[1]["data"]["verdict"] == "OK", ssm.stdout
+    # One chronyctl6-ssm/v1 document: apply's part, then check's (after apply-and-check's wait).
+    summary = json.loads(ssm.stdout)
+    assert summary["schema"] == "chronyctl6-ssm/v1", ssm.stdout
+    assert (summary["apply"]["status"], summary["check"]["status"]) == ("ok", "ok"), ssm.stdout
+    assert summary["apply"]["changed"] is False and summary["check"]["verdict"] == "OK", ssm.stdout
 
 
 def _component_commands(phase: str) -> list[str]:
