@@ -123,7 +123,8 @@ def test_chronyd_not_running_is_said_and_does_not_fail_the_check(tmp_path: Path)
 @pytest.fixture
 def client(chronyd: Chronyd, tmp_path: Path) -> Iterator[str]:
     """A second chronyd (-x) whose sources are the first one and a port nobody serves; yields
-    its command socket once it has selected the first."""
+    its command socket once it has selected the first and bounds its clock within 0.05 s (check
+    warns past 0.1 s: just selected, chronyd's bound can still be above it)."""
     home = tmp_path / "client"
     home.mkdir(mode=0o700)
     sock = home / "chronyd.sock"
@@ -138,6 +139,8 @@ def client(chronyd: Chronyd, tmp_path: Path) -> Iterator[str]:
                  lambda found: any(s.selected and s.name == "::1" for s in found),
                  what="the client chronyd selecting the first", timeout=60, every=0.2,
                  alive=lambda: proc.poll() is None, context=lambda: chronyd_process.log_of(proc, log))
+        chronyd_process.wait_tracking(sock, proc, lambda t: t.ref_name == "::1" and t.max_error <= 0.05,
+                                      what="the client chronyd's bound within 0.05 s", log=log)
         yield str(sock)
 
 
