@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -220,7 +221,8 @@ def test_an_image_applied_with_distro_is_restorable(tmp_path: Path) -> None:
 
 
 @pytest.mark.root
-def test_a_debian13_original_restores_when_only_an_older_host_chronyd_can_judge(tmp_path: Path) -> None:
+def test_a_debian13_original_restores_when_only_an_older_host_chronyd_can_judge(
+        tmp_path: Path, chrony_root: Callable[[str], Path]) -> None:
     """Debian 13's stock chrony.conf has `leapseclist` (chrony 4.6+). Where the image's own chronyd
     cannot run here, this host's 4.3 judges and refuses the line it does not know: the
     distribution's own file is restored all the same, byte for byte, and the result says so."""
@@ -228,7 +230,7 @@ def test_a_debian13_original_restores_when_only_an_older_host_chronyd_can_judge(
     require(version is not None and version < (4, 6), "a host chronyd older than 4.6 (Debian 12's 4.3)")
     from tests import chrony_roots
 
-    root = chrony_roots.unpack("debian13", tmp_path)
+    root = chrony_roots.copy_of(chrony_root("debian13"), tmp_path)  # the session's one unpacked root
     stock = (root / CONF).read_bytes()
     assert b"\nleapseclist" in stock
     (root / "usr/sbin/chronyd").write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 57)  # another architecture's
