@@ -22,7 +22,7 @@ from typing import Any, List, NoReturn, Optional, TypeVar
 
 import typer
 
-from chronyctl6 import __version__
+from chronyctl6 import __version__, defaults
 from chronyctl6 import output as out
 from chronyctl6.errors import ChronyCtlError, monitoring_status
 from chronyctl6.text import shown, shown_lines
@@ -104,6 +104,27 @@ def _root(
         import logging
 
         logging.basicConfig(level=logging.DEBUG, format="chronyctl6: debug: %(name)s: %(message)s")
+
+
+# Each command's line in `chronyctl6 --help`: whole sentences that fit one 80-column line (click
+# would cut a docstring's first sentence mid-word to fit); the docstring says the rest. A test
+# holds every command to having one.
+SUMMARIES = {
+    "render": "Print the chrony.conf that apply would write. Reads only.",
+    "apply": "Validate, write, restart chronyd and verify; roll back on failure.",
+    "restore": "Put back the files the last apply replaced, or the distro's.",
+    "boot": "The baked-image boot step: choose this launch's Time Sync endpoint.",
+    "release": "What removing the package does: chrony kept on Time Sync.",
+    "check": "Measure the offset against Time Sync, and what chronyd believes.",
+    "doctor": "Find out why IPv6 time sync does not work here, and how to fix it.",
+    "status": "chronyd at a glance: process, config drift, sources, tracking.",
+    "wait": "Wait until chronyd keeps the clock on Time Sync within a bound.",
+}
+
+
+def _meta(command: str) -> dict[str, Any]:
+    """The command's @app.command arguments: its usage-error handling, summary and exit statuses."""
+    return {"cls": _Command, "short_help": SUMMARIES[command], "epilog": _exits(command)}
 
 
 def _exits(command: str) -> str:
@@ -219,7 +240,8 @@ _SETTINGS_HELP = "Settings file (default DIR/etc/chronyctl6/settings.toml)."
 _SM_HELP = ("How to restart chronyd: systemd, or direct (a plain process, for hosts without systemd). "
             "auto = systemd if it runs.")
 _WAIT_HELP = ("Wait until chronyd selects a Time Sync source; if it does not in time, restore the previous "
-              "configuration, restart chronyd on it and fail.")
+              "configuration, restart chronyd on it and fail. Default: settings.toml's wait, else "
+              f"{defaults.APPLY_WAIT:g} on a live host.")
 _SETTLE_HELP = ("Where instance metadata says EC2 assigned an IPv6 address that is not up yet, wait up to this "
                 "long for it before choosing IPv4.")
 _QUIET_HELP = "Print only what matters: no warnings, notes or passing checks in text output."
@@ -258,7 +280,7 @@ def _warnings(lines: Any) -> list[out.Message]:
     return [out.Message(out.Level.WARNING, str(line)) for line in lines]
 
 
-@app.command(cls=_Command, epilog=_exits("render"))
+@app.command(**_meta("render"))
 def render(
     root: str = _ROOT_OPTION,
     distro: Optional[Distro] = _DISTRO_OPTION,
@@ -317,7 +339,7 @@ def _wait_for(run: _Run, wait: float | None, no_wait: bool) -> float | None:
     return 0.0 if no_wait else wait
 
 
-@app.command(cls=_Command, epilog=_exits("apply"))
+@app.command(**_meta("apply"))
 def apply(
     root: str = _ROOT_OPTION,
     distro: Optional[Distro] = _DISTRO_OPTION,
@@ -330,9 +352,9 @@ def apply(
     dry_run: bool = typer.Option(False, "--dry-run", help="Stop after planning: write nothing, restart nothing."),
     check: bool = typer.Option(False, "--check", help="Change nothing; exit 5 if apply would change anything "
                                                       "(files or state such as the boot unit), 0 if not."),
-    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=3600, help=_WAIT_HELP),
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=defaults.WAIT_MAX, help=_WAIT_HELP),
     no_wait: bool = typer.Option(False, "--no-wait", help=_NO_WAIT_HELP),
-    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
+    lock_timeout: float = typer.Option(defaults.LOCK_TIMEOUT, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
     output: Output = _OUTPUT_OPTION,
     quiet: bool = _QUIET_OPTION,
 ) -> None:
@@ -389,7 +411,7 @@ def apply(
                _warnings(result.warnings) + notes)
 
 
-@app.command(cls=_Command, epilog=_exits("restore"))
+@app.command(**_meta("restore"))
 def restore(
     original: bool = typer.Option(False, "--original", help="The distribution's files, as kept at first takeover "
                                                             "(byte for byte), instead of the previous version."),
@@ -397,10 +419,12 @@ def restore(
     distro: Optional[Distro] = _DISTRO_OPTION,
     settings: Optional[str] = _SETTINGS_OPTION,
     service_manager: Optional[ServiceManager] = _SM_OPTION,
-    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=3600,
-                                         help="Wait until chronyd answers on the restored files; else roll back."),
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=defaults.WAIT_MAX,
+                                         help="Wait until chronyd answers on the restored files; else roll back. "
+                                              f"Default: settings.toml's wait, else {defaults.APPLY_WAIT:g} on a "
+                                              "live host."),
     no_wait: bool = typer.Option(False, "--no-wait", help=_NO_WAIT_HELP),
-    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
+    lock_timeout: float = typer.Option(defaults.LOCK_TIMEOUT, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
     output: Output = _OUTPUT_OPTION,
     quiet: bool = _QUIET_OPTION,
 ) -> None:
@@ -437,9 +461,10 @@ def restore(
                _warnings(result.warnings))
 
 
-@app.command(cls=_Command, epilog=_exits("boot"))
+@app.command(**_meta("boot"))
 def boot(
-    settle: float = typer.Option(10.0, "--settle", metavar="SECONDS", min=0, max=120, help=_SETTLE_HELP),
+    settle: float = typer.Option(defaults.SETTLE, "--settle", metavar="SECONDS", min=0, max=defaults.SETTLE_MAX,
+                                help=_SETTLE_HELP),
     output: Output = _OUTPUT_OPTION,
     quiet: bool = _QUIET_OPTION,
 ) -> None:
@@ -471,19 +496,19 @@ def boot(
                _warnings(result.warnings))
 
 
-@app.command(cls=_Command)
+@app.command(**_meta("release"))
 def release(
     root: str = _ROOT_OPTION,
-    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=3600,
-                                         help="Wait until chronyd answers after the restart (default 10)."),
-    lock_timeout: float = typer.Option(10.0, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
+    wait: Optional[float] = typer.Option(None, "--wait", metavar="SECONDS", max=defaults.WAIT_MAX,
+                                         help="Wait until chronyd answers after the restart "
+                                              f"(default {defaults.RELEASE_WAIT:g})."),
+    lock_timeout: float = typer.Option(defaults.LOCK_TIMEOUT, "--lock-timeout", metavar="SECONDS", help=_LOCK_HELP),
     output: Output = _OUTPUT_OPTION,
     quiet: bool = _QUIET_OPTION,
 ) -> None:
     """What removing the package does to chrony (the package's prerm runs it): a `sourcedir
     /run/chronyctl6` that nothing fills once the boot step is gone becomes this launch's Time Sync
-    line, the boot unit is disabled; the rest of chrony.conf stays. Exit 0 done (or nothing to do),
-    1 failed (rolled back), 3 busy, 4 not root.
+    line, the boot unit is disabled; the rest of chrony.conf stays.
 
     \b
     Examples:
@@ -523,7 +548,7 @@ _TEXTFILE_DIR_HELP = (f"Also write the metrics atomically to DIR/{TEXTFILE_NAME}
                       "--textfile wins.")
 
 
-@app.command(cls=_Command, epilog=_exits("check"))
+@app.command(**_meta("check"))
 def check(
     server: Optional[List[str]] = typer.Option(  # noqa: B008 (typer's classic style)
         None, "--server", "-s", "-H", metavar="ADDR", help=_SERVER_HELP),
@@ -577,14 +602,21 @@ def check(
 
 # ---- doctor / status -------------------------------------------------------------------------
 
+_INSPECT_HELP = ("Inspect the image mounted at DIR offline: its configuration (symlinks resolved inside DIR), "
+                 "chronyctl6's state file and its units. Asks nothing of this host: no chronyc, no process "
+                 "table, no network.")
+_INSPECT_OPTION = typer.Option("/", "--root", metavar="DIR", help=_INSPECT_HELP)
+
+
 _MARK = {"pass": "PASS", "warn": "WARN", "fail": "FAIL", "skip": "SKIP"}
 
 
-@app.command(cls=_Command, epilog=_exits("doctor"))
+@app.command(**_meta("doctor"))
 def doctor(
     imdsv1: bool = typer.Option(False, "--imdsv1",
                                 help="Allow IMDSv1 (no token) when the IMDSv2 token request fails, where the "
                                      "instance allows it; also report whether it does."),
+    root: str = _INSPECT_OPTION,
     output: Output = _OUTPUT_OPTION,
     quiet: bool = _QUIET_OPTION,
 ) -> None:
@@ -595,28 +627,40 @@ def doctor(
     configuration it loaded (one Time Sync line, no smeared/non-smeared mix, leapsectz), an
     unused PTP hardware clock, other time daemons. Judged against this instance's intent: an
     instance set to IPv4 (settings ipv6 = "off", or auto on an instance EC2 gave no IPv6) passes
-    with a note. Reads only; takes a few seconds at most.
+    with a note; the intent is settings.toml's, else the one `apply` kept (apply --ipv6 off), and
+    doctor says which. Each fix is a few numbered steps. Reads only; takes a few seconds at most.
+    With --root, an image offline: its configuration, kept intent and units; the checks that
+    need a running instance say they are not applicable.
 
     \b
     Examples:
       sudo chronyctl6 doctor
       sudo chronyctl6 doctor -q                   only what is not a pass
       chronyctl6 doctor -o json | jq '.data.checks[] | select(.status != "pass")'
+      chronyctl6 doctor --root /mnt/image         an image, offline
     """
+    from pathlib import Path
+
     from chronyctl6.diagnose import doctor as doc
+    from chronyctl6.diagnose import offline
 
     run = _Run("doctor", output.value, quiet)
-    report = run.guard(lambda: doc.doctor(doc.Options(imdsv1=imdsv1)))
+    report = run.guard(lambda: doc.doctor(doc.Options(imdsv1=imdsv1, root=Path(root),
+                                                               offline=os.path.abspath(root) != "/")))
     width = max(len(c.id) for c in report.checks)
+    indent = " " * (6 + width + 2)
     for c in report.checks:
-        notable = str(c.status) != "pass"
+        # Offline, what only a running instance says is expected to be skipped: not worth -q's attention.
+        notable = str(c.status) != "pass" and not (report.offline and c.id in offline.NOT_OFFLINE)
         run.echo(f"{_MARK[str(c.status)]}  {c.id:<{width}}  {shown(c.evidence)}", essential=notable)
         if c.fix:
-            run.echo(f"{'':6}{'':<{width}}  fix: {shown(c.fix)}")
+            _steps(run, indent, "fix:", c.steps, c.note)
         elif c.same_fix_as:
-            run.echo(f"{'':6}{'':<{width}}  fix: the one shown for {c.same_fix_as}")
+            run.echo(f"{indent}fix: the one shown for {c.same_fix_as}")
     for note in report.notes:
         run.echo(f"note: {shown(note)}")
+    if report.ipv6_steps:
+        _steps(run, "      ", "to IPv6:", report.ipv6_steps, None)
     counts = report.counts
     run.echo(f"{len(report.checks)} checks: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
              + f" ({report.seconds['total']:.1f} s)")
@@ -624,8 +668,21 @@ def doctor(
     run.finish(monitoring_status(report.status), report.as_dict(), messages)
 
 
-@app.command(cls=_Command, epilog=_exits("status"))
+def _steps(run: _Run, indent: str, label: str, steps: Any, note: str | None) -> None:
+    """A fix as short numbered steps, each a command that pastes as printed (no 900-character line)."""
+    if len(steps) == 1:
+        run.echo(f"{indent}{label} {shown(steps[0])}")
+    else:
+        run.echo(f"{indent}{label}")
+        for number, step in enumerate(steps, 1):
+            run.echo(f"{indent}  {number}. {shown(step)}")
+    if note:
+        run.echo(f"{indent}  ({shown(note)})")
+
+
+@app.command(**_meta("status"))
 def status(
+    root: str = _INSPECT_OPTION,
     output: Output = _OUTPUT_OPTION,
     chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",
                                                  help="chronyd's command socket, if not the default."),
@@ -636,17 +693,26 @@ def status(
     quiet: bool = _QUIET_OPTION,
 ) -> None:
     """chronyd at a glance: process, configuration (and drift from what chronyctl6 would render),
-    sources with reachability, tracking, conflicting daemons.
+    sources with reachability, tracking, conflicting daemons, and the seconds from boot to
+    synchronisation that `chronyctl6 wait` kept this boot.
+
+    As a non-root user, what could not be read (chronyctl6's state, a configuration file) is
+    named and drift is left unjudged. With --root, an image: its configuration, state and units.
 
     \b
     Examples:
       chronyctl6 status
       chronyctl6 status -o json | jq .data.tracking
+      chronyctl6 status --root /mnt/image         an image, offline
     """
+    from pathlib import Path
+
     from chronyctl6.diagnose import status as st
 
     run = _Run("status", output.value, quiet)
-    report = run.guard(lambda: st.status(chronyc_socket=chronyd_socket, warn=warn, crit=crit))
+    report = run.guard(lambda: st.status(Path(root), chronyc_socket=chronyd_socket, warn=warn, crit=crit))
+    if report.offline is not None:
+        _status_offline(run, report)
     data = report.as_dict()
     verdict = out.Status(report.verdict)
     t = report.tracking
@@ -667,7 +733,7 @@ def status(
     for p in report.chronyd:
         run.echo(f"chronyd: pid {p.pid}, user {shown(p.user or '?')}, up {_duration(p.uptime)}", essential=False)
     run.echo(f"config: {shown(report.config_path or '?')} ({shown(report.config_from)}); {report.drift.state}: "
-             f"{shown(report.drift.detail)}", essential=report.drift.state == "drift")
+             f"{shown(report.drift.detail)}", essential=report.drift.state == "drift" or bool(report.drift.unread))
     if report.sources:
         run.echo("sources:", essential=False)
         for s in report.sources:
@@ -688,6 +754,7 @@ def status(
                  essential=report.bound_status != "ok")
     others = ", ".join(f"{shown(p.name)} (pid {p.pid})" for p in report.others)
     run.echo(f"conflicting daemons: {others or 'none'}", essential=bool(others))
+    run.echo(_synchronised_line(report.synchronised), essential=False)
     for line in report.errors:
         run.echo(f"chronyctl6: error: {shown(line)}", err=True)
     for line in report.warnings:
@@ -698,7 +765,42 @@ def status(
     run.finish(verdict, data, messages)
 
 
-@app.command(cls=_Command, epilog=_exits("wait"))
+def _synchronised_line(kept: Any) -> str:
+    """This boot's seconds to synchronisation (chronyctl6 wait's record), or that there is none."""
+    if kept is None:
+        return "synchronised at boot: not recorded (chronyctl6 wait has not found the clock synchronised this boot)"
+    more = [f"to {shown(kept.source)}"] if kept.source else []
+    more += [f"within {kept.bound_seconds:.6f} s"] if kept.bound_seconds is not None else []
+    more += [f"{kept.since_init_seconds:g} s after init"] if kept.since_init_seconds is not None else []
+    return f"synchronised at boot: {kept.since_boot_seconds:g} s after boot ({', '.join(more)}; chronyctl6 wait)"
+
+
+def _status_offline(run: _Run, report: Any) -> NoReturn:
+    """`status --root`: the image's configuration, state and units; what only a running system says."""
+    view = report.offline
+    verdict = out.Status(report.verdict)
+    problems = [*view.problems] + ([report.drift.detail] if report.drift.state != "in-sync" else [])
+    summary = (f"the image at {view.root}: " + ("; ".join(problems) if problems
+                                                 else "configuration as chronyctl6 renders it, chrony enabled"))
+    run.echo(f"status: {verdict.value.upper()}: {shown(summary)}")
+    run.echo(f"config: {shown(report.config_path or '?')} ({shown(report.config_from)}); {report.drift.state}: "
+             f"{shown(report.drift.detail)}", essential=report.drift.state == "drift")
+    kept = ", ".join(f"{key} {value}" for key, value in view.kept.items())
+    run.echo(f"kept intent (/var/lib/chronyctl6/state.json): {shown(kept) if kept else 'none (apply has not run)'}",
+             essential=False)
+    for unit in ([view.chrony] if view.chrony else []) + list(view.units) + list(view.rivals):
+        where = f" ({shown(unit.where)})" if unit.where else ""
+        run.echo(f"unit: {shown(unit.unit)}: {unit.state}{where}", essential=unit in view.rivals)
+    run.echo(f"not applicable offline: {'; '.join(view.not_applicable)}", essential=False)
+    for line in report.warnings:
+        run.warn(line)
+    level = out.Level.INFO if verdict is out.Status.OK else out.Level.WARNING
+    messages = [out.Message(level, summary), *_warnings(report.warnings)]
+    messages.append(out.Message(out.Level.INFO, "not applicable offline: " + "; ".join(view.not_applicable)))
+    run.finish(verdict, report.as_dict(), messages)
+
+
+@app.command(**_meta("wait"))
 def wait(
     timeout: float = typer.Option(180.0, "--timeout", metavar="SECONDS",
                                   help="Give up after this long (180 s, as chrony-wait.service)."),

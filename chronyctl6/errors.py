@@ -1,7 +1,7 @@
 """Errors the CLI turns into one line and a hint, and the one exit-status type.
 
 `Status` is the one vocabulary of outcomes (the JSON envelope's `status` word) and `EXITS` the one
-table that ties each word to its exit code, for the change commands (render, apply, boot, restore)
+table that ties each word to its exit code, for the change commands (render, apply, boot, restore, release)
 and the monitoring commands (check, doctor, status, wait: the Nagios plugin convention, so a fleet
 aggregates them alike). The CLI, check's fast path, the Nagios line, the JSON envelope, `--help`,
 the man page and the README's exit tables all come from here (packaging/gen_docs.py renders the
@@ -27,6 +27,7 @@ class Status(str, Enum):
     DENIED = "denied"
     PENDING = "pending"
     ROLLBACK_FAILED = "rollback-failed"
+    UNAVAILABLE = "unavailable"
     # The names an error's kind has always been given: the same members.
     BAD_INPUT = "usage"
     NOT_PERMITTED = "denied"
@@ -47,8 +48,8 @@ class Exit:
     def __init__(self, status: Status, meaning: str, change: int | None, monitoring: int | None) -> None:
         self.status = status
         self.meaning = meaning
-        self.change = change  # exit code of render, apply, boot, restore; None: they never say it
-        self.monitoring = monitoring  # exit code of check, doctor, status; None: they never say it
+        self.change = change  # exit code of the CHANGE commands; None: they never say it
+        self.monitoring = monitoring  # exit code of the MONITORING commands; None: they never say it
 
 
 EXITS: tuple[Exit, ...] = (
@@ -64,8 +65,10 @@ EXITS: tuple[Exit, ...] = (
     Exit(Status.PENDING, "`apply --check`: the host differs from what apply would make it", 5, None),
     Exit(Status.ROLLBACK_FAILED, "the change failed and so did its rollback: the error message says what is "
                                  "on disk", 6, None),
+    Exit(Status.UNAVAILABLE, "what the command needs is not on this host (systemd is not running): nothing done",
+         7, 3),
 )
-CHANGE = ("render", "apply", "boot", "restore")
+CHANGE = ("render", "apply", "boot", "restore", "release")
 MONITORING = ("check", "doctor", "status", "wait")
 _BY_STATUS = {e.status: e for e in EXITS}
 
@@ -96,18 +99,25 @@ MEANINGS: dict[str, tuple[tuple[int, str], ...]] = {
               (2, "bad input (flags, `-o`, settings, unknown distro, NaN/inf/negative seconds)"),
               (3, "another apply holds the lock"), (4, "a live apply needs root"),
               (5, "`--check`: changes pending"),
-              (6, "the change failed and so did its rollback (the message says what is on disk now)")),
+              (6, "the change failed and so did its rollback (the message says what is on disk now)"),
+              (7, "systemd is not running here: nothing done (--service-manager direct runs chronyd without it)")),
     "boot": ((0, "written, or already right"), (1, "failed"), (2, "bad input"), (4, "not root")),
     "restore": ((0, "restored, or nothing to restore"), (1, "failed (rolled back)"), (2, "bad input"),
-                (3, "another apply holds the lock"), (4, "not root"), (6, "failed, and so did the rollback")),
+                (3, "another apply holds the lock"), (4, "not root"), (6, "failed, and so did the rollback"),
+                (7, "systemd is not running here: nothing done")),
+    "release": ((0, "done, or nothing to do"), (1, "failed (rolled back)"), (2, "bad input (NaN/inf/negative seconds)"),
+                (3, "another apply holds the lock"), (4, "not root"), (6, "failed, and so did the rollback"),
+                (7, "systemd is not running here: nothing done")),
     "check": ((0, "OK"), (1, "WARNING"), (2, "CRITICAL"), (3, "UNKNOWN, bad arguments included")),
     "doctor": ((0, "healthy (for the instance's intent)"), (1, "a warning"), (2, "a failure"),
                (3, "doctor could not run (bad arguments, an unexpected error)")),
-    "status": ((0, "chronyd synchronised to Time Sync (or the ENA PTP clock), config as chronyctl6 renders it"),
+    "status": ((0, "chronyd synchronised to Time Sync (or the ENA PTP clock), config as chronyctl6 renders it "
+                   "(`--root`: the image's config as chronyctl6 renders it, chrony enabled)"),
                (1, "synchronised, but to another source, or with config drift, another time daemon or a "
-                   "second chronyd, or chronyd's error bound at `--warn`"),
+                   "second chronyd, or chronyd's error bound at `--warn` (`--root`: drift, chrony not enabled, "
+                   "another time daemon enabled)"),
                (2, "chronyd not running, or not synchronised, or its error bound at `--crit`"),
-               (3, "chronyd runs but cannot be read")),
+               (3, "chronyd runs but cannot be read (`--root`: the image's config cannot be read)")),
     "wait": ((0, "synchronised within `--max-error`"), (2, "not by `--timeout` (the reason is printed)"),
              (3, "bad arguments or an unexpected error")),
 }
@@ -141,6 +151,13 @@ class Busy(ChronyCtlError):
 
 class NotPermitted(ChronyCtlError):
     status = Status.DENIED
+
+
+class Unavailable(ChronyCtlError):
+    """A fact of this host, not a mistake in the command line: what the command needs is not
+    there (systemd is not running). Its own status word and exit code, never `usage`."""
+
+    status = Status.UNAVAILABLE
 
 
 class CommandFailed(ChronyCtlError):

@@ -67,10 +67,11 @@ ROOT_FIXTURES = {"live"}
 # installed in, the booted systemd disks, the Debian roots with each release's chrony.
 def _shared_group(item: pytest.Item) -> str | None:
     parts = Path(str(item.path)).resolve().relative_to(Path(__file__).resolve().parent).parts
-    if parts[0] == "packaging":
-        return "packaging"
-    if parts[-1] == "test_booted.py":
-        return "booted"
+    if parts[0] == "packaging":  # the booted ones apart: they are most of its time
+        return "packaging-booted" if parts[-1] == "test_booted.py" else "packaging"
+    if parts[-1] == "test_booted.py":  # a golden disk a release, made once
+        callspec = getattr(item, "callspec", None)
+        return f"booted-{callspec.params.get('release') if callspec is not None else ''}"
     if "chrony_root" in getattr(item, "fixturenames", ()):
         return "chrony-roots"
     return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from chronyctl6 import defaults
 from chronyctl6.configure import executor, render, validation
 from chronyctl6.configure import plan as planning
 from chronyctl6.configure.executor import Progress, ValidationFailed
@@ -19,7 +20,7 @@ from chronyctl6.errors import BadInput, ChronyCtlError, NotPermitted
 __all__ = ["ApplyResult", "Options", "Progress", "RollbackFailed", "RolledBack", "ValidationFailed", "apply",
            "check_seconds"]
 
-DEFAULT_WAIT = 60.0
+DEFAULT_WAIT = defaults.APPLY_WAIT
 
 
 @dataclass
@@ -51,7 +52,7 @@ class Options:
     dry_run: bool = False
     check: bool = False
     wait: float | None = None  # None: settings.toml's `wait`, else DEFAULT_WAIT (live hosts only)
-    lock_timeout: float = 10.0
+    lock_timeout: float = defaults.LOCK_TIMEOUT
     validate: bool = True
 
 

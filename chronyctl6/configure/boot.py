@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from chronyctl6 import defaults
 from chronyctl6.configure import executor, planners, render, settings
 from chronyctl6.configure import phc as phc_policy
 from chronyctl6.configure.plan import Request, is_root, load_platform, load_settings
@@ -45,7 +46,8 @@ class BootResult:
         return dict(self.__dict__)
 
 
-def boot(request: Request, *, settle: float = 10.0, lock_timeout: float = 10.0) -> BootResult:
+def boot(request: Request, *, settle: float = defaults.SETTLE,
+         lock_timeout: float = defaults.LOCK_TIMEOUT) -> BootResult:
     """Never leaves chronyd without a source: whatever fails (settings.toml, os-release, instance
     metadata, the network), it writes the last endpoint a boot chose (IPv6 only where this launch
     has a usable IPv6 address), else the IPv4 one, says why in `warnings` and succeeds. Only not
@@ -112,7 +114,6 @@ def _why(exc: BaseException, settings_path: str) -> str:
 
 def _gather(request: Request, basics: _Basics, settle: float,
             store: history.Store) -> tuple[planners.BootFacts, float]:
-    settings_path = str(request.settings_path or request.under_root(settings.SETTINGS_PATH))
     chosen = basics.chosen
     problem = basics.problem
     network: host.HostNetwork | None = None
@@ -121,8 +122,9 @@ def _gather(request: Request, basics: _Basics, settle: float,
     try:
         if chosen is not None and problem is None:
             network, hint, start = _network(chosen, settle)
-    except Exception as exc:
-        problem = _why(exc, settings_path)
+    except Exception as exc:  # the network's facts, not the settings: say so
+        why = exc.message if isinstance(exc, ChronyCtlError) else repr(exc)
+        problem = f"this launch's network could not be read: {why}"
     if network is None:  # this launch's network all the same: the fallback must not trust a last IPv6
         with contextlib.suppress(Exception):
             network = host.read_network()

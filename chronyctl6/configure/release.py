@@ -11,6 +11,7 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 
+from chronyctl6 import defaults
 from chronyctl6.configure import executor, planners, settings
 from chronyctl6.configure import plan as planning
 from chronyctl6.configure.apply import check_seconds
@@ -23,7 +24,7 @@ from chronyctl6.effects import chrony_tools, configtree, history, host, service
 from chronyctl6.errors import ChronyCtlError, NotPermitted
 
 CONFIG_PATHS = ("/etc/chrony/chrony.conf", "/etc/chrony.conf")  # where no platform is known
-DEFAULT_WAIT = 10.0  # dpkg waits on it: chronyd answering is enough
+DEFAULT_WAIT = defaults.RELEASE_WAIT  # dpkg waits on it: chronyd answering is enough
 
 
 @dataclass
@@ -40,7 +41,7 @@ class ReleaseResult:
         return dict(self.__dict__)
 
 
-def release(request: Request, *, wait: float | None = None, lock_timeout: float = 10.0,
+def release(request: Request, *, wait: float | None = None, lock_timeout: float = defaults.LOCK_TIMEOUT,
             progress: Progress | None = None) -> ReleaseResult:
     check_seconds(lock_timeout, "--lock-timeout")
     if wait is not None:

@@ -11,6 +11,7 @@ import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chronyctl6 import defaults
 from chronyctl6.configure import executor, planners, platforms, render, settings
 from chronyctl6.configure import plan as planning
 from chronyctl6.configure.apply import DEFAULT_WAIT, check_seconds
@@ -36,7 +37,7 @@ class RestoreResult:
         return dict(self.__dict__)
 
 
-def restore(request: Request, *, original: bool, wait: float | None, lock_timeout: float = 10.0,
+def restore(request: Request, *, original: bool, wait: float | None, lock_timeout: float = defaults.LOCK_TIMEOUT,
             progress: Progress | None = None) -> RestoreResult:
     """wait None: settings.toml's wait, else DEFAULT_WAIT; a restore under --root never waits."""
     if wait is not None:

@@ -18,6 +18,7 @@ else:  # Ubuntu 22.04's Python 3.10: the same parser, from its PyPI name
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from chronyctl6 import defaults
 from chronyctl6.errors import BadInput
 
 SETTINGS_PATH = "/etc/chronyctl6/settings.toml"
@@ -133,7 +134,7 @@ def parse(text: str, *, where: str = SETTINGS_PATH) -> Settings:
         at_boot=_bool(data, "at_boot", where),
         service_manager=_choice("service_manager", data.get("service_manager", s.service_manager),
                                 SERVICE_MANAGERS),
-        wait=_number(data.get("wait", 0), "wait", 0, 3600),
+        wait=_number(data.get("wait", 0), "wait", 0, defaults.WAIT_MAX),
         timesync_options=_timesync_options(timesync, where),
         extra_sources=tuple(
             _source(kind, entry, f"{table}[{i}]")

@@ -46,9 +46,46 @@ class Check:
     fix: str | None = None  # shell commands that paste as printed
     same_fix_as: str | None = None  # the fix is the one an earlier check printed
 
-    def as_dict(self) -> dict[str, str | None]:
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The fix as short numbered steps, one command each (the same commands `fix` chains)."""
+        return split_fix(self.fix)[0] if self.fix else ()
+
+    @property
+    def note(self) -> str | None:
+        """What the fix's trailing comment says (why, or what to look at if it does not help)."""
+        return split_fix(self.fix)[1] if self.fix else None
+
+    def as_dict(self) -> dict[str, object]:
         return {"id": self.id, "status": str(self.status), "evidence": self.evidence, "fix": self.fix,
-                "same_fix_as": self.same_fix_as}
+                "steps": list(self.steps), "note": self.note, "same_fix_as": self.same_fix_as}
+
+
+def split_fix(fix: str) -> tuple[tuple[str, ...], str | None]:
+    """A fix chain (`a && b  # why`) as its commands and its comment: split at `&&` and `#` only
+    outside quotes and $(...), so a quoted value holding either (all values are shell-quoted)
+    stays whole."""
+    steps: list[str] = []
+    quote, depth, start, i = "", 0, 0, 0
+    while i < len(fix):
+        c = fix[i]
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif fix.startswith("$(", i):
+            depth, i = depth + 1, i + 1
+        elif c == ")" and depth:
+            depth -= 1
+        elif depth == 0 and fix.startswith(" && ", i):
+            steps.append(fix[start:i].strip())
+            start, i = i + 4, i + 3
+        elif depth == 0 and c == "#" and (i == 0 or fix[i - 1] == " "):
+            steps.append(fix[start:i].strip())
+            return tuple(x for x in steps if x), fix[i + 1:].strip() or None
+        i += 1
+    steps.append(fix[start:].strip())
+    return tuple(x for x in steps if x), None
 
 
 # ---------------------------------------------------------------- shell-safe values
@@ -153,6 +190,12 @@ def fix_assign_ipv6(md: metadata.InstanceMetadata | None) -> str:
 
 
 APPLY = "sudo chronyctl6 apply"
+BOOT_SOURCEDIR = "/run/chronyctl6"  # Platform.runtime_sourcedir: the boot step writes its Time Sync line there
+
+
+def _apply(f: Facts) -> str:
+    """apply, as this system takes it: on the host (root), or on the image doctor inspects offline."""
+    return f"chronyctl6 apply --root {q(f.offline)}" if f.offline else APPLY
 
 
 # ---------------------------------------------------------------- the checks (pure)
@@ -187,11 +230,11 @@ def check_nitro(f: Facts) -> Check:
         return Check("nitro", Status.PASS, f"meta-data/system: nitro ({md.instance_type})")
     if md.system is None:
         return Check("nitro", Status.WARN, f"IMDS has no meta-data/system for {md.instance_type}: an older "
-                                           "instance type, most likely not Nitro", f"{APPLY} --ipv6 off")
+                                           "instance type, most likely not Nitro", f"{_apply(f)} --ipv6 off")
     return Check("nitro", Status.FAIL,
                  f"meta-data/system: {md.system} ({md.instance_type}): fd00:ec2::123 and fd00:ec2::254 answer "
                  "only Nitro instances; use 169.254.169.123 (or move to a Nitro instance type)",
-                 f"{APPLY} --ipv6 off")
+                 f"{_apply(f)} --ipv6 off")
 
 
 def check_imds_ipv6(f: Facts) -> Check:
@@ -210,6 +253,9 @@ def check_imds_ipv6(f: Facts) -> Check:
                                             "IPv6 is off on this instance (HttpProtocolIpv6=disabled)",
                      fix_imds_ipv6(md))
     if kind is metadata.Failure.UNREACHABLE:
+        if (address := has_ipv6(f)) is not None:  # checked before suggesting one: the route is what is missing
+            return Check("imds-ipv6", severity, f"no route to {metadata.IMDS_V6} from {address}",
+                         _fix_route(_routeless_interface(f) or address.partition("%")[2]))
         return Check("imds-ipv6", severity, f"no route to {metadata.IMDS_V6}: this instance has no IPv6 address",
                      fix_assign_ipv6(md))
     if kind in (metadata.Failure.NO_RESPONSE, metadata.Failure.V1_REFUSED):
@@ -329,11 +375,14 @@ def _check_timesync(f: Facts, outcome: NtpOutcome | None, family: str) -> Check:
         return Check(cid, Status.FAIL, f"{evidence}: a local firewall rule drops it (see firewall)", fix_firewall(f))
     if family == "ipv6":
         if md is not None and md.system not in ("nitro", None):
-            fix = f"{APPLY} --ipv6 off  # {md.system} instance: only 169.254.169.123 answers"
+            fix = f"{_apply(f)} --ipv6 off  # {md.system} instance: only 169.254.169.123 answers"
+        elif outcome.kind == "unreachable" and (address := has_ipv6(f)) is not None:
+            fix = _fix_route(_routeless_interface(f) or address.partition("%")[2])  # it has one: not an address
         elif outcome.kind == "unreachable":
             fix = fix_assign_ipv6(md)
         elif outcome.kind == "timeout" and f.ntp_v4 is not None and f.ntp_v4.ok:
-            fix = f"{APPLY} --ipv6 off  # until fd00:ec2::123 answers: check security group / NACL rules for UDP 123"
+            fix = (f"{_apply(f)} --ipv6 off  # until fd00:ec2::123 answers: check security group / NACL rules "
+                   "for UDP 123")
     if outcome.kind == "kiss":
         fix = "slow down: another NTP client on this instance is querying Time Sync too fast (minpoll 4 is 16 s)"
     return Check(cid, Status.FAIL, evidence, fix)
@@ -367,6 +416,9 @@ def check_chrony(f: Facts) -> Check:
 
 def check_chronyd(f: Facts) -> Check:
     unit = f.platform.unit if f.platform is not None else "chronyd"
+    if not f.chronyd and not f.systemd:  # checked before suggesting systemctl: a container, a chroot
+        return Check("chronyd", Status.FAIL, "chronyd is not running, and systemd is not running here",
+                     f"{APPLY} --service-manager direct  # starts chronyd as a plain process")
     if not f.chronyd:
         return Check("chronyd", Status.FAIL, "chronyd is not running", f"sudo systemctl enable --now {unit}")
     p = f.chronyd[0]
@@ -377,7 +429,7 @@ def check_chronyd(f: Facts) -> Check:
         return Check("chronyd", Status.WARN, f"{len(f.chronyd)} chronyd processes ({pids}); {evidence}",
                      f"sudo systemctl restart {unit}")
     if f.config is not None and f.config.main in f.config.missing:
-        return Check("chronyd", Status.FAIL, f"{evidence}: that file does not exist", APPLY)
+        return Check("chronyd", Status.FAIL, f"{evidence}: that file does not exist", _apply(f))
     return Check("chronyd", Status.PASS, evidence)
 
 
@@ -421,13 +473,16 @@ def remove_lines_fix(f: Facts, drop: list[traversal.Located], then: str | None =
         under_run = under_run or file.startswith("/run/")
         needs_restart = needs_restart or not file.endswith(".sources")
         everything = [d for d in tree.directives if d.file == file]
+        where = q(f.offline.rstrip("/") + file) if f.offline else q(file)  # offline: the image's file
         if len(everything) == len(lines):
-            steps.append(f"sudo rm {q(file)}")
+            steps.append(f"sudo rm {where}")
         else:
             numbers = ";".join(f"{x.directive.lineno}d" for x in sorted(lines, key=lambda x: x.directive.lineno))
-            steps.append(f"sudo sed -i '{numbers}' {q(file)}")
+            steps.append(f"sudo sed -i '{numbers}' {where}")
     if then is not None or needs_apply:
-        steps.append(then or APPLY)
+        steps.append(then or _apply(f))
+    if f.offline:  # an image: nothing runs to restart; its chronyd reads the files at its first boot
+        return " && ".join(steps)
     if needs_restart:
         unit = f.platform.unit if f.platform is not None else "chronyd"
         steps.append(f"sudo systemctl restart {unit}")
@@ -452,6 +507,8 @@ def check_config_timesync(f: Facts) -> Check:
     if unreadable is not None or f.config is None:
         return unreadable or Check("config-timesync", Status.SKIP, "no chrony configuration to read")
     lines = _timesync_lines(f)
+    if not lines and f.offline and _chosen_at_boot(f):
+        return _at_boot_offline(f)
     where = "; ".join(f"{s.file}:{s.directive.lineno}: {s.directive.line}" for s in lines)
     addresses = {sources.timesync_address(s.directive.args[0]) for s in lines}
     md = f.metadata
@@ -464,11 +521,29 @@ def check_config_timesync(f: Facts) -> Check:
                      remove_lines_fix(f, drop))
     if not lines:
         return Check("config-timesync", Status.FAIL,
-                     f"no Time Sync line in {', '.join(f.config.files)}", APPLY)
+                     f"no Time Sync line in {', '.join(f.config.files)}", _apply(f))
     if addresses == {directives.TIMESYNC_IPV4} and ipv6_works:
         return Check("config-timesync", Status.WARN, f"{where}: fd00:ec2::123 answers here, but chrony uses "
-                     "IPv4", remove_lines_fix(f, lines, then=f"{APPLY} --ipv6 on"))
+                     "IPv4", remove_lines_fix(f, lines, then=f"{_apply(f)} --ipv6 on"))
     return Check("config-timesync", Status.PASS, where)
+
+
+def _chosen_at_boot(f: Facts) -> bool:
+    """The image reads the boot step's sourcedir (apply --root's default): its Time Sync line is
+    written at every boot, so an image has none of its own."""
+    return f.config is not None and any(c.directive.args[:1] == (BOOT_SOURCEDIR,)
+                                        for c in f.config.keyword("sourcedir"))
+
+
+def _at_boot_offline(f: Facts) -> Check:
+    boot = f.image_boot_unit
+    if boot is not None and boot.state == "enabled":
+        return Check("config-timesync", Status.PASS, f"sourcedir {BOOT_SOURCEDIR}: the Time Sync line is chosen at "
+                     f"every boot ({boot.unit} is enabled in the image)")
+    state = boot.state if boot is not None else "not installed"
+    fix = _apply(f) if state == "disabled" else f"{_apply(f)}  # after installing the chronyctl6 package in the image"
+    return Check("config-timesync", Status.FAIL, f"sourcedir {BOOT_SOURCEDIR}, but chronyctl6-boot.service is {state} "
+                 "in the image: no Time Sync line at boot", fix)
 
 
 def check_config_smear(f: Facts) -> Check:
@@ -542,7 +617,7 @@ def check_phc(f: Facts) -> Check:
                      "for it", "sudo chronyctl6 boot && sudo systemctl restart chronyd  # a confdir is read at "
                      "start only")
     return Check("phc", Status.WARN, f"{f.phc}{clock} is present, but no `refclock PHC` uses it; {support}",
-                 f"{APPLY} --phc on")
+                 f"{_apply(f)} --phc on")
 
 
 def check_phc_leap(f: Facts) -> Check:
@@ -570,9 +645,11 @@ def check_other_daemons(f: Facts) -> Check:
     names = ", ".join(f"{daemons.CONFLICTING.get(p.name, p.name)} (pid {p.pid})" for p in f.others)
     units = " ".join(dict.fromkeys(daemons.STOP_UNITS.get(p.name, p.name) for p in f.others))
     status = Status.FAIL if f.chronyd else Status.WARN
+    fix = (f"sudo systemctl disable --now {units}" if f.systemd
+           else f"sudo kill {' '.join(str(p.pid) for p in f.others)}  # systemd is not running here: "
+                "also remove what starts them")
     return Check("other-daemons", status, f"{names} running" + (" beside chronyd: they fight over the clock"
-                                                                 if f.chronyd else ""),
-                 f"sudo systemctl disable --now {units}")
+                                                                 if f.chronyd else ""), fix)
 
 
 CHECKS: tuple[Callable[[Facts], Check], ...] = (
@@ -601,10 +678,10 @@ def intent(f: Facts) -> Intent:
     """IPv4 when settings say `ipv6 = "off"`, or `auto` (at boot or not) chose IPv4 because EC2
     assigned this instance no IPv6 address or it is not Nitro, and chrony follows that choice."""
     if f.ipv6_setting == "on":
-        return Intent("ipv6", 'settings: ipv6 = "on"')
+        return Intent("ipv6", f'{f.ipv6_from}: ipv6 = "on"')
     configured = {s.directive.args[0] for s in _timesync_lines(f)}
     if f.ipv6_setting == "off":
-        return Intent("ipv4", 'settings: ipv6 = "off"')
+        return Intent("ipv4", f'{f.ipv6_from}: ipv6 = "off"')
     md = f.metadata
     follows = configured == {directives.TIMESYNC_IPV4}
     if md is not None and follows and md.system not in ("nitro", None):
@@ -623,20 +700,24 @@ def _by_intent(c: Check, meant: Intent) -> Check:
 
 
 def _once(checks: list[Check]) -> list[Check]:
-    """Each fix printed once: a later check with the same fix points at the first one."""
-    first: dict[str, str] = {}
+    """Each fix printed once: a later check with the same commands (whatever its comment says)
+    points at the first one."""
+    first: dict[tuple[str, ...], str] = {}
     out = []
     for c in checks:
-        if c.fix is not None and c.fix in first:
-            c = replace(c, fix=None, same_fix_as=first[c.fix])
+        if c.fix is not None and c.steps in first:
+            c = replace(c, fix=None, same_fix_as=first[c.steps])
         elif c.fix is not None:
-            first[c.fix] = c.id
+            first[c.steps] = c.id
         out.append(c)
     return out
 
 
 def run_checks(f: Facts) -> list[Check]:
-    checks = [c(f) for c in CHECKS]
+    from chronyctl6.diagnose import offline  # it builds on this module's checks and fixes
+
+    chosen = [offline.INSTEAD.get(c, c) for c in CHECKS] if f.offline else list(CHECKS)
+    checks = [offline.not_applicable(c(f), f) for c in chosen]
     if f.imdsv1_asked:
         checks.insert(3, check_imdsv1(f))
     meant = intent(f)
@@ -658,6 +739,8 @@ class Report:
     seconds: dict[str, float]
     intent: Intent = Intent("ipv6", "ipv6 = auto")
     notes: tuple[str, ...] = ()
+    ipv6_steps: tuple[str, ...] = ()  # an instance meant for IPv4: how it moves to IPv6 Time Sync
+    offline: str | None = None  # --root: the image inspected
 
     @property
     def status(self) -> int:
@@ -671,18 +754,48 @@ class Report:
     def as_dict(self) -> dict[str, object]:
         return {"checks": [c.as_dict() for c in self.checks], "elapsed_seconds": self.seconds,
                 "counts": self.counts, "intent": self.intent.as_dict(),
-                "fixes": [c.fix for c in self.checks if c.fix is not None], "notes": list(self.notes)}
+                "fixes": [c.fix for c in self.checks if c.fix is not None], "notes": list(self.notes),
+                "ipv6_steps": list(self.ipv6_steps), "offline": self.offline}
+
+
+def has_ipv6(f: Facts) -> str | None:
+    """The instance's IPv6 address, where it has one (here, or as EC2 assigned it): checked before
+    any fix suggests assigning one."""
+    md = f.metadata
+    if f.network.global_ipv6:
+        return f.network.global_ipv6[0]
+    return md.ipv6s[0] if md is not None and md.ipv6s else None
 
 
 def notes(f: Facts, meant: Intent) -> tuple[str, ...]:
-    if meant.family != "ipv4":
-        return ()
+    found: list[str] = []
+    if f.offline:
+        found.append(f"the image at {f.offline}, inspected offline: what only a running instance can say "
+                     "(metadata, addresses, routes, Time Sync's answers, the firewall, the PTP clock, running "
+                     "processes) is not applicable")
+    found += [f"could not read {problem}: the intent kept there is unknown" for problem in f.unread]
+    if meant.family == "ipv4":
+        md = f.metadata
+        if md is not None and md.system not in ("nitro", None):
+            how = "move it to a Nitro instance type (the IPv6 endpoints answer only Nitro)"
+        elif (address := has_ipv6(f)) is not None:
+            how = f"it has an IPv6 address ({address}), so only the kept choice keeps it on IPv4: the step below"
+        else:
+            how = "the steps below"
+        found.append(f"this instance is meant to use IPv4 ({meant.why}); for IPv6 Time Sync: {how}")
+    return tuple(found)
+
+
+def ipv6_steps(f: Facts, meant: Intent) -> tuple[str, ...]:
+    """How an instance meant for IPv4 moves to IPv6 Time Sync, as short steps: an address first
+    only where it has none."""
     md = f.metadata
-    if md is not None and md.system not in ("nitro", None):
-        how = "move it to a Nitro instance type (the IPv6 endpoints answer only Nitro)"
-    else:
-        how = f"{shown(fix_assign_ipv6(md))} && {APPLY} --ipv6 on"
-    return (f"this instance is meant to use IPv4 ({meant.why}); for IPv6 Time Sync: {how}",)
+    if meant.family != "ipv4" or (md is not None and md.system not in ("nitro", None)):
+        return ()
+    switch = f"{_apply(f)} --ipv6 on"
+    if has_ipv6(f) is not None or f.offline:
+        return (switch,)
+    return (*split_fix(shown(fix_assign_ipv6(md)))[0], switch)
 
 
 def doctor(options: Options) -> Report:
@@ -691,4 +804,4 @@ def doctor(options: Options) -> Report:
     checks = run_checks(facts)
     seconds = {**facts.seconds, "total": round(time.monotonic() - started, 3)}
     meant = intent(facts)
-    return Report(checks, seconds, meant, notes(facts, meant))
+    return Report(checks, seconds, meant, notes(facts, meant), ipv6_steps(facts, meant), facts.offline)

@@ -20,11 +20,11 @@ from pathlib import Path
 from chronyctl6.chronyconf import directives, traversal
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.diagnose import firewall
-from chronyctl6.effects import commands, configtree, daemons, host, metadata
+from chronyctl6.effects import commands, configtree, daemons, host, metadata, service
 from chronyctl6.effects import phc as phc_effects
 from chronyctl6.effects.host import HostNetwork
 from chronyctl6.effects.phc import PhcFacts
-from chronyctl6.errors import CommandFailed
+from chronyctl6.errors import BadInput, ChronyCtlError, CommandFailed
 from chronyctl6.measure import exchange
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,16 @@ class Facts:
     at_boot: bool = False
     firewall: FirewallView = field(default_factory=FirewallView)
     phc_facts: PhcFacts | None = None  # driver support, phc_enable, the clocks sysfs names
+    # Where ipv6_setting comes from: settings.toml (its path), the intent `apply` kept in its state file, or
+    # the default; doctor's intent says it.
+    ipv6_from: str = "settings"
+    unread: tuple[str, ...] = ()  # what could not be read (a non-root user and chronyctl6's 0700 state)
+    offline: str | None = None  # --root: the image inspected (nothing of this host is asked)
+    systemd: bool = True  # systemd runs here (its fixes are systemctl's; else said as absent)
+    image_chrony_unit: service.UnitState | None = None  # offline: chrony's unit in the image (None: no platform)
+    image_rivals: tuple[service.UnitState, ...] = ()  # offline: other time daemons' units enabled in the image
+    image_chronyd: str | None = None  # offline: where the image has chronyd
+    image_boot_unit: service.UnitState | None = None  # offline: chronyctl6-boot.service in the image
 
     @property
     def metadata(self) -> metadata.InstanceMetadata | None:
@@ -103,7 +113,8 @@ class Options:
     imds_timeout: float = metadata.DEFAULT_TIMEOUT
     imds_total: float = metadata.DEFAULT_TOTAL
     ntp_deadline: float = NTP_DEADLINE
-    root: Path = Path("/")
+    root: Path = Path("/")  # where the files are read (tests give a root of their own, and still ask this host)
+    offline: bool = False  # --root: the image at root alone, nothing of this host
 
 
 def route_to(destination: str) -> Route:
@@ -181,25 +192,78 @@ def _interfaces() -> dict[str, str]:
     return macs
 
 
-def _platform(root: Path) -> tuple[Platform | None, str, bool]:
-    """The platform, and the settings' ipv6 and at_boot (the instance's intent)."""
-    from chronyctl6.configure.plan import Request, load_platform, load_settings
-    from chronyctl6.errors import ChronyCtlError
+@dataclass(frozen=True)
+class Chosen:
+    """The instance's intent as apply would take it, and where its ipv6 choice comes from."""
 
-    request = Request(root=root)
+    platform: Platform | None
+    ipv6: str = "auto"
+    at_boot: bool = False
+    ipv6_from: str = "the default"
+    unread: tuple[str, ...] = ()
+
+
+def _platform(root: Path) -> Chosen:
+    """The platform, and the ipv6 and at_boot apply would take (the instance's intent): a flag
+    given to `apply` is kept in its state file and wins over the default, settings.toml's key
+    over both (plan.choose_settings, the one rule)."""
+    from chronyctl6.configure import plan, settings
+    from chronyctl6.effects import history
+
+    request = plan.Request(root=root)
     try:
-        chosen = load_settings(request)
+        basics = plan.read_basics(request)
+        chosen, _ = plan.choose_settings(request, basics)
     except ChronyCtlError:
-        return None, "auto", False
+        return Chosen(None)
+    unread = (basics.intent_problem,) if basics.intent_problem else ()
+    explicit = settings.explicit_keys(basics.settings_text) if basics.settings_text is not None else frozenset()
+    if "ipv6" in explicit:
+        origin = basics.settings_where
+    elif basics.intent.get("ipv6") == chosen.ipv6:
+        origin = f"the intent `chronyctl6 apply --ipv6 {chosen.ipv6}` kept in {history.STATE_DIR}/state.json"
+    else:
+        origin = "the default"
     try:
-        return load_platform(request, chosen), chosen.ipv6, chosen.at_boot
+        found: Platform | None = plan.platform_of(chosen, basics)
     except ChronyCtlError:
-        return None, chosen.ipv6, chosen.at_boot
+        found = None
+    return Chosen(found, chosen.ipv6, chosen.at_boot, origin, unread)
+
+
+
+
+def gather_offline(root: Path) -> Facts:
+    """The image at root, from its files alone: its settings and kept intent, the configuration
+    its chronyd will read (configtree: every path inside the image), its units. No IMDS, no
+    packet, no process table, no chronyc: doctor says those checks are not applicable."""
+    started = time.monotonic()
+    if not root.is_dir():
+        raise BadInput(f"--root {root} is not a directory", hint="give the directory the image is mounted at")
+    chosen = _platform(root)
+    platform = chosen.platform
+    config = configtree.load(platform.config_path, root) if platform is not None else None
+    rivals = tuple(u for u in (service.unit_state(root, unit, target) for unit, target in service.RIVAL_UNITS)
+                   if u.state == "enabled")
+    chrony = service.unit_state(root, f"{platform.unit}.service", "multi-user.target") if platform else None
+    reader = configtree.RootReader(root)
+    binary = next((p for p in daemons.CHRONYD_PATHS if reader.exists(p)), None)
+    return Facts(
+        imds_v6=None, imds_v4=None, network=HostNetwork((), ()), interfaces={},
+        route_v6=Route(directives.TIMESYNC_IPV6, None, "not applicable offline"), ntp_v6=None, ntp_v4=None,
+        chrony_version=None, chronyd=(), platform=platform, config=config,
+        config_from=f"{platform.label} default, in the image" if platform is not None else "not known",
+        phc=None, others=(), seconds={"total": round(time.monotonic() - started, 3)},
+        ipv6_setting=chosen.ipv6, at_boot=chosen.at_boot, ipv6_from=chosen.ipv6_from, unread=chosen.unread,
+        offline=str(root), image_chrony_unit=chrony, image_rivals=rivals, image_chronyd=binary,
+        image_boot_unit=service.unit_state(root, "chronyctl6-boot.service", "multi-user.target"))
 
 
 def gather(options: Options) -> Facts:
     from chronyctl6.effects import chrony_tools
 
+    if options.offline:
+        return gather_offline(options.root)
     seconds: dict[str, float] = {}
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -213,7 +277,8 @@ def gather(options: Options) -> Facts:
     seconds["imds"] = max(reach_v6.seconds, reach_v4.seconds)
     log.debug("IMDS: %s; %s", reach_v6.detail, reach_v4.detail)
 
-    platform, ipv6_setting, at_boot = _platform(options.root)
+    chosen = _platform(options.root)
+    platform = chosen.platform
     scan = daemons.scan()
     config_path, config_from = None, "not known"
     if scan.chronyd and scan.chronyd[0].config_path:
@@ -229,6 +294,7 @@ def gather(options: Options) -> Facts:
         route_v6=route_to(directives.TIMESYNC_IPV6), ntp_v6=ntp_v6, ntp_v4=ntp_v4,
         chrony_version=chrony_tools.chronyd_version(), chronyd=scan.chronyd, platform=platform, config=config,
         config_from=config_from, phc=found.phc.device if found.phc else None, phc_facts=found, others=scan.others,
-        imdsv1_asked=options.imdsv1, seconds=seconds, ipv6_setting=ipv6_setting, at_boot=at_boot,
-        firewall=read_firewall(),
+        imdsv1_asked=options.imdsv1, seconds=seconds, ipv6_setting=chosen.ipv6, at_boot=chosen.at_boot,
+        firewall=read_firewall(), ipv6_from=chosen.ipv6_from, unread=chosen.unread,
+        systemd=service.systemd_running(),
     )

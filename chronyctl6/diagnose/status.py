@@ -1,20 +1,33 @@
 """`chronyctl6 status`: chronyd's state at a glance, read only.
 
 The process (psutil), the configuration it loaded and whether that still matches what
-`chronyctl6 render` would write (drift, from the same plan.make_plan that apply uses), its
-sources and tracking (chronyc), and any other time daemon fighting it.
+`chronyctl6 render` would write (drift, from the same plan that apply makes), its sources and
+tracking (chronyc), any other time daemon fighting it, and this boot's seconds to
+synchronisation as `chronyctl6 wait` kept them.
+
+With --root an image is inspected offline: its configuration (through effects.configtree, every
+path resolved inside the image), its state file and its units; nothing of this host (no chronyc,
+no process table, no network, no /run) is asked, and the report says what is not applicable.
+A non-root user may not read chronyctl6's state (0700) or a file chronyd reads: the report says
+what it could not read and leaves drift unjudged, rather than inventing it.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from chronyctl6.chronyconf import directives
-from chronyctl6.effects import chrony_tools, daemons
-from chronyctl6.errors import ChronyCtlError
-from chronyctl6.measure import clockbound, gather
+from chronyctl6.effects import chrony_tools, daemons, files, service
+from chronyctl6.errors import BadInput, ChronyCtlError
+from chronyctl6.measure import clockbound, gather, synced
+
+if TYPE_CHECKING:
+    from chronyctl6.configure.plan import Plan
 
 DEFAULT_WARN = 0.1  # seconds of chronyd's bound: the same defaults as check's --warn/--crit
 DEFAULT_CRIT = 1.0
@@ -26,9 +39,49 @@ class Drift:
     detail: str
     files: tuple[str, ...] = ()  # what apply would change
     diff: str = ""
+    unread: tuple[str, ...] = ()  # what this user could not read, so drift is not judged
 
     def as_dict(self) -> dict[str, object]:
-        return {"state": self.state, "detail": self.detail, "files": list(self.files), "diff": self.diff}
+        return {"state": self.state, "detail": self.detail, "files": list(self.files), "diff": self.diff,
+                "unread": list(self.unread)}
+
+
+NOT_APPLICABLE = ("chronyd's process, its sources and tracking (chronyc) and its error bound",
+                  "other running time daemons (the process table)", "the network and Time Sync's answers",
+                  f"this boot's synchronisation record ({synced.RECORD})")
+# Units an image's boot starts (WantedBy), and what an enabled one means for time keeping.
+OUR_UNITS = (("chronyctl6-boot.service", "multi-user.target"), ("chronyctl6-wait.service", "multi-user.target"),
+             ("chronyctl6-check.timer", "timers.target"))
+
+
+@dataclass(frozen=True)
+class Offline:
+    """`status --root`: the image's units, and what only a running system can say."""
+
+    root: str
+    chrony: service.UnitState | None  # the distribution's chrony unit (None: no platform known)
+    units: tuple[service.UnitState, ...] = ()  # chronyctl6's own
+    rivals: tuple[service.UnitState, ...] = ()  # other time daemons' units enabled in the image
+    not_applicable: tuple[str, ...] = NOT_APPLICABLE
+    boot_unit: str | None = None  # the endpoint is chosen at boot: chronyctl6-boot.service's state, when not enabled
+    kept: dict[str, object] = field(default_factory=dict)  # the intent apply --root kept in the image's state file
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        found = []
+        if self.chrony is not None and self.chrony.state != "enabled":
+            found.append(f"{self.chrony.unit} is {self.chrony.state}: chronyd will not start at boot")
+        found += [f"{u.unit} is enabled: it fights chronyd over the clock" for u in self.rivals]
+        if self.boot_unit:
+            found.append(f"the Time Sync endpoint is chosen at every boot, but chronyctl6-boot.service is "
+                         f"{self.boot_unit}: no Time Sync line at boot")
+        return tuple(found)
+
+    def as_dict(self) -> dict[str, object]:
+        return {"root": self.root, "kept_intent": dict(self.kept),
+                "chrony_unit": self.chrony.as_dict() if self.chrony else None,
+                "units": [u.as_dict() for u in self.units], "conflicting_units": [u.as_dict() for u in self.rivals],
+                "problems": list(self.problems), "not_applicable": list(self.not_applicable)}
 
 
 @dataclass(frozen=True)
@@ -45,6 +98,8 @@ class StatusReport:
     bound: clockbound.Bound | None = None  # chronyd's error bound, as ClockBound computes it
     warn: float = DEFAULT_WARN  # thresholds on the bound
     crit: float = DEFAULT_CRIT
+    synchronised: synced.Synchronised | None = None  # this boot's, as `chronyctl6 wait` kept it
+    offline: Offline | None = None  # --root: an image, inspected offline
 
     @property
     def bound_status(self) -> str | None:
@@ -67,7 +122,14 @@ class StatusReport:
         """ok: synchronised to Time Sync, nothing fights it, the config is what chronyctl6 renders;
         warning: synchronised, with something to look at (drift, another time daemon, two chronyd),
         or synchronised to a source that is not Time Sync; critical: chronyd not running, or not
-        synchronised; unknown: chronyd runs but chronyc could not be read."""
+        synchronised; unknown: chronyd runs but chronyc could not be read.
+        Offline (--root): ok when the image's configuration is what chronyctl6 renders and chrony
+        starts at boot alone; warning with drift, chrony not enabled or a rival enabled; unknown
+        when the configuration cannot be read."""
+        if self.offline is not None:
+            if self.drift.state == "unknown":
+                return "unknown"
+            return "warning" if self.drift.state == "drift" or self.offline.problems else "ok"
         if not self.chronyd:
             return "critical"
         if self.tracking is None:
@@ -108,6 +170,8 @@ class StatusReport:
             "conflicting_daemons": [p.as_dict() for p in self.others],
             "errors": list(self.errors),
             "warnings": list(self.warnings),
+            "synchronised_at_boot": self.synchronised.as_dict() if self.synchronised is not None else None,
+            "offline": self.offline.as_dict() if self.offline is not None else None,
         }
 
 
@@ -123,26 +187,58 @@ def source_dict(s: chrony_tools.Source) -> dict[str, object]:
 def drift(config_path: str | None, root: Path = Path("/")) -> tuple[Drift, str | None]:
     """Whether the files chronyctl6 manages still say what it would render now; and the
     config path chronyctl6 manages (the distro's)."""
-    from chronyctl6.configure.plan import Request, make_plan
+    found, _ = planned(config_path, root)
+    return found
 
+
+def planned(config_path: str | None, root: Path = Path("/")) -> tuple[tuple[Drift, str | None], Plan | None]:
+    """drift(), and the plan it came from (None where nothing could be planned)."""
+    from chronyctl6.configure import plan as planning
+    from chronyctl6.effects import history
+
+    request = planning.Request(root=root)
+    unread: list[str] = []
     try:
-        plan = make_plan(Request(root=root))
+        basics = planning.read_basics(request)
+        if basics.intent_problem and _denied(history.Store(root).base):
+            unread.append(basics.intent_problem)  # the recorded choices decide what render writes
+        plan = planning.plan(request, planning.gather(request, basics))
+    except files.Unreadable as exc:
+        if not exc.denied:
+            return (Drift("unknown", f"cannot render: {exc.message}"), None), None
+        return (_unjudged([*unread, exc.message]), None), None
     except ChronyCtlError as exc:
-        return Drift("unknown", f"cannot render: {exc.message}"), None
+        return (Drift("unknown", f"cannot render: {exc.message}"), None), None
     managed = plan.config.shown
+    if unread:
+        return (_unjudged(unread), managed), plan
     if config_path is not None and config_path != managed:
-        return Drift("unknown", f"chronyd loaded {config_path}, but chronyctl6 manages {managed}"), managed
+        return (Drift("unknown", f"chronyd loaded {config_path}, but chronyctl6 manages {managed}"), managed), plan
     pending = plan.pending
     if not pending:
-        return Drift("in-sync", f"{', '.join(c.shown for c in plan.changes)}: as `chronyctl6 render` "
-                                "would write"), managed
-    return Drift("drift", f"{', '.join(c.shown for c in pending)} differ(s) from what `chronyctl6 render` "
-                          "would write: `chronyctl6 apply --diff --dry-run` shows how",
-                 tuple(c.shown for c in pending), plan.diff()), managed
+        return (Drift("in-sync", f"{', '.join(c.shown for c in plan.changes)}: as `chronyctl6 render` "
+                                 "would write"), managed), plan
+    at = "" if request.live else f" --root {shlex.quote(str(root))}"
+    return (Drift("drift", f"{', '.join(c.shown for c in pending)} differ(s) from what `chronyctl6 render` "
+                           f"would write: `chronyctl6 apply{at} --diff --dry-run` shows how",
+                  tuple(c.shown for c in pending), plan.diff()), managed), plan
+
+
+def _denied(directory: Path) -> bool:
+    """This user may not look into directory (chronyctl6's state, 0700 root's)."""
+    return os.path.isdir(directory) and not os.access(directory, os.R_OK | os.X_OK)
+
+
+def _unjudged(unread: list[str]) -> Drift:
+    """A user who cannot read what render reads cannot tell drift: say so, never guess."""
+    return Drift("unknown", f"not judged: as uid {os.geteuid()} (not root) chronyctl6 could not read "
+                            f"{'; '.join(unread)}; run `sudo chronyctl6 status`", unread=tuple(unread))
 
 
 def status(root: Path = Path("/"), chronyc_socket: str | None = None, *, warn: float = DEFAULT_WARN,
            crit: float = DEFAULT_CRIT) -> StatusReport:
+    if Path(os.path.abspath(root)) != Path("/"):
+        return offline(root, warn=warn, crit=crit)
     scan = daemons.scan()
     running = scan.chronyd[0] if scan.chronyd else None
     loaded = running.config_path if running is not None else None
@@ -175,8 +271,48 @@ def status(root: Path = Path("/"), chronyc_socket: str | None = None, *, warn: f
     if len(scan.chronyd) > 1:
         warnings.append(f"{len(scan.chronyd)} chronyd processes run: {', '.join(str(p.pid) for p in scan.chronyd)}")
     bound = chronyd_bound(tracking, read_at, config_path, root) if tracking is not None else None
+    kept, note = gather.synchronised_record()
+    warnings += [note] if note else []
+    warnings += [report_drift.detail] if report_drift.unread else []  # said even with -q, and in JSON's messages
     return StatusReport(scan.chronyd, config_path, config_from, report_drift, tuple(sources), tracking,
-                        tuple(errors), scan.others, tuple(warnings), bound, warn, crit)
+                        tuple(errors), scan.others, tuple(warnings), bound, warn, crit, kept)
+
+
+def offline(root: Path, *, warn: float = DEFAULT_WARN, crit: float = DEFAULT_CRIT) -> StatusReport:
+    """The image at root, from its files alone (the module's docstring)."""
+    if not root.is_dir():
+        raise BadInput(f"--root {root} is not a directory", hint="give the directory the image is mounted at")
+    (report_drift, managed), plan = planned(None, root)
+    chrony = (service.unit_state(root, f"{plan.platform.unit}.service", "multi-user.target")
+              if plan is not None else None)
+    ours = tuple(service.unit_state(root, unit, target) for unit, target in OUR_UNITS)
+    rivals = tuple(u for u in (service.unit_state(root, unit, target) for unit, target in service.RIVAL_UNITS)
+                   if u.state == "enabled")
+    boot = next(u for u in ours if u.unit == "chronyctl6-boot.service")
+    at_boot = plan is not None and plan.choices.endpoint is None
+    view = Offline(str(root), chrony, ours, rivals,
+                   boot_unit=boot.state if at_boot and boot.state != "enabled" else None, kept=kept_intent(root))
+    warnings = tuple(plan.warnings) if plan is not None else ()
+    return StatusReport((), managed, f"the image at {root}", report_drift, (), None, (), (), warnings,
+                        None, warn, crit, None, view)
+
+
+def kept_intent(root: Path) -> dict[str, object]:
+    """The well-formed choices of the image's state file (a damaged or hostile one keeps nothing;
+    plan's warning says why)."""
+    from chronyctl6.configure import platforms, settings
+    from chronyctl6.effects import history
+
+    try:
+        recorded, _ = history.Store(root).intent()
+    except ChronyCtlError:
+        return {}
+    kept: dict[str, object] = {k: recorded[k] for k in ("ipv6", "phc") if recorded.get(k) in settings.MODES}
+    if isinstance(recorded.get("at_boot"), bool):
+        kept["at_boot"] = recorded["at_boot"]
+    if recorded.get("distro") in platforms.BY_NAME:
+        kept["distro"] = recorded["distro"]
+    return kept
 
 
 def chronyd_bound(tracking: chrony_tools.Tracking, read_at: float, config_path: str | None,

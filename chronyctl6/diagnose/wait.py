@@ -20,6 +20,7 @@ from chronyctl6.chronyconf import directives
 from chronyctl6.effects import chrony_tools, files
 from chronyctl6.effects.chrony_tools import Source, Tracking
 from chronyctl6.errors import ChronyCtlError, CommandFailed
+from chronyctl6.measure import synced
 from chronyctl6.text import shown
 
 DEFAULT_TIMEOUT = 180.0  # chrony-wait.service's own limit (chronyc waitsync 180 ...)
@@ -152,7 +153,7 @@ def _chronyc(what: str, socket: str | None) -> str:
     return done.stdout
 
 
-RECORD = "/run/chronyctl6/synchronised.json"
+RECORD = synced.RECORD  # read back by status and check (measure.gather.synchronised_record)
 
 
 def record(result: WaitResult) -> str | None:

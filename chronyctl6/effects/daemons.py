@@ -5,7 +5,8 @@ process `chronyd`): its executable (/proc/PID/exe) must be a chronyd binary (thi
 one at chronyd's path in the process's own root, for a chronyd chrooted into a distribution's
 root), compared as the same file (device and inode), not by name; its owner must be
 root or chrony's own user (chronyd starts as root and drops to it), and it must run in this PID
-namespace (a container's chronyd, seen from the host, is not this host's). Where the executable
+namespace (a container's chronyd, seen from the host, is not this host's): /proc/PID/ns/pid is
+compared with our own where the kernel shows it, else the namespace's depth (NSpid) decides. Where the executable
 cannot be read (a non-root `doctor` looking at root's processes: the kernel refuses), the owner
 and the namespace decide; an unprivileged user cannot fake either.
 """
@@ -113,6 +114,7 @@ class Identity:
     uid: int  # real uid
     ns_depth: int  # entries of NSpid: how deep its PID namespace lies below the root one
     exe: str | None = None  # where /proc/PID/exe leads, as shown to us
+    pid_ns: int | None = None  # its PID namespace (/proc/PID/ns/pid's inode); None when the kernel does not say
 
 
 FileId = tuple[int, int]  # (st_dev, st_ino)
@@ -134,14 +136,24 @@ def identity(pid: int, proc: Path = Path("/proc"), host: set[FileId] | None = No
     except (IndexError, ValueError):
         return None
     depth = len(fields.get("NSpid", "").split()) or 1  # no NSpid line: a kernel without PID namespaces
+    namespace = pid_namespace(here)
     try:
         exe: str | None = os.readlink(here / "exe").removesuffix(" (deleted)")
         running = _file_id(here / "exe")
     except OSError:  # not ours to look at (a non-root caller), or gone
-        return Identity(None, uid, depth)
+        return Identity(None, uid, depth, pid_ns=namespace)
     own = {i for p in CHRONYD_PATHS if (i := _file_id(Path(f"{here}/root{p}"))) is not None}
     binaries = (chronyd_binaries() if host is None else host) | own
-    return Identity(running is not None and running in binaries, uid, depth, exe)
+    return Identity(running is not None and running in binaries, uid, depth, exe, namespace)
+
+
+def pid_namespace(proc_pid: Path) -> int | None:
+    """The PID namespace a process lives in: the inode /proc/PID/ns/pid stands for (the kernel lets
+    only root, or the process's owner, look; None otherwise)."""
+    try:
+        return os.stat(proc_pid / "ns" / "pid").st_ino
+    except OSError:
+        return None
 
 
 def _file_id(path: Path) -> FileId | None:
@@ -152,9 +164,18 @@ def _file_id(path: Path) -> FileId | None:
     return (st.st_dev, st.st_ino)
 
 
-def is_chronyd(who: Identity, *, owners: set[int], ns_depth: int) -> bool:
+def same_namespace(who: Identity, *, ns_depth: int, pid_ns: int | None = None) -> bool:
+    """In our own PID namespace: the namespaces compared where the kernel shows both (exact: a
+    container's chronyd is another namespace, at any depth); else, for a non-root caller, by depth
+    (the processes we can see live in our namespace or below it, so the same depth is ours)."""
+    if who.pid_ns is not None and pid_ns is not None:
+        return who.pid_ns == pid_ns
+    return who.ns_depth == ns_depth
+
+
+def is_chronyd(who: Identity, *, owners: set[int], ns_depth: int, pid_ns: int | None = None) -> bool:
     """Pure: the rules of the module's docstring."""
-    if who.ns_depth != ns_depth or who.uid not in owners:
+    if not same_namespace(who, ns_depth=ns_depth, pid_ns=pid_ns) or who.uid not in owners:
         return False
     return who.chronyd_exe is not False
 
@@ -177,16 +198,31 @@ def own_ns_depth() -> int:
     return me.ns_depth if me is not None else 1
 
 
+def own_pid_ns() -> int | None:
+    return pid_namespace(Path("/proc/self"))
+
+
 def is_chronyd_pid(pid: int) -> bool:
     """pid is this host's chronyd (the module's rules)."""
     who = identity(pid)
-    return who is not None and is_chronyd(who, owners=chronyd_owners(), ns_depth=own_ns_depth())
+    return who is not None and is_chronyd(who, owners=chronyd_owners(), ns_depth=own_ns_depth(),
+                                          pid_ns=own_pid_ns())
 
 
-def _is_other_daemon(who: Identity | None, name: str, ns_depth: int) -> bool:
-    if who is None or who.ns_depth != ns_depth or who.uid > SYSTEM_UID_MAX:
+def _is_other_daemon(who: Identity | None, name: str, ns_depth: int, pid_ns: int | None = None) -> bool:
+    if who is None or not same_namespace(who, ns_depth=ns_depth, pid_ns=pid_ns) or who.uid > SYSTEM_UID_MAX:
         return False
     return who.exe is None or os.path.basename(who.exe) in CONFLICTING or os.path.basename(who.exe) == name
+
+
+def without_helpers(chronyd: Iterable[Proc], parents: dict[int, int]) -> list[Proc]:
+    """Pure: one chronyd per daemon. chronyd forks a helper of its own (with a seccomp filter,
+    `-F 1`, Debian's default: a child process with its parent's name, owner and arguments), so a
+    chronyd whose parent is a chronyd counted here is part of that one, not a second daemon.
+    Two daemons started apart (by systemd, by hand) are never each other's parent."""
+    found = list(chronyd)
+    pids = {p.pid for p in found}
+    return [p for p in found if parents.get(p.pid) not in pids]
 
 
 def scan() -> Scan:
@@ -194,19 +230,22 @@ def scan() -> Scan:
 
     chronyd: list[Proc] = []
     others: list[Proc] = []
-    binaries, owners, depth = chronyd_binaries(), chronyd_owners(), own_ns_depth()
-    for p in psutil.process_iter(["pid", "name", "username", "create_time", "cmdline"]):
+    parents: dict[int, int] = {}
+    binaries, owners, depth, namespace = chronyd_binaries(), chronyd_owners(), own_ns_depth(), own_pid_ns()
+    for p in psutil.process_iter(["pid", "name", "username", "create_time", "cmdline", "ppid"]):
         info = p.info
         name = info.get("name") or ""
         if name != "chronyd" and name not in CONFLICTING:
             continue
         who = identity(int(info["pid"]), host=binaries)
         if name == "chronyd":
-            if who is None or not is_chronyd(who, owners=owners, ns_depth=depth):
+            if who is None or not is_chronyd(who, owners=owners, ns_depth=depth, pid_ns=namespace):
                 continue
-        elif not _is_other_daemon(who, name, depth):
+        elif not _is_other_daemon(who, name, depth, namespace):
             continue
         proc = Proc(int(info["pid"]), name, info.get("username"), float(info.get("create_time") or 0.0),
                     tuple(info.get("cmdline") or ()))
         (chronyd if name == "chronyd" else others).append(proc)
+        parents[proc.pid] = int(info.get("ppid") or 0)
+    chronyd = without_helpers(chronyd, parents)
     return Scan(tuple(sorted(chronyd, key=lambda x: x.pid)), tuple(sorted(others, key=lambda x: x.pid)))

@@ -317,6 +317,13 @@ class Unreadable(ChronyCtlError):
     """A file chronyctl6 must not or cannot read (not a regular file, outside the root, too big)."""
 
     status = ExitStatus.BAD_INPUT
+    denied = False  # the kernel refused this user (EACCES, EPERM): root could read it
+
+
+def _cannot_read(name: str, exc: OSError) -> Unreadable:
+    error = Unreadable(f"{name}: cannot read it: {exc.strerror}")
+    error.denied = exc.errno in (errno.EACCES, errno.EPERM)
+    return error
 
 
 def _split(path: str) -> list[str]:
@@ -380,7 +387,7 @@ def read_bounded(path: Path, shown: str | None = None, *, how: str = "", limit: 
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as exc:
-        raise Unreadable(f"{name}: cannot read it: {exc.strerror}") from None
+        raise _cannot_read(name, exc) from None
     try:
         st = os.fstat(probe)
     finally:
@@ -395,7 +402,7 @@ def read_bounded(path: Path, shown: str | None = None, *, how: str = "", limit: 
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise Unreadable(f"{name}: cannot read it: {exc.strerror}") from None
+        raise _cannot_read(name, exc) from None
     try:
         again = os.fstat(fd)
         if not stat.S_ISREG(again.st_mode) or (again.st_dev, again.st_ino) != (st.st_dev, st.st_ino):
@@ -409,7 +416,7 @@ def read_bounded(path: Path, shown: str | None = None, *, how: str = "", limit: 
             chunks.append(chunk)
             size += len(chunk)
     except OSError as exc:
-        raise Unreadable(f"{name}: cannot read it: {exc.strerror}") from None
+        raise _cannot_read(name, exc) from None
     finally:
         os.close(fd)
     if size > limit:

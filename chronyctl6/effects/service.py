@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from chronyctl6.effects import chrony_tools, commands, daemons, files
-from chronyctl6.errors import BadInput, CommandFailed
+from chronyctl6.errors import BadInput, CommandFailed, Unavailable
 from chronyctl6.text import shown
 
 DEFAULT_PIDFILE = "/run/chrony/chronyd.pid"
@@ -164,9 +164,11 @@ def choose(name: str, *, unit: str, config_path: str, pidfile: str | None,
     """`auto` takes systemd where it runs; it never falls back to starting chronyd by hand."""
     if name == "auto":
         if not systemd_running():
-            raise BadInput(
-                "systemd is not running here, so chronyctl6 cannot restart chronyd",
-                hint="pass --service-manager direct to manage chronyd as a plain process",
+            raise Unavailable(
+                "systemd is not running here (no /run/systemd/system), so chronyctl6 cannot restart chronyd "
+                "through it: nothing was changed",
+                hint="pass --service-manager direct (or service_manager = \"direct\" in settings.toml) to manage "
+                     "chronyd as a plain process",
             )
         name = "systemd"
     if name == "systemd":
@@ -309,3 +311,42 @@ def _unit_lines(data: bytes) -> list[tuple[str, str, str]]:
             key, value = line.split("=", 1)
             out.append((section, key.strip(), value.strip()))
     return out
+
+
+# Other time daemons' units, and the target each is enabled for: enabled beside chrony, they fight it.
+RIVAL_UNITS = (("systemd-timesyncd.service", "sysinit.target"), ("ntp.service", "multi-user.target"),
+               ("ntpd.service", "multi-user.target"), ("ntpsec.service", "multi-user.target"),
+               ("openntpd.service", "multi-user.target"))
+
+
+@dataclass(frozen=True)
+class UnitState:
+    """A unit as a system at a root has it installed, read from its files (no systemctl: an
+    image's systemd does not run, and this host's must not be asked about the image)."""
+
+    unit: str
+    state: str  # enabled | disabled | masked | not installed | unreadable
+    where: str | None = None  # the unit file, as the system sees it
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"unit": self.unit, "state": self.state, "path": self.where}
+
+
+def unit_state(root: Path, unit: str, wanted_by: str) -> UnitState:
+    """Masked (a link to /dev/null in /etc or /run), enabled (a link in TARGET.wants/ of
+    /etc/systemd/system), disabled, or not installed; every path resolved inside root (an
+    absolute link in an image is the image's, never the build host's), nothing opened but
+    directories."""
+    try:
+        for directory in ("/etc/systemd/system", "/run/systemd/system"):
+            link = files.resolve_in_root(root, directory) / unit
+            if link.is_symlink() and os.readlink(link) == "/dev/null":
+                return UnitState(unit, "masked", f"{directory}/{unit}")
+        where = next((f"{d}/{unit}" for d in UNIT_DIRS if os.path.lexists(files.resolve_in_root(root, d) / unit)),
+                     None)
+        if where is None:
+            return UnitState(unit, "not installed")
+        wants = files.resolve_in_root(root, f"/etc/systemd/system/{wanted_by}.wants") / unit
+        return UnitState(unit, "enabled" if os.path.lexists(wants) else "disabled", where)
+    except (OSError, files.Unreadable) as exc:
+        return UnitState(unit, "unreadable", getattr(exc, "message", None) or str(exc))

@@ -35,6 +35,7 @@ from chronyctl6.measure import clockbound, exchange
 # Imported where used: `check` runs every minute, and start-up is most of its time.
 if TYPE_CHECKING:
     from chronyctl6.effects.chrony_tools import Source, Tracking
+    from chronyctl6.measure.synced import Synchronised
 
 IPV4_SERVER = "169.254.169.123"
 DEFAULT_WARN = 0.1
@@ -147,6 +148,7 @@ class CheckResult:
     notes: list[str] = field(default_factory=list)  # other things worth saying
     hint: str | None = None
     server_from: str = "--server"  # or where the default came from (chronyconf.servers)
+    synchronised: Synchronised | None = None  # this boot's synchronisation, as `chronyctl6 wait` kept it
 
     @property
     def sample(self) -> exchange.Sample | None:

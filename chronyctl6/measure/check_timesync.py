@@ -179,8 +179,24 @@ THRESHOLD is a Nagios range, [@]start:end: 10 alerts outside 0..10, 10: below 10
 @10:20 inside 10..20 (https://www.monitoring-plugins.org/doc/guidelines.html#THRESHOLDFORMAT).
 The offset (after -o) is judged by its absolute value, as check_ntp_time does.
 
-Exit: 0 OK, 1 WARNING, 2 CRITICAL (also: no response at all; no usable reply unless -q),
-3 UNKNOWN (bad arguments, an unknown host name, a bad range; -h and -V, as monitoring-plugins 2.3)."""
+{_exit_paragraph()}"""
+
+
+# What each status means here (the codes are the one table's, chronyctl6.errors: `check`'s family):
+# the help's Exit paragraph and check_timesync(1)'s EXIT STATUS.
+EXIT_MEANINGS = (
+    (OK, "OK"),
+    (WARNING, "WARNING"),
+    (CRITICAL, "CRITICAL (also: no response at all; no usable reply unless -q)"),
+    (UNKNOWN, "UNKNOWN (bad arguments, an unknown host name, a bad range; -h and -V, as monitoring-plugins 2.3)"),
+)
+
+
+def _exit_paragraph() -> str:
+    import textwrap
+
+    said = ", ".join(f"{exit_code('check', status)} {meaning}" for status, meaning in EXIT_MEANINGS)
+    return textwrap.fill(f"Exit: {said}.", width=100, break_on_hyphens=False)
 
 
 def _answered(m: Measurement) -> bool:

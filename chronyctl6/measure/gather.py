@@ -11,7 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 from chronyctl6.measure import check as chk
-from chronyctl6.measure import clockbound, exchange
+from chronyctl6.measure import clockbound, exchange, synced
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -78,6 +78,37 @@ def default_server(root: str = "/", chronyd_sources: tuple[Source, ...] = ()) ->
     return servers.timesync_endpoint(None, configured(root))
 
 
+def synchronised_record(path: str | None = None) -> tuple[synced.Synchronised | None, str | None]:
+    """The seconds from boot to synchronisation `chronyctl6 wait` kept this boot, or None; and
+    a note when a record is there but ignored. Only a small regular file owned by root (or by
+    whoever runs this) is read: a link, a FIFO, a stranger's file or garbage is noted, never
+    trusted; none at all (wait has not run, or not yet found the clock synchronised) is None, None."""
+    import stat
+    from pathlib import Path
+
+    from chronyctl6.effects import files
+
+    where = path or synced.RECORD
+    try:
+        st = os.lstat(where)
+    except (FileNotFoundError, NotADirectoryError):
+        return None, None
+    except OSError as exc:
+        return None, f"{where}: cannot read it ({exc.strerror}): ignored"
+    if stat.S_ISLNK(st.st_mode):
+        return None, f"{where} is a symbolic link: ignored"
+    if st.st_uid not in (0, os.geteuid()):
+        return None, f"{where} belongs to uid {st.st_uid}, not root: ignored"
+    try:
+        data = files.read_bounded(Path(where), limit=synced.MAX_BYTES, follow=False)
+    except files.Unreadable as exc:
+        return None, f"{exc.message}: ignored"
+    if data is None:
+        return None, None
+    record, why = synced.parse(data)
+    return record, None if record is not None else f"{where}: {why}: ignored"
+
+
 def has_global_ipv6() -> bool:
     from chronyctl6.effects.host import read_network  # psutil: only on an IPv6 failure
 
@@ -127,6 +158,9 @@ def run(
     bound = chronyd_clockbound(tracking, read_at) if tracking is not None else None
     result = chk.evaluate(measurements, thresholds, tracking, problem, hint, sources, bound)
     result.server_from = server_from
+    if ask_chronyd:  # --no-chronyd: nothing of chronyd's, this boot's synchronisation included
+        result.synchronised, note = synchronised_record()
+        result.notes += [note] if note else []
     return result
 
 

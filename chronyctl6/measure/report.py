@@ -99,6 +99,8 @@ def to_data(r: CheckResult) -> dict[str, Any]:
         "notes": list(r.notes),
         "hint": r.hint,
         "chronyd": None,
+        # this boot's seconds to synchronisation, as `chronyctl6 wait` kept them (null: not recorded)
+        "synchronised_at_boot": r.synchronised.as_dict() if r.synchronised is not None else None,
     }
     view = r.chronyd
     if view is not None:
@@ -357,7 +359,22 @@ def to_prometheus(r: CheckResult) -> str:
                     "it is the reference, grown by maxclockerror since the reading. Judged by threshold_seconds.",
                     [({}, view.clockbound)])
     _sources(p, view.sources)
+    _synchronised(p, r)
     return "\n".join(p.lines) + "\n"
+
+
+def _synchronised(p: _Prom, r: CheckResult) -> None:
+    """What an image builder watches: seconds from boot until `chronyctl6 wait` found the clock
+    on Time Sync within its bound (absent until it has, this boot)."""
+    kept = r.synchronised
+    if kept is None:
+        return
+    p.gauge(CHECK + "boot_to_synchronised_seconds", "Seconds from boot (CLOCK_BOOTTIME) until chronyctl6 wait found "
+            "the clock on Time Sync within its bound, this boot.", [({}, kept.since_boot_seconds)])
+    if kept.since_init_seconds is not None:
+        p.gauge(CHECK + "init_to_synchronised_seconds", "Seconds from this PID namespace's init (a container's "
+                "start) until chronyctl6 wait found the clock synchronised, this boot.",
+                [({}, kept.since_init_seconds)])
 
 
 # `chronyc sources` state characters as chrony_exporter's source_state (facebook/time's names)

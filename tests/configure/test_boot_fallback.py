@@ -81,6 +81,8 @@ def test_an_unreadable_network_falls_back(root: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(host, "read_network", lambda: (_ for _ in ()).throw(PermissionError(13, "denied")))
     result = boot_mod.boot(Request(root=root), settle=0)
     assert result.fallback and _server(root).startswith("server 169.254.169.123")
+    # The reason names the network, never the settings file (which was fine).
+    assert any("network could not be read" in w and "settings" not in w for w in result.warnings), result.warnings
 
 
 def test_slow_metadata_is_bounded(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

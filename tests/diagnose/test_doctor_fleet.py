@@ -48,7 +48,10 @@ def test_an_instance_meant_for_ipv4_passes_with_a_note(setting: str) -> None:
         assert c[cid].fix is None
     assert c["timesync-ipv4"].status is Status.PASS
     [note] = doctor.notes(f, meant)
-    assert "meant to use IPv4" in note and "assign-ipv6-addresses" in note
+    assert "meant to use IPv4" in note and "the steps below" in note
+    steps = doctor.ipv6_steps(f, meant)  # no address anywhere: one is assigned first, then the switch
+    assert "assign-ipv6-addresses" in " ".join(steps) and steps[-1] == "sudo chronyctl6 apply --ipv6 on"
+    assert all(len(step) < 300 for step in steps), steps
 
 
 def test_ipv4_intent_does_not_hide_a_broken_ipv4_time_sync() -> None:

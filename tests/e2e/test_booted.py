@@ -127,6 +127,11 @@ def instance(golden_disk: Path, tmp_path: Path) -> Iterator[Layer]:
         layer.close()
 
 
+def _boot_log(vm: BootedInstance) -> str:
+    """What the boot step said on this boot: why it chose what it chose."""
+    return vm.run(["journalctl", "-b", "--no-pager", "-o", "cat", "-u", "chronyctl6-boot.service"]).stdout
+
+
 def _selected(vm: BootedInstance) -> str | None:
     for line in vm.run(SOURCES, check=True).stdout.splitlines():
         fields = line.split(",")
@@ -195,7 +200,7 @@ def test_baked_image_picks_the_right_endpoint_on_every_boot(
             assert instance.run(["systemctl", "is-enabled", "chronyctl6-boot.service"]).stdout.strip() == "enabled"
             enabled = True
         dropin = instance.run(["cat", "/run/chronyctl6/timesync.sources"], check=True).stdout
-        assert f"server {expected} prefer iburst minpoll 4 maxpoll 4" in dropin
+        assert f"server {expected} prefer iburst minpoll 4 maxpoll 4" in dropin, _boot_log(instance)
         # The boot step finished before chronyd started.
         boot_done = int(instance.systemctl_show("chronyctl6-boot.service", "ExecMainExitTimestampMonotonic"))
         chrony_start = int(instance.systemctl_show("chrony.service", "ExecMainStartTimestampMonotonic"))
@@ -257,6 +262,18 @@ def test_wait_unit_holds_time_sync_target_until_synchronised(
     wants = instance.root / "etc/systemd/system/multi-user.target.wants"
     wants.mkdir(parents=True, exist_ok=True)
     (wants / "chronyctl6-wait.service").symlink_to("/lib/systemd/system/chronyctl6-wait.service")
+    # The baked image inspected offline from the build host (issue 20): the real package's units read
+    # from their links (absolute, the image's own), the configuration as apply --root wrote it.
+    offline = cli("status", "--root", str(instance.root), "-o", "json")
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    image = json.loads(offline.stdout)["data"]["offline"]
+    assert image["chrony_unit"]["state"] == "enabled", image
+    assert {u["unit"]: u["state"] for u in image["units"]} == {
+        "chronyctl6-boot.service": "enabled", "chronyctl6-wait.service": "enabled",
+        "chronyctl6-check.timer": "disabled"}, image
+    examined = cli("doctor", "--root", str(instance.root), "-o", "json")
+    checks = {c["id"]: c["status"] for c in json.loads(examined.stdout)["data"]["checks"]}
+    assert examined.returncode == 0 and checks["config-timesync"] == checks["chronyd"] == "pass", examined.stdout
     ec2 = ec2_factory(ipv6=True)
     instance.boot(ec2.instance.netns_path)
     # `systemctl start` on a oneshot still activating blocks until it is done: no polling.
@@ -269,6 +286,9 @@ def test_wait_unit_holds_time_sync_target_until_synchronised(
     assert _selected(instance) == TIME_SYNC_V6
     kept = json.loads(instance.run(["cat", "/run/chronyctl6/synchronised.json"], check=True).stdout)
     assert kept["source"] == TIME_SYNC_V6 and 0 < kept["bound_seconds"] <= 0.1
+    # status on the booted instance reports the same figure (issue 20), as the installed package runs it.
+    reported = json.loads(instance.run(["chronyctl6", "status", "-o", "json"]).stdout)["data"]
+    assert reported["synchronised_at_boot"] == kept, (reported["synchronised_at_boot"], kept)
     # In a container the kernel booted long ago: the boot is PID 1's start.
     print(f"seconds from boot (init) to synchronised on Time Sync: {kept['since_init_seconds']}")
     assert 0 < kept["since_init_seconds"] < 60

@@ -30,6 +30,14 @@ def test_wait_returns_once_on_time_sync_and_records_it(ec2: Ec2) -> None:
     assert inst.selected() == "fd00:ec2::123"
     kept = json.loads(inst.read_text("/run/chronyctl6/synchronised.json"))
     assert kept["source"] == "fd00:ec2::123" and kept["since_boot_seconds"] == data["since_boot_seconds"]
+    # status and check read it back: JSON, text and the metric an image builder watches (issue 20).
+    status = json.loads(inst.run([*inst.cli, "status", "-o", "json"], timeout=60).stdout)["data"]
+    assert status["synchronised_at_boot"]["since_boot_seconds"] == data["since_boot_seconds"]
+    text = inst.run([*inst.cli, "status"], timeout=60).stdout
+    assert f"synchronised at boot: {data['since_boot_seconds']:g} s after boot (to fd00:ec2::123" in text
+    metrics = inst.run([*inst.cli, "check", "-o", "prometheus"], timeout=60).stdout
+    assert f"chronyctl6_check_boot_to_synchronised_seconds {data['since_boot_seconds']:g}" in metrics or (
+        f"chronyctl6_check_boot_to_synchronised_seconds {float(data['since_boot_seconds'])!r}" in metrics), metrics
 
 
 def test_wait_says_why_when_time_sync_is_silent(ec2_factory: Callable[..., Ec2]) -> None:

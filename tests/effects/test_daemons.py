@@ -47,6 +47,22 @@ def test_identity_rules(who: daemons.Identity, expected: bool) -> None:
     assert daemons.is_chronyd(who, owners={0, 108}, ns_depth=1) is expected
 
 
+@pytest.mark.parametrize(("who", "expected"), [
+    (daemons.Identity(True, 0, 1, pid_ns=4026531836), True),  # our namespace
+    (daemons.Identity(True, 0, 1, pid_ns=4026532999), False),  # another namespace at our depth: not ours
+    (daemons.Identity(True, 0, 2, pid_ns=4026531836), True),  # the namespace decides where both are known
+    (daemons.Identity(None, 0, 1), True),  # hidden from a non-root caller: the depth decides
+    (daemons.Identity(None, 0, 2), False),
+])
+def test_the_pid_namespace_is_compared_where_the_kernel_shows_it(who: daemons.Identity, expected: bool) -> None:
+    assert daemons.is_chronyd(who, owners={0}, ns_depth=1, pid_ns=4026531836) is expected
+
+
+def test_our_own_namespace_is_known() -> None:
+    me = daemons.identity(os.getpid(), host=set())
+    assert me is not None and me.pid_ns is not None and me.pid_ns == daemons.own_pid_ns()
+
+
 def _pids(scan: daemons.Scan) -> set[int]:
     return {p.pid for p in scan.chronyd}
 
@@ -90,6 +106,7 @@ def test_chronyd_in_another_pid_namespace_is_not_counted_and_ours_is(tmp_path: P
         who = daemons.identity(inner[0].pid)
         assert who is not None and who.chronyd_exe is True
         assert who.ns_depth == daemons.own_ns_depth() + 1
+        assert who.pid_ns is not None and who.pid_ns != daemons.own_pid_ns()
         assert inner[0].pid not in _pids(daemons.scan())
     finally:
         outer.kill()
@@ -133,3 +150,39 @@ def test_a_chronyd_chrooted_into_a_distributions_root_is_chronyd(tmp_path: Path)
         for p in (inside, outside):
             p.kill()
             p.wait()
+
+
+def _proc(pid: int) -> daemons.Proc:
+    return daemons.Proc(pid, "chronyd", "_chrony", 0.0, ("/usr/sbin/chronyd", "-F", "1"))
+
+
+@pytest.mark.parametrize(("parents", "expected"), [
+    ({105: 1, 106: 105}, [105]),  # Debian 12 under systemd: chronyd -F 1 and its helper
+    ({105: 1, 106: 1}, [105, 106]),  # two daemons, both started by init: both count
+    ({105: 40, 106: 41}, [105, 106]),  # started by hand from two shells
+    ({106: 105}, [106]),  # the parent is not a counted chronyd (another namespace's): the child counts
+], ids=["helper", "two under init", "two by hand", "parent not counted"])
+def test_chronyds_own_helper_is_not_a_second_chronyd(parents: dict[int, int], expected: list[int]) -> None:
+    assert [p.pid for p in daemons.without_helpers(map(_proc, sorted(parents)), parents)] == expected
+
+
+@pytest.mark.root
+def test_chronyd_with_its_seccomp_filter_counts_once(tmp_path: Path) -> None:
+    """chronyd -F 1 (Debian's DAEMON_OPTS) forks a helper process: status and doctor saw two."""
+    require(which("chronyd") is not None, "chronyd is not installed (apt-get install chrony)")
+    if os.geteuid() != 0:
+        pytest.fail("needs root (marked root)")
+    chronyd = which("chronyd")
+    assert chronyd is not None
+    ours = subprocess.Popen([chronyd, "-x", "-d", "-u", "root", "-F", "1", "-f", str(_chronyd_config(tmp_path))],
+                            stderr=subprocess.DEVNULL)
+    try:
+        # The helper, forked at start-up: waited on, not raced.
+        helper = wait_for(lambda: psutil.Process(ours.pid).children(), what="chronyd -F 1 forking its helper",
+                          every=0.02, alive=lambda: ours.poll() is None)[0]
+        assert helper.name() == "chronyd" and daemons.is_chronyd_pid(helper.pid)
+        found = _pids(daemons.scan())  # other chronyds may run here (other tests): ours, once
+        assert ours.pid in found and helper.pid not in found, found
+    finally:
+        ours.terminate()
+        ours.wait()

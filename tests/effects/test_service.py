@@ -9,7 +9,7 @@ import pytest
 
 from chronyctl6.configure.platforms import by_name
 from chronyctl6.effects import service
-from chronyctl6.errors import BadInput
+from chronyctl6.errors import BadInput, Status, Unavailable, exit_code
 from tests.helpers import put
 
 
@@ -26,9 +26,14 @@ def test_systemd_argv_names_the_distros_unit(distro: str, unit: str) -> None:
 
 def test_auto_without_systemd_refuses_rather_than_starting_chronyd() -> None:
     assert not service.systemd_running()  # this machine: no systemd as PID 1
-    with pytest.raises(BadInput) as err:
+    with pytest.raises(Unavailable) as err:
         service.choose("auto", unit="chrony", config_path="/etc/chrony/chrony.conf", pidfile=None)
     assert err.value.hint is not None and "--service-manager direct" in err.value.hint
+    # A fact of this host, said as one (issue 20): its own word and exit code, never a usage error.
+    assert not isinstance(err.value, BadInput) and err.value.status is Status.UNAVAILABLE
+    assert "systemd is not running" in err.value.message
+    assert (exit_code("apply", err.value.status), exit_code("restore", err.value.status)) == (7, 7)
+    assert exit_code("status", err.value.status) == 3
 
 
 def test_direct_takes_extra_chronyd_args_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
