@@ -539,8 +539,8 @@ _TEXTFILE_HELP = ("Also write the Prometheus metrics atomically to PATH (a .prom
 _CHECK_OUTPUT_HELP = ("text, json (the chronyctl6/v1 envelope), nagios (one line with perfdata) or "
                       "prometheus (text format).")
 _CHECK_OUTPUT_OPTION = typer.Option(CheckOutput.TEXT.value, "-o", "--output", help=_CHECK_OUTPUT_HELP)
-_WARN_HELP = "WARNING when max error (|offset| + delay/2 + root distance) reaches this."
-_CRIT_HELP = "CRITICAL when max error (|offset| + delay/2 + root distance) reaches this."
+_WARN_HELP = "WARNING when max error (|offset| + path bound + root distance) reaches this."
+_CRIT_HELP = "CRITICAL when max error (|offset| + path bound + root distance) reaches this."
 TEXTFILE_DIR_ENV = "CHRONYCTL6_TEXTFILE_DIR"  # as chronyctl6.measure.command's
 TEXTFILE_NAME = "chronyctl6.prom"
 _TEXTFILE_DIR_HELP = (f"Also write the metrics atomically to DIR/{TEXTFILE_NAME} (node_exporter's "
@@ -571,7 +571,7 @@ def check(
     """Measure this clock's offset against Time Sync directly, and what chronyd believes.
 
     The offset is positive when this clock is BEHIND the server (server time minus local
-    time). The verdict judges max error = |offset| + delay/2 + root distance (root delay/2 +
+    time). The verdict judges max error = |offset| + path bound + root distance (root delay/2 +
     root dispersion): the most this clock can be off UTC. Each request carries a random nonce;
     replies that do not echo it, or are not a synchronised server's (mode 4, stratum 1-15, leap
     not 3, non-zero timestamps, a reference time not after the transmit time, root distance at
@@ -805,8 +805,8 @@ def wait(
     timeout: float = typer.Option(180.0, "--timeout", metavar="SECONDS",
                                   help="Give up after this long (180 s, as chrony-wait.service)."),
     max_error: float = typer.Option(0.1, "--max-error", metavar="SECONDS",
-                                    help="Ready only once chronyd's own bound on the clock's error "
-                                         "(|offset| + root dispersion + root delay / 2) is within this."),
+                                    help="Ready only once chronyd's bound on the clock's error, as status "
+                                         "reports it (ClockBound's), is within this."),
     any_source: bool = typer.Option(False, "--any-source",
                                     help="Any selected source will do, not only Time Sync or the ENA PTP clock."),
     chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",

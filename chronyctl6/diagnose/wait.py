@@ -21,6 +21,7 @@ from chronyctl6.effects import chrony_tools, files
 from chronyctl6.effects.chrony_tools import Source, Tracking
 from chronyctl6.errors import ChronyCtlError, CommandFailed
 from chronyctl6.measure import synced
+from chronyctl6.measure.clockbound import Bound
 from chronyctl6.text import shown
 
 DEFAULT_TIMEOUT = 180.0  # chrony-wait.service's own limit (chronyc waitsync 180 ...)
@@ -35,6 +36,9 @@ class Reading:
     tracking: Tracking | None
     sources: tuple[Source, ...] = ()
     error: str | None = None  # why tracking could not be read
+    # chronyd's bound as `status` reports it (measure.gather.chronyd_clockbound, ClockBound's
+    # computation): None where it was not computed, which is never ready.
+    bound: Bound | None = None
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,7 @@ class Verdict:
     ready: bool
     reason: str  # why not yet, or what it is synchronised to
     source: str | None = None  # the selected source
-    bound: float | None = None  # seconds: |offset| + root dispersion + root delay / 2
+    bound: float | None = None  # seconds: ClockBound's bound, as status reports it
 
 
 def is_timesync(source: Source) -> bool:
@@ -61,7 +65,11 @@ def judge(reading: Reading, *, max_error: float, any_source: bool = False) -> Ve
     name = shown(selected.name)
     if not any_source and not is_timesync(selected):
         return Verdict(False, f"synchronised to {name}, not to Time Sync", name)
-    error = t.max_error  # |offset| + root dispersion + root delay / 2, as ClockBound counts it
+    if reading.bound is None or reading.bound.seconds is None:
+        why = reading.bound.problem if reading.bound is not None else None
+        return Verdict(False, f"synchronised to {name}, but no bound on the clock's error: "
+                              f"{shown(why or 'not computed')}", name)
+    error = reading.bound.seconds  # the bound status reports: one computation for both
     if error > max_error:
         return Verdict(False, f"synchronised to {name}, but the clock may still be {error:.6f} s off "
                               f"(above {max_error:g} s)", name, error)
@@ -139,11 +147,26 @@ def since_boot_and_init() -> tuple[float | None, float | None]:
 def ask_chronyd(socket: str | None = None) -> Reading:
     """The effect `wait` polls: chronyd's tracking and sources (chronyc), never raising."""
     try:
+        read_at = time.monotonic()
         tracking = chrony_tools.parse_tracking(_chronyc("tracking", socket))
         found = tuple(chrony_tools.parse_sources(_chronyc("sources", socket)))
     except ChronyCtlError as exc:
         return Reading(None, (), exc.message)
-    return Reading(tracking, found)
+    return Reading(tracking, found, bound=chronyd_bound(tracking, read_at))
+
+
+def chronyd_bound(tracking: Tracking, read_at: float) -> Bound:
+    """The bound `status` reports (measure.gather.chronyd_clockbound), with the maxclockerror in
+    force in the configuration the running chronyd loaded, as status finds it."""
+    from chronyctl6.effects import daemons
+    from chronyctl6.measure import gather
+
+    try:
+        scan = daemons.scan()
+        loaded = scan.chronyd[0].config_path if scan.chronyd else None
+    except (OSError, ChronyCtlError):  # /proc unreadable: the default configuration, as status
+        loaded = None
+    return gather.chronyd_clockbound(tracking, read_at, loaded)
 
 
 def _chronyc(what: str, socket: str | None) -> str:

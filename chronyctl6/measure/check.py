@@ -10,9 +10,11 @@ shipped alert rules all use it): the largest this clock's error against UTC can 
 
     max_error = |offset| + path bound + root distance,   root distance = root delay / 2 + root dispersion
 
-offset and path bound from the whole burst (measure.exchange.combine: the midpoint and half-width
-of the interval every valid reply's offset +- delay / 2 agrees on, never wider than the fastest
-reply's delay / 2), root delay and dispersion as that reply states them.
+offset and path bound from the whole burst (measure.exchange.combine: within the interval every
+valid reply's offset +- delay / 2 (and its timestamps' precision) agrees on, its midpoint where
+queueing shows, else the replies' mean; the path bound is the distance to the interval's farther
+end, at most the fastest reply's delay plus precision), root delay and dispersion as the replies
+state them.
 WARNING from max_error >= --warn, CRITICAL from max_error >= --crit.
 
 chronyd not synchronised is CRITICAL, as in `status` and as check_ntp_time says of a clock

@@ -15,7 +15,7 @@ minimum-delay estimate, one deadline), so it refuses replies check_ntp_time take
 a zero reference time, a root distance over 3 s): those are "Offset unknown" here. Beyond
 check_ntp_time: thresholds on the stratum (`-W/--swarn`, `-C/--scrit`, as check_ntp_peer names
 them) and on the bound (`--bound-warning`, `--bound-critical`: max error = |offset| + path bound
-(at most delay / 2) + root distance, the most this clock can be off UTC), and their perfdata.
+(at most the minimum delay) + root distance, the most this clock can be off UTC), and their perfdata.
 
 Parsed with the standard library's getopt (GNU mode: options after arguments, as glibc's
 getopt_long); imports at start only what a measurement needs (no typer, no JSON, no psutil).

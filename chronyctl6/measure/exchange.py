@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
 import re
 import select
@@ -114,6 +115,11 @@ class Sample:
     root_delay: float
     root_dispersion: float
     taken: float = 0.0  # monotonic seconds when its request left (orders a burst in time)
+    # How far the timestamps themselves may be off, seconds: the server's stated precision (chronyd
+    # fills the bits below it with random noise) plus our nanosecond readings. RFC 5905 counts
+    # both precisions into a sample's dispersion; a bound without them fails on a path of a few
+    # hundred nanoseconds (clknetsim's ground truth found it).
+    precision: float = 0.0
     # A burst's combined estimate (see `combine`) bounds the path term itself, tighter than
     # delay / 2; None for one exchange, whose bound is half its round trip.
     path_bound: float | None = None
@@ -128,7 +134,7 @@ class Sample:
         """The true offset against UTC lies within offset +- this: half our round trip (path
         asymmetry is unknowable; a burst's estimate: what its samples together leave) plus the
         server's root distance."""
-        path = self.delay / 2 if self.path_bound is None else self.path_bound
+        path = self.delay / 2 + self.precision if self.path_bound is None else self.path_bound
         return path + self.root_distance
 
     @property
@@ -179,12 +185,21 @@ def combine(samples: Sequence[Sample], max_drift: float = MAX_DRIFT) -> Sample |
     delays are never negative), which is [true - down, true + up] for that exchange's up and
     down delays. All of a burst's samples hold at once (the offset moves by at most max_drift
     times the time between them, which widens each interval), so the truth lies in their
-    intersection: [true - min down, true + min up]. Its midpoint is the estimate: it takes the
-    least-queued leg of each direction from whichever samples had them, where the minimum-delay
-    sample needs both in one exchange; and it is the point whose worst case, given the samples,
-    is smallest: half the intersection's width, the reported path bound (never more than the
-    minimum-delay sample's own delay / 2, so it stays a bound). A sample far above the minimum
-    delay cannot move the estimate unless its interval cuts the others: outliers weigh nothing.
+    intersection: [true - min down, true + min up]. Where does it lie within it?
+
+    - Queueing jitter is one-sided (a packet is delayed, never advanced): then the least-queued
+      leg of each direction is the best evidence, and the intersection's midpoint, which takes
+      each from whichever sample had it, is the estimate (a sample far above the minimum delay
+      cannot move it: outliers weigh nothing).
+    - Jitter that is symmetric about a typical delay (a hypervisor hop's, a path's normal noise)
+      says nothing through the delay (the sum and difference of two such legs are independent):
+      then every sample weighs the same, and the mean of the offsets is the estimate.
+
+    Which one the burst shows is judged from its own legs (`_one_sided`, at least 3 samples). The
+    mean is kept inside the intersection, so the truth is still proven within the reported path
+    bound: the distance from the estimate to the intersection's farther end (half its width for
+    the midpoint; at most its width, so at most the fastest sample's delay plus the drift
+    allowance).
 
     Samples that contradict each other (an empty intersection: a clock stepped, or a server
     that is not one clock) leave the minimum-delay sample, as one exchange alone would."""
@@ -193,20 +208,70 @@ def combine(samples: Sequence[Sample], max_drift: float = MAX_DRIFT) -> Sample |
     fastest = min(samples, key=lambda s: s.delay)
     low, high = -float("inf"), float("inf")
     for s in samples:
-        drift = max_drift * (abs(s.taken - fastest.taken) + s.delay + fastest.delay)
+        drift = max_drift * (abs(s.taken - fastest.taken) + s.delay + fastest.delay) + s.precision
         low = max(low, s.offset - s.delay / 2 - drift)
         high = min(high, s.offset + s.delay / 2 + drift)
     half = (high - low) / 2
-    if not 0 <= half < fastest.delay / 2:  # contradictory (or NaN), or no tighter than one sample
+    alone = fastest.delay / 2 + fastest.precision  # the fastest sample's own path bound
+    if not 0 <= half <= alone + max_drift * 2 * fastest.delay:  # contradictory, or NaN
+        return fastest
+    estimate = (low + high) / 2
+    if len(samples) >= 3 and not _one_sided(samples):
+        estimate = min(max(math.fsum(s.offset for s in samples) / len(samples), low), high)
+    elif half >= alone:  # no tighter than one sample: that sample, unaltered
         return fastest
     return replace(
         fastest,
-        offset=(low + high) / 2,
-        path_bound=half,
+        offset=estimate,
+        path_bound=max(estimate - low, high - estimate),
         # The server's own bound against UTC: the largest its samples state.
         root_delay=max(s.root_delay for s in samples),
         root_dispersion=max(s.root_dispersion for s in samples),
     )
+
+
+# How much better (in nats, over both directions' legs) the one-sided model must explain a burst
+# before its minimum legs are trusted over the mean: 1 keeps the mean on a symmetric path a little
+# more often than an even choice would, at almost no cost on a queueing one (benchmarks/README.md).
+_ONE_SIDED_MARGIN = 1.0
+
+
+def _one_sided(samples: Sequence[Sample]) -> bool:
+    """Do the burst's legs look like queueing (a sharp floor and a tail above it: a shifted
+    exponential) rather than noise about a typical delay (a normal)? Each sample's legs, up to the
+    unknown true offset, are offset + delay/2 (up) and delay/2 - offset (down); both fits have two
+    parameters, so their maximised log-likelihoods compare as they stand."""
+    ups = [s.offset + s.delay / 2 for s in samples]
+    downs = [s.delay / 2 - s.offset for s in samples]
+    exp_fit = _exponential_loglik(ups) + _exponential_loglik(downs)
+    normal_fit = _normal_loglik(ups) + _normal_loglik(downs)
+    return not exp_fit <= normal_fit + _ONE_SIDED_MARGIN  # NaN: one-sided, the midpoint's way
+
+
+_TINY = 1e-15  # seconds: a spread of zero (equal legs) must not take a log of zero
+
+
+def _exponential_loglik(values: Sequence[float]) -> float:
+    n, floor = len(values), min(values)
+    scale = max(math.fsum(values) / n - floor, _TINY)
+    return -n * math.log(scale) - n
+
+
+def _normal_loglik(values: Sequence[float]) -> float:
+    n = len(values)
+    mean = math.fsum(values) / n
+    var = max(math.fsum((v - mean) ** 2 for v in values) / n, _TINY * _TINY)
+    return -n / 2 * math.log(2 * math.pi * var) - n / 2
+
+
+_READING_RESOLUTION = 2e-9  # our t1 and t4: two readings of nanosecond clocks
+
+
+def server_precision(exponent: int) -> float:
+    """The precision field (log2 seconds, signed) in seconds; one outside any real clock's range
+    (a second or worse, or below 2^-32: the timestamp's own resolution) counts as a second or as
+    that resolution, so a hostile field can neither vanish from the bound nor overflow it."""
+    return 2.0 ** min(max(exponent, -32), 0)
 
 
 _HOST_CHARS = re.compile(r"[A-Za-z0-9._:%-]+")
@@ -501,6 +566,7 @@ class _Exchange:
                 root_delay=p.root_delay,
                 root_dispersion=p.root_dispersion,
                 taken=mono1 / _NS,
+                precision=server_precision(p.precision) + _READING_RESOLUTION,
             )
         )
 

@@ -177,10 +177,20 @@ def chronyd_clockbound(tracking: Tracking, read_at: float, config_path: str | No
     from chronyctl6.effects import bound_facts
 
     facts = bound_facts.gather(tracking.ref_id, tracking.ref_name, config_path, root or Path("/"))
+    return bound_from_tracking(tracking, maxclockerror_ppm=facts.maxclockerror_ppm, now=time.time(),
+                               age=time.monotonic() - read_at, phc_reference=facts.phc_reference,
+                               phc_error_bound=facts.phc_error_bound)
+
+
+def bound_from_tracking(tracking: Tracking, *, maxclockerror_ppm: float, now: float, age: float,
+                        phc_reference: bool = False, phc_error_bound: float | None = None) -> clockbound.Bound:
+    """The pure core of chronyd_clockbound, the one place a tracking reading becomes ClockBound's
+    bound (status, check's chronyd section, wait, the clknetsim benchmark): `now` is the wall
+    clock (against tracking's reference time: the time since chronyd's last update), `age` the
+    seconds from the reading to now."""
     return clockbound.compute(
         system_offset=tracking.system_offset, root_delay=tracking.root_delay,
         root_dispersion=tracking.root_dispersion, synchronised=tracking.synchronised,
-        maxclockerror_ppm=facts.maxclockerror_ppm,
-        since_update=time.time() - tracking.ref_time if tracking.ref_time > 0 else None,
-        age=time.monotonic() - read_at, phc_reference=facts.phc_reference,
-        phc_error_bound=facts.phc_error_bound)
+        maxclockerror_ppm=maxclockerror_ppm,
+        since_update=now - tracking.ref_time if tracking.ref_time > 0 else None,
+        age=age, phc_reference=phc_reference, phc_error_bound=phc_error_bound)

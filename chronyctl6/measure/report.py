@@ -4,8 +4,8 @@ Pure functions of a CheckResult. Seconds everywhere, as plain numbers; never NaN
 
 The verdict's one error bound, used by the status line, the Nagios perfdata (`max_error`, with
 the thresholds), the Prometheus metrics (`chronyctl6_check_max_error_seconds`) and the shipped
-alert rules: max_error = |offset| + path bound (at most delay / 2) + root distance (root delay / 2 +
-root dispersion).
+alert rules: max_error = |offset| + path bound (at most the minimum delay,
+plus timestamp precision) + root distance (root delay / 2 + root dispersion).
 
 Prometheus names (see packaging/prometheus/README.md for the mapping):
 - our own NTP measurement: `chronyctl6_check_*`, suffixes as node_exporter's ntp collector
@@ -293,10 +293,10 @@ def to_prometheus(r: CheckResult) -> str:
             "node_ntp_root_dispersion_seconds.", series(lambda b: b.root_dispersion))
     p.gauge(CHECK + "root_distance_seconds", "The server's root distance: root delay / 2 + root "
             "dispersion.", series(lambda b: b.root_distance))
-    p.gauge(CHECK + "error_bound_seconds", "The offset's bound against UTC: delay / 2 + root "
+    p.gauge(CHECK + "error_bound_seconds", "The offset's bound against UTC: path bound + root "
             "distance.", series(lambda b: b.error_bound))
-    p.gauge(CHECK + "max_error_seconds", "The verdict's quantity: |offset| + path bound (at most delay / 2) + root "
-            "distance, the most this clock can be off UTC.", series(lambda b: b.max_error))
+    p.gauge(CHECK + "max_error_seconds", "The verdict's quantity: |offset| + path bound (at most the minimum "
+            "delay) + root distance, the most this clock can be off UTC.", series(lambda b: b.max_error))
     p.gauge(CHECK + "selected", "1 for the server whose reply decided the verdict.",
             [(per(m), 1.0 if m is chosen else 0.0) for m, _ in good])
     p.gauge(CHECK + "stratum", "The server's stratum, as node_ntp_stratum.",

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from chronyctl6.diagnose.wait import Reading, judge, wait
-from chronyctl6.effects.chrony_tools import parse_sources, parse_tracking
+from chronyctl6.effects.chrony_tools import Source, Tracking, parse_sources, parse_tracking
+from chronyctl6.measure import gather
 from tests.helpers import FakeClock
 
 # `chronyc -n -c tracking` / `sources` as chronyd 4.3 prints them (captured on the simulated instance).
@@ -23,15 +24,26 @@ POOL = tuple(parse_sources("^,*,192.0.2.7,2,6,377,3,0.000001,0.000001,0.000020\n
 PHC = tuple(parse_sources("#,*,PHC0,0,0,377,1,0.0000001,0.0000001,0.000001\n"))
 
 
+def read(tracking: Tracking, sources: tuple[Source, ...], *, age: float = 0.0, phc_reference: bool = False,
+         phc_error_bound: float | None = None) -> Reading:
+    """A reading with the bound status would report for it (gather.bound_from_tracking, the one
+    computation), read 16 s after chronyd's last update and `age` seconds before now."""
+    bound = gather.bound_from_tracking(tracking, maxclockerror_ppm=50.0, now=tracking.ref_time + 16, age=age,
+                                       phc_reference=phc_reference, phc_error_bound=phc_error_bound)
+    return Reading(tracking, sources, bound=bound)
+
+
 @pytest.mark.parametrize(("reading", "ready", "said"), [
     (Reading(None, (), "chronyc tracking: 506 Cannot talk to daemon"), False, "chronyd does not answer (chronyc"),
     (Reading(UNSYNCED, ()), False, "chronyd has no sources"),
     (Reading(UNSYNCED, SILENT), False, "no reply yet from fd00:ec2::123 (reach 0"),
     (Reading(UNSYNCED, HEARD), False, "fd00:ec2::123 reach 003 state ?"),
-    (Reading(SYNCED, POOL), False, "synchronised to 192.0.2.7, not to Time Sync"),
-    (Reading(LOOSE, SELECTED), False, "may still be 0.260500 s off (above 0.1 s)"),
-    (Reading(SYNCED, SELECTED), True, "synchronised to fd00:ec2::123, within 0.000341 s"),
-    (Reading(SYNCED, PHC), True, "synchronised to PHC0"),
+    (read(SYNCED, POOL), False, "synchronised to 192.0.2.7, not to Time Sync"),
+    (read(LOOSE, SELECTED), False, "may still be 0.260500 s off (above 0.1 s)"),
+    (read(SYNCED, SELECTED), True, "synchronised to fd00:ec2::123, within 0.000341 s"),
+    (read(SYNCED, PHC), True, "synchronised to PHC0"),
+    (Reading(SYNCED, SELECTED), False, "no bound on the clock's error: not computed"),
+    (read(SYNCED, PHC, phc_reference=True), False, "phc_error_bound in sysfs"),
 ])
 def test_judge_says_why_not_yet(reading: Reading, ready: bool, said: str) -> None:
     verdict = judge(reading, max_error=0.1)
@@ -39,8 +51,23 @@ def test_judge_says_why_not_yet(reading: Reading, ready: bool, said: str) -> Non
 
 
 def test_any_source_accepts_a_pool_and_bound_uses_chronyds_own_terms() -> None:
-    verdict = judge(Reading(SYNCED, POOL), max_error=0.1, any_source=True)
+    verdict = judge(read(SYNCED, POOL), max_error=0.1, any_source=True)
     assert verdict.ready and verdict.bound == pytest.approx(0.000001234 + 0.00025 + 0.00018 / 2)
+
+
+def test_the_bound_is_the_one_status_reports_grown_since_the_reading() -> None:
+    # Read 2000 s ago: ClockBound's bound has grown by maxclockerror (50 ppm) x 2000 s = 0.1 s,
+    # which chronyc's max error alone (|offset| + root distance) never shows.
+    reading = read(SYNCED, SELECTED, age=2000.0)
+    verdict = judge(reading, max_error=0.1)
+    assert reading.bound is not None and reading.bound.seconds is not None
+    assert verdict.bound == reading.bound.seconds == pytest.approx(SYNCED.max_error + 50e-6 * 2000)
+    assert not verdict.ready and "above 0.1 s" in verdict.reason
+
+
+def test_the_phc_error_bound_counts_when_the_phc_is_the_reference() -> None:
+    verdict = judge(read(SYNCED, PHC, phc_reference=True, phc_error_bound=0.2), max_error=0.1)
+    assert not verdict.ready and verdict.bound == pytest.approx(SYNCED.max_error + 0.2)
 
 
 def test_names_from_chronyd_are_sanitised() -> None:
@@ -52,7 +79,7 @@ def test_names_from_chronyd_are_sanitised() -> None:
 def test_wait_polls_until_ready_and_reports_each_reason_once() -> None:
     clock = FakeClock()
     readings = iter([Reading(None, (), "no socket"), Reading(UNSYNCED, SILENT), Reading(UNSYNCED, SILENT),
-                     Reading(UNSYNCED, HEARD), Reading(SYNCED, SELECTED)])
+                     Reading(UNSYNCED, HEARD), read(SYNCED, SELECTED)])
     said: list[str] = []
     result = wait(lambda: next(readings), timeout=30, max_error=0.1, progress=said.append,
                   monotonic=clock.monotonic, sleep=clock.sleep, boottime=lambda: (7.25, 5.5))

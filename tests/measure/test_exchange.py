@@ -90,8 +90,9 @@ def test_offset_of_a_server_with_a_known_clock_offset(offset: float, host: str) 
     assert best.delay >= 0 and best.stratum == 2 and best.leap == 0
     assert best.ref_id == "A9FEA97B"
     assert best.root_distance == pytest.approx(best.root_delay / 2 + best.root_dispersion)
-    # A burst's estimate bounds the path by what its samples together leave: at most delay / 2.
-    assert best.root_distance <= best.error_bound <= best.delay / 2 + best.root_distance + EPS
+    # A burst's estimate bounds the path by what its samples together leave: at most the fastest
+    # reply's delay (the distance to the farther end of their overlap) and its timestamps' precision.
+    assert best.root_distance <= best.error_bound <= best.delay + best.precision + best.root_distance + EPS
     assert best.max_error == pytest.approx(abs(best.offset) + best.error_bound)
 
 
