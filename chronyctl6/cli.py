@@ -806,7 +806,8 @@ def wait(
                                   help="Give up after this long (180 s, as chrony-wait.service)."),
     max_error: float = typer.Option(0.1, "--max-error", metavar="SECONDS",
                                     help="Ready only once chronyd's bound on the clock's error, as status "
-                                         "reports it (ClockBound's), is within this."),
+                                         "reports it (ClockBound's), is within this, and stays so "
+                                         "through chronyd's next update by its own skew estimate."),
     any_source: bool = typer.Option(False, "--any-source",
                                     help="Any selected source will do, not only Time Sync or the ENA PTP clock."),
     chronyd_socket: Optional[str] = typer.Option(None, "--chronyd-socket", metavar="PATH",

@@ -73,6 +73,16 @@ def judge(reading: Reading, *, max_error: float, any_source: bool = False) -> Ve
     if error > max_error:
         return Verdict(False, f"synchronised to {name}, but the clock may still be {error:.6f} s off "
                               f"(above {max_error:g} s)", name, error)
+    # Within the bound now is not enough while chronyd's frequency is still being learnt: its root
+    # dispersion grows by (skew + |residual frequency|) x the time between its updates (chrony's
+    # reference.c), so right after selection the next update can lift the bound past max_error
+    # again (seen: 0.043 s when wait said ready, 0.131 s one update later). Ready only when the
+    # bound stays within max_error through chronyd's next update, by chronyd's own estimate.
+    growth = (t.skew_ppm + abs(t.residual_freq_ppm)) * 1e-6 * max(t.update_interval, 1.0)
+    if not growth <= max_error - error:  # NaN from chronyd is never ready
+        return Verdict(False, f"synchronised to {name}, within {error:.6f} s, but chronyd's frequency is "
+                              f"still settling (skew {t.skew_ppm:g} ppm): its next update may add "
+                              f"{growth:.6f} s (above {max_error:g} s together)", name, error)
     return Verdict(True, f"synchronised to {name}, within {error:.6f} s", name, error)
 
 

@@ -50,6 +50,25 @@ def test_judge_says_why_not_yet(reading: Reading, ready: bool, said: str) -> Non
     assert verdict.ready is ready and said in verdict.reason, verdict
 
 
+# Right after selection (captured shape): within 0.043 s, but skew 5000 ppm over 16 s updates.
+SETTLING = parse_tracking("FD00EC21,fd00:ec2::123,4,1733200000.1,0.000006,0.0,0.0,0.0,2.0,5000.0,"
+                          "0.00003,0.0427,16.0,Normal\n")
+
+
+@pytest.mark.parametrize(("tracking", "max_error", "ready"), [
+    (SETTLING, 0.05, False),  # 0.0428 + (5000 + 2) ppm x 16 s = 0.1228 s at the next update
+    (SETTLING, 0.2, True),
+    (SYNCED, 0.1, True),
+])
+def test_a_bound_that_chronyds_next_update_can_lift_past_the_limit_is_not_ready(
+        tracking: Tracking, max_error: float, ready: bool) -> None:
+    verdict = judge(read(tracking, SELECTED), max_error=max_error)
+    assert verdict.ready is ready, verdict
+    if not ready:
+        assert "frequency is still settling (skew 5000 ppm)" in verdict.reason
+        assert "may add 0.080032 s" in verdict.reason
+
+
 def test_any_source_accepts_a_pool_and_bound_uses_chronyds_own_terms() -> None:
     verdict = judge(read(SYNCED, POOL), max_error=0.1, any_source=True)
     assert verdict.ready and verdict.bound == pytest.approx(0.000001234 + 0.00025 + 0.00018 / 2)
