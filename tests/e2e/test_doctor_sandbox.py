@@ -264,9 +264,6 @@ def test_systemd_timesyncd_beside_chronyd(ec2_factory: Factory) -> None:
     ec2 = ec2_factory()
     apply(ec2)
     inst = ec2.instance
-    # status's warning must be the other daemon's, not a bound still above 1 s (critical) or 0.1 s
-    # right after selection: wait until chronyd's bound is well within both.
-    inst.wait_synchronised(max_error=0.05)
     # A process really named systemd-timesyncd that cannot touch the clock or the network (a copy
     # of sleep), in the instance's PID namespace: it dies with the sandbox.
     pid = str(inst.start_decoy("systemd-timesyncd"))
@@ -346,7 +343,6 @@ def test_an_instance_meant_for_ipv4_passes_with_a_note(ec2_factory: Factory, set
     inst = ec2.instance
     apply(ec2)
     inst.wait_selected(TIME_SYNC_V4, timeout=30)
-    inst.wait_synchronised(max_error=0.05)  # status's ok needs the bound within 0.1 s, not just selected
     run = Run(ec2)
     assert run.report["status"] == "ok" and run.text.returncode == 0, run.text.stdout
     assert run.data["intent"]["family"] == "ipv4"
