@@ -62,12 +62,30 @@ def _sends_packets(item: pytest.Item) -> bool:
 ROOT_FIXTURES = {"live"}
 
 
+# Run in parallel (scripts/test: pytest-xdist, --dist loadgroup), tests that share something costly
+# to make stay on one worker, so it is made once: the packages built and the Debian roots they are
+# installed in, the booted systemd disks, the Debian roots with each release's chrony.
+def _shared_group(item: pytest.Item) -> str | None:
+    parts = Path(str(item.path)).resolve().relative_to(Path(__file__).resolve().parent).parts
+    if parts[0] == "packaging":  # the booted ones apart: they are most of its time
+        return "packaging-booted" if parts[-1] == "test_booted.py" else "packaging"
+    if parts[-1] == "test_booted.py":  # a golden disk a release, made once
+        callspec = getattr(item, "callspec", None)
+        return f"booted-{callspec.params.get('release') if callspec is not None else ''}"
+    if "chrony_root" in getattr(item, "fixturenames", ()):
+        return "chrony-roots"
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     for item in items:
         if ROOT_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.root)
+        group = _shared_group(item)
+        if group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
     if any(_sends_packets(item) for item in items) and _has_default_route():
         raise pytest.UsageError("tests that send packets must run in a fresh network namespace "
                                 "(this one has a default route): use scripts/test")

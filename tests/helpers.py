@@ -9,12 +9,17 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import pytest
 
 from tests.conftest import FIXTURES, REPO
+
+T = TypeVar("T")
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -122,11 +127,24 @@ def stock_root(tmp_path: Path, distro: str, name: str | None = None) -> Path:
     return root
 
 
+def apply_root(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`chronyctl6 apply --root ROOT ARGS`, which must succeed (else its output is the failure)."""
+    done = cli("apply", "--root", str(root), *args)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def put(base: Path, path: str, data: str | bytes) -> Path:
+    """Lay a file at `path` under `base` (an image's absolute path is taken under it), making its
+    directories; str is written as UTF-8. Its path."""
+    target = base / path.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return target
+
+
 def write_settings(root: Path, text: str) -> Path:
-    path = root / "etc/chronyctl6/settings.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
+    return put(root, "etc/chronyctl6/settings.toml", text)
 
 
 def cli_runner() -> Any:
@@ -139,3 +157,39 @@ def cli_runner() -> Any:
         return CliRunner(**apart)
     except TypeError:
         return CliRunner()
+
+
+class FakeClock:
+    """time.monotonic and time.sleep on a clock that moves only when slept on: a wait under test
+    reaches its deadline in no time, exactly, and a loaded machine cannot stretch it."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def wait_for(probe: Callable[[], T], ready: Callable[[T], object] = bool, *, what: str, timeout: float = 60.0,
+             every: float = 0.05, alive: Callable[[], bool] | None = None,
+             context: Callable[[], str] | None = None) -> T:
+    """Poll `probe` until `ready(seen)`; return what it saw then. A real process under test gets
+    there when it gets there: `timeout` is a generous bound on a broken one, never the expectation,
+    so nothing here races a timer. Fails with `what`, the last thing seen and `context()` (a log)
+    at the deadline, or at once when `alive()` says the process under test has ended."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = probe()
+        if ready(seen):
+            return seen
+        ended = alive is not None and not alive()
+        if ended or time.monotonic() > deadline:
+            why = "the process under test ended" if ended else f"not within {timeout:g} s"
+            extra = f"\n{context()}" if context is not None else ""
+            pytest.fail(f"{what}: {why}; last seen: {seen!r}{extra}")
+        time.sleep(every)

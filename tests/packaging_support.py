@@ -20,8 +20,12 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tests.conftest import REPO, require
+
+if TYPE_CHECKING:
+    from sandbox.booted import BootedInstance
 
 PACKAGING = REPO / "packaging"
 # How long each build took in this run, for the report the tests print with -rA / -s.
@@ -118,6 +122,23 @@ def built_vendored_rpm() -> Path:
 
 # The Debian releases packaging/test-root builds a root for: suite -> Debian's release number.
 DEBIAN_RELEASES = {"bookworm": 12, "trixie": 13}
+
+
+@contextlib.contextmanager
+def booted_debian(workdir: Path, suite: str = "bookworm") -> Iterator[BootedInstance]:
+    """A Debian root of its own, prepared for systemd-nspawn to boot (the test boots it into the
+    simulated instance's namespaces); closed and removed at the end."""
+    from sandbox.booted import BootedInstance
+
+    for tool in ("systemd-nspawn", "nsenter"):
+        require(shutil.which(tool) is not None, f"{tool} (apt-get install systemd-container)")
+    instance = BootedInstance(debian_root_tarball(suite), workdir)
+    try:
+        instance.prepare()
+        yield instance
+    finally:
+        instance.close()
+        shutil.rmtree(instance.workdir, ignore_errors=True)
 
 
 def debian_root_tarball(suite: str = "bookworm") -> Path:

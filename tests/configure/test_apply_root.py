@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.contract import envelope
-from tests.helpers import cli, cli_json, stock_root, write_settings
+from tests.helpers import apply_root, cli, cli_json, stock_root, write_settings
 
 DEBIAN_CONF = "etc/chrony/chrony.conf"
 
@@ -81,8 +81,7 @@ def test_dry_run_and_diff_write_nothing(tmp_path: Path) -> None:
     conf = root / DEBIAN_CONF
     before = conf.read_bytes()
     listing = sorted(p.name for p in conf.parent.iterdir())
-    done = cli("apply", "--root", str(root), "--ipv6", "on", "--dry-run", "--diff")
-    assert done.returncode == 0, done.stderr
+    done = apply_root(root, "--ipv6", "on", "--dry-run", "--diff")
     assert "+server fd00:ec2::123" in done.stdout and "-pool 2.debian.pool.ntp.org iburst" in done.stdout
     assert "would change" in done.stdout
     assert conf.read_bytes() == before
@@ -120,8 +119,7 @@ def test_json_output_shape(tmp_path: Path) -> None:
 
 def test_root_with_auto_ipv6_chooses_at_boot(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "amzn2023")
-    done = cli("apply", "--root", str(root))
-    assert done.returncode == 0, done.stderr
+    done = apply_root(root)
     text = (root / "etc/chrony.conf").read_text()
     assert "\nsourcedir /run/chronyctl6\n" in text
     assert "\nserver " not in text
@@ -164,9 +162,19 @@ def test_unknown_distro_is_a_clear_error(tmp_path: Path) -> None:
     assert cli("render", "--root", str(root), "--distro", "debian").returncode == 0
 
 
-def _in_private_mounts(script: str) -> subprocess.CompletedProcess[str]:
+def _apply_under_mounts(root: Path, mounts: str, after: str = "") -> subprocess.CompletedProcess[str]:
+    """`apply --root ROOT --ipv6 on` as a process, in a private mount namespace where `mounts` ran
+    first; `after` runs once it exited (its status kept)."""
+    from tests.conftest import REPO
+
+    script = (f"{mounts}; cd {REPO}; set +e; python3 -m chronyctl6 apply --root {root} --ipv6 on; rc=$?; "
+              f"{after}exit $rc")
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "bash", "-euc", script],
                           capture_output=True, text=True, timeout=60, check=False)
+
+
+def _read_only(directory: Path) -> str:
+    return f"mount --bind {directory} {directory}; mount -o remount,bind,ro {directory}"
 
 
 @pytest.mark.root  # mounts in a private mount namespace
@@ -174,11 +182,7 @@ def test_read_only_directory(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
     conf = root / DEBIAN_CONF
     before = conf.read_bytes()
-    from tests.conftest import REPO
-    done = _in_private_mounts(
-        f"mount --bind {conf.parent} {conf.parent}; mount -o remount,bind,ro {conf.parent}; "
-        f"cd {REPO}; python3 -m chronyctl6 apply --root {root} --ipv6 on"
-    )
+    done = _apply_under_mounts(root, _read_only(conf.parent))
     assert done.returncode == 1, done.stderr
     assert "Read-only file system" in done.stderr
     assert conf.read_bytes() == before
@@ -189,14 +193,11 @@ def test_disk_full(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
     conf = root / DEBIAN_CONF
     before = conf.read_bytes()
-    from tests.conftest import REPO
     # A tiny tmpfs holding only the old file and a filler that leaves almost no room.
-    done = _in_private_mounts(
-        f"mount -t tmpfs -o size=16k tmpfs {conf.parent}; printf %s {before.hex()} | xxd -r -p > {conf}; "
-        f"dd if=/dev/zero of={conf.parent}/filler bs=1k count=64 2>/dev/null || true; "
-        f"cd {REPO}; set +e; python3 -m chronyctl6 apply --root {root} --ipv6 on; rc=$?; "
-        f"sha256sum {conf}; ls -a {conf.parent}; exit $rc"
-    )
+    done = _apply_under_mounts(
+        root, f"mount -t tmpfs -o size=16k tmpfs {conf.parent}; printf %s {before.hex()} | xxd -r -p > {conf}; "
+              f"dd if=/dev/zero of={conf.parent}/filler bs=1k count=64 2>/dev/null || true",
+        after=f"sha256sum {conf}; ls -a {conf.parent}; ")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "disk is full" in done.stderr or "No space left" in done.stderr
     import hashlib
@@ -252,8 +253,7 @@ def test_choosing_at_boot_enables_the_boot_unit_in_the_image(tmp_path: Path) -> 
     unit = root / "lib/systemd/system/chronyctl6-boot.service"
     unit.parent.mkdir(parents=True)
     unit.write_text("[Service]\nExecStart=/usr/bin/chronyctl6 boot\n")
-    done = cli("apply", "--root", str(root))
-    assert done.returncode == 0, done.stderr
+    apply_root(root)
     link = root / "etc/systemd/system/multi-user.target.wants/chronyctl6-boot.service"
     assert link.is_symlink() and os.readlink(link) == "/lib/systemd/system/chronyctl6-boot.service"
     # A fixed endpoint does not need it, and a second bake leaves the link alone.
@@ -279,8 +279,7 @@ def test_conflicting_dropins_are_disabled_and_boot_filled_dirs_replaced(tmp_path
     (etc_d / "link-local.sources").write_text("# Amazon Time Sync, IPv4\nserver 169.254.169.123 prefer iburst\n")
     (etc_d / "ntp-pool.sources").write_text("pool 2.amazon.pool.ntp.org iburst\n")
     (etc_d / "aws.sources").write_text("pool time.aws.com iburst\n")  # smeared: fine beside Time Sync
-    done = cli("apply", "--root", str(root), "--ipv6", "on", "--diff")
-    assert done.returncode == 0, done.stderr
+    done = apply_root(root, "--ipv6", "on", "--diff")
     assert (etc_d / "link-local.sources").read_text() == (
         "# Amazon Time Sync, IPv4\n# disabled by chronyctl6: a second Time Sync line: chronyctl6 writes the one "
         "this instance uses\n# server 169.254.169.123 prefer iburst\n")
@@ -307,7 +306,7 @@ def _install_unit(root: Path) -> Path:
 
 def test_an_image_baked_before_the_unit_existed_gets_it_enabled_on_the_next_run(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
-    assert cli("apply", "--root", str(root)).returncode == 0  # baked before the package was installed
+    apply_root(root)  # baked before the package was installed
     conf = (root / DEBIAN_CONF).read_bytes()
     link = _install_unit(root)
     check = cli("apply", "--root", str(root), "--check")
@@ -324,10 +323,10 @@ def test_an_image_baked_before_the_unit_existed_gets_it_enabled_on_the_next_run(
 def test_a_kill_between_write_and_enable_is_repaired_by_the_next_run(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
     link = _install_unit(root)
-    assert cli("apply", "--root", str(root)).returncode == 0
+    apply_root(root)
     link.unlink()  # what a SIGKILL after the write and before the link leaves
     assert cli("apply", "--root", str(root), "--check").returncode == 5
-    assert cli("apply", "--root", str(root)).returncode == 0
+    apply_root(root)
     assert link.is_symlink()
 
 
@@ -345,7 +344,7 @@ def test_check_exits_5_with_a_diff_when_files_differ_and_writes_nothing(tmp_path
     assert as_json.returncode == 5 and doc["status"] == "pending"
     assert doc["data"]["check"] is True and doc["data"]["changed"] is True
     assert cli("apply", "--root", str(root), "--ipv6", "on", "--check", "--dry-run").returncode == 5
-    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    apply_root(root, "--ipv6", "on")
     assert cli("apply", "--root", str(root), "--ipv6", "on", "--check").returncode == 0
     # Bad input is still 2, even with --check.
     assert cli("apply", "--root", str(root), "--ipv6", "maybe", "--check").returncode == 2
@@ -368,11 +367,7 @@ def test_a_multi_file_change_whose_second_file_is_read_only_leaves_the_first_as_
     dropin.parent.mkdir()  # the operator's: AL2023's stock image has no /etc/chrony.d
     dropin.write_text("server 169.254.169.123 prefer iburst\n")
     before = {p: p.read_bytes() for p in (conf, dropin)}
-    from tests.conftest import REPO
-    done = _in_private_mounts(
-        f"mount --bind {dropin.parent} {dropin.parent}; mount -o remount,bind,ro {dropin.parent}; "
-        f"cd {REPO}; python3 -m chronyctl6 apply --root {root} --ipv6 on"
-    )
+    done = _apply_under_mounts(root, _read_only(dropin.parent))
     assert done.returncode == 1, done.stderr
     assert "Read-only file system" in done.stderr and "previous configuration is restored" in done.stderr
     assert {p: p.read_bytes() for p in before} == before

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.helpers import cli, stock_root
+from tests.helpers import apply_root, cli, stock_root
 
 CONF = "etc/chrony/chrony.conf"
 
@@ -22,7 +22,7 @@ def test_apply_refuses_a_unit_that_reads_another_file(tmp_path: Path) -> None:
     assert (root / CONF).read_bytes() == before
     assert not (root / "var/lib/chronyctl6").exists()
     (root / "etc/default/chrony").write_text('DAEMON_OPTS="-F 1"\n')
-    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    apply_root(root, "--ipv6", "on")
     (root / "etc/default/chrony").write_text('DAEMON_OPTS="-f /srv/chrony.conf"\n')
     refused = cli("restore", "--root", str(root), "--original")
     assert refused.returncode == 2 and "makes chronyd read /srv/chrony.conf" in refused.stderr

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import cli, stock_root
+from tests.helpers import apply_root, cli, stock_root
 
 # os functions through which apply changes files (tempfile and pathlib call them by attribute).
 MUTATING = ("replace", "rename", "unlink", "rmdir", "mkdir", "symlink", "link", "fsync", "fchmod",
@@ -79,9 +79,9 @@ def test_sigkill_at_every_write_never_leaves_a_partial_file(tmp_path: Path) -> N
     root = stock_root(tmp_path, "debian12")
     conf = root / "etc/chrony/chrony.conf"
     stock = conf.read_bytes()
-    assert cli("apply", "--root", str(root), "--ipv6", "off").returncode == 0
+    apply_root(root, "--ipv6", "off")
     off = conf.read_bytes()
-    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    apply_root(root, "--ipv6", "on")
     on = conf.read_bytes()
     assert on != off
 
@@ -90,7 +90,7 @@ def test_sigkill_at_every_write_never_leaves_a_partial_file(tmp_path: Path) -> N
     assert ended == 0 and conf.read_bytes() == off
     print(f"\n{total} kill points")
     assert total >= 5, total  # at least: temp file, fsync, fchmod, replace, the directory's fsync
-    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    apply_root(root, "--ipv6", "on")
 
     for n in range(1, total + 1):
         ended, _ = _apply_in_child(root, "off", n)

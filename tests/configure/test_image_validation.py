@@ -13,7 +13,7 @@ from chronyctl6.effects import chrony_tools
 from chronyctl6.effects.commands import which
 from tests import chrony_roots
 from tests.conftest import FIXTURES, require
-from tests.helpers import cli, cli_json, stock_root
+from tests.helpers import apply_root, cli, cli_json, stock_root
 
 CONF = "etc/chrony/chrony.conf"
 IMAGE_46 = "chronyd 4.6.1 from the image"
@@ -52,8 +52,7 @@ def test_a_line_only_the_images_chrony_reads_passes(image: Path) -> None:
     require(host_version().startswith("4.3"), "this test's proof needs a host chronyd older than 4.5")
     conf = image / CONF
     conf.write_text(conf.read_text() + "ptpdomain 0\n")
-    done = cli("apply", "--root", str(image), "--ipv6", "on")
-    assert done.returncode == 0, done.stderr
+    done = apply_root(image, "--ipv6", "on")
     assert f"validated by {IMAGE_46}" in done.stdout
     assert "\nptpdomain 0\n" in conf.read_text()
 

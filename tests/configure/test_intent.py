@@ -15,7 +15,7 @@ from chronyctl6.configure.plan import Request
 from chronyctl6.effects import host, metadata
 from tests.configure.test_boot_fallback import as_root
 from tests.configure.test_transaction import NETWORK, Host, live  # noqa: F401 (the fixture)
-from tests.helpers import cli, cli_json, cli_subprocess, stock_root, write_settings
+from tests.helpers import apply_root, cli, cli_json, cli_subprocess, stock_root, write_settings
 
 CONF = "etc/chrony/chrony.conf"
 STATE = "var/lib/chronyctl6/state.json"
@@ -27,10 +27,9 @@ def _active(root: Path, path: str = CONF) -> list[str]:
 
 def test_at_boot_then_a_plain_apply_keeps_at_boot(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
-    assert cli("apply", "--root", str(root), "--ipv6", "on", "--at-boot").returncode == 0
+    apply_root(root, "--ipv6", "on", "--at-boot")
     assert "sourcedir /run/chronyctl6" in _active(root)
-    again = cli("apply", "--root", str(root), "--ipv6", "on")
-    assert again.returncode == 0, again.stderr
+    apply_root(root, "--ipv6", "on")
     assert "sourcedir /run/chronyctl6" in _active(root)
     assert not [ln for ln in _active(root) if ln.startswith("server ")]
     intent = json.loads((root / STATE).read_text())["intent"]
@@ -39,8 +38,7 @@ def test_at_boot_then_a_plain_apply_keeps_at_boot(tmp_path: Path) -> None:
     # an image: no PHC line of chronyctl6's own in the file; the boot step's options recorded
     assert intent["phc_line"] is None and intent["phc_boot_options"] == list(DEFAULT_OPTIONS)
     # An explicit flag changes it, and says so.
-    fixed = cli("apply", "--root", str(root), "--fixed")
-    assert fixed.returncode == 0, fixed.stderr
+    fixed = apply_root(root, "--fixed")
     assert "--fixed changes the recorded choice (at_boot was true)" in fixed.stderr
     assert "server fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4" in _active(root)  # ipv6 on, kept
     assert json.loads((root / STATE).read_text())["intent"]["at_boot"] is False
@@ -48,9 +46,9 @@ def test_at_boot_then_a_plain_apply_keeps_at_boot(tmp_path: Path) -> None:
 
 def test_settings_toml_wins_over_the_recorded_choice(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
-    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    apply_root(root, "--ipv6", "on")
     write_settings(root, "ipv6 = 'off'\n")
-    assert cli("apply", "--root", str(root)).returncode == 0
+    apply_root(root)
     assert "server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4" in _active(root)
 
 
@@ -94,7 +92,7 @@ def test_a_fifo_as_state_file_does_not_hang(tmp_path: Path) -> None:
 
 def test_the_boot_step_reads_the_recorded_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = stock_root(tmp_path, "debian12")
-    assert cli("apply", "--root", str(root), "--ipv6", "off", "--at-boot").returncode == 0
+    apply_root(root, "--ipv6", "off", "--at-boot")
     monkeypatch.setattr(host, "read_network", lambda: NETWORK)  # dual stack: auto would take IPv6
     monkeypatch.setattr(metadata, "instance_hint", lambda network, **_: host.InstanceHint("nitro", True))
     monkeypatch.setattr(boot_mod, "_chronyd_answers", lambda: False)

@@ -21,7 +21,7 @@ from chronyctl6.effects import phc as phc_effects
 from chronyctl6.effects.phc import Clock, Node, pick
 from chronyctl6.errors import BadInput
 from tests.configure.test_transaction import Host, live  # noqa: F401 (the fixture)
-from tests.helpers import stock_root
+from tests.helpers import put, stock_root
 
 ENA = Clock("ptp0", "ena-ptp-05", (248, 0), "0000:00:05.0")
 KVM = Clock("ptp1", "KVM virtual PTP", (248, 1))
@@ -182,11 +182,9 @@ def ena_root(root: Path, *, ptp: str = "ptp0", dev: tuple[int, int] = (1, 3), st
     (entry / "clock_name").write_text("ena-ptp-05\n")
     (entry / "dev").write_text(f"{dev[0]}:{dev[1]}\n")
     (entry / "device" / "uevent").write_text(f"DRIVER=ena\nPCI_SLOT_NAME={slot}\n")
-    (root / "sys/module/ena/parameters").mkdir(parents=True)
-    (root / "sys/module/ena/parameters/phc_enable").write_text("1\n")
+    put(root, "sys/module/ena/parameters/phc_enable", "1\n")
     if error_bound_ns is not None:
-        (root / "sys/bus/pci/devices" / slot).mkdir(parents=True)
-        (root / "sys/bus/pci/devices" / slot / "phc_error_bound").write_text(f"{error_bound_ns}\n")
+        put(root, f"sys/bus/pci/devices/{slot}/phc_error_bound", f"{error_bound_ns}\n")
     (root / "dev").mkdir(parents=True, exist_ok=True)
     os.mknod(root / "dev" / ptp, 0o600 | stat.S_IFCHR, os.makedev(*dev))
     if stable:
@@ -236,9 +234,7 @@ def test_the_boot_step_writes_the_line_only_on_a_launch_with_the_clock(
     monkeypatch.setattr(metadata, "instance_hint", lambda network, **_: host.InstanceHint("nitro", True))
     monkeypatch.setattr(boot_mod, "_chronyd_answers", lambda: False)
     with_clock = ena_root(stock_root(tmp_path, "debian12", "with"))
-    state = with_clock / "var/lib/chronyctl6"
-    state.mkdir(parents=True)
-    (state / "state.json").write_text(json.dumps({"intent": {"phc_boot_options": ["poll", "0"]}}))
+    put(with_clock, "var/lib/chronyctl6/state.json", json.dumps({"intent": {"phc_boot_options": ["poll", "0"]}}))
     result = boot_mod.boot(Request(root=with_clock), settle=0)
     assert result.phc is not None and result.phc["written"] is True and result.phc["changed"] is True
     assert (with_clock / "run/chronyctl6/phc.conf").read_text().endswith("refclock PHC /dev/ptp_ena poll 0\n")
@@ -246,8 +242,7 @@ def test_the_boot_step_writes_the_line_only_on_a_launch_with_the_clock(
     assert again.phc is not None and again.phc["changed"] is False
     # The same image on a launch without the clock: no file; one left from a run by hand goes.
     without = stock_root(tmp_path, "debian12", "without")
-    (without / "run/chronyctl6").mkdir(parents=True)
-    (without / "run/chronyctl6/phc.conf").write_text("refclock PHC /dev/ptp_ena poll 0\n")
+    put(without, "run/chronyctl6/phc.conf", "refclock PHC /dev/ptp_ena poll 0\n")
     result = boot_mod.boot(Request(root=without), settle=0)
     assert result.phc is not None and result.phc["written"] is False and result.phc["changed"] is True
     assert not (without / "run/chronyctl6/phc.conf").exists()

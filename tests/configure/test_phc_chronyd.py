@@ -15,7 +15,6 @@ taken under the image root, as apply --root validates.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,9 +24,10 @@ from chronyctl6.chronyconf import directives
 from chronyctl6.configure import boot as boot_mod
 from chronyctl6.configure.plan import Request
 from chronyctl6.effects import commands, host, metadata
+from tests import chronyd_process
 from tests.configure.test_phc import ena_root, needs_mknod
 from tests.conftest import require
-from tests.helpers import cli, stock_root
+from tests.helpers import apply_root, stock_root
 from tests.ntp_fixtures import Responder, ServerState, require_isolated_netns
 
 pytestmark = [pytest.mark.root]
@@ -38,8 +38,7 @@ DROP = {"driftfile", "keyfile", "logdir", "ntsdumpdir", "rtcsync", "dumpdir", "l
 def image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     require(commands.which("chronyd") is not None, "chronyd is not installed (apt-get install chrony)")
     root = stock_root(tmp_path, "debian12", "image")
-    done = cli("apply", "--root", str(root), "--phc", "on")
-    assert done.returncode == 0, done.stderr
+    apply_root(root, "--phc", "on")
     conf = (root / "etc/chrony/chrony.conf").read_text()
     assert "confdir /run/chronyctl6" in conf and "\nrefclock" not in conf
     monkeypatch.setattr(host, "read_network", lambda: host.HostNetwork(("2600:1f18::5",), ("10.0.0.5",)))
@@ -82,23 +81,11 @@ def test_an_image_built_with_phc_on_starts_and_syncs_without_the_clock(
     assert result.phc is not None and result.phc["written"] is False, result.phc
     assert not (image / "run/chronyctl6/phc.conf").exists()
     conf = runnable(image, tmp, responder.port)
-    proc = subprocess.Popen([commands.which("chronyd") or "chronyd", "-x", "-u", "root", "-d", "-t", "60",
-                             "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        tracking = ""
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.communicate()[1]  # never fatal
-            done = subprocess.run(["chronyc", "-h", str(tmp / "sock"), "-n", "-c", "tracking"],
-                                  capture_output=True, text=True, check=False)
-            tracking = done.stdout
-            if done.returncode == 0 and tracking.split(",")[1:2] == ["::1"] and "Not synchronised" not in tracking:
-                break
-            time.sleep(0.25)
-        assert tracking.split(",")[1] == "::1" and "Normal" in tracking, tracking
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    log = tmp / "chronyd.log"
+    with chronyd_process.running(conf, log=log) as proc:  # never fatal: a chronyd that exits fails the wait
+        t = chronyd_process.wait_tracking(tmp / "sock", proc, lambda t: t.ref_name == "::1" and t.synchronised,
+                                          what="chronyd synchronised to the responder", log=log)
+    assert t.leap_status == "Normal", t
 
 
 @needs_mknod

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from chronyctl6.effects import chrony_tools, history, service
 from chronyctl6.errors import CommandFailed
 from tests.configure.test_transaction import LINK, REAL_LIVE_SEAMS, FakeService, Host, live  # noqa: F401 (the fixture)
 from tests.conftest import require
-from tests.helpers import cli, cli_json, stock_root
+from tests.helpers import apply_root, cli, cli_json, put, stock_root
 
 CONF = "etc/chrony/chrony.conf"
 
@@ -36,7 +37,7 @@ def test_restore_original_returns_the_distro_file_byte_for_byte_after_two_change
     conf.chmod(0o640)
     original = _meta(conf)
     for mode in ("on", "off"):
-        assert cli("apply", "--root", str(root), "--ipv6", mode).returncode == 0
+        apply_root(root, "--ipv6", mode)
     assert _meta(conf) != original
     done = cli("restore", "--root", str(root), "--original")
     assert done.returncode == 0, done.stderr
@@ -52,9 +53,9 @@ def test_restore_original_returns_the_distro_file_byte_for_byte_after_two_change
 def test_restore_goes_back_one_version(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
     conf = root / CONF
-    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    apply_root(root, "--ipv6", "on")
     on = conf.read_bytes()
-    assert cli("apply", "--root", str(root), "--ipv6", "off").returncode == 0
+    apply_root(root, "--ipv6", "off")
     result = cli_json("restore", "--root", str(root))
     assert result["files"] == ["/etc/chrony/chrony.conf"] and result["source"] == "previous"
     assert conf.read_bytes() == on
@@ -63,7 +64,7 @@ def test_restore_goes_back_one_version(tmp_path: Path) -> None:
 def test_history_keeps_the_last_ten(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
     for i in range(13):
-        assert cli("apply", "--root", str(root), "--ipv6", "on" if i % 2 else "off").returncode == 0
+        apply_root(root, "--ipv6", "on" if i % 2 else "off")
     entries = history.Store(root).entries()
     assert len(entries) == history.KEEP == 10
     assert all((e / "manifest.json").is_file() for e in entries)
@@ -82,7 +83,7 @@ def test_nothing_to_restore(tmp_path: Path) -> None:
 
 def test_a_hostile_manifest_never_leads_outside_the_root(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
-    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    apply_root(root, "--ipv6", "on")
     manifest = root / "var/lib/chronyctl6/original/manifest.json"
     data = json.loads(manifest.read_text())
     data["/../../../outside"] = {"existed": False}
@@ -104,7 +105,7 @@ def test_restore_validates_the_files_as_it_leaves_them_drop_ins_included(tmp_pat
     root = stock_root(tmp_path, "debian12")
     leap = root / "etc/chrony/conf.d/leap.conf"
     leap.write_text("leapseclist /usr/share/zoneinfo/leap-seconds.list\n")
-    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    apply_root(root, "--ipv6", "on")
     assert "# leapseclist" in leap.read_text()
     now = {p: _meta(p) for p in (root / CONF, leap)}
     entries = history.Store(root).entries()
@@ -161,11 +162,10 @@ def test_a_live_restore_whose_chronyd_does_not_answer_is_rolled_back(
 
 def test_a_history_entry_a_kill_left_half_written_is_cleared(tmp_path: Path) -> None:
     root = stock_root(tmp_path, "debian12")
-    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    apply_root(root, "--ipv6", "on")
     half = root / "var/lib/chronyctl6/history/20260101T000000.000000000Z"
-    (half / "etc/chrony").mkdir(parents=True)
-    (half / "etc/chrony/chrony.conf").write_text("half\n")
-    assert cli("apply", "--root", str(root), "--ipv6", "off").returncode == 0
+    put(half, "etc/chrony/chrony.conf", "half\n")
+    apply_root(root, "--ipv6", "off")
     assert not half.exists()
     assert len(history.Store(root).entries()) == 2
 
@@ -189,12 +189,10 @@ def test_include_star_a_second_apply_is_a_no_op_and_restore_original_gives_the_t
     original = _tree(root)
     old_copy = root / "etc/chrony/conf.d/pool.conf.chronyctl6.bak"
     old_copy.write_text("server 192.0.2.2 iburst\n")  # left beside pool.conf by an older chronyctl6
-    first = cli("apply", "--root", str(root), "--ipv6", "on")
-    assert first.returncode == 0, first.stderr
+    apply_root(root, "--ipv6", "on")
     assert not old_copy.exists()
     assert not [p for p in (root / "etc/chrony").rglob("*") if "chronyctl6" in p.name]
-    check = cli("apply", "--root", str(root), "--ipv6", "on", "--check", "--diff")
-    assert check.returncode == 0, check.stdout + check.stderr
+    apply_root(root, "--ipv6", "on", "--check", "--diff")
     # The real traversal, as chronyd reads it: no source but Time Sync's is active.
     from chronyctl6.effects import configtree
 
@@ -212,7 +210,7 @@ def test_an_image_applied_with_distro_is_restorable(tmp_path: Path) -> None:
     (root / "etc/os-release").write_text('ID=mydebian\nVERSION_ID="12"\n')
     stock = (root / CONF).read_bytes()
     assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 2  # unknown: apply refuses too
-    assert cli("apply", "--root", str(root), "--ipv6", "on", "--distro", "debian").returncode == 0
+    apply_root(root, "--ipv6", "on", "--distro", "debian")
     assert json.loads((root / "var/lib/chronyctl6/state.json").read_text())["intent"]["distro"] == "debian"
     done = cli("restore", "--root", str(root), "--original")
     assert done.returncode == 0, done.stderr
@@ -223,7 +221,8 @@ def test_an_image_applied_with_distro_is_restorable(tmp_path: Path) -> None:
 
 
 @pytest.mark.root
-def test_a_debian13_original_restores_when_only_an_older_host_chronyd_can_judge(tmp_path: Path) -> None:
+def test_a_debian13_original_restores_when_only_an_older_host_chronyd_can_judge(
+        tmp_path: Path, chrony_root: Callable[[str], Path]) -> None:
     """Debian 13's stock chrony.conf has `leapseclist` (chrony 4.6+). Where the image's own chronyd
     cannot run here, this host's 4.3 judges and refuses the line it does not know: the
     distribution's own file is restored all the same, byte for byte, and the result says so."""
@@ -231,11 +230,11 @@ def test_a_debian13_original_restores_when_only_an_older_host_chronyd_can_judge(
     require(version is not None and version < (4, 6), "a host chronyd older than 4.6 (Debian 12's 4.3)")
     from tests import chrony_roots
 
-    root = chrony_roots.unpack("debian13", tmp_path)
+    root = chrony_roots.copy_of(chrony_root("debian13"), tmp_path)  # the session's one unpacked root
     stock = (root / CONF).read_bytes()
     assert b"\nleapseclist" in stock
     (root / "usr/sbin/chronyd").write_bytes(b"\x7fELF\x02\x01\x01" + b"\0" * 57)  # another architecture's
-    assert cli("apply", "--root", str(root), "--ipv6", "on").returncode == 0
+    apply_root(root, "--ipv6", "on")
     done = cli_json("restore", "--root", str(root), "--original")
     assert (root / CONF).read_bytes() == stock
     assert any("does not know a directive" in w and "restored as kept" in w for w in done["warnings"])

@@ -13,7 +13,7 @@ from chronyctl6.chronyconf.sources import Kind
 from chronyctl6.configure import render
 from chronyctl6.configure.plan import Plan, Request, make_plan
 from tests.conftest import FIXTURES
-from tests.helpers import stock_root
+from tests.helpers import put, stock_root
 
 
 @pytest.mark.parametrize(("host", "kind"), [
@@ -44,8 +44,7 @@ def plan_for(tmp_path: Path, distro: str, main_extra: str = "", files: dict[str,
     conf = next(p for p in (root / "etc/chrony/chrony.conf", root / "etc/chrony.conf") if p.exists())
     conf.write_text(conf.read_text() + main_extra)
     for path, text in (files or {}).items():
-        (root / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
-        (root / path.lstrip("/")).write_text(text)
+        put(root, path, text)
     return root, make_plan(Request(root=root, ipv6=request.get("ipv6", "on"), phc="off"))
 
 

@@ -25,7 +25,7 @@ from chronyctl6.configure import plan as planning
 from chronyctl6.configure.plan import Request
 from chronyctl6.effects import history, host, metadata
 from chronyctl6.errors import ChronyCtlError, CommandFailed, ExitStatus, exit_code
-from tests.helpers import stock_root
+from tests.helpers import FakeClock, stock_root
 
 UNIT = "usr/lib/systemd/system/chronyctl6-boot.service"
 LINK = "etc/systemd/system/multi-user.target.wants/chronyctl6-boot.service"
@@ -250,21 +250,6 @@ def test_an_up_to_date_host_is_left_alone(live: Host) -> None:
     again = live.apply()
     assert again.changed is False and again.action == "none" and live.log == []
     assert conf.stat().st_ino == before.st_ino
-
-
-class FakeClock:
-    """time.monotonic and time.sleep on a clock that moves only when slept on."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @pytest.mark.root  # a live host's files with their owner (chown) and apply's root check

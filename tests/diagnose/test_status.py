@@ -129,7 +129,7 @@ def test_status_reads_the_instance_chronyd(ec2_factory: Factory, record_property
     # Selected is not yet within status's bound (0.1 s): right after its first update chronyd's
     # root dispersion can still be ~0.6 s. Wait on that condition itself (chronyctl6 wait), as a
     # service ordered after time-sync.target would, instead of hoping the clock got there.
-    inst.run(["chronyctl6", "wait", "--timeout", "120", "--max-error", "0.05"], timeout=150, check=True)
+    inst.wait_synchronised(max_error=0.05)
     started = time.monotonic()
     done = inst.run(["chronyctl6", "status", "-o", "json"], check=True)
     record_property("status_seconds", round(time.monotonic() - started, 2))

@@ -8,6 +8,7 @@ import pytest
 from chronyctl6.diagnose.wait import Reading, judge, wait
 from chronyctl6.effects.chrony_tools import Source, Tracking, parse_sources, parse_tracking
 from chronyctl6.measure import gather
+from tests.helpers import FakeClock
 
 # `chronyc -n -c tracking` / `sources` as chronyd 4.3 prints them (captured on the simulated instance).
 SYNCED = parse_tracking("FD00EC21,fd00:ec2::123,4,1733200000.123456789,0.000001234,0.000000500,"
@@ -94,19 +95,6 @@ def test_names_from_chronyd_are_sanitised() -> None:
     assert "\x1b" not in reason and "evil\\e[2Jname" in reason
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def test_wait_polls_until_ready_and_reports_each_reason_once() -> None:
     clock = FakeClock()
     readings = iter([Reading(None, (), "no socket"), Reading(UNSYNCED, SILENT), Reading(UNSYNCED, SILENT),
@@ -127,8 +115,22 @@ def test_wait_gives_up_at_the_timeout_with_the_last_reason() -> None:
     assert clock.slept == [1.0, 1.0, 0.5] and result.waited_seconds == 2.5, "never sleeps past the deadline"
 
 
-def test_a_clock_stepped_backwards_does_not_extend_the_wait() -> None:
-    """Only the monotonic seam counts: a wall clock stepped back by chronyd changes nothing."""
+def test_a_clock_stepped_backwards_does_not_extend_the_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the monotonic seam counts: a wall clock stepped back by chronyd (an hour at each
+    reading, here) changes nothing."""
+    import time
+
+    wall = [1e9]
+
+    def stepped_back() -> float:
+        wall[0] -= 3600
+        return wall[0]
+
+    monkeypatch.setattr(time, "time", stepped_back)
+    clock = FakeClock()
+    result = wait(lambda: Reading(UNSYNCED, HEARD), timeout=2.5, max_error=0.1,
+                  monotonic=clock.monotonic, sleep=clock.sleep, boottime=lambda: (1.0, 1.0))
+    assert not result.ready and clock.slept == [1.0, 1.0, 0.5] and result.waited_seconds == 2.5
     clock = FakeClock()
     result = wait(lambda: Reading(UNSYNCED, HEARD), timeout=0, max_error=0.1,
                   monotonic=clock.monotonic, sleep=clock.sleep)

@@ -15,7 +15,6 @@ The healthy output the README shows must be what the commands print here: the sa
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,8 +23,7 @@ import pytest
 from sandbox import Ec2
 from sandbox.booted import BootedInstance
 from tests import readme
-from tests.conftest import require
-from tests.packaging_support import built_deb, debian_root_tarball
+from tests.packaging_support import booted_debian, built_deb
 
 # A booted root (systemd-nspawn), the simulated instance's namespaces: root.
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -35,14 +33,8 @@ HOME = "/root"
 
 @pytest.fixture
 def vm(tmp_path: Path) -> Iterator[BootedInstance]:
-    for tool in ("systemd-nspawn", "nsenter"):
-        require(shutil.which(tool) is not None, f"{tool} (apt-get install systemd-container)")
-    instance = BootedInstance(debian_root_tarball("bookworm"), tmp_path / "vm")
-    try:
-        instance.prepare()
+    with booted_debian(tmp_path / "vm") as instance:
         yield instance
-    finally:
-        instance.close()
 
 
 def _as_written(vm: BootedInstance, line: str) -> tuple[int, str]:

@@ -18,7 +18,7 @@ from chronyctl6.chronyconf.sources import Kind
 from chronyctl6.configure import platforms
 from chronyctl6.effects import chrony_tools, configtree
 from tests.conftest import FIXTURES, require
-from tests.helpers import cli, cli_json
+from tests.helpers import apply_root, cli_json
 
 REALWORLD = FIXTURES / "realworld"
 CASES = sorted(p.name for p in REALWORLD.iterdir() if (p / "base").is_file())
@@ -73,5 +73,4 @@ def test_realworld_configuration_is_taken_over(tmp_path: Path, case: str) -> Non
     checked = chrony_tools.validate_config(str(root / platform.config_path.lstrip("/")), root=str(root))
     assert checked.ok, checked
 
-    again = cli("apply", "--root", str(root), "--ipv6", "on", "--check")
-    assert again.returncode == 0, again.stdout + again.stderr
+    apply_root(root, "--ipv6", "on", "--check")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import psutil
@@ -15,6 +14,7 @@ import pytest
 from chronyctl6.effects import daemons
 from chronyctl6.effects.commands import which
 from tests.conftest import require
+from tests.helpers import wait_for
 
 ROOT_NS = daemons.Identity(True, 0, 1)
 
@@ -72,10 +72,8 @@ def test_a_process_merely_named_chronyd_is_not_chronyd(tmp_path: Path) -> None:
     shutil.copy2("/bin/sleep", fake)
     proc = subprocess.Popen([str(fake), "60"])
     try:
-        deadline = time.monotonic() + 10
-        while psutil.Process(proc.pid).name() != "chronyd":  # exec'd (bounded: a startup, not a timer race)
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_for(lambda: psutil.Process(proc.pid).name(), lambda name: name == "chronyd", what="the copy exec'd",
+                 every=0.01, alive=lambda: proc.poll() is None)
         assert not daemons.is_chronyd_pid(proc.pid)
         assert proc.pid not in _pids(daemons.scan())
         who = daemons.identity(proc.pid)  # our own child: its executable is readable to us
@@ -103,10 +101,8 @@ def test_chronyd_in_another_pid_namespace_is_not_counted_and_ours_is(tmp_path: P
     outer = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "--", chronyd, "-x", "-d", "-u", "root",
                               "-f", str(config)], stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while not (inner := [c for c in psutil.Process(outer.pid).children() if c.name() == "chronyd"]):
-            assert outer.poll() is None and time.monotonic() < deadline
-            time.sleep(0.01)
+        inner = wait_for(lambda: [c for c in psutil.Process(outer.pid).children() if c.name() == "chronyd"],
+                         what="chronyd in its PID namespace", every=0.01, alive=lambda: outer.poll() is None)
         who = daemons.identity(inner[0].pid)
         assert who is not None and who.chronyd_exe is True
         assert who.ns_depth == daemons.own_ns_depth() + 1
@@ -117,10 +113,9 @@ def test_chronyd_in_another_pid_namespace_is_not_counted_and_ours_is(tmp_path: P
         outer.wait()
     ours = subprocess.Popen([chronyd, "-x", "-d", "-u", "root", "-f", str(config)], stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while ours.pid not in _pids(daemons.scan()):  # positive control: the same binary in our namespace
-            assert ours.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
+        # The positive control: the same binary in our namespace.
+        wait_for(lambda: _pids(daemons.scan()), lambda pids: ours.pid in pids, what=f"chronyd {ours.pid} in the scan",
+                 every=0.02, alive=lambda: ours.poll() is None)
         assert daemons.is_chronyd_pid(ours.pid)
     finally:
         ours.terminate()
@@ -146,10 +141,8 @@ def test_a_chronyd_chrooted_into_a_distributions_root_is_chronyd(tmp_path: Path)
     inside = subprocess.Popen(["chroot", str(root), "/bin/sh", "-c", "exec -a sleep /usr/sbin/chronyd 60"])
     outside = subprocess.Popen([busybox, "sh", "-c", f"exec -a sleep {binary} 60"])
     try:
-        deadline = time.monotonic() + 10
-        while {psutil.Process(p.pid).name() for p in (inside, outside)} != {"chronyd"}:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_for(lambda: {psutil.Process(p.pid).name() for p in (inside, outside)}, lambda names: names == {"chronyd"},
+                 what="both copies exec'd", every=0.01)
         assert daemons.is_chronyd_pid(inside.pid)
         assert inside.pid in _pids(daemons.scan())
         assert not daemons.is_chronyd_pid(outside.pid)
@@ -184,11 +177,9 @@ def test_chronyd_with_its_seccomp_filter_counts_once(tmp_path: Path) -> None:
     ours = subprocess.Popen([chronyd, "-x", "-d", "-u", "root", "-F", "1", "-f", str(_chronyd_config(tmp_path))],
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 10
-        while not psutil.Process(ours.pid).children():  # the helper, forked at start-up
-            assert ours.poll() is None and time.monotonic() < deadline, "chronyd -F 1 forked no helper"
-            time.sleep(0.02)
-        helper = psutil.Process(ours.pid).children()[0]
+        # The helper, forked at start-up: waited on, not raced.
+        helper = wait_for(lambda: psutil.Process(ours.pid).children(), what="chronyd -F 1 forking its helper",
+                          every=0.02, alive=lambda: ours.poll() is None)[0]
         assert helper.name() == "chronyd" and daemons.is_chronyd_pid(helper.pid)
         found = _pids(daemons.scan())  # other chronyds may run here (other tests): ours, once
         assert ours.pid in found and helper.pid not in found, found

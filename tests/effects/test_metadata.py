@@ -8,6 +8,7 @@ import logging
 import pickle
 import re
 import secrets
+import select
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ import pytest
 
 from chronyctl6.effects import metadata
 from chronyctl6.effects.metadata import Client, Failure, ImdsError, Token
+from tests.helpers import wait_for
 
 
 @dataclass
@@ -233,7 +235,9 @@ def test_refused_timeout_and_unreachable_are_told_apart() -> None:
                 f.setblocking(False)
                 f.connect_ex(("127.0.0.1", port))
                 fillers.append(f)
-            time.sleep(0.05)
+            # Full once one handshake is done (the kernel queues backlog + 1): waited on, not slept.
+            wait_for(lambda: select.select([], fillers, [], 0)[1], what="a filler connected, the queue full",
+                     timeout=10, every=0.01)
             started = time.monotonic()
             with pytest.raises(ImdsError) as err:
                 Client("127.0.0.1", port=port, timeout=0.3).open()

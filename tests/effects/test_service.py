@@ -10,6 +10,7 @@ import pytest
 from chronyctl6.configure.platforms import by_name
 from chronyctl6.effects import service
 from chronyctl6.errors import BadInput, Status, Unavailable, exit_code
+from tests.helpers import put
 
 
 @pytest.mark.parametrize(("distro", "unit"), [("debian", "chrony"), ("ubuntu", "chrony"), ("amzn2023", "chronyd"),
@@ -83,8 +84,7 @@ def test_direct_takes_the_managed_file_named_again(monkeypatch: pytest.MonkeyPat
 ])
 def test_unit_arguments_naming_another_file_are_refused(tmp_path: Path, path: str, text: str,
                                                         refused: str | None) -> None:
-    (tmp_path / path).parent.mkdir(parents=True)
-    (tmp_path / path).write_text(text)
+    put(tmp_path, path, text)
     if refused is None:
         service.check_unit_arguments(tmp_path, "/etc/chrony/chrony.conf")
         return
@@ -93,8 +93,7 @@ def test_unit_arguments_naming_another_file_are_refused(tmp_path: Path, path: st
 
 
 def _unit(root: Path, path: str, text: str) -> None:
-    (root / path).parent.mkdir(parents=True, exist_ok=True)
-    (root / path).write_text(text)
+    put(root, path, text)
 
 
 DEBIAN_UNIT = "[Unit]\nDescription=chrony\n[Service]\nEnvironmentFile=-/etc/default/chrony\n" \

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from chronyctl6.effects import files, history
+from tests.helpers import put
 
 CONF = "/etc/chrony/chrony.conf"
 
@@ -19,8 +20,7 @@ def _image(tmp_path: Path) -> tuple[Path, Path]:
     root = tmp_path / "image"
     (root / "etc/chrony").mkdir(parents=True)
     host = tmp_path / "host"  # stands for the build host: nothing here may change
-    (host / "precious/data").mkdir(parents=True)
-    (host / "precious/data/file").write_text("keep me\n")
+    put(host, "precious/data/file", "keep me\n")
     return root, host
 
 
@@ -79,8 +79,7 @@ def test_the_state_directory_itself_linked_out_is_taken_under_the_root(tmp_path:
 def test_restore_original_never_reads_a_host_file_through_a_link(tmp_path: Path, absolute: bool) -> None:
     """Before: original/etc -> the host's etc made `restore --original` copy the host's file in."""
     root, host = _image(tmp_path)
-    (host / "etc/chrony").mkdir(parents=True)
-    (host / "etc/chrony/chrony.conf").write_text("THE BUILD HOST'S OWN FILE\n")
+    put(host, "etc/chrony/chrony.conf", "THE BUILD HOST'S OWN FILE\n")
     store = history.Store(root)
     assert store.keep_original(history.Saved(CONF, b"the image's original\n", 0o644, os.getuid(), os.getgid()))
     kept = store.base / "original/etc"
@@ -115,8 +114,7 @@ def test_entries_of_earlier_versions_count_as_older(tmp_path: Path) -> None:
     store = history.Store(root)
     _record(store, "numbered\n")
     legacy = store.base / "history/29991231T235959.000000000Z"
-    (legacy / "etc/chrony").mkdir(parents=True)
-    (legacy / "etc/chrony/chrony.conf").write_text("legacy\n")
+    put(legacy, "etc/chrony/chrony.conf", "legacy\n")
     (legacy / "manifest.json").write_text('{"/etc/chrony/chrony.conf": {"existed": true, "mode": 420, '
                                           f'"uid": {os.getuid()}, "gid": {os.getgid()}}}}}\n')
     assert store.entries()[-1].name.startswith("00000001-")

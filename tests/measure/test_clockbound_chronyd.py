@@ -23,16 +23,11 @@ import pytest
 from chronyctl6.diagnose.status import chronyd_bound
 from chronyctl6.effects import chrony_tools, commands
 from chronyctl6.measure.clockbound import Bound
+from tests import chronyd_process
 from tests.conftest import require
 from tests.ntp_fixtures import Responder, ServerState, require_isolated_netns
 
 pytestmark = [pytest.mark.root]
-
-
-def _tracking(sock: Path) -> chrony_tools.Tracking | None:
-    done = subprocess.run(["chronyc", "-h", str(sock), "-n", "-c", "tracking"], capture_output=True,
-                          text=True, check=False)
-    return chrony_tools.parse_tracking(done.stdout) if done.returncode == 0 else None
 
 
 @pytest.fixture
@@ -45,33 +40,28 @@ def workdir(tmp_path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def _run(workdir: Path, port: int) -> Iterator[subprocess.Popen[str]]:
+def _run(workdir: Path, port: int) -> Iterator[subprocess.Popen[bytes]]:
     conf = workdir / "chrony.conf"
     conf.write_text(f"server ::1 port {port} iburst minpoll -2 maxpoll -2\nmaxclockerror 50\ncmdport 0\n"
                     f"bindcmdaddress {workdir / 'sock'}\nport 0\npidfile {workdir / 'pid'}\n")
-    proc = subprocess.Popen([commands.which("chronyd") or "chronyd", "-x", "-u", "root", "-d", "-t", "60",
-                             "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
+    with chronyd_process.running(conf, log=workdir / "chronyd.log") as proc:
         yield proc
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.mark.parametrize("offset", [0.25, -0.4, 0.003])
 def test_the_bound_contains_the_true_offset(workdir: Path, offset: float) -> None:
     with Responder(state=ServerState(offset=offset)) as r, _run(workdir, r.port) as proc:
-        checks = _while_served(workdir, proc)
+        checks = _while_served(workdir, proc, offset)
         # The server goes silent: no more updates; the bound must still hold, growing.
         r.behaviour = lambda request, rx, state: []
         time.sleep(1)
         read_at = time.monotonic()
-        t_silent = _tracking(workdir / "sock")
+        t_silent = chronyd_process.tracking(workdir / "sock")
         assert t_silent is not None
         time.sleep(1)  # the bound from that reading, used a second later
         silent = chronyd_bound(t_silent, read_at, str(workdir / "chrony.conf"))
         checks.append((t_silent, silent))
-        later = _tracking(workdir / "sock")
+        later = chronyd_process.tracking(workdir / "sock")
     for t, b in checks:
         assert b.seconds is not None and b.maxclockerror_ppm == 50.0, b
         assert b.seconds >= abs(offset), (t, b)  # contains the truth
@@ -82,21 +72,25 @@ def test_the_bound_contains_the_true_offset(workdir: Path, offset: float) -> Non
     assert later.root_dispersion - t_silent.root_dispersion >= 50e-6 * 1.0  # chronyd grew it itself
 
 
-def _while_served(workdir: Path, proc: subprocess.Popen[str]) -> list[tuple[chrony_tools.Tracking, Bound]]:
-    deadline = time.monotonic() + 30
-    while True:
-        assert proc.poll() is None and time.monotonic() < deadline, "chronyd did not synchronise"
-        t = _tracking(workdir / "sock")
-        if t is not None and t.synchronised and t.update_interval > 0:
-            break
-        time.sleep(0.25)
-    time.sleep(2)  # a few more updates at the 0.25 s poll
+def _while_served(workdir: Path, proc: subprocess.Popen[bytes],
+                  offset: float) -> list[tuple[chrony_tools.Tracking, Bound]]:
+    """Three readings half a second apart, once chronyd has converged on the responder: its bound
+    within 5 ms of the truth, waited on (a generous deadline, not a fixed sleep that a loaded
+    machine can outrun)."""
+    conf = str(workdir / "chrony.conf")
+
+    def converged(t: chrony_tools.Tracking) -> bool:
+        bound = chronyd_bound(t, time.monotonic(), conf).seconds
+        return t.synchronised and t.update_interval > 0 and bound is not None and bound - abs(offset) < 0.005
+
+    chronyd_process.wait_tracking(workdir / "sock", proc, converged, what="chronyd converging on the responder",
+                                  log=workdir / "chronyd.log")
     checks = []
     for _ in range(3):
         read_at = time.monotonic()
-        t = _tracking(workdir / "sock")
+        t = chronyd_process.tracking(workdir / "sock")
         assert t is not None
-        checks.append((t, chronyd_bound(t, read_at, str(workdir / "chrony.conf"))))
+        checks.append((t, chronyd_bound(t, read_at, conf)))
         time.sleep(0.5)
     return checks
 
@@ -113,7 +107,7 @@ def test_status_reports_the_bound_in_text_and_json(workdir: Path, monkeypatch: p
     from tests.contract import validate
 
     with Responder(state=ServerState(offset=0.25)) as r, _run(workdir, r.port) as proc:
-        _while_served(workdir, proc)
+        _while_served(workdir, proc, 0.25)
         me = daemons.Proc(proc.pid, "chronyd", "root", time.time(), ("chronyd", "-f", str(workdir / "chrony.conf")))
         monkeypatch.setattr(daemons, "scan", lambda: daemons.Scan((me,), ()))
         sock = str(workdir / "sock")

@@ -25,7 +25,7 @@ import yaml
 from sandbox import TIME_SYNC_V4, TIME_SYNC_V6, Ec2
 from sandbox.booted import BootedInstance
 from tests.conftest import require
-from tests.packaging_support import PACKAGING, built_deb, debian_root_tarball, run
+from tests.packaging_support import PACKAGING, booted_debian, built_deb, run
 
 # A booted root (systemd-nspawn): root.
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -34,15 +34,8 @@ TEXTFILE = "/var/lib/prometheus/node-exporter/chronyctl6.prom"
 
 @pytest.fixture
 def vm(tmp_path: Path) -> Iterator[BootedInstance]:
-    for tool in ("systemd-nspawn", "nsenter"):
-        require(shutil.which(tool) is not None, f"{tool} (apt-get install systemd-container)")
-    instance = BootedInstance(debian_root_tarball(), tmp_path / "vm")
-    try:
-        instance.prepare()
+    with booted_debian(tmp_path / "vm") as instance:
         yield instance
-    finally:
-        instance.close()
-        shutil.rmtree(instance.workdir, ignore_errors=True)
 
 
 def _playbook(vm: BootedInstance, *extra: str) -> dict[str, int]:

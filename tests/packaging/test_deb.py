@@ -18,6 +18,7 @@ import pytest
 
 from chronyctl6 import __version__
 from tests.conftest import REPO
+from tests.helpers import put
 from tests.packaging_support import (
     PACKAGING,
     built_deb,
@@ -230,8 +231,7 @@ def test_purge_leaves_nothing_behind(root: Path, deb: Path) -> None:
     files = [p for p in owned if (root / p.lstrip("/")).is_file()]
     assert files
     for made in ("var/lib/chronyctl6/history/x/manifest.json", "etc/chronyctl6/settings.toml"):
-        (root / made).parent.mkdir(parents=True, exist_ok=True)
-        (root / made).write_text("{}\n")
+        put(root, made, "{}\n")
     conf = (root / "etc/chrony/chrony.conf").read_bytes()
     purged = chroot(root, "dpkg", "--purge", "chronyctl6")
     assert [p for p in files if (root / p.lstrip("/")).exists()] == []

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from chronyctl6.effects import chrony_tools
-from tests.helpers import cli, cli_json, stock_root
+from tests.helpers import apply_root, cli, cli_json, put, stock_root
 
 MANAGED = "# This file is managed by chronyctl6. `chronyctl6 apply` rewrites it.\n"
 V6 = "server fd00:ec2::123 prefer iburst minpoll 4 maxpoll 4"
@@ -26,8 +26,7 @@ def _root(tmp_path: Path, conf: str, runtime: str | None = None) -> Path:
     root = stock_root(tmp_path, "debian12")
     (root / "etc/chrony/chrony.conf").write_text(conf, encoding="utf-8")
     if runtime is not None:
-        (root / "run/chronyctl6").mkdir(parents=True)
-        (root / "run/chronyctl6/timesync.sources").write_text(runtime, encoding="utf-8")
+        put(root, "run/chronyctl6/timesync.sources", runtime)
     return root
 
 
@@ -80,8 +79,7 @@ def test_a_baked_image_released_keeps_a_time_sync_source_chronyd_accepts(tmp_pat
     unit = root / UNIT.lstrip("/")
     unit.parent.mkdir(parents=True)
     unit.write_text("[Service]\nExecStart=/usr/bin/chronyctl6 boot\n")
-    baked = cli("apply", "--root", str(root), "--at-boot")
-    assert baked.returncode == 0, baked.stderr
+    apply_root(root, "--at-boot")
     assert "sourcedir /run/chronyctl6" in _active(root) and (root / LINK).is_symlink()
     before = os.stat(root / "etc/chrony/chrony.conf")
     assert cli("release", "--root", str(root)).returncode == 0
