@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from sandbox.booted import BootedInstance
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -59,7 +64,17 @@ def _sends_packets(item: pytest.Item) -> bool:
 
 # Fixtures that need root (they chown, mknod or start chronyd): a test that uses one is marked root
 # here, so that forgetting the marker cannot put it in the set that runs as nobody.
-ROOT_FIXTURES = {"live"}
+ROOT_FIXTURES = {"live", "vm"}
+
+
+@pytest.fixture
+def vm(tmp_path: Path) -> Iterator[BootedInstance]:
+    """A booted Debian 12 root of this test's own (systemd-nspawn, the .deb's prerequisites in it):
+    tests/packaging_support.booted_debian. Root, and a network namespace the test joins it to."""
+    from tests.packaging_support import booted_debian
+
+    with booted_debian(tmp_path / "vm") as instance:
+        yield instance
 
 
 # Run in parallel (scripts/test: pytest-xdist, --dist loadgroup), tests that share something costly

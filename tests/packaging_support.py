@@ -13,6 +13,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -20,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 from tests.conftest import REPO, require
@@ -61,6 +63,16 @@ def run(
             f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
         )
     return proc
+
+
+@functools.cache
+def gen_docs() -> ModuleType:
+    """packaging/gen_docs.py (a script, not a package: the docs generator), loaded as a module once."""
+    spec = importlib.util.spec_from_file_location("gen_docs", PACKAGING / "gen_docs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @functools.cache

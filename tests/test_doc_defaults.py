@@ -15,19 +15,18 @@ The "Exit statuses:" lists of --help and the README's tables are generated from 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 from chronyctl6 import defaults
 from chronyctl6.configure import settings as schema
+from tests.packaging_support import gen_docs
 
 REPO = Path(__file__).resolve().parent.parent
 # The files an operator reads. Contributors' READMEs (sandbox/, benchmarks/) describe test tools.
@@ -40,14 +39,6 @@ MAN = ("chronyctl6.1", "chronyctl6-settings.5", "check_timesync.1")
 # Values that are other programs' defaults, which the docs state beside ours.
 CHRONY_MAXSOURCES = 4  # chrony.conf(5), pool: "maxsources ... The default value is 4"
 NETWORKD_WAIT_ONLINE_TIMEOUT = 120  # systemd-networkd-wait-online(8): --timeout "Defaults to 120 seconds"
-
-
-def _gen_docs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_docs", REPO / "packaging/gen_docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _option(command: str, name: str) -> Any:
@@ -196,7 +187,7 @@ def corpus() -> dict[str, str]:
         assert done.exit_code == 0, done.output
         docs[f"help {command}"] = done.output
     docs["check_timesync -h"] = check_timesync.help_text()
-    gen = _gen_docs()
+    gen = gen_docs()
     docs["chronyctl6.1"] = gen.render_man(app, "0", "2026-01-01")
     docs["chronyctl6-settings.5"] = gen.render_settings_man("0", "2026-01-01")
     docs["check_timesync.1"] = gen.render_plugin_man("0", "2026-01-01")

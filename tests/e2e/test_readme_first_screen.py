@@ -15,15 +15,14 @@ The healthy output the README shows must be what the commands print here: the sa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from sandbox import Ec2
 from sandbox.booted import BootedInstance
 from tests import readme
-from tests.packaging_support import booted_debian, built_deb
+from tests.packaging_support import built_deb
 
 # A booted root (systemd-nspawn), the simulated instance's namespaces: root.
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -31,10 +30,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.root]
 HOME = "/root"
 
 
-@pytest.fixture
-def vm(tmp_path: Path) -> Iterator[BootedInstance]:
-    with booted_debian(tmp_path / "vm") as instance:
-        yield instance
 
 
 def _as_written(vm: BootedInstance, line: str) -> tuple[int, str]:

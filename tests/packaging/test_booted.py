@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,17 +25,13 @@ import yaml
 from sandbox import TIME_SYNC_V4, TIME_SYNC_V6, Ec2
 from sandbox.booted import BootedInstance
 from tests.conftest import require
-from tests.packaging_support import PACKAGING, booted_debian, built_deb, run
+from tests.packaging_support import PACKAGING, built_deb, run
 
 # A booted root (systemd-nspawn): root.
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 TEXTFILE = "/var/lib/prometheus/node-exporter/chronyctl6.prom"
 
 
-@pytest.fixture
-def vm(tmp_path: Path) -> Iterator[BootedInstance]:
-    with booted_debian(tmp_path / "vm") as instance:
-        yield instance
 
 
 def _playbook(vm: BootedInstance, *extra: str) -> dict[str, int]:

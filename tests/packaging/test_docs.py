@@ -3,24 +3,14 @@ example settings from the settings schema, the ENVIRONMENT section of chronyctl6
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from chronyctl6.configure import settings as schema
 from chronyctl6.errors import BadInput
-from tests.packaging_support import PACKAGING, require_tools, run
-
-
-def _gen_docs() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gen_docs", PACKAGING / "gen_docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.packaging_support import PACKAGING, gen_docs, require_tools, run
 
 
 def _man(page: Path) -> str:
@@ -36,7 +26,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The pages and the example as the package build writes them (completions left out)."""
     from chronyctl6.cli import app
 
-    gen = _gen_docs()
+    gen = gen_docs()
     out = tmp_path_factory.mktemp("docs")
     (out / "chronyctl6.1").write_text(gen.render_man(app, "0.1.0", "2026-11-29"), encoding="utf-8")
     (out / "chronyctl6-settings.5").write_text(gen.render_settings_man("0.1.0", "2026-11-29"),
@@ -65,7 +55,7 @@ def test_settings_page_documents_every_key_with_the_schemas_values(generated: Pa
 
 
 def test_settings_page_fails_the_build_when_a_key_is_undocumented(monkeypatch: pytest.MonkeyPatch) -> None:
-    gen = _gen_docs()
+    gen = gen_docs()
     monkeypatch.setattr(schema, "_KNOWN_KEYS", {*schema._KNOWN_KEYS, "new_key"})
     with pytest.raises(SystemExit, match="new_key"):
         gen.render_settings_man("0", "2026-01-01")
@@ -98,7 +88,7 @@ def _sections(roff: str) -> list[str]:
 def test_both_pages_have_exit_status_environment_files_and_examples() -> None:
     from chronyctl6.cli import app
 
-    gen = _gen_docs()
+    gen = gen_docs()
     for page in (gen.render_man(app, "0", "2026-01-01"), gen.render_settings_man("0", "2026-01-01")):
         sections = _sections(page)
         for wanted in ("EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES", "SEE ALSO"):
@@ -108,7 +98,7 @@ def test_both_pages_have_exit_status_environment_files_and_examples() -> None:
 
 
 def test_the_settings_page_lists_exactly_the_directives_settings_accept() -> None:
-    gen = _gen_docs()
+    gen = gen_docs()
     allowed = gen.allowed_directives()
     for word in allowed:
         schema.validate_directive(f"{word} 1", "directives")  # raises if the page promised too much
@@ -122,7 +112,7 @@ def test_the_settings_page_lists_exactly_the_directives_settings_accept() -> Non
 
 
 def test_the_settings_pages_limits_are_the_schemas_in_plain_decimal() -> None:
-    gen = _gen_docs()
+    gen = gen_docs()
     page = gen.render_settings_man("0", "2026-01-01")
     assert not re.search(r"\de[+-]\d", page)
     for name, (kind, lo, hi) in schema.OPTIONS.items():
@@ -135,7 +125,7 @@ def test_the_settings_page_says_the_waits_default_the_code_uses() -> None:
     from chronyctl6 import defaults
     from chronyctl6.configure import apply
 
-    page = " ".join(_gen_docs().render_settings_man("0", "2026-01-01").split())
+    page = " ".join(gen_docs().render_settings_man("0", "2026-01-01").split())
     assert f"number of seconds, 0 to {defaults.WAIT_MAX}; default: not set, which is " \
            f"{defaults.APPLY_WAIT:g} on a live host" in page
     assert apply.DEFAULT_WAIT == defaults.APPLY_WAIT  # restore uses apply's
@@ -151,7 +141,7 @@ def test_the_main_pages_files_are_the_paths_the_code_uses() -> None:
     from chronyctl6.diagnose.wait import RECORD
     from chronyctl6.effects.history import STATE_DIR
 
-    page = _gen_docs().render_man(app, "0", "2026-01-01")
+    page = gen_docs().render_man(app, "0", "2026-01-01")
     files = page.split(".SH FILES")[1].split(".SH ")[0]
     for path in (SETTINGS_PATH, RECORD, STATE_DIR, "/run/chronyctl6/timesync.sources"):
         assert f"\\fI{path}\\fR" in files, path
@@ -167,7 +157,7 @@ def test_the_main_pages_examples_are_every_commands_help_examples() -> None:
 
     from chronyctl6.cli import SUMMARIES, app
 
-    gen = _gen_docs()
+    gen = gen_docs()
     page = gen.render_man(app, "0", "2026-01-01")
     examples = page.split(".SH EXAMPLES")[1].split(".SH ")[0]
     for command, summary in SUMMARIES.items():
@@ -182,7 +172,7 @@ def test_the_main_pages_examples_are_every_commands_help_examples() -> None:
 def test_the_readmes_generated_parts_are_what_gen_docs_makes_now() -> None:
     """README.md keeps the generator's exit tables and example settings verbatim (run
     packaging/gen_docs.py --readme README.md after changing errors.py, the defaults or the example)."""
-    gen = _gen_docs()
+    gen = gen_docs()
     readme = PACKAGING.parent / "README.md"
     text = readme.read_text(encoding="utf-8")
     for begin, end, generated in gen.readme_sections():
@@ -242,7 +232,7 @@ def test_the_plugin_page_has_its_exit_statuses_files_and_examples() -> None:
     from chronyctl6.errors import exit_code
     from chronyctl6.measure import check_timesync
 
-    gen = _gen_docs()
+    gen = gen_docs()
     page = gen.render_plugin_man("0", "2026-01-01")
     assert {"EXIT STATUS", "ENVIRONMENT", "FILES", "EXAMPLES"} <= set(_sections(page))
     exits = page.split(".SH EXIT STATUS")[1].split(".SH ")[0]
@@ -263,7 +253,7 @@ def test_the_readmes_refused_directives_are_refused() -> None:
     assert said is not None
     words = re.findall(r"`(\w+)`", said[1])
     assert set(words) == {"include", "confdir", "sourcedir", "leapsectz", "leapseclist"}
-    assert set(words) <= set(_gen_docs().refused_directives())
+    assert set(words) <= set(gen_docs().refused_directives())
     for word in words:
         with pytest.raises(BadInput):
             schema.validate_directive(f"{word} /etc/chrony/x", "directives")
