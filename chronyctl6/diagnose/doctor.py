@@ -19,6 +19,7 @@ from chronyctl6.configure import phc as phc_policy
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.diagnose.facts import Facts, NtpOutcome, Options, gather
 from chronyctl6.effects import daemons, metadata
+from chronyctl6.measure import clockbound
 from chronyctl6.text import shown
 
 __all__ = ["CHECKS", "Check", "Facts", "Intent", "NtpOutcome", "Options", "Report", "Status", "doctor", "intent",
@@ -430,7 +431,32 @@ def check_chronyd(f: Facts) -> Check:
                      f"sudo systemctl restart {unit}")
     if f.config is not None and f.config.main in f.config.missing:
         return Check("chronyd", Status.FAIL, f"{evidence}: that file does not exist", _apply(f))
-    return Check("chronyd", Status.PASS, evidence)
+    return _bound_check(f, evidence)
+
+
+def _bound_check(f: Facts, evidence: str) -> Check:
+    """chronyd's bound on the clock's error, judged as `status` judges it (its thresholds, and
+    clockbound.classify, the word status and check say): right after a start chronyd has selected
+    Time Sync while its bound is still a second or more, and doctor must not call healthy what
+    status calls critical. Settling is not a fault the operator can fix, so it warns, with `wait`."""
+    from chronyctl6.diagnose import status  # the defaults status judges with
+
+    if f.bound is None:  # chronyd did not answer: status says unknown, and judges nothing
+        note = f"; its bound is unknown ({f.bound_problem})" if f.bound_problem else ""
+        return Check("chronyd", Status.PASS, evidence + note)
+    word = clockbound.classify(f.bound, status.DEFAULT_WARN, status.DEFAULT_CRIT)
+    if f.bound.seconds is None:
+        said = f"chronyd has no bound on the clock's error ({f.bound.problem})"
+    else:
+        said = f"chronyd's bound on the clock's error is {f.bound.seconds:.6f} s"
+    said += f" (as status computes it: {word}"
+    if word == "ok":
+        return Check("chronyd", Status.PASS, f"{evidence}; {said})")
+    limit = status.DEFAULT_CRIT if word == "critical" else status.DEFAULT_WARN
+    said += f", at {limit:g} s or more)" if f.bound.seconds is not None else ")"
+    return Check("chronyd", Status.WARN, f"{said}; {evidence}",
+                 f"sudo chronyctl6 wait  # chronyd is still settling after a start: wait until its bound is "
+                 f"within {status.DEFAULT_WARN:g} s (it says why not, if it never is)")
 
 
 def _timesync_lines(f: Facts) -> list[traversal.Located]:

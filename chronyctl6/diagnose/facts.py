@@ -25,7 +25,7 @@ from chronyctl6.effects import phc as phc_effects
 from chronyctl6.effects.host import HostNetwork
 from chronyctl6.effects.phc import PhcFacts
 from chronyctl6.errors import BadInput, ChronyCtlError, CommandFailed
-from chronyctl6.measure import exchange
+from chronyctl6.measure import clockbound, exchange
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,10 @@ class Facts:
     image_rivals: tuple[service.UnitState, ...] = ()  # offline: other time daemons' units enabled in the image
     image_chronyd: str | None = None  # offline: where the image has chronyd
     image_boot_unit: service.UnitState | None = None  # offline: chronyctl6-boot.service in the image
+    # chronyd's bound on the clock's error as `status` computes it (measure.gather.chronyd_clockbound);
+    # None when chronyd is not running or did not answer (bound_problem then says why, if it runs).
+    bound: clockbound.Bound | None = None
+    bound_problem: str | None = None
 
     @property
     def metadata(self) -> metadata.InstanceMetadata | None:
@@ -288,6 +292,7 @@ def gather(options: Options) -> Facts:
         config_from = f"{platform.label} default" + (", chronyd without -f" if scan.chronyd else "")
     config = configtree.load(config_path, options.root) if config_path else None
     found = phc_effects.discover(options.root)
+    bound, bound_problem = chronyd_bound(config_path, options.root) if scan.chronyd else (None, None)
     seconds["total"] = round(time.monotonic() - started, 3)
     return Facts(
         imds_v6=reach_v6, imds_v4=reach_v4, network=host.read_network(), interfaces=_interfaces(),
@@ -296,5 +301,17 @@ def gather(options: Options) -> Facts:
         config_from=config_from, phc=found.phc.device if found.phc else None, phc_facts=found, others=scan.others,
         imdsv1_asked=options.imdsv1, seconds=seconds, ipv6_setting=chosen.ipv6, at_boot=chosen.at_boot,
         firewall=read_firewall(), ipv6_from=chosen.ipv6_from, unread=chosen.unread,
-        systemd=service.systemd_running(),
+        systemd=service.systemd_running(), bound=bound, bound_problem=bound_problem,
     )
+
+
+def chronyd_bound(config_path: str | None, root: Path) -> tuple[clockbound.Bound | None, str | None]:
+    """chronyd's bound now, read and computed as `status` and `check` do (measure.gather: one
+    chronyc reader, one bound computation), or why chronyd did not tell it."""
+    from chronyctl6.measure import gather as measured
+
+    read_at = time.monotonic()
+    tracking, _, problem = measured.chronyd_view()
+    if tracking is None:
+        return None, problem
+    return measured.chronyd_clockbound(tracking, read_at, config_path, root), None

@@ -24,13 +24,14 @@ from typing import TYPE_CHECKING
 from chronyctl6.chronyconf import directives
 from chronyctl6.effects import chrony_tools, daemons, files, service
 from chronyctl6.errors import BadInput, ChronyCtlError
-from chronyctl6.measure import clockbound, gather, synced
+from chronyctl6.measure import check, clockbound, gather, synced
 
 if TYPE_CHECKING:
     from chronyctl6.configure.plan import Plan
 
-DEFAULT_WARN = 0.1  # seconds of chronyd's bound: the same defaults as check's --warn/--crit
-DEFAULT_CRIT = 1.0
+# Seconds of chronyd's bound: check's --warn/--crit defaults (one definition; doctor judges with these too).
+DEFAULT_WARN = check.DEFAULT_WARN
+DEFAULT_CRIT = check.DEFAULT_CRIT
 
 
 @dataclass(frozen=True)
