@@ -3,7 +3,8 @@
 IMDS over both families and one short NTP exchange per Time Sync address (`check`'s validated
 exchange) run at the same time, so the slowest of them bounds the whole: about 1 s when an
 endpoint is silent. Then addresses, the route to fd00:ec2::123, chrony's version, the time
-daemons running (psutil), the configuration chronyd loaded with its drop-ins, the PTP clock.
+daemons running (psutil), the configuration chronyd loaded with its drop-ins, the PTP clock, and
+chronyd's tracking as the bound `status` judges (measure.gather, the one reader and computation).
 The checks in chronyctl6.diagnose.doctor are pure functions of the Facts returned here.
 """
 
