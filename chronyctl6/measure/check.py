@@ -32,11 +32,12 @@ from enum import IntEnum
 from typing import TYPE_CHECKING
 
 from chronyctl6.errors import ChronyCtlError, ExitStatus
-from chronyctl6.measure import clockbound, exchange
+from chronyctl6.measure import exchange
 
 # Imported where used: `check` runs every minute, and start-up is most of its time.
 if TYPE_CHECKING:
     from chronyctl6.effects.chrony_tools import Source, Tracking
+    from chronyctl6.measure import clockbound  # imported where used: only with chronyd's view
     from chronyctl6.measure.synced import Synchronised
 
 IPV4_SERVER = "169.254.169.123"
@@ -239,6 +240,8 @@ def _with_bound(view: ChronydView | None, bound: clockbound.Bound | None,
                 thresholds: Thresholds) -> ChronydView | None:
     if view is None or bound is None:
         return view
+    from chronyctl6.measure import clockbound
+
     return replace(view, bound=bound, bound_status=clockbound.classify(bound, thresholds.warn, thresholds.crit))
 
 

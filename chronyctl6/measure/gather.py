@@ -11,12 +11,13 @@ import os
 from typing import TYPE_CHECKING
 
 from chronyctl6.measure import check as chk
-from chronyctl6.measure import clockbound, exchange, synced
+from chronyctl6.measure import exchange
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from chronyctl6.effects.chrony_tools import Source, Tracking
+    from chronyctl6.measure import clockbound, synced
 
 
 def chronyd_view(socket: str | None = None, timeout: float = 2.0
@@ -87,6 +88,7 @@ def synchronised_record(path: str | None = None) -> tuple[synced.Synchronised | 
     from pathlib import Path
 
     from chronyctl6.effects import files
+    from chronyctl6.measure import synced  # with JSON: only when chronyd is asked
 
     where = path or synced.RECORD
     try:
@@ -188,6 +190,8 @@ def bound_from_tracking(tracking: Tracking, *, maxclockerror_ppm: float, now: fl
     bound (status, check's chronyd section, wait, the clknetsim benchmark): `now` is the wall
     clock (against tracking's reference time: the time since chronyd's last update), `age` the
     seconds from the reading to now."""
+    from chronyctl6.measure import clockbound
+
     return clockbound.compute(
         system_offset=tracking.system_offset, root_delay=tracking.root_delay,
         root_dispersion=tracking.root_dispersion, synchronised=tracking.synchronised,

@@ -185,6 +185,9 @@ def test_the_fast_path_imports_neither_typer_nor_click() -> None:
     assert "chronyctl6.measure.exchange" in loaded and doc["data"]["verdict"] == "UNKNOWN"
     for heavy in ("typer", "click", "jinja2", "psutil", "chronyctl6.cli"):
         assert heavy not in loaded, heavy
+    # --no-chronyd: nothing of chronyd's is read, so neither its bound nor wait's record is imported
+    for unneeded in ("chronyctl6.measure.clockbound", "chronyctl6.measure.synced", "chronyctl6.effects"):
+        assert unneeded not in loaded, unneeded
 
 
 def test_the_envelope_is_also_returned_as_data() -> None:
