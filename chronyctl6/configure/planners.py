@@ -22,21 +22,10 @@ from chronyctl6.configure.changeset import (
     Verify,
 )
 from chronyctl6.configure.phc import PhcBoot
+from chronyctl6.filestate import FileState
 
 if TYPE_CHECKING:  # plain data the boot step's facts carry; nothing of effects runs here
     from chronyctl6.effects.host import HostNetwork, InstanceHint
-
-
-@dataclass(frozen=True)
-class FileState:
-    """A file as it is or as it was kept: data None when absent (or, with link, a symlink)."""
-
-    shown: str
-    data: bytes | None
-    mode: int = 0o644
-    uid: int = -1
-    gid: int = -1
-    link: str | None = None
 
 
 # ---- restore -------------------------------------------------------------------------------

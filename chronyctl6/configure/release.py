@@ -22,6 +22,7 @@ from chronyctl6.configure.plan import BOOT_LINK, Request, is_root
 from chronyctl6.configure.platforms import Platform
 from chronyctl6.effects import chrony_tools, configtree, history, host, service
 from chronyctl6.errors import ChronyCtlError, NotPermitted
+from chronyctl6.filestate import FileState
 
 CONFIG_PATHS = ("/etc/chrony/chrony.conf", "/etc/chrony.conf")  # where no platform is known
 DEFAULT_WAIT = defaults.RELEASE_WAIT  # dpkg waits on it: chronyd answering is enough
@@ -99,5 +100,5 @@ def _facts(request: Request, chosen: settings.Settings, platform: Platform | Non
     live = request.live and (chosen.service_manager != "auto" or service.systemd_running())
     return planners.ReleaseFacts(
         request.root, config_shown, config, history.capture(config, config_shown).data, sourcedir,
-        planners.FileState(runtime.shown, runtime.data, link=runtime.link), runtime_path, boot_link,
+        FileState(runtime.shown, runtime.data, link=runtime.link), runtime_path, boot_link,
         chosen.timesync_options, history.Store(request.root).last_boot(), network, live)

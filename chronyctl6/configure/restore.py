@@ -109,19 +109,15 @@ def _facts(request: Request, platform: Platform, targets: list[history.Saved], *
     runtime = None
     if original:
         try:
-            runtime = _state(history.capture(runtime_path, runtime_shown))
+            runtime = history.capture(runtime_path, runtime_shown)
         except ChronyCtlError:
             runtime = None  # not a regular file: not ours to remove
     return planners.RestoreFacts(
         request.root, platform.config_path, config, history.capture(config, platform.config_path).data,
-        tuple(_state(t) for t in targets),
-        {t.shown: _state(history.capture(paths[t.shown], t.shown)) for t in targets}, paths,
+        tuple(targets),
+        {t.shown: history.capture(paths[t.shown], t.shown) for t in targets}, paths,
         {t.shown: _final_bytes(request.root, t) for t in targets if t.link is not None}, request.live,
         runtime, runtime_path)
-
-
-def _state(saved: history.Saved) -> planners.FileState:
-    return planners.FileState(saved.shown, saved.data, saved.mode, saved.uid, saved.gid, saved.link)
 
 
 def _explainer(config_shown: str, original: bool, older_judge: bool) -> executor.Explain:

@@ -25,11 +25,11 @@ import os
 import re
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from chronyctl6.effects import files
+from chronyctl6.filestate import FileState
 
 STATE_DIR = "/var/lib/chronyctl6"
 KEEP = 10
@@ -37,16 +37,7 @@ _NUMBERED = re.compile(r"([0-9]{1,18})-")
 MAX_MANIFEST = 1 << 20
 
 
-@dataclass(frozen=True)
-class Saved:
-    """One file as it was: `data` None when it did not exist."""
-
-    shown: str
-    data: bytes | None
-    mode: int = 0o644
-    uid: int = -1
-    gid: int = -1
-    link: str | None = None  # it was a symlink to this (data None)
+Saved = FileState  # one file as it was: the record the planners compare (chronyctl6/filestate.py)
 
 
 def lock_directory(root: Path) -> Path:

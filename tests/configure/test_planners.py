@@ -8,8 +8,9 @@ from typing import Any
 
 from chronyctl6.configure import planners
 from chronyctl6.configure.changeset import CONFIG, OTHER, SOURCES, ChangeSet, FileChange, UnitLink, Verify
-from chronyctl6.configure.planners import BootFacts, FileState, ReleaseFacts, RestoreFacts
+from chronyctl6.configure.planners import BootFacts, ReleaseFacts, RestoreFacts
 from chronyctl6.effects.host import HostNetwork, InstanceHint
+from chronyctl6.filestate import FileState
 
 ROOT = Path("/img")
 CONF = "/etc/chrony/chrony.conf"
