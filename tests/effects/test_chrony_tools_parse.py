@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from chronyctl6.effects import chrony_tools
@@ -54,3 +56,18 @@ def test_tracking_garbage(text: str) -> None:
 def test_sources_garbage(text: str) -> None:
     with pytest.raises(CommandFailed):
         chrony_tools.parse_sources(text)
+
+
+def test_a_candidate_outside_the_image_is_neither_read_nor_written_beside(tmp_path: Path) -> None:
+    """validate_config for an image judges only files inside it: the instance's own path given by
+    mistake (/etc/chrony/chrony.conf, this host's file) is refused before any chronyd runs and
+    before a temporary file could be written beside it."""
+    image = tmp_path / "image"
+    (image / "etc/chrony").mkdir(parents=True)
+    outside = tmp_path / "host-etc" / "chrony.conf"
+    outside.parent.mkdir()
+    outside.write_text("server 192.0.2.1\n")
+    never = chrony_tools.Validator(("/nonexistent/chronyd",), "4.3", str(image))
+    with pytest.raises(CommandFailed, match="outside the image"):
+        chrony_tools.validate_config(str(outside), root=str(image), using=never)
+    assert sorted(p.name for p in outside.parent.iterdir()) == ["chrony.conf"]
