@@ -236,8 +236,6 @@ def _platform(root: Path) -> Chosen:
     return Chosen(found, chosen.ipv6, chosen.at_boot, origin, unread)
 
 
-
-
 def gather_offline(root: Path) -> Facts:
     """The image at root, from its files alone: its settings and kept intent, the configuration
     its chronyd will read (configtree: every path inside the image), its units. No IMDS, no
