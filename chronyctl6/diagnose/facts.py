@@ -246,8 +246,7 @@ def gather_offline(root: Path) -> Facts:
     chosen = _platform(root)
     platform = chosen.platform
     config = configtree.load(platform.config_path, root) if platform is not None else None
-    rivals = tuple(u for u in (service.unit_state(root, unit, target) for unit, target in service.RIVAL_UNITS)
-                   if u.state == "enabled")
+    rivals = service.enabled_rivals(root)
     chrony = service.unit_state(root, f"{platform.unit}.service", "multi-user.target") if platform else None
     reader = configtree.RootReader(root)
     binary = next((p for p in daemons.CHRONYD_PATHS if reader.exists(p)), None)

@@ -287,8 +287,7 @@ def offline(root: Path, *, warn: float = DEFAULT_WARN, crit: float = DEFAULT_CRI
     chrony = (service.unit_state(root, f"{plan.platform.unit}.service", "multi-user.target")
               if plan is not None else None)
     ours = tuple(service.unit_state(root, unit, target) for unit, target in OUR_UNITS)
-    rivals = tuple(u for u in (service.unit_state(root, unit, target) for unit, target in service.RIVAL_UNITS)
-                   if u.state == "enabled")
+    rivals = service.enabled_rivals(root)
     boot = next(u for u in ours if u.unit == "chronyctl6-boot.service")
     at_boot = plan is not None and plan.choices.endpoint is None
     view = Offline(str(root), chrony, ours, rivals,

@@ -350,3 +350,9 @@ def unit_state(root: Path, unit: str, wanted_by: str) -> UnitState:
         return UnitState(unit, "enabled" if os.path.lexists(wants) else "disabled", where)
     except (OSError, files.Unreadable) as exc:
         return UnitState(unit, "unreadable", getattr(exc, "message", None) or str(exc))
+
+
+def enabled_rivals(root: Path) -> tuple[UnitState, ...]:
+    """The other time daemons' units enabled in the system at root (RIVAL_UNITS): each would
+    fight chronyd over the clock at boot."""
+    return tuple(u for u in (unit_state(root, unit, target) for unit, target in RIVAL_UNITS) if u.state == "enabled")
