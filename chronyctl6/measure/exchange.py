@@ -60,7 +60,9 @@ _SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37)  # also SCM_TIMESTAMPI
 # SOF_TIMESTAMPING_TX_SOFTWARE | _SOFTWARE | _OPT_ID | _OPT_TSONLY.
 _TX_STAMP_FLAGS = (1 << 1) | (1 << 4) | (1 << 7) | (1 << 11)
 _TIMESPEC = struct.Struct("@qq")  # struct timespec on 64-bit Linux
-_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size)
+# A reply's control data: its SCM_TIMESTAMPNS, and the SCM_TIMESTAMPING (three timespecs) the
+# kernel adds beside it once transmit stamps are on; room for both, so neither is cut off.
+_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(3 * _TIMESPEC.size)
 # struct sock_extended_err: errno, origin, type, code, pad, info, data
 _EXTENDED_ERR = struct.Struct("=IBBBBII")
 _ORIGIN_ICMP = frozenset({2, 3})  # SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6
@@ -552,7 +554,8 @@ class _Exchange:
 
     def receive(self, deadline: float) -> None:
         """Read every datagram waiting and judge each; a flood cannot hold us past the
-        deadline."""
+        deadline. Transmit stamps first, so a reply is judged with its request's."""
+        self.read_errqueue()
         while time.monotonic() < deadline:
             try:
                 data, ancillary, _flags, peer = self.sock.recvmsg(1024, _ANCILLARY)
