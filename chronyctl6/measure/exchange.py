@@ -384,11 +384,11 @@ def _same_endpoint(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
     return same_host and a[1] == b[1]
 
 
-def _read_latency_ns(ancillary: list[tuple[int, int, bytes]]) -> int:
-    """How long ago the kernel received the datagram (its SCM_TIMESTAMPNS stamp, on the wall
-    clock) by the wall clock now; 0 without a stamp, or if the wall clock stepped since (a
-    latency not between 0 and 1 s cannot be a read latency)."""
-    now = time.time_ns()
+def _read_latency_ns(ancillary: list[tuple[int, int, bytes]], now: int | None = None) -> int:
+    """How long before `now` (the wall clock; read now if not given) the kernel received the
+    datagram (its SCM_TIMESTAMPNS stamp, on the wall clock); 0 without a stamp, or if the wall
+    clock stepped since (a latency not between 0 and 1 s cannot be a read latency)."""
+    now = time.time_ns() if now is None else now
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
             sec, nsec = _TIMESPEC.unpack_from(data)
@@ -571,7 +571,14 @@ class _Exchange:
                     return
                 self._icmp_error(exc)
                 continue
-            mono4 = time.monotonic_ns() - _read_latency_ns(ancillary)
+            # The wall clock first, then the monotonic one: a pause between the two readings
+            # then makes the latency look shorter and t4 later, never earlier. (Read the other way
+            # round, a pause shortened the round trip: with t1 the kernel's stamp too, a few
+            # microseconds of loopback left no slack and a delay came out negative.) The send
+            # reads them in the opposite order for the same reason, so the round trip can only
+            # err long, and the bound stays a bound.
+            wall4 = time.time_ns()
+            mono4 = time.monotonic_ns() - _read_latency_ns(ancillary, wall4)
             self._judge(data, peer, mono4)
 
     def _icmp_error(self, exc: OSError) -> None:

@@ -10,6 +10,7 @@ import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -354,3 +355,46 @@ def test_without_transmit_stamps_t1_is_our_reading_and_the_bound_still_holds(
     for s in m.samples:
         assert s.delay >= SLOW_SEND
         assert abs(s.offset - 0.25) <= s.error_bound + EPS
+
+
+PAUSE = 0.002  # seconds: a preemption, far longer than a loopback round trip
+
+
+def test_a_pause_between_the_clock_readings_of_a_reply_only_lengthens_the_round_trip(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """While replies are read, every reading of either clock comes after a pause, as when the
+    scheduler takes the CPU between the two readings that place a reply's arrival. The round
+    trip may then only come out longer than it was: no delay is negative, and every bound holds
+    the true offset. (Read in the other order, the pause shortened the round trip by PAUSE and
+    every delay came out negative.)"""
+    import types
+
+    receiving = False
+
+    def paused(read: Callable[[], int]) -> Callable[[], int]:
+        def reading() -> int:
+            if receiving:
+                time.sleep(PAUSE)
+            return read()
+        return reading
+
+    real_receive = exchange._Exchange.receive
+
+    def receive(self: exchange._Exchange, deadline: float) -> None:
+        nonlocal receiving
+        receiving = True
+        try:
+            real_receive(self, deadline)
+        finally:
+            receiving = False
+
+    clocks = types.SimpleNamespace(time_ns=paused(time.time_ns), monotonic_ns=paused(time.monotonic_ns),
+                                   monotonic=time.monotonic)
+    monkeypatch.setattr(exchange, "time", clocks)
+    monkeypatch.setattr(exchange._Exchange, "receive", receive)
+    with Responder(state=ServerState(offset=-0.125)) as r:
+        m = measure(r, samples=4, timeout=3.0)
+    assert not m.rejected and m.samples
+    for s in m.samples:
+        assert s.delay >= PAUSE  # the pause counted into the round trip, never out of it
+        assert abs(s.offset + 0.125) <= s.error_bound + EPS, s
