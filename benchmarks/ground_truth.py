@@ -116,6 +116,14 @@ class Server:
         self.proc.stdin.flush()
         self._expect("ok")
 
+    def excess(self) -> list[int]:
+        """Each reply's realised down-leg delay beyond the drawn one since the last call, ns
+        (responder.SendLatency): the harness's own contribution to every client's error."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write('{"report": true}\n')
+        self.proc.stdin.flush()
+        return [int(v) for v in json.loads(self.proc.stdout.readline())["excess_ns"]]
+
     def close(self) -> None:
         if self.proc.stdin:
             self.proc.stdin.close()
@@ -241,6 +249,16 @@ def table(found: list[Client]) -> list[str]:
     return lines
 
 
+def harness_line(excess: list[int]) -> str:
+    """The responder's own noise, beside the table: what no client can see through."""
+    if not excess:
+        return "responder: no send latency recorded (no transmit stamps)"
+    us = [e / 1e3 for e in excess]
+    return (f"responder: each reply left {statistics.median(us):+.1f} us after the moment its t3 "
+            f"allows for (median; p10 {quantile(us, 0.1):+.1f}, p90 {quantile(us, 0.9):+.1f}; "
+            f"{len(us)} replies): down-leg delay the path did not draw, the same for every client")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=20, help="trials per path (each runs every client)")
@@ -278,8 +296,11 @@ def main() -> None:
                 print(f"\npath {name}: {path.what}; {args.trials} trials")
                 print("\n".join(table(found)))
                 print(interpreter)
-                raw[name] = {c.name: {"errors": c.errors, "signed": c.signed, "covered": c.covered, "walls": c.walls,
-                                      "failures": c.failures} for c in found}
+                excess = server.excess()
+                print(harness_line(excess))
+                raw[name] = {c.name: {"errors": c.errors, "signed": c.signed, "covered": c.covered,
+                                      "walls": c.walls, "failures": c.failures} for c in found}
+                raw[name]["responder excess ns"] = {"values": excess}
         finally:
             server.close()
     load_after = os.getloadavg()

@@ -18,6 +18,8 @@ send is more down-path delay, which every client sees alike.
 
 Control, one JSON object a line on stdin, each answered `ok` on stdout:
     {"offset_ns": int, "up": [base_s, jitter_kind, jitter_s, loss], "down": [...], "seed": int}
+or {"report": true}, answered by one JSON line: {"excess_ns": [...]}, every reply's send latency
+less the credit its t3 took for it since the last report (see SendLatency), then forgotten.
 jitter_kind: "none", "normal" (sigma jitter_s) or "exp" (mean jitter_s, one-sided, as queues
 are). A direction's delay is max(0, base + jitter); a lost packet is dropped silently.
 """
@@ -105,17 +107,25 @@ def _kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> int:
 
 class SendLatency:
     """How long our sendto takes to put a reply on the wire: the kernel's transmit stamp less
-    our reading just before the call. Its recent minimum moves t3 to the moment the reply really
-    leaves, so a client that stamps its own packets in the kernel (chronyd) is not charged
-    with our Python's send path. A send can still be quicker than the recent minimum, so the
-    credit taken is never more than the drawn down delay (see serve)."""
+    our reading just before the call. Its recent median moves t3 to the moment the reply
+    typically leaves, so a client that stamps its own packets in the kernel (chronyd, check) is
+    not charged with our Python's send path.
+
+    What is left, each send's latency less the credit taken (`excess`), is a down-leg delay the
+    path model did not draw; every client sees it alike, and the harness prints it. The median,
+    not the minimum: crediting the minimum left a one-sided excess (median +5 us here) that made
+    the "symmetric" hop asymmetric and put -2.5 us of bias on every client. A send can be
+    quicker than the median, so the credit is never more than the drawn down delay (see serve):
+    t3 then names a moment at or before our reading, before the reply left."""
 
     def __init__(self) -> None:
         self.recent: list[int] = []
+        self.credit = 0  # what the last reply's t3 took
+        self.excess: list[int] = []
 
     @property
-    def floor(self) -> int:
-        return min(self.recent, default=0)
+    def typical(self) -> int:
+        return sorted(self.recent)[(len(self.recent) - 1) // 2] if self.recent else 0
 
     def sent(self, sock: socket.socket, before: int) -> None:
         try:
@@ -128,6 +138,8 @@ class SendLatency:
                 latency = sec * _NS + nsec - before
                 if 0 < latency < 1_000_000:  # a stamp from another send, or a stepped clock
                     self.recent = [*self.recent[-63:], latency]
+                    if len(self.excess) < 100_000:
+                        self.excess.append(latency - self.credit)
 
 
 def bind(deadline: float) -> socket.socket:
@@ -167,6 +179,11 @@ def serve(sock: socket.socket) -> None:
             pending += chunk
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
+                if json.loads(line).get("report"):
+                    sys.stdout.write(json.dumps({"excess_ns": latency.excess}) + "\n")
+                    sys.stdout.flush()
+                    latency.excess = []
+                    continue
                 config = Config.parse(line.decode())
                 events.clear()  # a new trial: nothing of the last one is still on the path
                 sys.stdout.write("ok\n")
@@ -193,15 +210,15 @@ def serve(sock: socket.socket) -> None:
             while time.monotonic_ns() < spin_until:
                 pass
             _due, _seq, head, peer, down_ns = heapq.heappop(events)
-            # The reply leaves the server about latency.floor from now; its transmit timestamp
+            # The reply leaves the server about latency.typical from now; its transmit timestamp
             # is the server clock's true reading down_ns before that (it has been "on the path"
             # since), never before t2: the send was due at t2 + down. Stamping here, just before
             # sendto, keeps our own processing out of the down path. The credit for the send
-            # latency is at most down_ns: this send may be quicker than the recent floor, and t3
+            # latency is at most down_ns: this send may be quicker than the recent median, and t3
             # must never name a moment after the reply really left (a negative leg would break
             # every client's bound, not by their fault).
             before = time.time_ns()
-            credit = min(latency.floor, down_ns)
+            credit = latency.credit = min(latency.typical, down_ns)
             sock.sendto(head + to_ntp(before + credit - down_ns + config.offset_ns), peer)
             latency.sent(sock, before)
 

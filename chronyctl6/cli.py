@@ -293,6 +293,10 @@ def render(
 ) -> None:
     """Print the chrony.conf that `apply` would write. Reads only; needs no root.
 
+    Without --root, where IPv6 is `auto` (no --ipv6 on|off, none in settings.toml or
+    recorded by an earlier apply), it asks this instance's metadata service (IMDS)
+    whether it has IPv6, as apply does.
+
     \b
     Examples:
       chronyctl6 render                           what apply would write here

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import select
 import socket
+import threading
 import time
 
 import pytest
@@ -282,3 +283,74 @@ def test_replies_carry_the_kernels_arrival_stamp() -> None:
             ex.sock.close()
     assert 0 <= exchange._read_latency_ns(ancillary) < 10**9
     assert any(kind == exchange._SO_TIMESTAMPNS for _level, kind, _ in ancillary)
+
+
+# ---- t1 from the kernel's transmit stamp ------------------------------------------------------
+
+
+def _extended_err(errno_: int, origin: int, data: int, level: int = socket.IPPROTO_IPV6,
+                  kind: int = exchange._IPV6_RECVERR) -> tuple[int, int, bytes]:
+    return (level, kind, exchange._EXTENDED_ERR.pack(errno_, origin, 0, 0, 0, 0, data))
+
+
+def _tx(ns: int) -> tuple[int, int, bytes]:
+    sec, nsec = divmod(ns, 1_000_000_000)
+    stamps = exchange._TIMESPEC.pack(sec, nsec) + bytes(2 * exchange._TIMESPEC.size)
+    return (socket.SOL_SOCKET, exchange._SO_TIMESTAMPING, stamps)
+
+
+def test_an_error_queue_message_is_a_transmit_stamp_or_an_icmp_error_or_nothing() -> None:
+    stamp = exchange.errqueue_entry([_extended_err(42, 4, 3), _tx(1_700_000_000_123_456_789)])
+    assert (stamp.icmp_errno, stamp.key, stamp.stamp_ns) == (None, 3, 1_700_000_000_123_456_789)
+    v4 = exchange.errqueue_entry([_extended_err(42, 4, 0, socket.IPPROTO_IP, exchange._IP_RECVERR),
+                                  _tx(5)])
+    assert (v4.key, v4.stamp_ns) == (0, 5)
+    for origin in (2, 3):  # ICMP, ICMPv6
+        icmp = exchange.errqueue_entry([_extended_err(111, origin, 0)])
+        assert (icmp.icmp_errno, icmp.key, icmp.stamp_ns) == (111, None, None)
+    # A stamp without the header saying what it is, a zero stamp, short or unknown data: nothing.
+    for ancillary in ([_tx(5)], [_extended_err(42, 4, 1), _tx(0)], [_extended_err(42, 1, 0)],
+                      [(socket.IPPROTO_IPV6, exchange._IPV6_RECVERR, b"\x01\x02")], []):
+        entry = exchange.errqueue_entry(ancillary)
+        assert (entry.icmp_errno, entry.key, entry.stamp_ns) == (None, None, None), ancillary
+
+
+SLOW_SEND = 0.005  # seconds our side spends before the system call: longer than the whole hop
+
+
+@pytest.fixture
+def slow_sendto(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every datagram the client (this test's thread, not the responder's) sends waits
+    SLOW_SEND in user space first, as a loaded client's send path does. A t1 read before that
+    wait is early by it; the kernel's is not."""
+    real = socket.socket.sendto
+
+    def sendto(sock: socket.socket, *args: object) -> int:
+        if threading.current_thread() is threading.main_thread():
+            time.sleep(SLOW_SEND)
+        return real(sock, *args)  # type: ignore[call-overload, no-any-return]
+
+    monkeypatch.setattr(socket.socket, "sendto", sendto)
+
+
+@pytest.mark.usefixtures("slow_sendto")
+def test_t1_is_when_the_kernel_sent_the_request_not_when_we_meant_to() -> None:
+    with Responder(state=ServerState(offset=0.25)) as r:
+        m = measure(r, samples=4, timeout=2.0)
+    assert len(m.samples) == 4
+    for s in m.samples:
+        # Read before the wait, the delay would be over SLOW_SEND and the offset 2.5 ms short.
+        assert s.delay < SLOW_SEND / 2, s
+        assert abs(s.offset - 0.25) <= s.error_bound + EPS
+
+
+@pytest.mark.usefixtures("slow_sendto")
+def test_without_transmit_stamps_t1_is_our_reading_and_the_bound_still_holds(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exchange, "_TX_STAMP_FLAGS", -1)  # the kernel refuses the option
+    with Responder(state=ServerState(offset=0.25)) as r:
+        m = measure(r, samples=4, timeout=2.0)
+    assert len(m.samples) == 4
+    for s in m.samples:
+        assert s.delay >= SLOW_SEND
+        assert abs(s.offset - 0.25) <= s.error_bound + EPS
