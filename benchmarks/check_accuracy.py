@@ -30,6 +30,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import clients
+from benchmarks.clients import CHECK_SCRIPT as CONSOLE_SCRIPT
+
 REPO = Path(__file__).resolve().parent.parent
 _MARK = "CHRONYCTL6_BENCH_NETNS"
 
@@ -38,9 +41,6 @@ NTPLIB_SCRIPT = (
     "r = ntplib.NTPClient().request('::1', version=4, port=123, timeout=2)\n"
     "print(r.offset)\n"
 )
-
-
-CONSOLE_SCRIPT = "import sys; from chronyctl6.__main__ import main; sys.exit(main())"
 
 
 def isolated() -> bool:
@@ -185,10 +185,12 @@ def main() -> None:
     parser.add_argument("--offset", type=float, default=0.250)
     parser.add_argument("--mean-delay", type=float, default=0.005)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--python", default=sys.executable,
-                        help="interpreter for chronyctl6 and ntplib (e.g. a venv's)")
+    parser.add_argument("--python", help="interpreter for chronyctl6 and ntplib (default: Debian's "
+                        "/usr/bin/python3, the .deb's, if it can import ntplib; else this one)")
     args = parser.parse_args()
     enter_netns()
+    args.python, why = clients.package_python(args.python)
+    print(clients.describe(args.python, why))
 
     sys.path.insert(0, str(REPO))
     from tests.ntp_fixtures import Responder, ServerState, exponential_delay

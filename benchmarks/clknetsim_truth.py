@@ -2,7 +2,7 @@
 construction, on simulated clocks and a simulated network (clknetsim).
 
     sudo python3 -m benchmarks.clknetsim_truth --clknetsim DIR [--trials 20] [--paths hop,wan,asym]
-        [--seed 1] [--python /usr/bin/python3] [--json FILE]
+        [--seed 1] [--python PYTHON] [--json FILE]
 
 DIR holds a built clknetsim (`clknetsim.so` and the `clknetsim` server; README: provenance).
 clknetsim preloads a library into each program that redirects its clock, socket and timer calls
@@ -15,7 +15,7 @@ as user nobody, who cannot set this machine's clock if a call ever slipped past 
 One simulation per trial: node 1 is the server (a real chronyd, `local stratum 1`, the true time);
 every client is a node of its own whose clock starts `truth` behind it (frequency error 0), so a
 client's true offset is exactly `truth`. The one-shot clients start 10 s in: chronyctl6 check
-(JSON), one bare ntplib request, sntp (ntpsec's ntpdig), check_ntp_time, `chronyd -Q`, and one
+(JSON), check_timesync, one bare ntplib request, sntp (ntpsec's ntpdig), check_ntp_time, `chronyd -Q`, and one
 process that runs chronyctl6's exchange once and weighs its samples several ways (the `same
 burst:` rows). A real chronyd (the Time Sync line's options, makestep, maxclockerror) steers its
 own simulated clock from the same start; `chronyc -c tracking` asks it from another node after
@@ -42,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import clients as py
 from benchmarks.paths import PATHS, Leg, Trial, quantile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -53,9 +54,6 @@ QUERY_AT = 600.0  # simulated seconds: chronyc asks the steering chronyd (37 pol
 LIMIT = QUERY_AT + 5
 SIM_EPOCH = 1262304000  # clknetsim's simulated time starts here (CLKNETSIM_START_DATE's default)
 OFFSET_RATE = 100  # offset log lines per simulated second (clknetsim -R)
-CONSOLE_SCRIPT = "import sys; from chronyctl6.__main__ import main; sys.exit(main())"
-NTPLIB_SCRIPT = (f"import ntplib\nprint(ntplib.NTPClient().request('{SERVER_NAME}', version=4, "
-                 "timeout=2).offset)\n")
 BURST_SCRIPT = (
     "import json, statistics\n"
     "from chronyctl6.measure import exchange as x\n"
@@ -127,9 +125,8 @@ def nodes(python: str, workdir: Path) -> list[Node]:
     """Node 1 is the server; the others are clients, in this order (node = index + 1)."""
     found = [
         Node("server", ["/usr/sbin/chronyd", "-d", "-u", "root", "-f", str(workdir / "server.conf")], 0.0, False),
-        Node("chronyctl6 check", [python, "-c", CONSOLE_SCRIPT, "check", "--server", SERVER_NAME,
-                                  "--no-chronyd", "-o", "json", "--warn", "100", "--crit", "200"]),
-        Node("ntplib (1 request)", [python, "-c", NTPLIB_SCRIPT]),
+        Node("chronyctl6 check", py.check_argv(python, SERVER_NAME)),
+        Node("ntplib (1 request)", [python, "-c", py.ntplib_script(SERVER_NAME)]),
         Node("sntp", ["sntp", "-t", "2", SERVER_NAME]),
         Node("check_ntp_time", ["/usr/lib/nagios/plugins/check_ntp_time", "-H", SERVER_NAME, "-6",
                                 "-w", "100", "-c", "200"]),
@@ -137,15 +134,16 @@ def nodes(python: str, workdir: Path) -> list[Node]:
                             f"server {SERVER_ADDR} iburst maxsamples 1", f"pidfile {workdir}/q.pid",
                             "cmdport 0"], settle=False),
         Node("burst", [python, "-c", BURST_SCRIPT]),
+        Node("check_timesync", py.timesync_argv(python, SERVER_NAME)),
         Node("steering chronyd", ["/usr/sbin/chronyd", "-d", "-u", "root", "-f", str(workdir / "client.conf")],
              0.0, False),
-        Node("chronyc", ["chronyc", "-c", "-n", "-h", "fc00::123:8", "tracking"], QUERY_AT, False),
+        Node("chronyc", ["chronyc", "-c", "-n", "-h", f"fc00::123:{STEERED_NODE}", "tracking"], QUERY_AT, False),
     ]
     return found
 
 
-STEERED_NODE = 8
-QUERY_NODE = 9
+STEERED_NODE = 9  # nodes()'s "steering chronyd" (chronyc asks it at fc00::123:9)
+QUERY_NODE = 10  # nodes()'s "chronyc"
 
 
 def write_configs(workdir: Path, trial: Trial, node_list: list[Node]) -> None:
@@ -255,8 +253,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20, help="trials (simulations) per path")
     parser.add_argument("--paths", default="hop,wan,wan-normal,asym", help=f"comma-separated, of {', '.join(PATHS)}")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--python", default="/usr/bin/python3",
-                        help="interpreter for chronyctl6 and ntplib (dynamically linked to libc)")
+    parser.add_argument("--python", help="interpreter for chronyctl6, check_timesync and ntplib, dynamically "
+                        f"linked to libc (default: {py.DEBIAN_PYTHON}, the .deb's, if it can import ntplib)")
     parser.add_argument("--json", type=Path, help="also write every trial's raw results here")
     args = parser.parse_args()
     names = [n for n in args.paths.split(",") if n]
@@ -266,9 +264,12 @@ def main() -> None:
     if not (sim / "clknetsim.so").is_file() or not (sim / "clknetsim").is_file():
         parser.error(f"{sim} has no clknetsim.so and clknetsim (build clknetsim there: README)")
     enter_netns()
-    subprocess.run([args.python, "-m", "compileall", "-q", str(REPO / "chronyctl6")], check=True)
+    python, why = py.package_python(args.python)
+    interpreter = py.describe(python, why)
+    subprocess.run([python, "-m", "compileall", "-q", str(REPO / "chronyctl6")], check=True)
     parsers = {
         "chronyctl6 check": (_check_json, "error_bound_seconds"),
+        "check_timesync": (py.parse_timesync, "max error - abs offset"),
         "ntplib (1 request)": (_regex(r"^(\S+)"), None),
         "sntp": (_regex(r"\(\+\d{4}\) ([+-]\d+\.\d+) ", r" \+/- (\d+\.\d+) "), "+/-"),
         "check_ntp_time": (_regex(r"Offset (-?\d+(?:\.\d+)?(?:e-?\d+)?) secs"), None),
@@ -284,12 +285,13 @@ def main() -> None:
         raw[name] = []
         for _ in range(args.trials):
             trial = path.trial(rng)
-            out = simulate(sim, args.python, trial, rng.randrange(1, 1 << 30))
+            out = simulate(sim, python, trial, rng.randrange(1, 1 << 30))
             raw[name].append({"truth": trial.offset, "up": trial.up, "down": trial.down,
                               **{k: v[-20000:] for k, v in out.items() if k != "log.offset"}})
             record(rows, parsers, out, trial.offset)
         print(f"\npath {name}: {path.what}; {args.trials} trials (simulations)")
         print("\n".join(table(list(rows.values()))))
+        print(interpreter)
     if args.json:
         args.json.write_text(json.dumps(raw))
 

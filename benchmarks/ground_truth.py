@@ -11,10 +11,12 @@ that offset; it emulates each path's one-way delays, jitter and loss (see benchm
 the responder's docstring for why there and not in `tc netem`).
 
 Each trial draws a true offset (1 ms to 10 s, either sign) and the path's parameters, then runs
-every client once, in a shuffled order, as separate processes: `chronyctl6 check`, one bare
-ntplib request, `sntp`, `check_ntp_time` and `chronyd -Q`. Per path it prints each client's
-median and 95th-percentile absolute error against the truth, how often the client's reported
-bound contained the truth (for those that report one), its median wall time, and its failures.
+every client once, in a shuffled order, as separate processes: `chronyctl6 check`,
+`check_timesync`, one bare ntplib request, `sntp`, `check_ntp_time` and `chronyd -Q`. Per path it
+prints each client's median and 95th-percentile absolute error against the truth, how often the
+client's reported bound contained the truth (for those that report one), its median wall time,
+and its failures; and which interpreter ran the Python clients (benchmarks/clients.py: Debian's
+python3, the .deb's, unless it cannot import ntplib or --python says otherwise).
 """
 
 from __future__ import annotations
@@ -35,15 +37,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import clients as py
 from benchmarks.paths import PATHS, Trial, quantile
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER = "fd00:ec2::123"
 _MARK = "CHRONYCTL6_GROUND_TRUTH_NETNS"
 _CLIENT_IF, _SERVER_IF = "gt-client", "gt-server"
-CONSOLE_SCRIPT = "import sys; from chronyctl6.__main__ import main; sys.exit(main())"
-NTPLIB_SCRIPT = ("import ntplib\n"
-                 f"print(ntplib.NTPClient().request('{SERVER}', version=4, timeout=2).offset)\n")
 
 Parsed = tuple[float, float | None]  # offset (> 0: the client's clock is behind), its bound
 # Three estimators on the very same bursts: chronyctl6's exchange once, its samples weighed three
@@ -186,10 +186,9 @@ def burst_clients(python: str) -> list[Client]:
 
 def clients(python: str, workdir: str) -> list[Client]:
     found = [
-        Client("chronyctl6 check", [python, "-c", CONSOLE_SCRIPT, "check", "--server", SERVER,
-                                    "--no-chronyd", "-o", "json", "--warn", "100", "--crit", "200"],
-               _check_json, "error_bound_seconds"),
-        Client("ntplib (1 request)", [python, "-c", NTPLIB_SCRIPT], _regex(r"^(\S+)")),
+        Client("chronyctl6 check", py.check_argv(python, SERVER), _check_json, "error_bound_seconds"),
+        Client("check_timesync", py.timesync_argv(python, SERVER), py.parse_timesync, "max error - abs offset"),
+        Client("ntplib (1 request)", [python, "-c", py.ntplib_script(SERVER)], _regex(r"^(\S+)")),
     ]
     sntp = shutil.which("sntp")
     if sntp:  # Debian's is ntpsec's ntpdig: "... +0.000123 +/- 0.000050 fd00:ec2::123 s1 no-leap"
@@ -265,7 +264,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20, help="trials per path (each runs every client)")
     parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of {', '.join(PATHS)}")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--python", default=sys.executable, help="interpreter for chronyctl6 and ntplib")
+    parser.add_argument("--python", help="interpreter for chronyctl6, check_timesync and ntplib (default: "
+                        f"{py.DEBIAN_PYTHON}, the .deb's, if it can import ntplib; else this one)")
     parser.add_argument("--no-realtime", action="store_true",
                         help="run the responder at normal priority (its holds then overrun under load)")
     parser.add_argument("--json", type=Path, help="also write every trial's errors here")
@@ -275,7 +275,9 @@ def main() -> None:
     if unknown or not 1 <= args.trials <= 1000:
         parser.error(f"unknown path(s) {unknown}" if unknown else "--trials must be 1-1000")
     enter_netns()
-    subprocess.run([args.python, "-m", "compileall", "-q", str(REPO / "chronyctl6")], check=True)
+    python, why = py.package_python(args.python)
+    interpreter = py.describe(python, why)
+    subprocess.run([python, "-m", "compileall", "-q", str(REPO / "chronyctl6")], check=True)
     rng = random.Random(args.seed)
     load_before = os.getloadavg()
     raw: dict[str, dict[str, object]] = {}
@@ -284,7 +286,7 @@ def main() -> None:
         try:
             for name in names:
                 path = PATHS[name]
-                found = clients(args.python, workdir)
+                found = clients(python, workdir)
                 for _ in range(args.trials):
                     trial = path.trial(rng)
                     server.configure(trial, rng.randrange(1 << 30))
@@ -293,6 +295,7 @@ def main() -> None:
                         run_client(client, trial.offset)
                 print(f"\npath {name}: {path.what}; {args.trials} trials")
                 print("\n".join(table(found)))
+                print(interpreter)
                 excess = server.excess()
                 print(harness_line(excess))
                 raw[name] = {c.name: {"errors": c.errors, "signed": c.signed, "covered": c.covered,

@@ -16,12 +16,15 @@ Pure: no printing (cli.py prints), no I/O but reading the schema file.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
 from chronyctl6.errors import MONITORING, ChronyCtlError, Status, exit_code
+from chronyctl6.plain import Frozen
 from chronyctl6.text import shown, shown_lines
+
+TYPE_CHECKING = False  # typing's, without importing typing: `check` imports this module at start-up
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 # Status, exit_code and MONITORING are chronyctl6.errors' (the one table), re-exported.
 __all__ = ["MONITORING", "SCHEMA_FILE", "SCHEMA_ID", "Level", "Message", "Status", "dumps", "envelope",
@@ -45,10 +48,14 @@ class Level(str, Enum):
         return str(self.value)
 
 
-@dataclass(frozen=True)
-class Message:
-    level: Level
-    text: str
+class Message(Frozen):
+    __slots__ = ("level", "text")
+    level: Final[Level]
+    text: Final[str]
+
+    def __init__(self, level: Level, text: str) -> None:
+        self.level = level
+        self.text = text
 
     def as_dict(self) -> dict[str, str]:
         return {"level": str(self.level), "text": self.text}

@@ -57,6 +57,35 @@ def cli_subprocess(*args: str, env: dict[str, str] | None = None,
                           timeout=timeout, env=full_env, check=False)
 
 
+# What a check must never import at start-up (issue 19 item 6): dataclasses alone pulled inspect,
+# ast, dis and tokenize into every run (~10 ms); typing costs ~2.5 ms. chronyctl6.plain's records
+# and a TYPE_CHECKING of each module's own stand in for them.
+START_UP_NEVER = ("dataclasses", "inspect", "ast", "dis", "tokenize", "typing", "copy")
+
+
+def modules_run_imports(module: str, func: str, argv: list[str]) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+    """The modules `module.func()` imports when run as its console script with `argv`: run by this
+    interpreter with -S (no site: a pyenv python's .pth hooks load typing, enum, re and contextlib
+    before any of our code, which would hide them), ntplib found where this process finds it; what
+    is in sys.modules at the end and was not before the entry point's import. Its output is the
+    process's (the module list goes to a file descriptor of its own)."""
+    import ntplib
+
+    read, write = os.pipe()
+    probe = (f"import os, sys\nbefore = set(sys.modules)\nfrom {module} import {func}\n"
+             f"sys.argv = {argv!r}\n"
+             f"try:\n    {func}()\nexcept SystemExit:\n    pass\n"
+             f"os.write({write}, ' '.join(sorted(set(sys.modules) - before)).encode())\n")
+    path = os.pathsep.join([str(REPO), os.path.dirname(ntplib.__file__)])
+    try:
+        done = subprocess.run([sys.executable, "-S", "-c", probe], capture_output=True, text=True, timeout=30,
+                              cwd=REPO, check=False, pass_fds=(write,), env={**os.environ, "PYTHONPATH": path})
+    finally:
+        os.close(write)
+    with os.fdopen(read) as stream:
+        return set(stream.read().split()), done
+
+
 def _run_main(main: Callable[[], None], argv: list[str], stderr: io.StringIO) -> int:
     saved_argv = sys.argv
     sys.argv = argv

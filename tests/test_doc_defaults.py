@@ -75,7 +75,7 @@ def _plugin(name: str) -> float:
 def _plugin_port() -> float:
     from chronyctl6.measure import check_timesync
 
-    return float(check_timesync.Options._field_defaults["port"])
+    return float(check_timesync.DEFAULT_PORT)
 
 
 def _maxclockerror() -> float:

@@ -26,16 +26,19 @@ Statuses follow the Nagios plugin API: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from enum import IntEnum
-from typing import TYPE_CHECKING
 
 from chronyctl6.errors import ChronyCtlError, ExitStatus
 from chronyctl6.measure import exchange
+from chronyctl6.plain import Frozen, Record
 
-# Imported where used: `check` runs every minute, and start-up is most of its time.
+# Imported where used: `check` runs every minute, and start-up is most of its time (typing too:
+# mypy reads a TYPE_CHECKING of our own as typing's).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Final
+
     from chronyctl6.effects.chrony_tools import Source, Tracking
     from chronyctl6.measure import clockbound  # imported where used: only with chronyd's view
     from chronyctl6.measure.synced import Synchronised
@@ -80,19 +83,21 @@ class CheckUsageError(ChronyCtlError):
     status = ExitStatus.BAD_INPUT
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    warn: float = DEFAULT_WARN
-    crit: float = DEFAULT_CRIT
+class Thresholds(Frozen):
+    __slots__ = ("crit", "warn")
+    warn: Final[float]
+    crit: Final[float]
 
-    def __post_init__(self) -> None:
-        finite = math.isfinite(self.warn) and math.isfinite(self.crit)
-        if not (finite and 0 < self.warn <= self.crit):
+    def __init__(self, warn: float = DEFAULT_WARN, crit: float = DEFAULT_CRIT) -> None:
+        finite = math.isfinite(warn) and math.isfinite(crit)
+        if not (finite and 0 < warn <= crit):
             raise CheckUsageError(
-                f"thresholds --warn {self.warn:g} --crit {self.crit:g}: need finite numbers, "
+                f"thresholds --warn {warn:g} --crit {crit:g}: need finite numbers, "
                 "0 < warn <= crit",
                 hint="e.g. --warn 0.1 --crit 1",
             )
+        self.warn = warn
+        self.crit = crit
 
     def classify(self, max_error: float) -> CheckStatus:
         """The status for the largest error the measurement allows (Sample.max_error)."""
@@ -103,21 +108,38 @@ class Thresholds:
         return CheckStatus.OK
 
 
-@dataclass(frozen=True)
-class ChronydView:
+class ChronydView(Frozen):
     """What chronyd believes, and whether that fits our own measurement."""
 
-    tracking: Tracking | None
-    problem: str | None = None  # why there is no view (chronyd not running)
-    difference: float | None = None  # |direct offset - chronyd's system offset|
-    allowed: float | None = None  # the most the two bounds let that difference be
-    disagrees: bool = False
-    sources: tuple[Source, ...] = ()  # `chronyc sources`, for the metrics; () if unread
+    __slots__ = ("allowed", "bound", "bound_status", "difference", "disagrees", "problem", "sources", "tracking")
+    tracking: Final[Tracking | None]
+    problem: Final[str | None]  # why there is no view (chronyd not running)
+    difference: Final[float | None]  # |direct offset - chronyd's system offset|
+    allowed: Final[float | None]  # the most the two bounds let that difference be
+    disagrees: Final[bool]
+    sources: Final[tuple[Source, ...]]  # `chronyc sources`, for the metrics; () if unread
     # chronyd's bound against UTC as ClockBound computes it (measure/clockbound.py: drift allowance
     # and the ENA PHC's error bound included), from measure.gather.chronyd_clockbound, judged by the
     # same --warn/--crit: the clock applications read
-    bound: clockbound.Bound | None = None
-    bound_status: str | None = None  # ok | warning | critical
+    bound: Final[clockbound.Bound | None]
+    bound_status: Final[str | None]  # ok | warning | critical
+
+    def __init__(self, tracking: Tracking | None, problem: str | None = None, difference: float | None = None,
+                 allowed: float | None = None, disagrees: bool = False, sources: tuple[Source, ...] = (),
+                 bound: clockbound.Bound | None = None, bound_status: str | None = None) -> None:
+        self.tracking = tracking
+        self.problem = problem
+        self.difference = difference
+        self.allowed = allowed
+        self.disagrees = disagrees
+        self.sources = sources
+        self.bound = bound
+        self.bound_status = bound_status
+
+    def with_bound(self, bound: clockbound.Bound | None, bound_status: str | None) -> ChronydView:
+        """This view with chronyd's bound and its verdict."""
+        return ChronydView(self.tracking, self.problem, self.difference, self.allowed, self.disagrees,
+                           self.sources, bound, bound_status)
 
     @property
     def clockbound(self) -> float | None:
@@ -140,18 +162,34 @@ def compare_chronyd(sample: exchange.Sample | None, tracking: Tracking,
                        sources)
 
 
-@dataclass
-class CheckResult:
+class CheckResult(Record):
+    __slots__ = ("chosen", "chronyd", "hint", "measurements", "notes", "server_from", "status", "summary",
+                 "synchronised", "thresholds")
     status: CheckStatus
     summary: str  # one line: the verdict and its main reason
     thresholds: Thresholds
     measurements: list[exchange.Measurement]
-    chosen: exchange.Measurement | None = None  # the server the verdict rests on
-    chronyd: ChronydView | None = None
-    notes: list[str] = field(default_factory=list)  # other things worth saying
-    hint: str | None = None
-    server_from: str = "--server"  # or where the default came from (chronyconf.servers)
-    synchronised: Synchronised | None = None  # this boot's synchronisation, as `chronyctl6 wait` kept it
+    chosen: exchange.Measurement | None  # the server the verdict rests on
+    chronyd: ChronydView | None
+    notes: list[str]  # other things worth saying
+    hint: str | None
+    server_from: str  # --server, or where the default came from (chronyconf.servers)
+    synchronised: Synchronised | None  # this boot's synchronisation, as `chronyctl6 wait` kept it
+
+    def __init__(self, status: CheckStatus, summary: str, thresholds: Thresholds,
+                 measurements: list[exchange.Measurement], chosen: exchange.Measurement | None = None,
+                 chronyd: ChronydView | None = None, notes: list[str] | None = None, hint: str | None = None,
+                 server_from: str = "--server", synchronised: Synchronised | None = None) -> None:
+        self.status = status
+        self.summary = summary
+        self.thresholds = thresholds
+        self.measurements = measurements
+        self.chosen = chosen
+        self.chronyd = chronyd
+        self.notes = [] if notes is None else notes
+        self.hint = hint
+        self.server_from = server_from
+        self.synchronised = synchronised
 
     @property
     def sample(self) -> exchange.Sample | None:
@@ -242,7 +280,7 @@ def _with_bound(view: ChronydView | None, bound: clockbound.Bound | None,
         return view
     from chronyctl6.measure import clockbound
 
-    return replace(view, bound=bound, bound_status=clockbound.classify(bound, thresholds.warn, thresholds.crit))
+    return view.with_bound(bound, clockbound.classify(bound, thresholds.warn, thresholds.crit))
 
 
 def ipv6_route_hint(measurements: list[exchange.Measurement],

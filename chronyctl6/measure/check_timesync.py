@@ -24,17 +24,21 @@ getopt_long); imports at start only what a measurement needs (no typer, no JSON,
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
 from chronyctl6.measure import ranges
 from chronyctl6.output import Status, exit_code
+from chronyctl6.plain import Frozen
 
+TYPE_CHECKING = False  # typing's, without importing typing (mypy reads it so): start-up time
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Final, NoReturn
+
     from chronyctl6.measure.exchange import Measurement, Sample
 
 PROG = "check_timesync"
 DEFAULT_TIMEOUT = 10  # check_ntp_time's DEFAULT_SOCKET_TIMEOUT
+DEFAULT_PORT = "123"
 DEFAULT_WARNING = "60"
 DEFAULT_CRITICAL = "120"
 # The one status vocabulary and its exit codes (chronyctl6.output; `check`'s family: Nagios').
@@ -49,20 +53,42 @@ USAGE = (f"Usage:\n {PROG} -H <host> [-4|-6] [-p <port>] [-w <warn>] [-c <crit>]
          "[-t <timeout>] [-q] [-v]")
 
 
-class Options(NamedTuple):
-    host: str
-    port: str = "123"
-    family: int = 0  # socket.AF_UNSPEC; AF_INET with -4, AF_INET6 with -6
-    warning: ranges.Range | None = None
-    critical: ranges.Range | None = None
-    stratum_warning: ranges.Range | None = None
-    stratum_critical: ranges.Range | None = None
-    bound_warning: ranges.Range | None = None
-    bound_critical: ranges.Range | None = None
-    time_offset: int = 0
-    timeout: int = DEFAULT_TIMEOUT
-    quiet: bool = False
-    verbose: int = 0
+class Options(Frozen):
+    __slots__ = ("bound_critical", "bound_warning", "critical", "family", "host", "port", "quiet",
+                 "stratum_critical", "stratum_warning", "time_offset", "timeout", "verbose", "warning")
+    host: Final[str]
+    port: Final[str]
+    family: Final[int]  # socket.AF_UNSPEC (0); AF_INET with -4, AF_INET6 with -6
+    warning: Final[ranges.Range | None]
+    critical: Final[ranges.Range | None]
+    stratum_warning: Final[ranges.Range | None]
+    stratum_critical: Final[ranges.Range | None]
+    bound_warning: Final[ranges.Range | None]
+    bound_critical: Final[ranges.Range | None]
+    time_offset: Final[int]
+    timeout: Final[int]
+    quiet: Final[bool]
+    verbose: Final[int]
+
+    def __init__(self, host: str, port: str = DEFAULT_PORT, family: int = 0, *,
+                 warning: ranges.Range | None = None, critical: ranges.Range | None = None,
+                 stratum_warning: ranges.Range | None = None, stratum_critical: ranges.Range | None = None,
+                 bound_warning: ranges.Range | None = None, bound_critical: ranges.Range | None = None,
+                 time_offset: int = 0, timeout: int = DEFAULT_TIMEOUT, quiet: bool = False,
+                 verbose: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self.family = family
+        self.warning = warning
+        self.critical = critical
+        self.stratum_warning = stratum_warning
+        self.stratum_critical = stratum_critical
+        self.bound_warning = bound_warning
+        self.bound_critical = bound_critical
+        self.time_offset = time_offset
+        self.timeout = timeout
+        self.quiet = quiet
+        self.verbose = verbose
 
 
 class Stop(Exception):
@@ -133,7 +159,7 @@ def parse_args(argv: Sequence[str]) -> Options:
     thresholds = {key: _range(found[key]) for key in ("swarn", "scrit", "bound-warning", "bound-critical")
                   if key in found}
     return Options(
-        host=host, port=found.get("port", "123"), family=family,
+        host=host, port=found.get("port", DEFAULT_PORT), family=family,
         warning=_range(found.get("warning", DEFAULT_WARNING)),
         critical=_range(found.get("critical", DEFAULT_CRITICAL)),
         stratum_warning=thresholds.get("swarn"), stratum_critical=thresholds.get("scrit"),
@@ -208,10 +234,16 @@ def _answered(m: Measurement) -> bool:
     return bool(m.samples) or any(n for reason, n in m.rejected.items() if reason not in silent)
 
 
-class Verdict(NamedTuple):
-    status: Status
-    line: str
-    details: list[str]
+class Verdict(Frozen):
+    __slots__ = ("details", "line", "status")
+    status: Final[Status]
+    line: Final[str]
+    details: Final[list[str]]
+
+    def __init__(self, status: Status, line: str, details: list[str]) -> None:
+        self.status = status
+        self.line = line
+        self.details = details
 
 
 def judge(measurements: list[Measurement], o: Options) -> Verdict:

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
 
+from chronyctl6.plain import Record
+
+TYPE_CHECKING = False  # typing's, without importing typing (mypy reads it so)
 if TYPE_CHECKING:  # imported where used: start-up is most of check's time
+    from collections.abc import Mapping
+    from typing import Any, NoReturn
+
     from chronyctl6.measure.check import CheckResult
     from chronyctl6.output import Message
 
@@ -33,14 +36,21 @@ TEXTFILE_DIR_ENV = "CHRONYCTL6_TEXTFILE_DIR"
 TEXTFILE_NAME = "chronyctl6.prom"
 
 
-@dataclass
-class Outcome:
+class Outcome(Record):
+    __slots__ = ("data", "exit_code", "stderr", "stdout", "stdout_raw")
     exit_code: int
-    stdout: str | None = None  # one line or document, printed with a newline
-    stdout_raw: str | None = None  # printed as is (Prometheus text ends in its own newline)
-    stderr: list[str] = field(default_factory=list)
-    # -o json: the chronyctl6/v1 envelope as a dict (stdout is its text)
-    data: dict[str, Any] | None = None
+    stdout: str | None  # one line or document, printed with a newline
+    stdout_raw: str | None  # printed as is (Prometheus text ends in its own newline)
+    stderr: list[str]
+    data: dict[str, Any] | None  # -o json: the chronyctl6/v1 envelope as a dict (stdout is its text)
+
+    def __init__(self, exit_code: int, stdout: str | None = None, stdout_raw: str | None = None,
+                 stderr: list[str] | None = None, data: dict[str, Any] | None = None) -> None:
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stdout_raw = stdout_raw
+        self.stderr = [] if stderr is None else stderr
+        self.data = data
 
 
 class _Stop(Exception):

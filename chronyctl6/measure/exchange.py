@@ -21,12 +21,16 @@ import socket
 import struct
 import time
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
 
 import ntplib
 
 from chronyctl6.errors import ChronyCtlError
+from chronyctl6.plain import Frozen, Record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: check's start-up (mypy reads it so)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Final
 
 NTP_PORT = 123
 PACKET_LEN = 48
@@ -95,11 +99,16 @@ class NtpError(ChronyCtlError):
     """The measurement could not start (bad name, no route)."""
 
 
-@dataclass(frozen=True)
-class Target:
-    server: str  # as the user gave it
-    family: int
-    sockaddr: tuple[str, int] | tuple[str, int, int, int]
+class Target(Frozen):
+    __slots__ = ("family", "server", "sockaddr")
+    server: Final[str]  # as the user gave it
+    family: Final[int]
+    sockaddr: Final[tuple[str, int] | tuple[str, int, int, int]]
+
+    def __init__(self, server: str, family: int, sockaddr: tuple[str, int] | tuple[str, int, int, int]) -> None:
+        self.server = server
+        self.family = family
+        self.sockaddr = sockaddr
 
     @property
     def address(self) -> str:
@@ -114,27 +123,49 @@ class Target:
         return self.family != socket.AF_UNSPEC
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(Frozen):
     """One accepted exchange. Times in seconds."""
 
-    offset: float  # > 0: the local clock is behind the server
-    delay: float  # round trip less the server's own processing time
-    stratum: int
-    leap: int
-    version: int
-    ref_id: str
-    root_delay: float
-    root_dispersion: float
-    taken: float = 0.0  # monotonic seconds when its request left (orders a burst in time)
+    __slots__ = ("delay", "leap", "offset", "path_bound", "precision", "ref_id", "root_delay",
+                 "root_dispersion", "stratum", "taken", "version")
+    offset: Final[float]  # > 0: the local clock is behind the server
+    delay: Final[float]  # round trip less the server's own processing time
+    stratum: Final[int]
+    leap: Final[int]
+    version: Final[int]
+    ref_id: Final[str]
+    root_delay: Final[float]
+    root_dispersion: Final[float]
+    taken: Final[float]  # monotonic seconds when its request left (orders a burst in time); default 0
     # How far the timestamps themselves may be off, seconds: the server's stated precision (chronyd
     # fills the bits below it with random noise) plus our nanosecond readings. RFC 5905 counts
     # both precisions into a sample's dispersion; a bound without them fails on a path of a few
-    # hundred nanoseconds (clknetsim's ground truth found it).
-    precision: float = 0.0
+    # hundred nanoseconds (clknetsim's ground truth found it). Default 0.
+    precision: Final[float]
     # A burst's combined estimate (see `combine`) bounds the path term itself, tighter than
-    # delay / 2; None for one exchange, whose bound is half its round trip.
-    path_bound: float | None = None
+    # delay / 2; None (the default) for one exchange, whose bound is half its round trip.
+    path_bound: Final[float | None]
+
+    def __init__(self, offset: float, delay: float, stratum: int, leap: int, version: int, ref_id: str,
+                 root_delay: float, root_dispersion: float, taken: float = 0.0, precision: float = 0.0,
+                 path_bound: float | None = None) -> None:
+        self.offset = offset
+        self.delay = delay
+        self.stratum = stratum
+        self.leap = leap
+        self.version = version
+        self.ref_id = ref_id
+        self.root_delay = root_delay
+        self.root_dispersion = root_dispersion
+        self.taken = taken
+        self.precision = precision
+        self.path_bound = path_bound
+
+    def combined(self, *, offset: float, path_bound: float, root_delay: float, root_dispersion: float) -> Sample:
+        """This sample with a burst's estimate in its place (what `combine` returns): the rest,
+        its delay, stratum, timing and precision, as they are."""
+        return Sample(offset, self.delay, self.stratum, self.leap, self.version, self.ref_id, root_delay,
+                      root_dispersion, self.taken, self.precision, path_bound)
 
     @property
     def root_distance(self) -> float:
@@ -156,18 +187,30 @@ class Sample:
         return abs(self.offset) + self.error_bound
 
 
-@dataclass
-class Measurement:
+class Measurement(Record):
     """Everything one server's burst produced."""
 
+    __slots__ = ("details", "error", "kiss_code", "rejected", "samples", "send_errno", "sent", "target")
     target: Target
-    sent: int = 0
-    samples: list[Sample] = field(default_factory=list)
-    rejected: Counter[str] = field(default_factory=Counter)
-    details: list[str] = field(default_factory=list)  # first few rejections, for people
-    kiss_code: str | None = None
-    error: str | None = None  # the burst could not be sent at all
-    send_errno: int | None = None
+    sent: int
+    samples: list[Sample]
+    rejected: Counter[str]
+    details: list[str]  # first few rejections, for people
+    kiss_code: str | None
+    error: str | None  # the burst could not be sent at all
+    send_errno: int | None
+
+    def __init__(self, target: Target, sent: int = 0, samples: list[Sample] | None = None,
+                 rejected: Counter[str] | None = None, details: list[str] | None = None,
+                 kiss_code: str | None = None, error: str | None = None, send_errno: int | None = None) -> None:
+        self.target = target
+        self.sent = sent
+        self.samples = [] if samples is None else samples
+        self.rejected = Counter() if rejected is None else rejected
+        self.details = [] if details is None else details
+        self.kiss_code = kiss_code
+        self.error = error
+        self.send_errno = send_errno
 
     @property
     def best(self) -> Sample | None:
@@ -232,8 +275,7 @@ def combine(samples: Sequence[Sample], max_drift: float = MAX_DRIFT) -> Sample |
         estimate = min(max(math.fsum(s.offset for s in samples) / len(samples), low), high)
     elif half >= alone:  # no tighter than one sample: that sample, unaltered
         return fastest
-    return replace(
-        fastest,
+    return fastest.combined(
         offset=estimate,
         path_bound=max(estimate - low, high - estimate),
         # The server's own bound against UTC: the largest its samples state.

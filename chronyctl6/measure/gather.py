@@ -8,11 +8,11 @@ Imports are made where used: `check` runs every minute, and start-up is most of 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from chronyctl6.measure import check as chk
 from chronyctl6.measure import exchange
 
+TYPE_CHECKING = False  # typing's, without importing typing (mypy reads it so)
 if TYPE_CHECKING:
     from pathlib import Path
 

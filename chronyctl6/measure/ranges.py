@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import math
 import re
-from typing import NamedTuple
+
+TYPE_CHECKING = False  # typing's, without importing typing: check_timesync imports this at start-up
+if TYPE_CHECKING:
+    from typing import Final
 
 # What strtod accepts at the start of a string (decimal and the words inf, infinity, nan).
 _STRTOD = re.compile(r"\s*([+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan))",
@@ -25,12 +28,38 @@ class RangeError(ValueError):
     """A range the plugins' library refuses: the plugin says "Range format incorrect", UNKNOWN."""
 
 
-class Range(NamedTuple):
-    start: float = 0.0
-    end: float = 0.0
-    start_infinite: bool = False
-    end_infinite: bool = True
-    inside: bool = False  # `@`: alert when the value is inside
+class Range:
+    """A plain class, not a NamedTuple (typing costs check_timesync's start-up) nor a
+    chronyctl6.plain record (this module stays standard library only): equal, hashed and shown by
+    its fields."""
+
+    __slots__ = ("end", "end_infinite", "inside", "start", "start_infinite")
+    start: Final[float]
+    end: Final[float]
+    start_infinite: Final[bool]
+    end_infinite: Final[bool]
+    inside: Final[bool]  # `@`: alert when the value is inside
+
+    def __init__(self, start: float = 0.0, end: float = 0.0, start_infinite: bool = False,
+                 end_infinite: bool = True, inside: bool = False) -> None:
+        self.start = start
+        self.end = end
+        self.start_infinite = start_infinite
+        self.end_infinite = end_infinite
+        self.inside = inside
+
+    def _values(self) -> tuple[float, float, bool, bool, bool]:
+        return self.start, self.end, self.start_infinite, self.end_infinite, self.inside
+
+    def __eq__(self, other: object) -> bool:
+        return self._values() == other._values() if isinstance(other, Range) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return "Range(start={!r}, end={!r}, start_infinite={!r}, end_infinite={!r}, inside={!r})".format(
+            *self._values())
 
     def alerts(self, value: float) -> bool:
         """check_range: True when `value` calls for this range's alert."""

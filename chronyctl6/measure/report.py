@@ -26,13 +26,15 @@ Prometheus names (see packaging/prometheus/README.md for the mapping):
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
 
 from chronyctl6.measure.check import CheckResult, ChronydView, decimal
 from chronyctl6.measure.exchange import Measurement, Sample
 from chronyctl6.text import shown
 
+TYPE_CHECKING = False  # typing's, without importing typing: `check` imports this module at start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from chronyctl6.effects.chrony_tools import Source, Tracking
 
 one_line = shown  # the one sanitiser: a server's or a name's text on one line

@@ -20,8 +20,8 @@ from chronyctl6 import cli
 from chronyctl6.measure import command
 from tests.conftest import require
 from tests.contract import validate
+from tests.helpers import START_UP_NEVER, cli_runner, cli_typer, modules_run_imports
 from tests.helpers import cli as run_cli
-from tests.helpers import cli_runner, cli_typer
 from tests.measure.fastpath_table import TABLE, click_params, same
 from tests.ntp_fixtures import Responder, ServerState, require_isolated_netns
 
@@ -188,6 +188,18 @@ def test_the_fast_path_imports_neither_typer_nor_click() -> None:
     # --no-chronyd: nothing of chronyd's is read, so neither its bound nor wait's record is imported
     for unneeded in ("chronyctl6.measure.clockbound", "chronyctl6.measure.synced", "chronyctl6.effects"):
         assert unneeded not in loaded, unneeded
+
+
+@pytest.mark.parametrize("output", ["json", "nagios", "text"])
+def test_the_fast_path_imports_no_dataclasses_inspect_or_typing(output: str) -> None:
+    """The console script's entry, under -S so the interpreter's own site hooks hide nothing."""
+    require_isolated_netns()
+    with Responder(state=ServerState(offset=0.001)) as r:
+        loaded, done = modules_run_imports("chronyctl6.__main__", "main", [
+            "chronyctl6", "check", "-H", "::1", "--port", str(r.port), "--no-chronyd", "-o", output])
+    assert done.returncode == 0 and "chronyctl6.measure.exchange" in loaded, done  # it measured: OK
+    assert not loaded & set(START_UP_NEVER), sorted(loaded & set(START_UP_NEVER))
+    assert "chronyctl6.plain" in loaded  # the records that stand in for dataclasses
 
 
 def test_the_envelope_is_also_returned_as_data() -> None:

@@ -18,6 +18,7 @@ import pytest
 
 from chronyctl6.measure import check_timesync
 from tests.conftest import require
+from tests.helpers import START_UP_NEVER, modules_run_imports
 from tests.ntp_fixtures import Behaviour, Responder, ServerState, _tamper, honest, kiss, require_isolated_netns, silent
 
 REPO = Path(__file__).resolve().parents[2]
@@ -221,3 +222,15 @@ def test_start_up_imports_only_what_a_measurement_needs() -> None:
         modules = imported_by(["-H", "::1", "-p", str(r.port)])
     assert "chronyctl6.measure.exchange" in modules  # it did measure
     assert not {m for m in modules if m.split(".")[0] in HEAVY or m.startswith(HEAVY)}, sorted(modules)
+
+
+@pytest.mark.parametrize("args", [[], ["-v", "--bound-warning", "1", "-W", "2"]])
+def test_the_console_script_imports_no_dataclasses_inspect_or_typing(args: list[str]) -> None:
+    """As installed (check_timesync = chronyctl6.measure.check_timesync:main), under -S so the
+    interpreter's own site hooks hide nothing (-X importtime above counts what site imported too)."""
+    with Responder(state=ServerState(offset=0.001)) as r:
+        loaded, done = modules_run_imports("chronyctl6.measure.check_timesync", "main",
+                                           ["check_timesync", "-H", "::1", "-p", str(r.port), *args])
+    assert done.returncode == 0 and done.stdout.splitlines()[-1].startswith("NTP OK"), done
+    assert not loaded & set(START_UP_NEVER), sorted(loaded & set(START_UP_NEVER))
+    assert "chronyctl6.measure.exchange" in loaded

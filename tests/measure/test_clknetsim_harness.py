@@ -17,6 +17,8 @@ from benchmarks.paths import PATHS, Trial
 def test_every_client_starts_the_truth_behind_the_server(tmp_path: Path) -> None:
     trial = Trial(0.125, (50e-6, "normal", 5e-6, 0.0), (70e-6, "normal", 5e-6, 0.0))
     nodes = sim.nodes("python3", tmp_path)
+    assert (nodes[sim.STEERED_NODE - 1].name, nodes[sim.QUERY_NODE - 1].name) == ("steering chronyd", "chronyc")
+    assert f"fc00::123:{sim.STEERED_NODE}" in nodes[sim.QUERY_NODE - 1].argv  # chronyc asks the steered node
     sim.write_configs(tmp_path, trial, nodes)
     conf = dict(line.split(" = ", 1) for line in (tmp_path / "conf").read_text().splitlines())
     assert conf["node1_offset"] == "0" and conf["node1_freq"] == "0"

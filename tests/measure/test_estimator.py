@@ -7,7 +7,6 @@ offset = theta + (up - down) / 2 and delay = up + down: that is what an exchange
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 
 import pytest
 
@@ -17,10 +16,10 @@ THETA = 0.25
 
 
 def sample(up: float, down: float, *, theta: float = THETA, taken: float = 0.0,
-           root_delay: float = 0.0, root_dispersion: float = 0.0) -> Sample:
+           root_delay: float = 0.0, root_dispersion: float = 0.0, precision: float = 0.0) -> Sample:
     return Sample(offset=theta + (up - down) / 2, delay=up + down, stratum=1, leap=0, version=4,
                   ref_id="GPS", root_delay=root_delay, root_dispersion=root_dispersion,
-                  taken=taken)
+                  taken=taken, precision=precision)
 
 
 def drift_allowance(samples: list[Sample]) -> float:
@@ -209,7 +208,7 @@ def test_the_estimate_beats_the_minimum_delay_sample_over_many_bursts(kind: str,
 def test_timestamp_precision_is_part_of_the_bound() -> None:
     # A path of 100 ns each way, timestamps good to 2^-20 s (~1 us, the server's stated precision):
     # the truth may sit anywhere within that of what the timestamps say, so the bound carries it.
-    noisy = [replace(sample(100e-9, 100e-9, taken=i * 1e-4), offset=THETA + e, precision=server_precision(-20))
+    noisy = [sample(100e-9, 100e-9, theta=THETA + e, taken=i * 1e-4, precision=server_precision(-20))
              for i, e in enumerate((0.6e-6, -0.5e-6, 0.3e-6))]
     assert noisy[0].error_bound == pytest.approx(100e-9 + 2.0 ** -20)
     best = combine(noisy)

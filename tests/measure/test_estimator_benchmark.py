@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import clients
 from benchmarks.paths import PATHS, quantile
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +50,36 @@ def test_one_trial_of_the_benchmark_runs_and_every_bound_holds(tmp_path: Path) -
         env={**os.environ, "PYTHONPATH": str(REPO)})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "path hop:" in done.stdout
+    python, _why = clients.package_python()
+    assert f"Python clients (chronyctl6 check, check_timesync, ntplib, same burst) ran on {python} " in done.stdout
     runs = json.loads(raw.read_text())["hop"]
-    ours = runs["chronyctl6 check"]
-    assert ours["failures"] == 0 and ours["covered"] == [True, True]
+    for client in ("chronyctl6 check", "check_timesync"):
+        assert runs[client]["failures"] == 0 and runs[client]["covered"] == [True, True], client
     assert runs["ntplib (1 request)"]["failures"] == 0 and len(runs["ntplib (1 request)"]["errors"]) == 2
+
+
+def test_check_timesyncs_line_gives_its_offset_and_the_bound_on_it() -> None:
+    line = ("NTP OK: Offset -0.0001234567891 secs, max error 0.0001534567891 secs|offset=-0.000123s;100.000000;"
+            "200.000000; max_error=0.000153s;100.000000;200.000000;0.000000")
+    offset, bound = clients.parse_timesync(line)
+    assert offset == -0.0001234567891 and bound == pytest.approx(30e-6, abs=1e-15)
+    assert clients.parse_timesync("NTP OK: Offset 5e-05 secs|offset=0.000050s") == (5e-05, None)
+    with pytest.raises(ValueError):
+        clients.parse_timesync("NTP CRITICAL: No response from NTP server")
+
+
+def test_the_python_clients_run_as_the_console_scripts_on_the_one_interpreter() -> None:
+    assert clients.package_python("/opt/python") == ("/opt/python", "--python")
+    python, why = clients.package_python()
+    # Debian's python3 whenever it can run a check from this checkout (scripts/setup makes it so)
+    debian_ok = os.access(clients.DEBIAN_PYTHON, os.X_OK) and subprocess.run(
+        [clients.DEBIAN_PYTHON, "-c", "import ntplib, chronyctl6.measure.check_timesync"], cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, check=False).returncode == 0
+    assert (python == clients.DEBIAN_PYTHON) == debian_ok, why
+    scripts = {"chronyctl6": "chronyctl6.__main__:main", "check_timesync": "chronyctl6.measure.check_timesync:main"}
+    for name, entry in scripts.items():
+        module, func = entry.split(":")
+        script = clients.CHECK_SCRIPT if name == "chronyctl6" else clients.TIMESYNC_SCRIPT
+        assert f"from {module} import {func}" in script
+    assert clients.check_argv("py", "::1")[:3] == ["py", "-c", clients.CHECK_SCRIPT]
+    assert clients.timesync_argv("py", "::1")[:5] == ["py", "-c", clients.TIMESYNC_SCRIPT, "-H", "::1"]
