@@ -557,18 +557,27 @@ class _Exchange:
             self.keys[self.m.sent] = nonce  # the kernel numbers this socket's datagrams from 0
         self.m.sent += 1
         self.last_send = mono / _NS
-        self.read_errqueue()  # a software stamp is usually there before sendto returns
+        if self.tx_stamps:
+            self.read_errqueue()  # a software stamp is usually there before sendto returns
 
     def read_errqueue(self) -> int:
         """Take every message on the error queue: transmit stamps move their request's t1 to
-        the moment the kernel sent it; ICMP errors are counted. Returns how many ICMP errors."""
+        the moment the kernel sent it; ICMP errors are counted. Returns how many ICMP errors.
+
+        Read only where there is reason to: stamps were asked for, or recvmsg reported an ICMP
+        error. What comes back without the MSG_ERRQUEUE flag is an ordinary datagram (chrony's
+        simulator, clknetsim, answers MSG_ERRQUEUE with the next one once its queue is empty;
+        Linux never does): it is judged as a reply, not lost."""
         icmp = 0
         for _ in range(4 * MAX_SAMPLES + 4):  # bounded: the queue holds one per send at most
             try:
-                _data, ancillary, _flags, _addr = self.sock.recvmsg(
-                    64, _ERRQUEUE_ANCILLARY, socket.MSG_ERRQUEUE)
+                data, ancillary, flags, peer = self.sock.recvmsg(
+                    1024, _ERRQUEUE_ANCILLARY, socket.MSG_ERRQUEUE)
             except OSError:  # empty (EAGAIN), or no error queue on this system
                 break
+            if not flags & socket.MSG_ERRQUEUE:
+                self._arrived(data, ancillary, peer)
+                continue
             entry = errqueue_entry(ancillary)
             if entry.icmp_errno is not None:
                 icmp += 1
@@ -597,14 +606,16 @@ class _Exchange:
     def receive(self, deadline: float) -> None:
         """Read every datagram waiting and judge each; a flood cannot hold us past the
         deadline. Transmit stamps first, so a reply is judged with its request's."""
-        self.read_errqueue()
+        if self.tx_stamps:
+            self.read_errqueue()
         while time.monotonic() < deadline:
             try:
                 data, ancillary, _flags, peer = self.sock.recvmsg(1024, _ANCILLARY)
             except BlockingIOError:
                 # What woke us may be the error queue alone (a late transmit stamp): empty it,
                 # or select() would keep saying "readable".
-                self.read_errqueue()
+                if self.tx_stamps:
+                    self.read_errqueue()
                 return
             except OSError as exc:
                 if exc.errno not in _ICMP_ERRORS:
@@ -613,15 +624,20 @@ class _Exchange:
                     return
                 self._icmp_error(exc)
                 continue
-            # The wall clock first, then the monotonic one: a pause between the two readings
-            # then makes the latency look shorter and t4 later, never earlier. (Read the other way
-            # round, a pause shortened the round trip: with t1 the kernel's stamp too, a few
-            # microseconds of loopback left no slack and a delay came out negative.) The send
-            # reads them in the opposite order for the same reason, so the round trip can only
-            # err long, and the bound stays a bound.
-            wall4 = time.time_ns()
-            mono4 = time.monotonic_ns() - _read_latency_ns(ancillary, wall4)
-            self._judge(data, peer, mono4)
+            self._arrived(data, ancillary, peer)
+
+    def _arrived(self, data: bytes, ancillary: list[tuple[int, int, bytes]],
+                 peer: tuple[object, ...]) -> None:
+        """A datagram just read: judged with its arrival time (the kernel's stamp, if any)."""
+        # The wall clock first, then the monotonic one: a pause between the two readings then
+        # makes the latency look shorter and t4 later, never earlier. (Read the other way round,
+        # a pause shortened the round trip: with t1 the kernel's stamp too, a few microseconds
+        # of loopback left no slack and a delay came out negative.) The send reads them in the
+        # opposite order for the same reason, so the round trip can only err long, and the
+        # bound stays a bound.
+        wall4 = time.time_ns()
+        mono4 = time.monotonic_ns() - _read_latency_ns(ancillary, wall4)
+        self._judge(data, peer, mono4)
 
     def _icmp_error(self, exc: OSError) -> None:
         """recvmsg reported an ICMP error. Each one is a message on the error queue, counted

@@ -398,3 +398,33 @@ def test_a_pause_between_the_clock_readings_of_a_reply_only_lengthens_the_round_
     for s in m.samples:
         assert s.delay >= PAUSE  # the pause counted into the round trip, never out of it
         assert abs(s.offset + 0.125) <= s.error_bound + EPS, s
+
+
+class _Simulator:
+    """A socket as chrony's simulator (clknetsim) has it: MSG_ERRQUEUE on an empty error queue
+    returns the next ordinary datagram, without the MSG_ERRQUEUE flag."""
+
+    def __init__(self, waiting: tuple[bytes, list[tuple[int, int, bytes]], int, object]) -> None:
+        self.waiting = [waiting]
+
+    def recvmsg(self, size: int, ancillary: int = 0, flags: int = 0) -> tuple[object, ...]:
+        if not self.waiting:
+            raise BlockingIOError
+        data, anc, _flags, peer = self.waiting.pop()
+        return data, anc, 0, peer
+
+
+def test_an_ordinary_datagram_from_an_error_queue_read_is_judged_as_a_reply() -> None:
+    with Responder(state=ServerState(offset=0.5)) as r:
+        (target,) = exchange.resolve(r.host, r.port)
+        ex = exchange._Exchange(target, 1, 0.001)
+        real = ex.sock
+        try:
+            ex.send()
+            select.select([real], [], [], 2.0)
+            ex.sock = _Simulator(real.recvmsg(1024, exchange._ANCILLARY))  # type: ignore[assignment]
+            ex.read_errqueue()
+        finally:
+            real.close()
+    assert not ex.m.rejected and len(ex.m.samples) == 1
+    assert abs(ex.m.samples[0].offset - 0.5) <= ex.m.samples[0].error_bound + EPS
