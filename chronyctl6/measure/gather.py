@@ -112,9 +112,15 @@ def synchronised_record(path: str | None = None) -> tuple[synced.Synchronised | 
 
 
 def has_global_ipv6() -> bool:
+    """Asked only for a hint after IPv6 failed; a host whose addresses cannot be read (psutil's
+    ioctls refused: a sandbox, a simulator) counts as having one, so no hint claims otherwise
+    and the measurement's own verdict stands."""
     from chronyctl6.effects.host import read_network  # psutil: only on an IPv6 failure
 
-    return read_network().has_global_ipv6
+    try:
+        return read_network().has_global_ipv6
+    except OSError:
+        return True
 
 
 def run(

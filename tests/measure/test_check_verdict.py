@@ -272,3 +272,20 @@ def test_a_chronyd_reporting_non_finite_values_is_not_taken_as_agreeing(bad: flo
         assert r.status is CheckStatus.WARNING and "chronyd disagrees" in r.summary
         json.dumps(fmt.to_data(r), allow_nan=False)
         assert all_finite(fmt.to_prometheus(r))
+
+
+def test_a_host_whose_addresses_cannot_be_read_gets_no_ipv6_hint_and_no_crash(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """psutil's interface ioctls can be refused (a sandbox, chrony's simulator: EINVAL); the
+    hint after a silent IPv6 server is then left out, and check's verdict stands."""
+    from chronyctl6.effects import host
+    from chronyctl6.measure import check, gather
+
+    def refused() -> host.HostNetwork:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(host, "read_network", refused)
+    assert gather.has_global_ipv6() is True
+    silent = measurement("2600:1f14::123")
+    silent.sent = 6
+    assert check.ipv6_route_hint([silent], gather.has_global_ipv6) is None
