@@ -1,7 +1,8 @@
-"""chrony's own interfaces: `chronyd -p` to validate, `chronyc -c` to read state.
+"""chrony's own interfaces: `chronyd -p` to validate, `chronyc -c` to read state (the reading is
+chronyctl6.effects.chronyc's, re-exported here).
 
-Parsers are pure functions of chronyc's CSV output; the few functions that run chrony are
-thin and go through the runner. chronyc always gets `-n`: it must never look up a name.
+The few functions that run chrony are thin and go through the runner. chronyc always gets `-n`:
+it must never look up a name.
 """
 
 from __future__ import annotations
@@ -15,147 +16,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chronyctl6.effects import commands
+from chronyctl6.effects.chronyc import (
+    LEAP_STATUSES,
+    Source,
+    Tracking,
+    chronyc,
+    parse_sources,
+    parse_tracking,
+    sources,
+    tracking,
+)
 from chronyctl6.errors import CommandFailed
 
-LEAP_STATUSES = ("Normal", "Insert second", "Delete second", "Not synchronised")
-
-
-@dataclass(frozen=True)
-class Tracking:
-    """`chronyc -c tracking`. Offsets in seconds; system_offset > 0: the clock is behind NTP time."""
-
-    ref_id: str
-    ref_name: str
-    stratum: int
-    ref_time: float
-    system_offset: float
-    last_offset: float
-    rms_offset: float
-    frequency_ppm: float
-    residual_freq_ppm: float
-    skew_ppm: float
-    root_delay: float
-    root_dispersion: float
-    update_interval: float
-    leap_status: str
-
-    @property
-    def synchronised(self) -> bool:
-        return self.leap_status != "Not synchronised" and self.ref_id not in ("0", "00000000")
-
-    @property
-    def root_distance(self) -> float:
-        """chrony's root distance: root delay / 2 + root dispersion."""
-        return self.root_delay / 2 + self.root_dispersion
-
-    @property
-    def max_error(self) -> float:
-        """Upper bound of the clock's error against UTC, as ClockBound computes it:
-        |system offset| + root distance."""
-        return abs(self.system_offset) + self.root_distance
-
-
-@dataclass(frozen=True)
-class Source:
-    """One line of `chronyc -c sources`."""
-
-    mode: str  # ^ server, = peer, # reference clock
-    state: str  # * selected, + combined, - not combined, x falseticker, ~ too variable, ? unusable
-    name: str
-    stratum: int
-    poll: int
-    reach: int  # the 8-bit reachability register
-    last_rx: int | None  # seconds since the last sample, None if never
-    adjusted_offset: float
-    measured_offset: float
-    error: float
-
-    @property
-    def selected(self) -> bool:
-        return self.state == "*"
-
-    @property
-    def reachability_ratio(self) -> float:
-        return bin(self.reach).count("1") / 8
-
-
-def parse_tracking(text: str) -> Tracking:
-    fields = _single_csv_line(text, 14, "tracking")
-    try:
-        return Tracking(
-            ref_id=fields[0],
-            ref_name=fields[1],
-            stratum=int(fields[2]),
-            ref_time=float(fields[3]),
-            system_offset=float(fields[4]),
-            last_offset=float(fields[5]),
-            rms_offset=float(fields[6]),
-            frequency_ppm=float(fields[7]),
-            residual_freq_ppm=float(fields[8]),
-            skew_ppm=float(fields[9]),
-            root_delay=float(fields[10]),
-            root_dispersion=float(fields[11]),
-            update_interval=float(fields[12]),
-            leap_status=fields[13],
-        )
-    except ValueError as exc:
-        raise CommandFailed(f"chronyc tracking printed a field that is not a number: {exc}") from exc
-
-
-def parse_sources(text: str) -> list[Source]:
-    sources = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        f = line.split(",")
-        if len(f) != 10:
-            raise CommandFailed(f"chronyc sources printed an unexpected line: {line!r}")
-        try:
-            sources.append(
-                Source(
-                    mode=f[0],
-                    state=f[1],
-                    name=f[2],
-                    stratum=int(f[3]),
-                    poll=int(f[4]),
-                    reach=int(f[5], 8),
-                    last_rx=None if f[6] in ("-", "") else int(f[6]),
-                    adjusted_offset=float(f[7]),
-                    measured_offset=float(f[8]),
-                    error=float(f[9]),
-                )
-            )
-        except ValueError as exc:
-            raise CommandFailed(f"chronyc sources printed an unexpected line: {line!r}") from exc
-    return sources
-
-
-def _single_csv_line(text: str, count: int, what: str) -> list[str]:
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) != 1 or len(fields := lines[0].split(",")) != count:
-        raise CommandFailed(f"chronyc {what} printed something unexpected: {text.strip()[:200]!r}")
-    return fields
-
-
-def chronyc(*args: str, timeout: float = 5.0, socket: str | None = None) -> commands.Completed:
-    """Run chronyc against the local chronyd (its default command socket, or the Unix socket
-    given), numbers only."""
-    where = ["-h", socket] if socket else []
-    return commands.run(["chronyc", "-n", "-c", *where, *args], timeout=timeout)
-
-
-def tracking() -> Tracking:
-    done = chronyc("tracking")
-    if not done.ok:
-        raise CommandFailed(f"chronyc tracking failed: {done.brief()}", hint="is chronyd running?")
-    return parse_tracking(done.stdout)
-
-
-def sources() -> list[Source]:
-    done = chronyc("sources")
-    if not done.ok:
-        raise CommandFailed(f"chronyc sources failed: {done.brief()}", hint="is chronyd running?")
-    return parse_sources(done.stdout)
+# Reading chronyd's state lives in chronyctl6.effects.chronyc (light: `check` imports it every
+# minute); its names stay reachable here, for every other caller, through __all__.
+__all__ = ["IMAGE_CHRONYD", "LEAP_STATUSES", "PARSE_TIMEOUT", "SANDBOX", "VERSION_TIMEOUT", "Source", "Tracking",
+           "Validation", "Validator", "chronyc", "chronyd_version", "parse_sources", "parse_tracking",
+           "reload_sources", "sources", "tracking", "validate_config", "validator"]
 
 
 def reload_sources() -> None:
@@ -358,7 +235,7 @@ def _inside(path: Path, root: str) -> str:
 
 
 def _rebased(data: bytes, root: str) -> bytes:
-    # Imported here: `check` reads tracking through this module every minute and needs none of it.
+    # Imported here: only a validation that rebases an image's includes needs it.
     from chronyctl6.chronyconf import directives
 
     return directives.encode(directives.rebase_includes(directives.decode(data), root))

@@ -1,23 +1,37 @@
-"""The one place chronyctl6 runs other programs: argv lists, a timeout, captured output."""
+"""The one place chronyctl6 runs other programs: argv lists, a timeout, captured output.
+
+`check` runs chronyc through here every minute: no dataclasses (Completed is a chronyctl6.plain
+record) and no shutil (which() is its own few lines: shutil pulls bz2, lzma and fnmatch).
+"""
 
 from __future__ import annotations
 
-import shutil
+import os
 import subprocess
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 from chronyctl6.errors import CommandFailed
+from chronyctl6.plain import Frozen
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy reads it so)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Final
 
 DEFAULT_TIMEOUT = 30.0
 
 
-@dataclass(frozen=True)
-class Completed:
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
+class Completed(Frozen):
+    __slots__ = ("argv", "returncode", "stderr", "stdout")
+    argv: Final[tuple[str, ...]]
+    returncode: Final[int]
+    stdout: Final[str]
+    stderr: Final[str]
+
+    def __init__(self, argv: tuple[str, ...], returncode: int, stdout: str, stderr: str) -> None:
+        self.argv = argv
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
 
     @property
     def ok(self) -> bool:
@@ -31,7 +45,33 @@ class Completed:
 
 def which(program: str) -> str | None:
     # sbin is not on a non-root PATH on Debian, and chronyd lives there.
-    return shutil.which(program) or shutil.which(program, path="/usr/sbin:/sbin:/usr/bin:/bin")
+    return _which(program, None) or _which(program, "/usr/sbin:/sbin:/usr/bin:/bin")
+
+
+def _which(program: str, path: str | None) -> str | None:
+    """shutil.which(program, path=path) on POSIX, as Python 3.10-3.12 have it: a name with a
+    slash is taken as it is; else the first directory of PATH (the system's default path when
+    PATH is unset) holding an executable non-directory of that name."""
+    if os.path.dirname(program):
+        return program if _executable(program) else None
+    if path is None:
+        path = os.environ.get("PATH")
+        if path is None:
+            try:
+                path = os.confstr("CS_PATH") or os.defpath
+            except (AttributeError, ValueError):
+                path = os.defpath
+    seen: set[str] = set()
+    for directory in path.split(os.pathsep) if path else ():
+        if directory not in seen:
+            seen.add(directory)
+            if _executable(candidate := os.path.join(directory, program)):
+                return candidate
+    return None
+
+
+def _executable(path: str) -> bool:
+    return os.path.exists(path) and os.access(path, os.F_OK | os.X_OK) and not os.path.isdir(path)
 
 
 def run(

@@ -3,6 +3,9 @@
 A crash at any point leaves a target either as it was or as it should become. The temp file
 sits beside its target (same filesystem, so the rename is atomic) and its name ends in
 neither .conf nor .sources, so chronyd never reads it from a confdir or sourcedir.
+
+shutil and tempfile are imported where used: `check` reads the boot's synchronisation record
+through read_bounded every minute and writes nothing.
 """
 
 from __future__ import annotations
@@ -11,10 +14,8 @@ import contextlib
 import errno
 import fcntl
 import os
-import shutil
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -87,6 +88,8 @@ def atomic_write(
             st = template.stat()
     # The label the replaced file has (the one its path was given), else that of `like`.
     label = next((label_of(p) for p in (path, template) if os.path.lexists(p)), None)
+    import tempfile
+
     try:
         fd, tmp_name = tempfile.mkstemp(dir=directory, prefix=f".{path.name}{TEMP_MARK}", suffix=".tmp")
     except OSError as exc:
@@ -177,11 +180,15 @@ def remove_tree(path: Path, *, below: Path) -> None:
                               hint="remove the link by hand; chronyctl6 keeps its own files in real directories")
     if not stat.S_ISDIR(os.lstat(path).st_mode):
         raise WriteFailed(f"{path} is not a directory: chronyctl6 will not delete it")
+    import shutil
+
     shutil.rmtree(path)
 
 
 def remove_stale_temps(directory: Path) -> list[Path]:
     """Temp files a killed run left behind. Call it only while holding the lock."""
+    import shutil
+
     removed = []
     with contextlib.suppress(FileNotFoundError):
         for entry in directory.iterdir():

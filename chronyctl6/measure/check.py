@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Final
 
-    from chronyctl6.effects.chrony_tools import Source, Tracking
+    from chronyctl6.effects.chronyc import Source, Tracking
     from chronyctl6.measure import clockbound  # imported where used: only with chronyd's view
     from chronyctl6.measure.synced import Synchronised
 

@@ -16,7 +16,7 @@ TYPE_CHECKING = False  # typing's, without importing typing (mypy reads it so)
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from chronyctl6.effects.chrony_tools import Source, Tracking
+    from chronyctl6.effects.chronyc import Source, Tracking
     from chronyctl6.measure import clockbound, synced
 
 
@@ -24,23 +24,23 @@ def chronyd_view(socket: str | None = None, timeout: float = 2.0
                  ) -> tuple[Tracking | None, tuple[Source, ...], str | None]:
     """chronyd's tracking and sources, or why there are none. Never fails the check: a chronyd
     that answers tracking but not sources still gives its tracking."""
-    from chronyctl6.effects import chrony_tools
+    from chronyctl6.effects import chronyc
     from chronyctl6.errors import ChronyCtlError
     from chronyctl6.text import shown
 
     try:
-        done = chrony_tools.chronyc("tracking", timeout=timeout, socket=socket)
+        done = chronyc.chronyc("tracking", timeout=timeout, socket=socket)
     except ChronyCtlError as exc:  # chronyc missing or hung
         return None, (), exc.message
     if not done.ok:
         return None, (), f"chronyd is not answering ({shown(done.brief())})"
     try:
-        tracking = chrony_tools.parse_tracking(done.stdout)
+        tracking = chronyc.parse_tracking(done.stdout)
     except ChronyCtlError as exc:
         return None, (), exc.message
     try:
-        listed = chrony_tools.chronyc("sources", timeout=timeout, socket=socket)
-        sources = tuple(chrony_tools.parse_sources(listed.stdout)) if listed.ok else ()
+        listed = chronyc.chronyc("sources", timeout=timeout, socket=socket)
+        sources = tuple(chronyc.parse_sources(listed.stdout)) if listed.ok else ()
     except ChronyCtlError:
         sources = ()
     return tracking, sources, None

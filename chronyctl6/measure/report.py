@@ -35,7 +35,7 @@ TYPE_CHECKING = False  # typing's, without importing typing: `check` imports thi
 if TYPE_CHECKING:
     from typing import Any
 
-    from chronyctl6.effects.chrony_tools import Source, Tracking
+    from chronyctl6.effects.chronyc import Source, Tracking
 
 one_line = shown  # the one sanitiser: a server's or a name's text on one line
 LEAP_TEXT = {0: "normal", 1: "insert second", 2: "delete second", 3: "unsynchronised"}

@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
-from typing import Any
+
+from chronyctl6.plain import Frozen
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: check reads the record (mypy reads it so)
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 RECORD = "/run/chronyctl6/synchronised.json"
 MAX_BYTES = 4096  # the record is ~150 bytes; anything larger is not ours
@@ -21,12 +25,19 @@ MAX_SECONDS = 10 * 365 * 86400.0  # longer than any uptime: a larger figure is n
 MAX_NAME = 255  # a source's name (an address, a refclock, a host name)
 
 
-@dataclass(frozen=True)
-class Synchronised:
-    since_boot_seconds: float  # CLOCK_BOOTTIME when `wait` found the clock synchronised
-    since_init_seconds: float | None = None  # since this PID namespace's init started (a container's boot)
-    source: str | None = None
-    bound_seconds: float | None = None  # chronyd's bound on the clock's error then
+class Synchronised(Frozen):
+    __slots__ = ("bound_seconds", "since_boot_seconds", "since_init_seconds", "source")
+    since_boot_seconds: Final[float]  # CLOCK_BOOTTIME when `wait` found the clock synchronised
+    since_init_seconds: Final[float | None]  # since this PID namespace's init started (a container's boot)
+    source: Final[str | None]
+    bound_seconds: Final[float | None]  # chronyd's bound on the clock's error then
+
+    def __init__(self, since_boot_seconds: float, since_init_seconds: float | None = None,
+                 source: str | None = None, bound_seconds: float | None = None) -> None:
+        self.since_boot_seconds = since_boot_seconds
+        self.since_init_seconds = since_init_seconds
+        self.source = source
+        self.bound_seconds = bound_seconds
 
     def as_dict(self) -> dict[str, object]:
         return {"since_boot_seconds": self.since_boot_seconds, "since_init_seconds": self.since_init_seconds,
