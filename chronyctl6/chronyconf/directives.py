@@ -17,10 +17,14 @@ Text is bytes decoded with surrogateescape, so bytes that are not UTF-8 round-tr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import Enum
 
 from chronyctl6.chronyconf import sources
+from chronyctl6.plain import Frozen
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: check's start-up (mypy reads it so)
+if TYPE_CHECKING:
+    from typing import Final
 
 # The source policy's names, where other layers have always imported them from.
 PHC_DEVICES = sources.PHC_DEVICES
@@ -49,11 +53,16 @@ def encode(text: str) -> bytes:
     return text.encode(ENCODING, ERRORS)
 
 
-@dataclass(frozen=True)
-class Line:
-    text: str  # without its `\n`, cut at a NUL as chronyd cuts it
-    lineno: int
-    terminated: bool  # ended by `\n` (a *.sources file ignores a last line without one)
+class Line(Frozen):
+    __slots__ = ("lineno", "terminated", "text")
+    text: Final[str]  # without its `\n`, cut at a NUL as chronyd cuts it
+    lineno: Final[int]
+    terminated: Final[bool]  # ended by `\n` (a *.sources file ignores a last line without one)
+
+    def __init__(self, text: str, lineno: int, terminated: bool) -> None:
+        self.text = text
+        self.lineno = lineno
+        self.terminated = terminated
 
     @property
     def too_long(self) -> bool:
@@ -90,12 +99,18 @@ MULTI_KEYWORDS = frozenset({
 })
 
 
-@dataclass(frozen=True)
-class Directive:
-    keyword: str
-    args: tuple[str, ...]
-    line: str  # as written, without the line break
-    lineno: int = 0
+class Directive(Frozen):
+    __slots__ = ("args", "keyword", "line", "lineno")
+    keyword: Final[str]
+    args: Final[tuple[str, ...]]
+    line: Final[str]  # as written, without the line break
+    lineno: Final[int]
+
+    def __init__(self, keyword: str, args: tuple[str, ...], line: str, lineno: int = 0) -> None:
+        self.keyword = keyword
+        self.args = args
+        self.line = line
+        self.lineno = lineno
 
     @property
     def normalized(self) -> str:
@@ -128,11 +143,16 @@ class Fate(Enum):
     DROP = "drop"
 
 
-@dataclass(frozen=True)
-class Verdict:
-    directive: Directive
-    fate: Fate
-    reason: str = ""
+class Verdict(Frozen):
+    __slots__ = ("directive", "fate", "reason")
+    directive: Final[Directive]
+    fate: Final[Fate]
+    reason: Final[str]
+
+    def __init__(self, directive: Directive, fate: Fate, reason: str = "") -> None:
+        self.directive = directive
+        self.fate = fate
+        self.reason = reason
 
 
 def judge(directive: Directive, *, runtime_sourcedir: str,

@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import fnmatch
 import glob
-from dataclasses import dataclass
-from typing import Protocol
 
 from chronyctl6.chronyconf import directives
 from chronyctl6.chronyconf.sources import Kind, classify
 from chronyctl6.errors import ChronyCtlError
+from chronyctl6.plain import Frozen
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: check's start-up (mypy reads it so)
+if TYPE_CHECKING:
+    from typing import Final, Protocol
 
 MAX_DEPTH = 10  # chronyd's MAX_INCLUDE_LEVEL, the main file counting as one
 MAX_DIRS = 10  # chronyd's MAX_CONF_DIRS per confdir/sourcedir line
@@ -38,44 +41,65 @@ MAX_DIRS = 10  # chronyd's MAX_CONF_DIRS per confdir/sourcedir line
 MAX_FILES = 65536
 MAX_TOTAL = 256 << 20  # bytes, all files together
 
+if TYPE_CHECKING:  # a type only (no typing at run time: `check` reads chronyd's configuration)
+    class Reader(Protocol):
+        """How the traversal reaches files, by the path the instance sees (`/etc/chrony.conf`)."""
 
-class Reader(Protocol):
-    """How the traversal reaches files, by the path the instance sees (`/etc/chrony.conf`)."""
+        def read(self, shown: str, how: str) -> bytes | None:
+            """The file's bytes; None where there is none (a dangling symlink included). A file that
+            must not be read raises a ChronyCtlError whose message names it (and `how` it was reached)."""
 
-    def read(self, shown: str, how: str) -> bytes | None:
-        """The file's bytes; None where there is none (a dangling symlink included). A file that
-        must not be read raises a ChronyCtlError whose message names it (and `how` it was reached)."""
+        def listdir(self, directory: str) -> list[str]:
+            """The names in a directory, in any order; [] where there is no such directory."""
 
-    def listdir(self, directory: str) -> list[str]:
-        """The names in a directory, in any order; [] where there is no such directory."""
-
-    def exists(self, shown: str) -> bool:
-        """Whether the name exists at all (a dangling symlink does): what glob(3) matches."""
-
-
-@dataclass(frozen=True)
-class Located:
-    file: str  # as the instance sees it
-    directive: directives.Directive
-    via: str = ""  # how the file was reached ("" for the main file)
+        def exists(self, shown: str) -> bool:
+            """Whether the name exists at all (a dangling symlink does): what glob(3) matches."""
 
 
-@dataclass(frozen=True)
-class ReadFile:
-    shown: str  # as the instance sees it
-    role: str  # main | include | confdir | sourcedir
-    via: str
-    data: bytes
+class Located(Frozen):
+    __slots__ = ("directive", "file", "via")
+    file: Final[str]  # as the instance sees it
+    directive: Final[directives.Directive]
+    via: Final[str]  # how the file was reached ("" for the main file)
+
+    def __init__(self, file: str, directive: directives.Directive, via: str = "") -> None:
+        self.file = file
+        self.directive = directive
+        self.via = via
 
 
-@dataclass(frozen=True)
-class ConfigTree:
-    main: str
-    files: tuple[str, ...]  # every file read, in chronyd's order, main first
-    directives: tuple[Located, ...]
-    missing: tuple[str, ...] = ()  # files named but absent (a bad include, a dangling symlink)
-    problems: tuple[str, ...] = ()  # files refused, one line each
-    read: tuple[ReadFile, ...] = ()
+class ReadFile(Frozen):
+    __slots__ = ("data", "role", "shown", "via")
+    shown: Final[str]  # as the instance sees it
+    role: Final[str]  # main | include | confdir | sourcedir
+    via: Final[str]
+    data: Final[bytes]
+
+    def __init__(self, shown: str, role: str, via: str, data: bytes) -> None:
+        self.shown = shown
+        self.role = role
+        self.via = via
+        self.data = data
+
+
+class ConfigTree(Frozen):
+    __slots__ = ("directives", "files", "main", "missing", "problems", "read")
+    main: Final[str]
+    files: Final[tuple[str, ...]]  # every file read, in chronyd's order, main first
+    directives: Final[tuple[Located, ...]]
+    missing: Final[tuple[str, ...]]  # files named but absent (a bad include, a dangling symlink)
+    problems: Final[tuple[str, ...]]  # files refused, one line each
+    read: Final[tuple[ReadFile, ...]]
+
+    def __init__(self, main: str, files: tuple[str, ...], directives: tuple[Located, ...],
+                 missing: tuple[str, ...] = (), problems: tuple[str, ...] = (),
+                 read: tuple[ReadFile, ...] = ()) -> None:
+        self.main = main
+        self.files = files
+        self.directives = directives
+        self.missing = missing
+        self.problems = problems
+        self.read = read
 
     def sources(self) -> list[Located]:
         return [d for d in self.directives if d.directive.keyword in directives.SOURCE_KEYWORDS and d.directive.args]

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from chronyctl6.effects import files
 from chronyctl6.errors import ChronyCtlError
+from chronyctl6.plain import Frozen
+
+TYPE_CHECKING = False  # typing's, without importing typing: `check` reads the PHC's bound (mypy reads it so)
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Final
 
 STABLE_NAME = "/dev/ptp_ena"  # Amazon Linux's udev rule
 ENA_PREFIX = "ena-ptp"  # what the ENA driver names its clock (clock_name)
@@ -26,32 +30,46 @@ ENA_MODULE = "/sys/module/ena"
 _SMALL = 4096  # sysfs attributes are a page at most
 
 
-@dataclass(frozen=True)
-class Clock:
+class Clock(Frozen):
     """One /sys/class/ptp/ptpN entry."""
 
-    ptp: str  # ptpN
-    clock_name: str
-    dev: tuple[int, int] | None  # major, minor from its `dev` attribute
-    pci_slot: str | None = None  # PCI_SLOT_NAME of the device it belongs to
+    __slots__ = ("clock_name", "dev", "pci_slot", "ptp")
+    ptp: Final[str]  # ptpN
+    clock_name: Final[str]
+    dev: Final[tuple[int, int] | None]  # major, minor from its `dev` attribute
+    pci_slot: Final[str | None]  # PCI_SLOT_NAME of the device it belongs to
+
+    def __init__(self, ptp: str, clock_name: str, dev: tuple[int, int] | None, pci_slot: str | None = None) -> None:
+        self.ptp = ptp
+        self.clock_name = clock_name
+        self.dev = dev
+        self.pci_slot = pci_slot
 
     @property
     def ena(self) -> bool:
         return self.clock_name.strip().lower().startswith(ENA_PREFIX)
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(Frozen):
     """What a /dev path is: None in `nodes` means it does not exist."""
 
-    char: bool
-    rdev: tuple[int, int]
+    __slots__ = ("char", "rdev")
+    char: Final[bool]
+    rdev: Final[tuple[int, int]]
+
+    def __init__(self, char: bool, rdev: tuple[int, int]) -> None:
+        self.char = char
+        self.rdev = rdev
 
 
-@dataclass(frozen=True)
-class Phc:
-    device: str  # what chronyd opens: /dev/ptp_ena or /dev/ptpN
-    clock: Clock
+class Phc(Frozen):
+    __slots__ = ("clock", "device")
+    device: Final[str]  # what chronyd opens: /dev/ptp_ena or /dev/ptpN
+    clock: Final[Clock]
+
+    def __init__(self, device: str, clock: Clock) -> None:
+        self.device = device
+        self.clock = clock
 
     @property
     def error_bound_path(self) -> str | None:
@@ -61,16 +79,25 @@ class Phc:
         return f"/sys/bus/pci/devices/{slot}/phc_error_bound" if slot else None
 
 
-@dataclass(frozen=True)
-class PhcFacts:
+class PhcFacts(Frozen):
     """The PHC and what doctor needs to explain its absence."""
 
-    phc: Phc | None
-    driver_loaded: bool = False  # /sys/module/ena exists
-    driver_version: str | None = None  # /sys/module/ena/version (out-of-tree builds have it)
-    phc_enable: str | None = None  # /sys/module/ena/parameters/phc_enable; None: no such parameter
-    clocks: tuple[Clock, ...] = ()
-    problems: tuple[str, ...] = field(default=())  # names that were not what they claimed
+    __slots__ = ("clocks", "driver_loaded", "driver_version", "phc", "phc_enable", "problems")
+    phc: Final[Phc | None]
+    driver_loaded: Final[bool]  # /sys/module/ena exists
+    driver_version: Final[str | None]  # /sys/module/ena/version (out-of-tree builds have it)
+    phc_enable: Final[str | None]  # /sys/module/ena/parameters/phc_enable; None: no such parameter
+    clocks: Final[tuple[Clock, ...]]
+    problems: Final[tuple[str, ...]]  # names that were not what they claimed
+
+    def __init__(self, phc: Phc | None, driver_loaded: bool = False, driver_version: str | None = None,
+                 phc_enable: str | None = None, clocks: tuple[Clock, ...] = (), problems: tuple[str, ...] = ()) -> None:
+        self.phc = phc
+        self.driver_loaded = driver_loaded
+        self.driver_version = driver_version
+        self.phc_enable = phc_enable
+        self.clocks = clocks
+        self.problems = problems
 
 
 def pick(clocks: Sequence[Clock], nodes: Mapping[str, Node | None]) -> tuple[Phc | None, list[str]]:

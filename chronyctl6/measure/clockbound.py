@@ -22,23 +22,43 @@ counting it twice. The maxclockerror used is the one in force in chronyd's confi
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from chronyctl6.plain import Frozen
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: check's start-up (mypy reads it so)
+if TYPE_CHECKING:
+    from typing import Final
 
 CHRONY_DEFAULT_MAXCLOCKERROR = 1.0  # ppm, chrony.conf(5)
 
 
-@dataclass(frozen=True)
-class Bound:
-    seconds: float | None  # None: no bound (not synchronised, a value that is not a number, ...)
-    offset: float  # |system time offset|
-    root_dispersion: float
-    half_root_delay: float
-    phc_error_bound: float | None  # seconds; None where the PHC is not the reference
-    maxclockerror_ppm: float
-    since_update: float | None  # seconds since chronyd's last clock update
-    drift_since_update: float  # maxclockerror x since_update: inside root_dispersion already
-    growth: float  # maxclockerror x the time from reading tracking to now
-    problem: str | None = None
+class Bound(Frozen):
+    __slots__ = ("drift_since_update", "growth", "half_root_delay", "maxclockerror_ppm", "offset",
+                 "phc_error_bound", "problem", "root_dispersion", "seconds", "since_update")
+    seconds: Final[float | None]  # None: no bound (not synchronised, a value that is not a number, ...)
+    offset: Final[float]  # |system time offset|
+    root_dispersion: Final[float]
+    half_root_delay: Final[float]
+    phc_error_bound: Final[float | None]  # seconds; None where the PHC is not the reference
+    maxclockerror_ppm: Final[float]
+    since_update: Final[float | None]  # seconds since chronyd's last clock update
+    drift_since_update: Final[float]  # maxclockerror x since_update: inside root_dispersion already
+    growth: Final[float]  # maxclockerror x the time from reading tracking to now
+    problem: Final[str | None]
+
+    def __init__(self, seconds: float | None, offset: float, root_dispersion: float, half_root_delay: float,
+                 phc_error_bound: float | None, maxclockerror_ppm: float, since_update: float | None,
+                 drift_since_update: float, growth: float, problem: str | None = None) -> None:
+        self.seconds = seconds
+        self.offset = offset
+        self.root_dispersion = root_dispersion
+        self.half_root_delay = half_root_delay
+        self.phc_error_bound = phc_error_bound
+        self.maxclockerror_ppm = maxclockerror_ppm
+        self.since_update = since_update
+        self.drift_since_update = drift_since_update
+        self.growth = growth
+        self.problem = problem
 
     def as_dict(self) -> dict[str, object]:
         return {
