@@ -59,8 +59,10 @@ def cli_subprocess(*args: str, env: dict[str, str] | None = None,
 
 # What a check must never import at start-up (issue 19 item 6): dataclasses alone pulled inspect,
 # ast, dis and tokenize into every run (~10 ms); typing costs ~2.5 ms. chronyctl6.plain's records
-# and a TYPE_CHECKING of each module's own stand in for them.
-START_UP_NEVER = ("dataclasses", "inspect", "ast", "dis", "tokenize", "typing", "copy")
+# and a TYPE_CHECKING of each module's own stand in for them. tempfile and shutil (~2.5 ms each,
+# with random, weakref, bz2, lzma) serve writing and validating, which a check without --textfile
+# never does.
+START_UP_NEVER = ("dataclasses", "inspect", "ast", "dis", "tokenize", "typing", "copy", "tempfile", "shutil")
 
 
 def modules_run_imports(module: str, func: str, argv: list[str]) -> tuple[set[str], subprocess.CompletedProcess[str]]:

@@ -21,7 +21,7 @@ from chronyctl6.measure import exchange
 from tests import chronyd_process
 from tests.conftest import require
 from tests.contract import validate
-from tests.helpers import cli_runner, wait_for
+from tests.helpers import START_UP_NEVER, cli_runner, modules_run_imports, wait_for
 from tests.ntp_fixtures import Responder, ServerState, require_isolated_netns
 
 # Runs a real chronyd (its command socket under /run): root.
@@ -99,6 +99,21 @@ def test_chronyds_view_is_reported_and_agrees(chronyd: Chronyd) -> None:
     assert view["leap_status"] == "Normal" and view["synchronised"] is True
     assert isinstance(view["offset_seconds"], float) and view["root_distance_seconds"] >= 0
     assert view["disagrees"] is False and code == 0
+
+
+@pytest.mark.parametrize("output", ["json", "nagios", "prometheus"])
+def test_asking_a_chronyd_that_answers_imports_no_dataclasses_typing_or_tempfile(chronyd: Chronyd, output: str) -> None:
+    """The whole default path: chronyc's tracking and sources, chronyd's bound (the maxclockerror
+    in force, read through the configuration traversal) and the boot's record."""
+    loaded, done = modules_run_imports("chronyctl6.__main__", "main", [
+        "chronyctl6", "check", "-H", "::1", "--port", str(chronyd.port), "-o", output,
+        "--chronyd-socket", chronyd.socket])
+    assert done.returncode == 0, done
+    assert {"chronyctl6.effects.bound_facts", "chronyctl6.chronyconf.traversal"} <= loaded  # the bound was computed
+    assert not loaded & set(START_UP_NEVER), sorted(loaded & set(START_UP_NEVER))
+    if output == "json":
+        view = json.loads(done.stdout)["data"]["chronyd"]
+        assert view["running"] is True and view["bound"]["bound_seconds"] is not None, view
 
 
 def test_disagreement_with_chronyd_is_flagged(chronyd: Chronyd) -> None:

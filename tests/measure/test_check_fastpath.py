@@ -202,6 +202,20 @@ def test_the_fast_path_imports_no_dataclasses_inspect_or_typing(output: str) -> 
     assert "chronyctl6.plain" in loaded  # the records that stand in for dataclasses
 
 
+@pytest.mark.parametrize("output", ["json", "nagios", "text", "prometheus"])
+def test_the_default_check_imports_none_of_them_either(output: str, tmp_path: Path) -> None:
+    """Without --no-chronyd check runs chronyc (here against a socket where no chronyd listens:
+    tests/measure/test_check_chronyd.py has the one that answers) and reads this boot's record."""
+    require_isolated_netns()
+    with Responder(state=ServerState(offset=0.001)) as r:
+        loaded, done = modules_run_imports("chronyctl6.__main__", "main", [
+            "chronyctl6", "check", "-H", "::1", "--port", str(r.port), "-o", output,
+            "--chronyd-socket", str(tmp_path / "no-chronyd.sock")])
+    assert done.returncode == 0 and "chronyctl6.measure.exchange" in loaded, done  # it measured: OK
+    assert {"chronyctl6.effects.chronyc", "chronyctl6.measure.synced"} <= loaded  # chronyd was asked
+    assert not loaded & set(START_UP_NEVER), sorted(loaded & set(START_UP_NEVER))
+
+
 def test_the_envelope_is_also_returned_as_data() -> None:
     require_isolated_netns()
     with Responder(state=ServerState(offset=0.001)) as r:
