@@ -71,7 +71,10 @@ _ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(3 * _TIMESPEC
 _EXTENDED_ERR = struct.Struct("=IBBBBII")
 _ORIGIN_ICMP = frozenset({2, 3})  # SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6
 _ORIGIN_TIMESTAMPING = 4  # SO_EE_ORIGIN_TIMESTAMPING
-_ERRQUEUE_ANCILLARY = socket.CMSG_SPACE(3 * _TIMESPEC.size) + socket.CMSG_SPACE(64)
+# An error-queue message's control data: SCM_TIMESTAMPNS (every message carries it once arrival
+# stamps are on), SCM_TIMESTAMPING, and IP(V6)_RECVERR's sock_extended_err with its address.
+_ERRQUEUE_ANCILLARY = (socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(3 * _TIMESPEC.size)
+                       + socket.CMSG_SPACE(64))
 
 
 class Reject:
@@ -439,6 +442,14 @@ def _read_latency_ns(ancillary: list[tuple[int, int, bytes]], now: int | None = 
     return 0
 
 
+def _stepped_forward(wall: int, mono: int, wall_now: int, mono_now: int) -> bool:
+    """Has the wall clock stepped forward between the readings (wall, mono), taken monotonic
+    first, and (wall_now, mono_now), taken wall first? Without a step the later gap between the
+    two clocks can only look smaller (pauses between readings fall that way); larger, it
+    stepped (or was set) forward."""
+    return wall_now - mono_now > wall - mono
+
+
 class ErrQueueEntry:
     """What one message on a socket's error queue says: an ICMP error for one of our requests
     (`icmp_errno`, e.g. ECONNREFUSED for a closed port), or the kernel's transmit stamp
@@ -543,6 +554,8 @@ class _Exchange:
         data = request_packet(nonce)
         # Monotonic first: t4 = t1 + round trip then errs late, never early, so the interval
         # [t1, t4] always holds the server's [t2, t3] and the error bound stays a bound.
+        if self.m.sent and not self._take_pending_error():
+            return
         mono = time.monotonic_ns()
         wall = time.time_ns()
         try:
@@ -559,6 +572,23 @@ class _Exchange:
         self.last_send = mono / _NS
         if self.tx_stamps:
             self.read_errqueue()  # a software stamp is usually there before sendto returns
+
+    def _take_pending_error(self) -> bool:
+        """An ICMP error that came in since our last read is pending on the socket, and the next
+        sendto would fail with it as if our own kernel could not send: take it as the ICMP error
+        it is (counted from the error queue). Returns whether the burst goes on: not if the
+        socket held another error, with which it stops, as recvmsg would have."""
+        try:
+            pending = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # and clears it
+        except OSError:
+            return True
+        if pending in _ICMP_ERRORS:
+            self._icmp_error(OSError(pending, os.strerror(pending)))
+        elif pending:
+            self.m.error = os.strerror(pending)
+            self.stopped = True
+            return False
+        return True
 
     def read_errqueue(self) -> int:
         """Take every message on the error queue: transmit stamps move their request's t1 to
@@ -579,12 +609,21 @@ class _Exchange:
                 self._arrived(data, ancillary, peer)
                 continue
             entry = errqueue_entry(ancillary)
-            if entry.icmp_errno is not None:
+            if entry.icmp_errno is not None and entry.icmp_errno not in _ICMP_ERRORS:
+                # Not "unreachable" (a parameter problem, a packet too big): the burst stops with
+                # it, as it does when recvmsg reports one.
+                self.m.error = os.strerror(entry.icmp_errno)
+                self.stopped = True
+            elif entry.icmp_errno is not None:
                 icmp += 1
                 self.icmp_seen = True
                 self.m.reject(Reject.UNREACHABLE, os.strerror(entry.icmp_errno))
-                # The error answers one of our requests: stop waiting for the oldest.
-                if self.outstanding:
+                # The error answers one of our requests: the one it quotes (its payload is our
+                # request, nonce and all), else the oldest.
+                quoted = bytes(data[40:48]) if len(data) >= PACKET_LEN else b""
+                if quoted in self.outstanding:
+                    del self.outstanding[quoted]
+                elif self.outstanding:
                     del self.outstanding[next(iter(self.outstanding))]
             elif entry.key is not None and entry.stamp_ns is not None:
                 self._stamp_sent(self.keys.pop(entry.key, None), entry.stamp_ns)
@@ -592,14 +631,20 @@ class _Exchange:
 
     def _stamp_sent(self, nonce: bytes | None, stamp_ns: int) -> None:
         """Move a request's t1 to the kernel's transmit stamp, if that stamp is credible: after
-        our own reading (a stamp before it is another clock's, or the wall clock stepped back)
-        and no later than the monotonic time elapsed since (else the wall clock stepped on)."""
+        our own reading (a stamp before it is another clock's, or the wall clock stepped back),
+        no later than the monotonic time elapsed since, and with the wall clock not stepped
+        forward since our reading (a step between our reading and the stamp would move t1 late
+        by the step and shorten the round trip: the bound would miss the truth)."""
         sent = self.outstanding.get(nonce) if nonce is not None else None
         if sent is None or nonce is None:
             return
         wall, mono = sent
         latency = stamp_ns - wall
-        if 0 <= latency <= time.monotonic_ns() - mono:
+        wall_now = time.time_ns()  # the wall clock first: a pause between the two readings
+        mono_now = time.monotonic_ns()  # then makes the clocks' gap look smaller, never a step
+        if _stepped_forward(wall, mono, wall_now, mono_now):
+            return
+        if 0 <= latency <= mono_now - mono:
             self.outstanding[nonce] = (wall + latency, mono + latency)
             self.tx_stamped += 1
 
@@ -636,8 +681,8 @@ class _Exchange:
         # opposite order for the same reason, so the round trip can only err long, and the
         # bound stays a bound.
         wall4 = time.time_ns()
-        mono4 = time.monotonic_ns() - _read_latency_ns(ancillary, wall4)
-        self._judge(data, peer, mono4)
+        read = time.monotonic_ns()
+        self._judge(data, peer, read, _read_latency_ns(ancillary, wall4), wall4)
 
     def _icmp_error(self, exc: OSError) -> None:
         """recvmsg reported an ICMP error. Each one is a message on the error queue, counted
@@ -648,7 +693,10 @@ class _Exchange:
             if self.outstanding:
                 del self.outstanding[next(iter(self.outstanding))]
 
-    def _judge(self, data: bytes, peer: tuple[object, ...], mono4: int) -> None:
+    def _judge(self, data: bytes, peer: tuple[object, ...], mono4: int, latency: int = 0,
+               wall4: int | None = None) -> None:
+        """One datagram read at monotonic mono4 (and wall4), which the kernel received
+        `latency` before that."""
         m, target = self.m, self.m.target
         where = f"[{peer[0]}]:{peer[1]}" if ":" in str(peer[0]) else f"{peer[0]}:{peer[1]}"
         if not _same_endpoint(peer, target.sockaddr):
@@ -696,6 +744,11 @@ class _Exchange:
                      f"+ root dispersion) exceeds {self.max_distance:.6f} s")
             return
         wall1, mono1 = sent
+        # The arrival stamp is on the wall clock: if that stepped forward since the request
+        # left, the latency would take the step in and t4 would err early; the reading's own
+        # time, late but never early, stands instead.
+        if wall4 is not None and not _stepped_forward(wall1, mono1, wall4, mono4):
+            mono4 -= latency
         ref = ntp_to_unix_ns(data[16:24], wall1)
         t3 = ntp_to_unix_ns(data[40:48], wall1)
         if ref > t3:

@@ -6,6 +6,7 @@ Runs inside a fresh network namespace (the suite is started under `unshare -n`).
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 import threading
@@ -428,3 +429,58 @@ def test_an_ordinary_datagram_from_an_error_queue_read_is_judged_as_a_reply() ->
             real.close()
     assert not ex.m.rejected and len(ex.m.samples) == 1
     assert abs(ex.m.samples[0].offset - 0.5) <= ex.m.samples[0].error_bound + EPS
+
+
+def test_an_icmp_error_pending_at_the_next_send_is_counted_not_taken_for_a_send_failure(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ICMP error that arrives between our reads stays pending on the socket, and the next
+    sendto would fail with it: the burst must count it as the ICMP error it is and go on sending,
+    not report that this host cannot send (found in review). On loopback the error comes back
+    within sendto, and reading the transmit stamp would take it at once: without stamps it stays
+    pending, as a remote one does."""
+    monkeypatch.setattr(exchange, "_TX_STAMP_FLAGS", -1)  # the kernel refuses the option
+    with Responder() as r:
+        port = r.port  # nothing listens there once the responder is closed
+    (target,) = exchange.resolve("::1", port)
+    ex = exchange._Exchange(target, 3, 0.001)
+    try:
+        ex.send()
+        readable, _, _ = select.select([ex.sock], [], [], 2.0)  # the error is here, unread
+        assert readable
+        ex.send()
+        ex.send()
+    finally:
+        ex.sock.close()
+    assert ex.m.error is None and ex.m.send_errno is None and ex.m.sent == 3
+    assert ex.m.rejected["icmp_unreachable"] >= 1
+
+
+class _ErrorQueue:
+    """A socket whose error queue holds the given messages (data, control data), then is empty."""
+
+    def __init__(self, *messages: tuple[bytes, list[tuple[int, int, bytes]]]) -> None:
+        self.messages = list(messages)
+
+    def recvmsg(self, size: int, ancillary: int = 0, flags: int = 0) -> tuple[object, ...]:
+        if not self.messages:
+            raise BlockingIOError
+        data, anc = self.messages.pop(0)
+        return data, anc, socket.MSG_ERRQUEUE, ("::1", 123, 0, 0)
+
+
+def test_an_icmp_error_answers_the_request_it_quotes_and_a_non_unreachable_one_stops_the_burst() -> None:
+    import errno
+
+    target = exchange.Target("::1", socket.AF_INET6, ("::1", 123, 0, 0))
+    ex = exchange._Exchange(target, 3, 0.01)
+    ex.sock.close()
+    first, second = b"\x01" * 8, b"\x02" * 8
+    ex.outstanding = {first: (0, 0), second: (0, 0)}
+    ex.sock = _ErrorQueue((exchange.request_packet(second),  # type: ignore[assignment]
+                           [_extended_err(errno.ECONNREFUSED, 3, 0)]))
+    assert ex.read_errqueue() == 1
+    assert list(ex.outstanding) == [first] and ex.m.rejected["icmp_unreachable"] == 1
+    ex.sock = _ErrorQueue((exchange.request_packet(first),  # type: ignore[assignment]
+                           [_extended_err(errno.EMSGSIZE, 3, 0)]))
+    assert ex.read_errqueue() == 0
+    assert ex.stopped and ex.m.error == os.strerror(errno.EMSGSIZE)
