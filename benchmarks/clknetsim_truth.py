@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import clients as py
-from benchmarks.paths import PATHS, Leg, Trial, quantile
+from benchmarks.paths import PATHS, Leg, Trial, error_table
 
 REPO = Path(__file__).resolve().parent.parent
 _MARK = "CHRONYCTL6_CLKNETSIM_NETNS"
@@ -326,21 +326,8 @@ def record(rows: dict[str, Row], parsers: dict[str, tuple[Parser, str | None]], 
 
 
 def table(rows: list[Row]) -> list[str]:
-    lines = [f"| {'client':<26} | median abs err us | p95 abs err us | x ntplib | median signed err us "
-             "| bound held | median bound us | fails |",
-             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
-    base = next((r for r in rows if r.name.startswith("ntplib") and r.errors), None)
-    for r in rows:
-        if not r.errors:
-            lines.append(f"| {r.name:<26} | - | - | - | - | - | - | {r.failures} |")
-            continue
-        med = statistics.median(r.errors)
-        ratio = f"{med / statistics.median(base.errors):.2f}" if base and statistics.median(base.errors) else "-"
-        held = f"{sum(r.covered)}/{len(r.covered)} ({r.bound_name})" if r.covered else "no bound"
-        bound = f"{statistics.median(r.bounds) * 1e6:.1f}" if r.bounds else "-"
-        lines.append(f"| {r.name:<26} | {med * 1e6:.2f} | {quantile(r.errors, 0.95) * 1e6:.2f} | {ratio} | "
-                     f"{statistics.median(r.signed) * 1e6:+.2f} | {held} | {bound} | {r.failures} |")
-    return lines
+    return error_table(rows, 26, 2, "median bound us",
+                       lambda r: f"{statistics.median(r.bounds) * 1e6:.1f}" if r.bounds else "-")
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmarks import clients as py
-from benchmarks.paths import PATHS, Trial, quantile
+from benchmarks.paths import PATHS, Trial, error_table, quantile
 
 REPO = Path(__file__).resolve().parent.parent
 SERVER = "fd00:ec2::123"
@@ -231,22 +231,7 @@ def record(client: Client, output: str, truth: float, wall: float) -> None:
 
 
 def table(found: list[Client]) -> list[str]:
-    lines = [f"| {'client':<21} | median abs err us | p95 abs err us | x ntplib | median signed err us "
-             f"| bound held | median wall ms | fails |",
-             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
-    base = next((c for c in found if c.name.startswith("ntplib") and c.errors), None)
-    for c in found:
-        if not c.errors:
-            lines.append(f"| {c.name:<21} | - | - | - | - | - | - | {c.failures} |")
-            continue
-        med = statistics.median(c.errors)
-        ratio = f"{med / statistics.median(base.errors):.2f}" if base else "-"
-        held = (f"{sum(c.covered)}/{len(c.covered)} ({c.bound_name})" if c.covered else "no bound")
-        signed = statistics.median(c.signed) * 1e6  # a bias shows here (e.g. a late t4)
-        lines.append(f"| {c.name:<21} | {med * 1e6:.1f} | {quantile(c.errors, 0.95) * 1e6:.1f} | "
-                     f"{ratio} | {signed:+.1f} | {held} | {statistics.median(c.walls) * 1e3:.0f} | "
-                     f"{c.failures} |")
-    return lines
+    return error_table(found, 21, 1, "median wall ms", lambda c: f"{statistics.median(c.walls) * 1e3:.0f}")
 
 
 def harness_line(excess: list[int]) -> str:

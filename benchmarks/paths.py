@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 Leg = tuple[float, str, float, float]  # base seconds, jitter kind, jitter seconds, loss
 
@@ -73,3 +75,41 @@ def quantile(values: Sequence[float], q: float) -> float:
     if not ordered:
         raise ValueError("no values")
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+class Errors(Protocol):
+    """One client's row in a ground-truth table: its errors against the truth, seconds."""
+
+    name: str
+    bound_name: str | None  # what the client calls the bound it reports
+    errors: list[float]  # absolute
+    signed: list[float]  # reported minus true offset
+    covered: list[bool]  # did the reported bound hold the truth, per trial with a bound
+    failures: int
+
+
+Row = TypeVar("Row", bound=Errors)
+
+
+def error_table(rows: Sequence[Row], width: int, digits: int, last: str,
+                cell: Callable[[Row], str]) -> list[str]:
+    """The markdown table both harnesses print: per client its median and 95th-percentile
+    absolute error (us, `digits` decimals), the median as a multiple of bare ntplib's, the median
+    signed error (a bias shows here), how often its bound held, one column of the harness's own
+    (`last`, filled by `cell`), and its failures."""
+    lines = [f"| {'client':<{width}} | median abs err us | p95 abs err us | x ntplib | median signed err us "
+             f"| bound held | {last} | fails |",
+             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+    base = next((r for r in rows if r.name.startswith("ntplib") and r.errors), None)
+    base_median = statistics.median(base.errors) if base else 0.0
+    for r in rows:
+        if not r.errors:
+            lines.append(f"| {r.name:<{width}} | - | - | - | - | - | - | {r.failures} |")
+            continue
+        med = statistics.median(r.errors)
+        ratio = f"{med / base_median:.2f}" if base_median else "-"
+        held = f"{sum(r.covered)}/{len(r.covered)} ({r.bound_name})" if r.covered else "no bound"
+        lines.append(f"| {r.name:<{width}} | {med * 1e6:.{digits}f} | {quantile(r.errors, 0.95) * 1e6:.{digits}f} | "
+                     f"{ratio} | {statistics.median(r.signed) * 1e6:+.{digits}f} | {held} | {cell(r)} | "
+                     f"{r.failures} |")
+    return lines

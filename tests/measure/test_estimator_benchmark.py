@@ -83,3 +83,30 @@ def test_the_python_clients_run_as_the_console_scripts_on_the_one_interpreter() 
         assert f"from {module} import {func}" in script
     assert clients.check_argv("py", "::1")[:3] == ["py", "-c", clients.CHECK_SCRIPT]
     assert clients.timesync_argv("py", "::1")[:5] == ["py", "-c", clients.TIMESYNC_SCRIPT, "-H", "::1"]
+
+
+def test_both_harnesses_print_one_table_shape() -> None:
+    """benchmarks.paths.error_table: the ratio to ntplib's median, the bound's record, the
+    harness's own column, and a row with no result."""
+    from dataclasses import dataclass, field
+
+    from benchmarks.paths import error_table
+
+    @dataclass
+    class R:
+        name: str
+        bound_name: str | None = None
+        errors: list[float] = field(default_factory=list)
+        signed: list[float] = field(default_factory=list)
+        covered: list[bool] = field(default_factory=list)
+        failures: int = 0
+
+    rows = [R("check", "its bound", [1e-6, 2e-6, 3e-6], [-1e-6, 2e-6, 3e-6], [True, True, False]),
+            R("ntplib (1 request)", None, [4e-6, 8e-6, 12e-6], [4e-6, -8e-6, 12e-6], [], 1),
+            R("lost", None, [], [], [], 5)]
+    lines = error_table(rows, 8, 1, "extra", lambda r: f"<{r.name}>")
+    assert lines[0].startswith("| client   | median abs err us |") and "| extra | fails |" in lines[0]
+    assert lines[2] == "| check    | 2.0 | 3.0 | 0.25 | +2.0 | 2/3 (its bound) | <check> | 0 |"
+    assert lines[3] == ("| ntplib (1 request) | 8.0 | 12.0 | 1.00 | +4.0 | no bound | "
+                        "<ntplib (1 request)> | 1 |")
+    assert lines[4] == "| lost     | - | - | - | - | - | - | 5 |"
