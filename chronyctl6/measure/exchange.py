@@ -490,7 +490,6 @@ class _Exchange:
         self.max_distance = max_distance
         self.outstanding: dict[bytes, tuple[int, int]] = {}  # nonce -> (wall ns, monotonic ns)
         self.keys: dict[int, bytes] = {}  # the kernel's number for each datagram sent -> nonce
-        self.tx_stamped = 0  # requests whose t1 is the kernel's transmit stamp
         self.icmp_seen = False  # an ICMP error has been read from the error queue
         self.last_send = -1.0  # monotonic seconds
         self.stopped = False  # kiss-of-death or a send error: nothing more goes out
@@ -552,10 +551,10 @@ class _Exchange:
     def send(self) -> None:
         nonce = os.urandom(8)
         data = request_packet(nonce)
-        # Monotonic first: t4 = t1 + round trip then errs late, never early, so the interval
-        # [t1, t4] always holds the server's [t2, t3] and the error bound stays a bound.
         if self.m.sent and not self._take_pending_error():
             return
+        # Monotonic first: t4 = t1 + round trip then errs late, never early, so the interval
+        # [t1, t4] always holds the server's [t2, t3] and the error bound stays a bound.
         mono = time.monotonic_ns()
         wall = time.time_ns()
         try:
@@ -618,13 +617,8 @@ class _Exchange:
                 icmp += 1
                 self.icmp_seen = True
                 self.m.reject(Reject.UNREACHABLE, os.strerror(entry.icmp_errno))
-                # The error answers one of our requests: the one it quotes (its payload is our
-                # request, nonce and all), else the oldest.
-                quoted = bytes(data[40:48]) if len(data) >= PACKET_LEN else b""
-                if quoted in self.outstanding:
-                    del self.outstanding[quoted]
-                elif self.outstanding:
-                    del self.outstanding[next(iter(self.outstanding))]
+                # Its payload is the request it answers, nonce and all.
+                self._answered_by_error(bytes(data[40:48]) if len(data) >= PACKET_LEN else b"")
             elif entry.key is not None and entry.stamp_ns is not None:
                 self._stamp_sent(self.keys.pop(entry.key, None), entry.stamp_ns)
         return icmp
@@ -646,7 +640,6 @@ class _Exchange:
             return
         if 0 <= latency <= mono_now - mono:
             self.outstanding[nonce] = (wall + latency, mono + latency)
-            self.tx_stamped += 1
 
     def receive(self, deadline: float) -> None:
         """Read every datagram waiting and judge each; a flood cannot hold us past the
@@ -690,8 +683,15 @@ class _Exchange:
         by itself."""
         if self.read_errqueue() == 0 and not self.icmp_seen:
             self.m.reject(Reject.UNREACHABLE, exc.strerror or str(exc))
-            if self.outstanding:
-                del self.outstanding[next(iter(self.outstanding))]
+            self._answered_by_error()
+
+    def _answered_by_error(self, nonce: bytes = b"") -> None:
+        """An ICMP error answers one of our requests: stop waiting for the one it quotes, else
+        (its payload unknown) for the oldest."""
+        if nonce in self.outstanding:
+            del self.outstanding[nonce]
+        elif self.outstanding:
+            del self.outstanding[next(iter(self.outstanding))]
 
     def _judge(self, data: bytes, peer: tuple[object, ...], mono4: int, latency: int = 0,
                wall4: int | None = None) -> None:
