@@ -88,22 +88,12 @@ def test_the_python_clients_run_as_the_console_scripts_on_the_one_interpreter() 
 def test_both_harnesses_print_one_table_shape() -> None:
     """benchmarks.paths.error_table: the ratio to ntplib's median, the bound's record, the
     harness's own column, and a row with no result."""
-    from dataclasses import dataclass, field
-
+    from benchmarks.clknetsim_truth import Row
     from benchmarks.paths import error_table
 
-    @dataclass
-    class R:
-        name: str
-        bound_name: str | None = None
-        errors: list[float] = field(default_factory=list)
-        signed: list[float] = field(default_factory=list)
-        covered: list[bool] = field(default_factory=list)
-        failures: int = 0
-
-    rows = [R("check", "its bound", [1e-6, 2e-6, 3e-6], [-1e-6, 2e-6, 3e-6], [True, True, False]),
-            R("ntplib (1 request)", None, [4e-6, 8e-6, 12e-6], [4e-6, -8e-6, 12e-6], [], 1),
-            R("lost", None, [], [], [], 5)]
+    rows = [Row("check", "its bound", [1e-6, 2e-6, 3e-6], [-1e-6, 2e-6, 3e-6], [], [True, True, False]),
+            Row("ntplib (1 request)", None, [4e-6, 8e-6, 12e-6], [4e-6, -8e-6, 12e-6], failures=1),
+            Row("lost", failures=5)]
     lines = error_table(rows, 8, 1, "extra", lambda r: f"<{r.name}>")
     assert lines[0].startswith("| client   | median abs err us |") and "| extra | fails |" in lines[0]
     assert lines[2] == "| check    | 2.0 | 3.0 | 0.25 | +2.0 | 2/3 (its bound) | <check> | 0 |"
