@@ -178,20 +178,8 @@ class Ec2:
 
     def leftovers(self) -> list[str]:
         """What of this sandbox still exists (empty after close): processes, mounts, files."""
-        found: list[str] = []
         holders = [self.ec2, self.instance_holder, *(box.holder for box in self._containers)]
-        inodes = {h.net_inode for h in holders} | {h.mnt_inode for h in holders}
-        inodes.discard(0)
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                mine = {os.stat(entry / "ns" / k).st_ino for k in ("net", "mnt")}
-                comm = (entry / "comm").read_text().strip()
-            except OSError:
-                continue
-            if mine & inodes:
-                found.append(f"process {entry.name} ({comm}) in a sandbox namespace")
+        found = [line for holder in holders for line in holder.processes()]
         for proc in self._procs:
             if proc.poll() is None:
                 found.append(f"child {proc.pid} ({proc.args!r}) still running")

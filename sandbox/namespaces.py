@@ -80,6 +80,25 @@ def ns_inode(pid: int, kind: str = "net") -> int:
     return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
 
 
+def processes_in(inodes: set[int]) -> list[str]:
+    """Every process whose network or mount namespace has one of these inode numbers.
+
+    The kernel hands a freed namespace's number to the next namespace made, so the answer only
+    means "in this sandbox" while the caller holds the namespaces open (Holder pins them)."""
+    found: list[str] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            mine = {os.stat(entry / "ns" / k).st_ino for k in ("net", "mnt")}
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        if mine & inodes:
+            found.append(f"process {entry.name} ({comm}) in a sandbox namespace")
+    return found
+
+
 class Holder:
     """PID 1 (sandbox.reaper) of new net+mount+UTS+PID namespaces, with a private /proc."""
 
@@ -90,6 +109,8 @@ class Holder:
         self.pid = 0  # PID 1 of the new namespaces, as seen from here
         self.net_inode = 0
         self.mnt_inode = 0
+        self._pins: list[int] = []  # open namespace files: their inode numbers stay ours
+        self.left_behind: list[str] = []  # processes still in the namespaces when stop() ended
 
     def start(self, log: Path, timeout: float = 10.0) -> None:
         argv = [
@@ -114,8 +135,8 @@ class Holder:
                 if children and b"sandbox.reaper" in Path(f"/proc/{children[0]}/cmdline").read_bytes() \
                         and _reaper_running(int(children[0])):
                     self.pid = int(children[0])
-                    self.net_inode = ns_inode(self.pid, "net")
-                    self.mnt_inode = ns_inode(self.pid, "mnt")
+                    self._pins = [os.open(f"/proc/{self.pid}/ns/{k}", os.O_RDONLY) for k in ("net", "mnt")]
+                    self.net_inode, self.mnt_inode = (os.fstat(fd).st_ino for fd in self._pins)
                     return
             except (OSError, ValueError):
                 pass
@@ -177,6 +198,16 @@ class Holder:
             except subprocess.TimeoutExpired:
                 self._unshare.kill()
                 self._unshare.wait(timeout)
+        # Still pinned, the namespaces' numbers cannot have been handed to another sandbox yet.
+        if self._pins:
+            self.left_behind = processes_in({self.net_inode, self.mnt_inode})
+            for fd in self._pins:
+                os.close(fd)
+            self._pins = []
+
+    def processes(self) -> list[str]:
+        """Processes in this holder's namespaces: live while it runs, as stop() left them after."""
+        return processes_in({self.net_inode, self.mnt_inode}) if self._pins else self.left_behind
 
 
 def bound_ports(holder: Holder, table: str) -> set[int]:

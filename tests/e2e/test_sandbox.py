@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from sandbox import IMDS_V4, IMDS_V6, INSTANCE_V6, TIME_SYNC_V4, TIME_SYNC_V6, Ec2, SandboxError
-from sandbox.namespaces import REPO_ROOT, python_env
+from sandbox.namespaces import REPO_ROOT, Holder, python_env
 from sandbox.pytest_plugin import require_sandbox
 from tests.helpers import wait_for
 
@@ -274,6 +274,26 @@ def test_nothing_is_left_behind_even_when_the_test_fails() -> None:
     for pid in holders:
         assert not Path(f"/proc/{pid}").exists()
     assert subprocess.run(["ip", "-br", "link"], check=False, capture_output=True, text=True).stdout == links_before
+
+
+def test_a_stopped_holder_does_not_claim_the_next_sandbox_s_processes(tmp_path: Path) -> None:
+    """The kernel hands a freed namespace's inode number to the next namespace made (here the mount
+    namespace's, at once): a sandbox closed while another worker builds one must not count that
+    worker's processes as its own leftovers."""
+    require_sandbox()
+    first = Holder("first")
+    first.start(tmp_path / "first.log")
+    first_pid = first.pid
+    first.stop()
+    second = Holder("second")
+    try:
+        second.start(tmp_path / "second.log")
+        assert second.processes()  # a running holder does see its own processes
+        assert first.processes() == []
+        assert not Path(f"/proc/{first_pid}").exists()
+    finally:
+        second.stop()
+    assert second.processes() == []
 
 
 def test_a_killed_owner_takes_its_sandbox_with_it() -> None:
