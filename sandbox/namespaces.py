@@ -76,10 +76,6 @@ def veth_pair(a: Holder, a_name: str, b: Holder, b_name: str, *, mac: str | None
         raise SandboxError(f"could not create the {what}: {done.stderr.strip()}")
 
 
-def ns_inode(pid: int, kind: str = "net") -> int:
-    return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
-
-
 def processes_in(inodes: set[int]) -> list[str]:
     """Every process whose network or mount namespace has one of these inode numbers.
 
