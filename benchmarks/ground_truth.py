@@ -88,8 +88,18 @@ class Server:
             [*rt, "unshare", "-n", "--", sys.executable, "-m", "benchmarks.responder"], cwd=REPO,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONPATH": str(REPO)})
-        pid = str(self.proc.pid)  # unshare execs python: the same process, in the new namespace
-        time.sleep(0.2)  # let unshare make the namespace before a link is moved into it
+        try:
+            self._connect(str(self.proc.pid))  # chrt and unshare exec python: one process throughout
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self, pid: str) -> None:
+        """The veth pair into the responder's namespace, once the responder itself says that
+        namespace exists (a handshake on its stdout, not a sleep that a loaded machine outlasts)."""
+        self._expect("netns")
+        if os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+            raise RuntimeError(f"responder (pid {pid}) is in the harness's own network namespace")
         ns = ["nsenter", "-t", pid, "-n"]
         for argv in (
             ["ip", "link", "add", _CLIENT_IF, "type", "veth", "peer", "name", _SERVER_IF,
@@ -101,6 +111,9 @@ class Server:
             [*ns, "ip", "-6", "addr", "add", f"{SERVER}/64", "dev", _SERVER_IF, "nodad"],
         ):
             subprocess.run(argv, check=True)
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("addressed\n")
+        self.proc.stdin.flush()
         self._expect("ready")
 
     def _expect(self, word: str) -> None:

@@ -16,7 +16,9 @@ Every timestamp the server writes is a true reading of its clock at the moment i
 clock is the kernel's plus a constant), so no scheduling error of ours can move the truth: a late
 send is more down-path delay, which every client sees alike.
 
-Control, one JSON object a line on stdin, each answered `ok` on stdout:
+Start-up: it says `netns` (its namespace exists), waits for the harness's `addressed` (the
+veth end and the address are in place), binds and says `ready`.
+Control, then, one JSON object a line on stdin, each answered `ok` on stdout:
     {"offset_ns": int, "up": [base_s, jitter_kind, jitter_s, loss], "down": [...], "seed": int}
 or {"report": true}, answered by one JSON line: {"excess_ns": [...]}, every reply's send latency
 less the credit its t3 took for it since the last report (see SendLatency), then forgotten.
@@ -142,22 +144,30 @@ class SendLatency:
                         self.excess.append(latency - self.credit)
 
 
-def bind(deadline: float) -> socket.socket:
-    """The server socket, once the harness has given this namespace its address."""
-    while True:
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        try:
-            sock.bind((ADDRESS, PORT))
-        except OSError:
-            sock.close()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-            continue
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPING, _TX_STAMPS)
-        sock.setblocking(False)
-        return sock
+def bind() -> socket.socket:
+    """The server socket, on the address the harness has given this namespace (it said so)."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.bind((ADDRESS, PORT))
+    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPING, _TX_STAMPS)
+    sock.setblocking(False)
+    return sock
+
+
+def say(word: str) -> None:
+    sys.stdout.write(word + "\n")
+    sys.stdout.flush()
+
+
+def read_line(fd: int) -> bytes:
+    """One line from fd, a byte at a time: nothing past it is taken from what serve() reads."""
+    line = b""
+    while not line.endswith(b"\n") and len(line) < 64:  # the harness's one word, nothing longer
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        line += byte
+    return line.strip()
 
 
 def serve(sock: socket.socket) -> None:
@@ -224,9 +234,15 @@ def serve(sock: socket.socket) -> None:
 
 
 def main() -> None:
-    sock = bind(time.monotonic() + 10)
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
+    # A handshake, not a timer: unshare made this network namespace before it exec'd us, so
+    # "netns" tells the harness it may move its veth end in; it answers "addressed" once the
+    # server's address is in place here, and only then is there anything to bind.
+    say("netns")
+    answer = read_line(sys.stdin.fileno())
+    if answer != b"addressed":
+        sys.exit(f"responder: the harness said {answer!r}, not b'addressed'")
+    sock = bind()
+    say("ready")
     serve(sock)
 
 
