@@ -63,6 +63,33 @@ def test_our_own_namespace_is_known() -> None:
     assert me is not None and me.pid_ns is not None and me.pid_ns == daemons.own_pid_ns()
 
 
+@pytest.mark.parametrize(("state", "counted"), [
+    ("R (running)", True), ("S (sleeping)", True), ("D (disk sleep)", True), ("T (stopped)", True),
+    ("Z (zombie)", False), ("X (dead)", False),
+])
+def test_a_process_that_has_exited_is_no_daemon(tmp_path: Path, state: str, counted: bool) -> None:
+    """Root's chronyd seen by a non-root caller (its exe unreadable), in each state /proc shows."""
+    (tmp_path / "105").mkdir()
+    (tmp_path / "105/status").write_text(f"Name:\tchronyd\nState:\t{state}\nPid:\t105\nUid:\t0\t0\t0\t0\n"
+                                         "NSpid:\t105\n")
+    who = daemons.identity(105, proc=tmp_path, host=set())
+    assert (who is not None and daemons.is_chronyd(who, owners={0}, ns_depth=1)) is counted
+
+
+def test_our_own_exited_child_is_not_identified() -> None:
+    child = subprocess.Popen(["cat"], stdin=subprocess.PIPE)
+    try:
+        assert daemons.identity(child.pid) is not None  # the control: running, it is there
+        assert child.stdin is not None
+        child.stdin.close()
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # it has exited; left unreaped
+        assert psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
+        assert daemons.identity(child.pid) is None
+    finally:
+        child.kill()
+        child.wait()
+
+
 def _pids(scan: daemons.Scan) -> set[int]:
     return {p.pid for p in scan.chronyd}
 
@@ -139,6 +166,27 @@ def test_chronyd_in_another_pid_namespace_is_not_counted_and_ours_is(tmp_path: P
         assert ours.poll() is None  # alive all through: what was counted is a running chronyd
     finally:
         ours.terminate()
+        ours.wait()
+
+
+@pytest.mark.root
+def test_an_exited_chronyd_its_parent_has_not_reaped_is_not_counted(tmp_path: Path) -> None:
+    """A zombie's executable can no longer be read: owner and namespace alone took it for chronyd."""
+    require(which("chronyd") is not None, "chronyd is not installed (apt-get install chrony)")
+    if os.geteuid() != 0:
+        pytest.fail("needs root (marked root)")
+    config = _chronyd_config(tmp_path)
+    ours = _start_chronyd(config)
+    try:
+        _running(ours, config)
+        assert ours.pid in _pids(daemons.scan())  # the control: running, it counts
+        ours.kill()
+        os.waitid(os.P_PID, ours.pid, os.WEXITED | os.WNOWAIT)  # it has exited; left unreaped
+        assert psutil.Process(ours.pid).status() == psutil.STATUS_ZOMBIE
+        assert ours.pid not in _pids(daemons.scan())
+        assert not daemons.is_chronyd_pid(ours.pid)
+    finally:
+        ours.kill()
         ours.wait()
 
 
