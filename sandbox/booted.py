@@ -11,7 +11,11 @@ Only the root file system built for the purpose (mmdebstrap, see packaging/test-
 booted, never this machine's own: booting that would empty the shared /tmp and start every
 enabled service. The container may not set the clock, so its chrony.service gets `-x` and a
 drop-in that resets `ConditionCapability=CAP_SYS_TIME`. Every wait has a deadline, and a
-container that does not power off in time is killed by its own process id.
+container that does not power off in time is killed. Never by a bare process id once its process
+may be gone: the number is free then, and with pid_max at 32768 and the root test set's workers
+starting processes all along it soon names another worker's process. systemd-nspawn is our child
+(Popen signals it only while unreaped), the container's init is held by a pidfd opened while
+nspawn, its parent, still ran.
 
 A root whose systemd is 256 or newer (Debian 13's 257) boots with the unified cgroup hierarchy
 (cgroup v2) even where this machine mounts the hybrid one: systemd 256 declared cgroup v1
@@ -55,7 +59,8 @@ class BootedInstance:
         self.root = workdir / "root"
         self.hostname = hostname
         self._nspawn: subprocess.Popen[bytes] | None = None
-        self._init_pid: int | None = None
+        self._init_pid: int | None = None  # for nsenter; only while _init_fd holds the process
+        self._init_fd: int | None = None  # a pidfd: signals reach that process or none
         self.boots = 0
 
     # ---- the disk ---------------------------------------------------------------------------
@@ -116,13 +121,14 @@ class BootedInstance:
                                         start_new_session=True, env=env)
         log.close()
         deadline = start + timeout
-        self._init_pid = None
+        self._forget_init()
         state = ""
         while time.monotonic() < deadline:
             if not self.running:
+                self._forget_init()
                 raise SandboxError(f"systemd-nspawn exited during boot: {self.boot_log()[-2000:]}")
             if self._init_pid is None:
-                self._init_pid = _child_named(self._nspawn.pid, "systemd")
+                self._hold_init()
             elif (state := self.run(["systemctl", "is-system-running"], timeout=10).stdout.strip()) in (
                     "running", "degraded"):
                 return round(time.monotonic() - start, 2)
@@ -130,8 +136,36 @@ class BootedInstance:
         self.kill()
         raise SandboxError(f"the instance did not finish booting within {timeout:g} s (state {state!r})")
 
+    def _hold_init(self) -> int | None:
+        """Find the container's init (nspawn's child named systemd) and hold it by a pidfd. The
+        pidfd is opened after the number was found, so the number is checked again: still a child
+        of nspawn named systemd (nspawn is ours and unreaped, so its number is still its own).
+        Returns the init's number, None while it is not there."""
+        assert self._nspawn is not None
+        pid = _child_named(self._nspawn.pid, "systemd")
+        if pid is None:
+            return None
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return None
+        if _parent_and_name(pid) != (self._nspawn.pid, "systemd"):
+            os.close(fd)
+            return None
+        self._init_pid, self._init_fd = pid, fd
+        return pid
+
+    def _forget_init(self) -> None:
+        if self._init_fd is not None:
+            os.close(self._init_fd)
+        self._init_pid = self._init_fd = None
+
     def poweroff(self, *, timeout: float = POWEROFF_TIMEOUT) -> None:
         if not self.running:
+            self._forget_init()
+            return
+        if self._init_pid is None:  # nspawn runs, its init was not seen yet: nothing to ask
+            self.kill()
             return
         with contextlib.suppress(subprocess.TimeoutExpired, OSError):
             self.run(["systemctl", "poweroff"], timeout=10)
@@ -140,18 +174,20 @@ class BootedInstance:
             self._nspawn.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-        self._init_pid = None
+        self._forget_init()
 
     def kill(self) -> None:
-        """The container's own init first (nspawn then exits), then nspawn itself."""
-        for pid in (self._init_pid, self._nspawn.pid if self._nspawn else None):
-            if pid is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        """The container's own init first (nspawn then exits), then nspawn itself; each only while
+        it is still that process: the init through its pidfd, nspawn through Popen, which does not
+        signal a child it has reaped (after poweroff's wait, the number may be another's)."""
+        if self._init_fd is not None:
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(self._init_fd, signal.SIGKILL)
         if self._nspawn is not None:
+            self._nspawn.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._nspawn.wait(timeout=10)
-        self._init_pid = None
+        self._forget_init()
 
     def boot_log(self) -> str:
         return (self.workdir / f"boot-{self.boots}.log").read_text(errors="replace")
@@ -197,14 +233,16 @@ class BootedInstance:
 
 def _child_named(parent: int, name: str) -> int | None:
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if ppid == parent and comm == name:
+        if entry.name.isdigit() and _parent_and_name(int(entry.name)) == (parent, name):
             return int(entry.name)
     return None
+
+
+def _parent_and_name(pid: int) -> tuple[int, str] | None:
+    """A process's parent and name (comm), from /proc/PID/stat; None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = stat[stat.index("(") + 1:stat.rindex(")")]
+    return int(stat[stat.rindex(")") + 2:].split()[1]), comm

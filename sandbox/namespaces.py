@@ -105,6 +105,7 @@ class Holder:
         self.pid = 0  # PID 1 of the new namespaces, as seen from here
         self.net_inode = 0
         self.mnt_inode = 0
+        self._entered: list[subprocess.Popen[bytes]] = []  # popen()'s nsenter, outside the PID namespace
         self._pins: list[int] = []  # open namespace files: their inode numbers stay ours
         self.left_behind: list[str] = []  # processes still in the namespaces when stop() ended
 
@@ -144,8 +145,8 @@ class Holder:
         """What `systemd-nspawn --network-namespace-path=` and `nsenter --net=` take."""
         return f"/proc/{self.pid}/ns/net"
 
-    def enter(self, argv: Sequence[str], *, wd: str = "/", mount: bool = True) -> list[str]:
-        flags = ["--net", "--uts", "--pid"] + (["--mount"] if mount else [])
+    def enter(self, argv: Sequence[str], *, wd: str = "/", mount: bool = True, pid: bool = True) -> list[str]:
+        flags = ["--net", "--uts"] + (["--pid"] if pid else []) + (["--mount"] if mount else [])
         return ["nsenter", f"--target={self.pid}", *flags, f"--wd={wd}", "--", *argv]
 
     def run(
@@ -169,12 +170,17 @@ class Holder:
             )
         return done
 
-    def popen(self, argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def popen(self, argv: Sequence[str], *, log: Path, env: Mapping[str, str] | None = None,
+              pid: bool = True) -> subprocess.Popen[bytes]:
+        """ARGV in the holder's namespaces, in the background. Outside its PID namespace (pid=False)
+        nothing kills it at stop(), which waits for it (as for the nsenter that waits for the rest)."""
         with open(log, "ab") as out:
-            return subprocess.Popen(
-                self.enter(argv, wd=str(REPO_ROOT)), env=python_env(env), stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen(
+                self.enter(argv, wd=str(REPO_ROOT), pid=pid), env=python_env(env), stdin=subprocess.DEVNULL,
                 stdout=out, stderr=subprocess.STDOUT,
             )
+        self._entered.append(proc)
+        return proc
 
     def proc_net(self, table: str) -> str:
         """/proc/net/TABLE as seen inside the namespace (no process needed)."""
@@ -194,12 +200,21 @@ class Holder:
             except subprocess.TimeoutExpired:
                 self._unshare.kill()
                 self._unshare.wait(timeout)
+        # nsenter joined the network and mount namespaces itself and waits outside the PID
+        # namespace for what it started: it exits once the kernel has killed that, not before.
+        for proc in self._entered:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout)
         # Still pinned, the namespaces' numbers cannot have been handed to another sandbox yet.
         if self._pins:
             self.left_behind = processes_in({self.net_inode, self.mnt_inode})
             for fd in self._pins:
                 os.close(fd)
             self._pins = []
+        for proc in self._entered:  # counted above if it outlived its wait; gone now either way
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout)
 
     def processes(self) -> list[str]:
         """Processes in this holder's namespaces: live while it runs, as stop() left them after."""

@@ -8,7 +8,9 @@ root or chrony's own user (chronyd starts as root and drops to it), and it must 
 namespace (a container's chronyd, seen from the host, is not this host's): /proc/PID/ns/pid is
 compared with our own where the kernel shows it, else the namespace's depth (NSpid) decides. Where the executable
 cannot be read (a non-root `doctor` looking at root's processes: the kernel refuses), the owner
-and the namespace decide; an unprivileged user cannot fake either.
+and the namespace decide; an unprivileged user cannot fake either. A process that has exited and
+waits to be reaped (a zombie) is no daemon at all, whatever it was: its executable can no longer be
+read, so owner and namespace alone would still take it for one.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ _WITH_ARGUMENT = set("fFlLPtu")
 CHRONY_USERS = ("_chrony", "chrony")  # Debian/Ubuntu, RHEL/Amazon Linux/SUSE
 CHRONYD_PATHS = ("/usr/sbin/chronyd", "/sbin/chronyd", "/usr/local/sbin/chronyd", "/usr/bin/chronyd")
 SYSTEM_UID_MAX = 999  # login.defs' SYS_UID_MAX: a time daemon is started by root or runs as a system user
+EXITED_STATES = ("Z", "X")  # /proc/PID/status State: zombie, dead; exited, its parent has not reaped it yet
 
 
 class BadArguments(ValueError):
@@ -124,13 +127,15 @@ def identity(pid: int, proc: Path = Path("/proc"), host: set[FileId] | None = No
     """The executable counts as chronyd when it is the very file (device and inode) this host's
     chronyd binary is, or the one at chronyd's path under the process's own root (/proc/PID/root:
     a chronyd chrooted into a distribution's root is that root's chronyd). A copy elsewhere, a
-    script or an interpreter is not."""
+    script or an interpreter is not. None when the process is gone or has exited (a zombie)."""
     here = proc / str(pid)
     try:
         status = (here / "status").read_text(errors="replace")
     except OSError:
         return None
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    if fields.get("State", "").strip()[:1] in EXITED_STATES:
+        return None
     try:
         uid = int(fields.get("Uid", "").split()[0])
     except (IndexError, ValueError):

@@ -296,6 +296,24 @@ def test_a_stopped_holder_does_not_claim_the_next_sandbox_s_processes(tmp_path: 
     assert second.processes() == []
 
 
+def test_stop_counts_what_is_left_only_once_what_it_started_has_exited(tmp_path: Path) -> None:
+    """nsenter joins the network and mount namespaces itself and waits outside the PID namespace
+    for what it started, so it exits only after PID 1 has gone: stop() waits for what popen()
+    started before it counts what is left. Here a process outside the PID namespace, which stop()
+    does not kill, stands for it: like nsenter, it exits once PID 1 is gone (tail looks each second)."""
+    require_sandbox()
+    holder = Holder("entered")
+    holder.start(tmp_path / "holder.log")
+    try:
+        proc = holder.popen(["tail", f"--pid={holder.pid}", "-f", "/dev/null"], log=tmp_path / "tail.log", pid=False)
+        wait_for(lambda: [p for p in holder.processes() if "(tail)" in p], what="tail in the holder's namespaces",
+                 timeout=30)
+    finally:
+        holder.stop()
+    assert holder.processes() == []
+    assert proc.returncode == 0
+
+
 def test_a_killed_owner_takes_its_sandbox_with_it() -> None:
     """Even SIGKILL of the process that built the sandbox leaves no process behind."""
     require_sandbox()

@@ -63,6 +63,33 @@ def test_our_own_namespace_is_known() -> None:
     assert me is not None and me.pid_ns is not None and me.pid_ns == daemons.own_pid_ns()
 
 
+@pytest.mark.parametrize(("state", "counted"), [
+    ("R (running)", True), ("S (sleeping)", True), ("D (disk sleep)", True), ("T (stopped)", True),
+    ("Z (zombie)", False), ("X (dead)", False),
+])
+def test_a_process_that_has_exited_is_no_daemon(tmp_path: Path, state: str, counted: bool) -> None:
+    """Root's chronyd seen by a non-root caller (its exe unreadable), in each state /proc shows."""
+    (tmp_path / "105").mkdir()
+    (tmp_path / "105/status").write_text(f"Name:\tchronyd\nState:\t{state}\nPid:\t105\nUid:\t0\t0\t0\t0\n"
+                                         "NSpid:\t105\n")
+    who = daemons.identity(105, proc=tmp_path, host=set())
+    assert (who is not None and daemons.is_chronyd(who, owners={0}, ns_depth=1)) is counted
+
+
+def test_our_own_exited_child_is_not_identified() -> None:
+    child = subprocess.Popen(["cat"], stdin=subprocess.PIPE)
+    try:
+        assert daemons.identity(child.pid) is not None  # the control: running, it is there
+        assert child.stdin is not None
+        child.stdin.close()
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # it has exited; left unreaped
+        assert psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
+        assert daemons.identity(child.pid) is None
+    finally:
+        child.kill()
+        child.wait()
+
+
 def _pids(scan: daemons.Scan) -> set[int]:
     return {p.pid for p in scan.chronyd}
 
@@ -83,11 +110,30 @@ def test_a_process_merely_named_chronyd_is_not_chronyd(tmp_path: Path) -> None:
         proc.wait()
 
 
-def _chronyd_config(tmp_path: Path) -> Path:
-    tmp_path.chmod(0o700)  # chronyd refuses a command socket in a world-accessible directory
-    config = tmp_path / "chrony.conf"
-    config.write_text(f"port 0\ncmdport 0\nbindcmdaddress {tmp_path}/chronyd.sock\npidfile {tmp_path}/pid\n")
+def _chronyd_config(directory: Path) -> Path:
+    """A chronyd of its own in `directory`: its socket and its pidfile there, so two chronyds in two
+    directories never see each other's (a pidfile left behind makes chronyd refuse to start)."""
+    directory.mkdir(exist_ok=True)
+    directory.chmod(0o700)  # chronyd refuses a command socket in a world-accessible directory
+    config = directory / "chrony.conf"
+    config.write_text(f"port 0\ncmdport 0\nbindcmdaddress {directory}/chronyd.sock\npidfile {directory}/pid\n")
     return config
+
+
+def _start_chronyd(config: Path, *options: str) -> subprocess.Popen[bytes]:
+    chronyd = which("chronyd")
+    assert chronyd is not None
+    return subprocess.Popen([chronyd, "-x", "-d", "-u", "root", *options, "-f", str(config)],
+                            stderr=subprocess.DEVNULL)
+
+
+def _running(proc: subprocess.Popen[bytes], config: Path) -> None:
+    """Wait until chronyd runs: it writes its pidfile after its start-up checks (another chronyd
+    named in the pidfile makes it exit instead)."""
+    pidfile = config.parent / "pid"
+    wait_for(lambda: pidfile.read_text().strip() if pidfile.exists() else None, lambda pid: pid == str(proc.pid),
+             what=f"chronyd {proc.pid} writing its pidfile", every=0.02, alive=lambda: proc.poll() is None)
+    assert proc.poll() is None
 
 
 @pytest.mark.root
@@ -95,11 +141,10 @@ def test_chronyd_in_another_pid_namespace_is_not_counted_and_ours_is(tmp_path: P
     require(which("chronyd") is not None, "chronyd is not installed (apt-get install chrony)")
     if os.geteuid() != 0:
         pytest.fail("needs root (marked root)")
-    config = _chronyd_config(tmp_path)
     chronyd = which("chronyd")
     assert chronyd is not None
     outer = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "--", chronyd, "-x", "-d", "-u", "root",
-                              "-f", str(config)], stderr=subprocess.DEVNULL)
+                              "-f", str(_chronyd_config(tmp_path / "namespaced"))], stderr=subprocess.DEVNULL)
     try:
         inner = wait_for(lambda: [c for c in psutil.Process(outer.pid).children() if c.name() == "chronyd"],
                          what="chronyd in its PID namespace", every=0.01, alive=lambda: outer.poll() is None)
@@ -111,14 +156,37 @@ def test_chronyd_in_another_pid_namespace_is_not_counted_and_ours_is(tmp_path: P
     finally:
         outer.kill()
         outer.wait()
-    ours = subprocess.Popen([chronyd, "-x", "-d", "-u", "root", "-f", str(config)], stderr=subprocess.DEVNULL)
+    config = _chronyd_config(tmp_path / "ours")
+    ours = _start_chronyd(config)
     try:
-        # The positive control: the same binary in our namespace.
-        wait_for(lambda: _pids(daemons.scan()), lambda pids: ours.pid in pids, what=f"chronyd {ours.pid} in the scan",
-                 every=0.02, alive=lambda: ours.poll() is None)
+        # The positive control: the same binary in our namespace, running (not an exited one).
+        _running(ours, config)
+        assert ours.pid in _pids(daemons.scan())
         assert daemons.is_chronyd_pid(ours.pid)
+        assert ours.poll() is None  # alive all through: what was counted is a running chronyd
     finally:
         ours.terminate()
+        ours.wait()
+
+
+@pytest.mark.root
+def test_an_exited_chronyd_its_parent_has_not_reaped_is_not_counted(tmp_path: Path) -> None:
+    """A zombie's executable can no longer be read: owner and namespace alone took it for chronyd."""
+    require(which("chronyd") is not None, "chronyd is not installed (apt-get install chrony)")
+    if os.geteuid() != 0:
+        pytest.fail("needs root (marked root)")
+    config = _chronyd_config(tmp_path)
+    ours = _start_chronyd(config)
+    try:
+        _running(ours, config)
+        assert ours.pid in _pids(daemons.scan())  # the control: running, it counts
+        ours.kill()
+        os.waitid(os.P_PID, ours.pid, os.WEXITED | os.WNOWAIT)  # it has exited; left unreaped
+        assert psutil.Process(ours.pid).status() == psutil.STATUS_ZOMBIE
+        assert ours.pid not in _pids(daemons.scan())
+        assert not daemons.is_chronyd_pid(ours.pid)
+    finally:
+        ours.kill()
         ours.wait()
 
 
@@ -172,10 +240,7 @@ def test_chronyd_with_its_seccomp_filter_counts_once(tmp_path: Path) -> None:
     require(which("chronyd") is not None, "chronyd is not installed (apt-get install chrony)")
     if os.geteuid() != 0:
         pytest.fail("needs root (marked root)")
-    chronyd = which("chronyd")
-    assert chronyd is not None
-    ours = subprocess.Popen([chronyd, "-x", "-d", "-u", "root", "-F", "1", "-f", str(_chronyd_config(tmp_path))],
-                            stderr=subprocess.DEVNULL)
+    ours = _start_chronyd(_chronyd_config(tmp_path), "-F", "1")
     try:
         # The helper, forked at start-up: waited on, not raced.
         helper = wait_for(lambda: psutil.Process(ours.pid).children(), what="chronyd -F 1 forking its helper",
