@@ -6,7 +6,6 @@ Each test builds its own sandbox (about 0.3 s) inside the suite's network namesp
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -348,11 +347,14 @@ def test_refuses_to_start_where_a_real_network_is_reachable(tmp_path: Path) -> N
         ip addr add 198.51.100.2/24 dev probe0
         exec python3 -c 'import sandbox; sandbox.Ec2().start()'
     """)
-    done = subprocess.run(["unshare", "--net", "--", "sh", "-c", script], check=False, capture_output=True,
-                          text=True, env=python_env(), cwd=REPO_ROOT, timeout=60)
-    assert done.returncode != 0
-    assert "SandboxError" in done.stderr and "probe0" in done.stderr
-    assert not list(Path(tempfile.gettempdir()).glob(f"chronyctl6-sandbox-{os.getpid()}-*"))
+    # unshare (no --fork) execs sh, which execs python3: the sandbox's process id is this child's,
+    # and its work directory would be named after it.
+    child = subprocess.Popen(["unshare", "--net", "--", "sh", "-c", script], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=python_env(), cwd=REPO_ROOT)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode != 0
+    assert "SandboxError" in stderr and "probe0" in stderr
+    assert not list(Path(tempfile.gettempdir()).glob(f"chronyctl6-sandbox-{child.pid}-*"))
 
 
 def test_unknown_switches_are_refused() -> None:
