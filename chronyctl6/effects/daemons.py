@@ -123,6 +123,14 @@ class Identity:
 FileId = tuple[int, int]  # (st_dev, st_ino)
 
 
+def _threads(fields: dict[str, str]) -> int:
+    """/proc/PID/status' Threads (1 where the line is missing or unreadable)."""
+    try:
+        return int(fields.get("Threads", "1").strip())
+    except ValueError:
+        return 1
+
+
 def identity(pid: int, proc: Path = Path("/proc"), host: set[FileId] | None = None) -> Identity | None:
     """The executable counts as chronyd when it is the very file (device and inode) this host's
     chronyd binary is, or the one at chronyd's path under the process's own root (/proc/PID/root:
@@ -134,8 +142,8 @@ def identity(pid: int, proc: Path = Path("/proc"), host: set[FileId] | None = No
     except OSError:
         return None
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    if fields.get("State", "").strip()[:1] in EXITED_STATES:
-        return None
+    if fields.get("State", "").strip()[:1] in EXITED_STATES and _threads(fields) <= 1:
+        return None  # (a live process whose main thread alone has ended shows Z too, with threads left)
     try:
         uid = int(fields.get("Uid", "").split()[0])
     except (IndexError, ValueError):

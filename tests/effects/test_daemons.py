@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import psutil
@@ -63,15 +64,17 @@ def test_our_own_namespace_is_known() -> None:
     assert me is not None and me.pid_ns is not None and me.pid_ns == daemons.own_pid_ns()
 
 
-@pytest.mark.parametrize(("state", "counted"), [
-    ("R (running)", True), ("S (sleeping)", True), ("D (disk sleep)", True), ("T (stopped)", True),
-    ("Z (zombie)", False), ("X (dead)", False),
+@pytest.mark.parametrize(("state", "threads", "counted"), [
+    ("R (running)", 1, True), ("S (sleeping)", 1, True), ("D (disk sleep)", 1, True), ("T (stopped)", 1, True),
+    ("Z (zombie)", 1, False), ("X (dead)", 1, False),
+    # A live process whose main thread called pthread_exit shows Z while its other threads run.
+    ("Z (zombie)", 2, True),
 ])
-def test_a_process_that_has_exited_is_no_daemon(tmp_path: Path, state: str, counted: bool) -> None:
+def test_a_process_that_has_exited_is_no_daemon(tmp_path: Path, state: str, threads: int, counted: bool) -> None:
     """Root's chronyd seen by a non-root caller (its exe unreadable), in each state /proc shows."""
     (tmp_path / "105").mkdir()
     (tmp_path / "105/status").write_text(f"Name:\tchronyd\nState:\t{state}\nPid:\t105\nUid:\t0\t0\t0\t0\n"
-                                         "NSpid:\t105\n")
+                                         f"Threads:\t{threads}\nNSpid:\t105\n")
     who = daemons.identity(105, proc=tmp_path, host=set())
     assert (who is not None and daemons.is_chronyd(who, owners={0}, ns_depth=1)) is counted
 
@@ -85,6 +88,25 @@ def test_our_own_exited_child_is_not_identified() -> None:
         os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # it has exited; left unreaped
         assert psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE
         assert daemons.identity(child.pid) is None
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_live_process_whose_main_thread_ended_is_still_identified() -> None:
+    """/proc shows such a process as a zombie; its other thread still runs, so it is no zombie."""
+    script = ("import ctypes, sys, threading, time\n"
+              "threading.Thread(target=lambda: (sys.stdin.read(), sys.stdout.write('bye')), daemon=False).start()\n"
+              "ctypes.CDLL(None).pthread_exit(None)\n")
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        status = wait_for(lambda: Path(f"/proc/{child.pid}/status").read_text(),
+                          lambda text: "State:\tZ" in text, what="the main thread ended", timeout=30)
+        assert "Threads:\t2" in status
+        assert daemons.identity(child.pid) is not None
+        assert child.stdin is not None
+        child.stdin.close()
+        assert child.wait(30) == 0 and child.stdout is not None and child.stdout.read() == "bye"  # it was alive
     finally:
         child.kill()
         child.wait()
