@@ -106,6 +106,7 @@ class Holder:
         self.net_inode = 0
         self.mnt_inode = 0
         self._entered: list[subprocess.Popen[bytes]] = []  # popen()'s nsenter, outside the PID namespace
+        self._pidfd: int | None = None  # PID 1, held: a signal reaches it or nothing
         self._pins: list[int] = []  # open namespace files: their inode numbers stay ours
         self.left_behind: list[str] = []  # processes still in the namespaces when stop() ended
 
@@ -130,15 +131,39 @@ class Holder:
                 children = Path(f"/proc/{outer}/task/{outer}/children").read_text().split()
                 # Once the reaper runs, --mount-proc has been done and the namespaces are final.
                 if children and b"sandbox.reaper" in Path(f"/proc/{children[0]}/cmdline").read_bytes() \
-                        and _reaper_running(int(children[0])):
-                    self.pid = int(children[0])
-                    self._pins = [os.open(f"/proc/{self.pid}/ns/{k}", os.O_RDONLY) for k in ("net", "mnt")]
-                    self.net_inode, self.mnt_inode = (os.fstat(fd).st_ino for fd in self._pins)
+                        and _reaper_running(int(children[0])) and self._hold(int(children[0]), outer):
                     return
             except (OSError, ValueError):
                 pass
             time.sleep(0.005)
         raise SandboxError(f"the {self.name} namespaces were not ready within {timeout:g} s")
+
+    def _hold(self, pid: int, parent: int) -> bool:
+        """Hold the reaper by a pidfd and its namespaces by open files. Each is opened by number, so
+        each is checked after: still unshare's child (the pidfd's process), still not reaped (so
+        the number, and the namespace files opened by it, were its own). False: look again."""
+        fds: list[int] = []
+        try:
+            fds.append(os.pidfd_open(pid))
+            if str(pid) not in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
+                raise ProcessLookupError(pid)  # the number is another process's now
+            fds += [os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY) for kind in ("net", "mnt")]
+            signal.pidfd_send_signal(fds[0], 0)  # ESRCH once reaped
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            return False
+        self.pid, self._pidfd, self._pins = pid, fds[0], fds[1:]
+        self.net_inode, self.mnt_inode = (os.fstat(fd).st_ino for fd in self._pins)
+        return True
+
+    def _require_running(self) -> None:
+        try:
+            if self._pidfd is None:
+                raise ProcessLookupError
+            signal.pidfd_send_signal(self._pidfd, 0)
+        except ProcessLookupError:
+            raise SandboxError(f"the {self.name} namespaces are not running") from None
 
     @property
     def netns_path(self) -> str:
@@ -146,6 +171,7 @@ class Holder:
         return f"/proc/{self.pid}/ns/net"
 
     def enter(self, argv: Sequence[str], *, wd: str = "/", mount: bool = True, pid: bool = True) -> list[str]:
+        self._require_running()  # nsenter takes a number: it must still be PID 1's
         flags = ["--net", "--uts"] + (["--pid"] if pid else []) + (["--mount"] if mount else [])
         return ["nsenter", f"--target={self.pid}", *flags, f"--wd={wd}", "--", *argv]
 
@@ -190,31 +216,35 @@ class Holder:
             return ""
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Kill PID 1; the kernel kills everything else in the PID namespace."""
-        if self.pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-        if self._unshare is not None:
-            try:
-                self._unshare.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._unshare.kill()
-                self._unshare.wait(timeout)
-        # nsenter joined the network and mount namespaces itself and waits outside the PID
-        # namespace for what it started: it exits once the kernel has killed that, not before.
-        for proc in self._entered:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout)
-        # Still pinned, the namespaces' numbers cannot have been handed to another sandbox yet.
-        if self._pins:
-            self.left_behind = processes_in({self.net_inode, self.mnt_inode})
-            for fd in self._pins:
+        """Kill PID 1; the kernel kills everything else in the PID namespace. Then count what is
+        left in the namespaces while they are still pinned, and let them go."""
+        try:
+            if self._pidfd is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            if self._unshare is not None:
+                try:
+                    self._unshare.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self._unshare.kill()
+                    self._unshare.wait(timeout)
+            # nsenter joined the network and mount namespaces itself and waits outside the PID
+            # namespace for what it started: it exits once the kernel has killed that, not before.
+            for proc in self._entered:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout)
+            # Still pinned, the namespaces' numbers cannot have been handed to another sandbox yet.
+            if self._pins:
+                self.left_behind = processes_in({self.net_inode, self.mnt_inode})
+        finally:
+            for fd in [*self._pins, *([self._pidfd] if self._pidfd is not None else [])]:
                 os.close(fd)
-            self._pins = []
-        for proc in self._entered:  # counted above if it outlived its wait; gone now either way
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout)
+            self._pins, self._pidfd = [], None
+            for proc in self._entered:  # counted above if it outlived its wait; gone now either way
+                if proc.poll() is None:
+                    proc.kill()
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.wait(timeout)
 
     def processes(self) -> list[str]:
         """Processes in this holder's namespaces: live while it runs, as stop() left them after."""

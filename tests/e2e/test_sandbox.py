@@ -264,12 +264,14 @@ def test_nothing_is_left_behind_even_when_the_test_fails() -> None:
     require_sandbox()
     box = Ec2()
     links_before = subprocess.run(["ip", "-br", "link"], check=False, capture_output=True, text=True).stdout
+    fds_before = sorted(Path("/proc/self/fd").iterdir())
     with pytest.raises(RuntimeError, match="the test failed"), box:
         box.instance.start_chronyd()
         assert box.instance.chronyd_pid() is not None
         holders = (box.ec2.pid, box.instance_holder.pid, box.container().holder.pid)
         raise RuntimeError("the test failed")
     assert box.leftovers() == []
+    assert sorted(Path("/proc/self/fd").iterdir()) == fds_before  # no pidfd or namespace file kept
     for pid in holders:
         assert not Path(f"/proc/{pid}").exists()
     assert subprocess.run(["ip", "-br", "link"], check=False, capture_output=True, text=True).stdout == links_before
