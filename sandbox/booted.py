@@ -59,7 +59,7 @@ class BootedInstance:
         self.root = workdir / "root"
         self.hostname = hostname
         self._nspawn: subprocess.Popen[bytes] | None = None
-        self._init_pid: int | None = None  # for nsenter; only while _init_fd holds the process
+        self._init_pid: int | None = None  # for nsenter, checked through _init_fd before each use
         self._init_fd: int | None = None  # a pidfd: signals reach that process or none
         self.boots = 0
 
@@ -197,8 +197,13 @@ class BootedInstance:
     def run(self, argv: Sequence[str], *, timeout: float = 120.0, check: bool = False,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run a program inside the booted instance: all of its namespaces, its root."""
-        if self._init_pid is None:
+        if self._init_pid is None or self._init_fd is None:
             raise SandboxError("the instance is not running")
+        try:  # nsenter takes a number: it must still be the init's (reaped, it may be another's)
+            signal.pidfd_send_signal(self._init_fd, 0)
+        except ProcessLookupError:
+            self._forget_init()
+            raise SandboxError("the instance's init has ended") from None
         full_env = {"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/root", **(env or {})}
         done = subprocess.run(["nsenter", "--target", str(self._init_pid), "--all", "--", "env", "-i",
                                *(f"{k}={v}" for k, v in full_env.items()), *argv],

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.booted import BootedInstance
-from sandbox.namespaces import REPO_ROOT, python_env
+from sandbox.namespaces import REPO_ROOT, SandboxError, python_env
 from tests.helpers import wait_for
 
 # A PID namespace of its own, its counter set: root.
@@ -80,6 +80,38 @@ def scenario(ending: str, workdir: str) -> None:
     # A process SIGKILLed before it is sent SIGTERM ends by SIGKILL: the kernel drops later signals.
     ends = [other.wait() for other in others]
     assert ends == [-signal.SIGTERM] * 2, f"ended by signals {ends} (-9: kill() SIGKILLed it)"
+
+
+def run_after_the_init_ended(workdir: str) -> None:
+    """Run as PID 1 of a fresh PID namespace: run() after the init has ended (and nspawn reaped it)
+    must refuse, not nsenter whatever process has the init's number now."""
+    vm = StandIn(Path("/dev/null"), Path(workdir))
+    vm._nspawn = nspawn = subprocess.Popen([sys.executable, "-c", NSPAWN], stdin=subprocess.PIPE)
+    init_pid = wait_for(vm._hold_init, lambda pid: pid is not None, what="the init stand-in", every=0.01,
+                        alive=lambda: vm.running)
+    assert init_pid is not None and nspawn.stdin is not None
+    nspawn.stdin.close()  # the init ends by itself; nspawn reaps it and ends
+    nspawn.wait(30)
+    other = _take_number(init_pid)
+    try:
+        BootedInstance.run(vm, ["true"])
+    except SandboxError as exc:
+        assert "ended" in str(exc)
+    else:
+        raise AssertionError(f"run() entered process {init_pid}, which is no longer the init")
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_run_after_the_init_ended_enters_no_process_given_its_number(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.fail("needs root (marked root)")
+    done = subprocess.run(
+        ["unshare", "--pid", "--fork", "--mount-proc", "--", sys.executable, "-c",
+         f"from tests.e2e.test_booted_kill import run_after_the_init_ended as r; r({str(tmp_path / 'vm')!r})"],
+        env=python_env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("ending", ["poweroff", "nspawn ended"])
