@@ -22,10 +22,12 @@ python3, the .deb's, unless it cannot import ntplib or --python says otherwise).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
 import re
+import select
 import shutil
 import socket
 import statistics
@@ -116,8 +118,12 @@ class Server:
         self.proc.stdin.flush()
         self._expect("ready")
 
-    def _expect(self, word: str) -> None:
+    def _expect(self, word: str, timeout: float = 30.0) -> None:
+        """The responder's next line, which must be WORD. It writes one line and then waits for
+        the harness, so nothing is left in the pipe's buffer: select on the pipe sees the line."""
         assert self.proc.stdout is not None
+        if not select.select([self.proc.stdout], [], [], timeout)[0]:
+            raise RuntimeError(f"responder said nothing within {timeout:g} s (waiting for {word!r})")
         line = self.proc.stdout.readline().strip()
         if line != word:
             raise RuntimeError(f"responder said {line!r}, not {word!r}")
@@ -139,7 +145,8 @@ class Server:
 
     def close(self) -> None:
         if self.proc.stdin:
-            self.proc.stdin.close()
+            with contextlib.suppress(BrokenPipeError):  # it may have ended: what it said is the error
+                self.proc.stdin.close()
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:

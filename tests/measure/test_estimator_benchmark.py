@@ -100,3 +100,19 @@ def test_both_harnesses_print_one_table_shape() -> None:
     assert lines[3] == ("| ntplib (1 request) | 8.0 | 12.0 | 1.00 | +4.0 | no bound | "
                         "<ntplib (1 request)> | 1 |")
     assert lines[4] == "| lost     | - | - | - | - | - | - | 5 |"
+
+
+def test_a_responder_that_never_speaks_stops_the_harness_with_a_reason() -> None:
+    """The start-up handshake waits for each line with a deadline: a responder stuck before it
+    says anything is an error, not a harness that waits for ever."""
+    from benchmarks.ground_truth import Server
+
+    server = Server.__new__(Server)  # the handshake alone: no namespace, no responder module
+    server.proc = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        with pytest.raises(RuntimeError, match=r"said nothing within 0\.2 s"):
+            server._expect("netns", timeout=0.2)
+    finally:
+        server.close()
+    assert server.proc.returncode == 0  # closing its stdin ended it: close() waited for it
