@@ -49,6 +49,16 @@ class StandIn(BootedInstance):
         return subprocess.CompletedProcess(list(argv), 0, "", "")
 
 
+def started(workdir: str) -> tuple[StandIn, subprocess.Popen[bytes], int]:
+    """The stand-in instance running: its nspawn, and its init's number, held by the instance."""
+    vm = StandIn(Path("/dev/null"), Path(workdir))
+    vm._nspawn = nspawn = subprocess.Popen([sys.executable, "-c", NSPAWN], stdin=subprocess.PIPE)
+    init_pid = wait_for(vm._hold_init, lambda pid: pid is not None, what="the init stand-in", every=0.01,
+                        alive=lambda: vm.running)
+    assert init_pid is not None
+    return vm, nspawn, init_pid
+
+
 def _take_number(pid: int) -> subprocess.Popen[bytes]:
     """A process of no concern to the instance, started with the freed number."""
     Path("/proc/sys/kernel/ns_last_pid").write_text(str(pid - 1))
@@ -59,11 +69,7 @@ def _take_number(pid: int) -> subprocess.Popen[bytes]:
 
 def scenario(ending: str, workdir: str) -> None:
     """Run as PID 1 of a fresh PID namespace (the test below)."""
-    vm = StandIn(Path("/dev/null"), Path(workdir))
-    vm._nspawn = nspawn = subprocess.Popen([sys.executable, "-c", NSPAWN], stdin=subprocess.PIPE)
-    init_pid = wait_for(vm._hold_init, lambda pid: pid is not None, what="the init stand-in", every=0.01,
-                        alive=lambda: vm.running)
-    assert init_pid is not None
+    vm, nspawn, init_pid = started(workdir)
     if ending == "poweroff":
         vm.poweroff()  # asks, then waits for nspawn: reaped
     else:  # nspawn ended by itself, as when a boot fails: boot() sees it not running (reaped)
@@ -85,11 +91,8 @@ def scenario(ending: str, workdir: str) -> None:
 def run_after_the_init_ended(workdir: str) -> None:
     """Run as PID 1 of a fresh PID namespace: run() after the init has ended (and nspawn reaped it)
     must refuse, not nsenter whatever process has the init's number now."""
-    vm = StandIn(Path("/dev/null"), Path(workdir))
-    vm._nspawn = nspawn = subprocess.Popen([sys.executable, "-c", NSPAWN], stdin=subprocess.PIPE)
-    init_pid = wait_for(vm._hold_init, lambda pid: pid is not None, what="the init stand-in", every=0.01,
-                        alive=lambda: vm.running)
-    assert init_pid is not None and nspawn.stdin is not None
+    vm, nspawn, init_pid = started(workdir)
+    assert nspawn.stdin is not None
     nspawn.stdin.close()  # the init ends by itself; nspawn reaps it and ends
     nspawn.wait(30)
     other = _take_number(init_pid)
@@ -104,22 +107,21 @@ def run_after_the_init_ended(workdir: str) -> None:
         other.wait()
 
 
-def test_run_after_the_init_ended_enters_no_process_given_its_number(tmp_path: Path) -> None:
+def in_own_pid_namespace(call: str) -> None:
+    """CALL (one of this module's functions, with its arguments) as PID 1 of a fresh PID namespace."""
     if os.geteuid() != 0:
         pytest.fail("needs root (marked root)")
     done = subprocess.run(
         ["unshare", "--pid", "--fork", "--mount-proc", "--", sys.executable, "-c",
-         f"from tests.e2e.test_booted_kill import run_after_the_init_ended as r; r({str(tmp_path / 'vm')!r})"],
+         f"from tests.e2e.test_booted_kill import *; {call}"],
         env=python_env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_run_after_the_init_ended_enters_no_process_given_its_number(tmp_path: Path) -> None:
+    in_own_pid_namespace(f"run_after_the_init_ended({str(tmp_path / 'vm')!r})")
 
 
 @pytest.mark.parametrize("ending", ["poweroff", "nspawn ended"])
 def test_kill_after_the_container_ended_signals_no_process_given_its_numbers(ending: str, tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.fail("needs root (marked root)")
-    done = subprocess.run(
-        ["unshare", "--pid", "--fork", "--mount-proc", "--", sys.executable, "-c",
-         f"from tests.e2e.test_booted_kill import scenario; scenario({ending!r}, {str(tmp_path / 'vm')!r})"],
-        env=python_env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
+    in_own_pid_namespace(f"scenario({ending!r}, {str(tmp_path / 'vm')!r})")
