@@ -95,8 +95,10 @@ def test_our_own_exited_child_is_not_identified() -> None:
 
 def test_a_live_process_whose_main_thread_ended_is_still_identified() -> None:
     """/proc shows such a process as a zombie; its other thread still runs, so it is no zombie."""
-    script = ("import ctypes, sys, threading, time\n"
-              "threading.Thread(target=lambda: (sys.stdin.read(), sys.stdout.write('bye')), daemon=False).start()\n"
+    # The thread writes with os.write: the last thread's pthread_exit ends the process without
+    # flushing Python's buffers.
+    script = ("import ctypes, os, sys, threading\n"
+              "threading.Thread(target=lambda: (sys.stdin.read(), os.write(1, b'bye')), daemon=False).start()\n"
               "ctypes.CDLL(None).pthread_exit(None)\n")
     child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
