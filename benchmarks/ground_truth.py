@@ -113,9 +113,7 @@ class Server:
             [*ns, "ip", "-6", "addr", "add", f"{SERVER}/64", "dev", _SERVER_IF, "nodad"],
         ):
             subprocess.run(argv, check=True)
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("addressed\n")
-        self.proc.stdin.flush()
+        self._tell("addressed")
         self._expect("ready")
 
     def _expect(self, word: str, timeout: float = 30.0) -> None:
@@ -128,19 +126,22 @@ class Server:
         if line != word:
             raise RuntimeError(f"responder said {line!r}, not {word!r}")
 
-    def configure(self, trial: Trial, seed: int) -> None:
+    def _tell(self, line: str) -> None:
+        """One line to the responder, sent at once."""
         assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"offset_ns": round(trial.offset * 1e9), "up": trial.up,
-                                          "down": trial.down, "seed": seed}) + "\n")
+        self.proc.stdin.write(line + "\n")
         self.proc.stdin.flush()
+
+    def configure(self, trial: Trial, seed: int) -> None:
+        self._tell(json.dumps({"offset_ns": round(trial.offset * 1e9), "up": trial.up, "down": trial.down,
+                               "seed": seed}))
         self._expect("ok")
 
     def excess(self) -> list[int]:
         """Each reply's realised down-leg delay beyond the drawn one since the last call, ns
         (responder.SendLatency): the harness's own contribution to every client's error."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write('{"report": true}\n')
-        self.proc.stdin.flush()
+        assert self.proc.stdout is not None
+        self._tell(json.dumps({"report": True}))
         return [int(v) for v in json.loads(self.proc.stdout.readline())["excess_ns"]]
 
     def close(self) -> None:

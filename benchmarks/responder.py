@@ -154,8 +154,9 @@ def bind() -> socket.socket:
     return sock
 
 
-def say(word: str) -> None:
-    sys.stdout.write(word + "\n")
+def say(line: str) -> None:
+    """One line to the harness, sent at once."""
+    sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 
@@ -190,14 +191,12 @@ def serve(sock: socket.socket) -> None:
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
                 if json.loads(line).get("report"):
-                    sys.stdout.write(json.dumps({"excess_ns": latency.excess}) + "\n")
-                    sys.stdout.flush()
+                    say(json.dumps({"excess_ns": latency.excess}))
                     latency.excess = []
                     continue
                 config = Config.parse(line.decode())
                 events.clear()  # a new trial: nothing of the last one is still on the path
-                sys.stdout.write("ok\n")
-                sys.stdout.flush()
+                say("ok")
         if sock in readable:
             while True:
                 try:
