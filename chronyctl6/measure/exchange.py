@@ -629,8 +629,7 @@ class _Exchange:
         no later than the monotonic time elapsed since, and with the wall clock not stepped
         forward since our reading (a step between our reading and the stamp would move t1 late
         by the step and shorten the round trip: the bound would miss the truth)."""
-        sent = self.outstanding.get(nonce) if nonce is not None else None
-        if sent is None or nonce is None:
+        if nonce is None or (sent := self.outstanding.get(nonce)) is None:
             return
         wall, mono = sent
         latency = stamp_ns - wall
