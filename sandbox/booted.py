@@ -36,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from sandbox.namespaces import SandboxError
+from sandbox.namespaces import SandboxError, alive, hold_child, parent_and_name
 
 BOOT_TIMEOUT = 90.0
 POWEROFF_TIMEOUT = 30.0
@@ -143,14 +143,8 @@ class BootedInstance:
         Returns the init's number, None while it is not there."""
         assert self._nspawn is not None
         pid = _child_named(self._nspawn.pid, "systemd")
-        if pid is None:
-            return None
-        try:
-            fd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            return None
-        if _parent_and_name(pid) != (self._nspawn.pid, "systemd"):
-            os.close(fd)
+        fd = hold_child(pid, self._nspawn.pid, "systemd") if pid is not None else None
+        if fd is None:
             return None
         self._init_pid, self._init_fd = pid, fd
         return pid
@@ -199,11 +193,9 @@ class BootedInstance:
         """Run a program inside the booted instance: all of its namespaces, its root."""
         if self._init_pid is None or self._init_fd is None:
             raise SandboxError("the instance is not running")
-        try:  # nsenter takes a number: it must still be the init's (reaped, it may be another's)
-            signal.pidfd_send_signal(self._init_fd, 0)
-        except ProcessLookupError:
+        if not alive(self._init_fd):  # nsenter takes a number: reaped, the init's may be another's
             self._forget_init()
-            raise SandboxError("the instance's init has ended") from None
+            raise SandboxError("the instance's init has ended")
         full_env = {"PATH": PATH, "LANG": "C.UTF-8", "HOME": "/root", **(env or {})}
         done = subprocess.run(["nsenter", "--target", str(self._init_pid), "--all", "--", "env", "-i",
                                *(f"{k}={v}" for k, v in full_env.items()), *argv],
@@ -238,16 +230,6 @@ class BootedInstance:
 
 def _child_named(parent: int, name: str) -> int | None:
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and _parent_and_name(int(entry.name)) == (parent, name):
+        if entry.name.isdigit() and parent_and_name(int(entry.name)) == (parent, name):
             return int(entry.name)
     return None
-
-
-def _parent_and_name(pid: int) -> tuple[int, str] | None:
-    """A process's parent and name (comm), from /proc/PID/stat; None once it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    comm = stat[stat.index("(") + 1:stat.rindex(")")]
-    return int(stat[stat.rindex(")") + 2:].split()[1]), comm

@@ -76,6 +76,41 @@ def veth_pair(a: Holder, a_name: str, b: Holder, b_name: str, *, mac: str | None
         raise SandboxError(f"could not create the {what}: {done.stderr.strip()}")
 
 
+def parent_and_name(pid: int) -> tuple[int, str] | None:
+    """A process's parent and name (comm), from /proc/PID/stat; None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    comm = stat[stat.index("(") + 1:stat.rindex(")")]
+    return int(stat[stat.rindex(")") + 2:].split()[1]), comm
+
+
+def hold_child(pid: int, parent: int, name: str | None = None) -> int | None:
+    """A pidfd on the process numbered pid, if, once it is open, that number is still a child of
+    parent (named `name`, if given): found by number, the process may have ended and its number
+    gone to another before the pidfd was opened. The pidfd then stays on that very process, and
+    a signal through it reaches that process or none. None: not (or no longer) there."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    found = parent_and_name(pid)
+    if found is None or found[0] != parent or (name is not None and found[1] != name):
+        os.close(fd)
+        return None
+    return fd
+
+
+def alive(pidfd: int) -> bool:
+    """Whether the pidfd's process is not yet reaped, so its number is still its own."""
+    try:
+        signal.pidfd_send_signal(pidfd, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def processes_in(inodes: set[int]) -> list[str]:
     """Every process whose network or mount namespace has one of these inode numbers.
 
@@ -142,13 +177,14 @@ class Holder:
         """Hold the reaper by a pidfd and its namespaces by open files. Each is opened by number, so
         each is checked after: still unshare's child (the pidfd's process), still not reaped (so
         the number, and the namespace files opened by it, were its own). False: look again."""
-        fds: list[int] = []
+        pidfd = hold_child(pid, parent)
+        if pidfd is None:
+            return False
+        fds = [pidfd]
         try:
-            fds.append(os.pidfd_open(pid))
-            if str(pid) not in Path(f"/proc/{parent}/task/{parent}/children").read_text().split():
-                raise ProcessLookupError(pid)  # the number is another process's now
             fds += [os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY) for kind in ("net", "mnt")]
-            signal.pidfd_send_signal(fds[0], 0)  # ESRCH once reaped
+            if not alive(pidfd):
+                raise ProcessLookupError(pid)
         except OSError:
             for fd in fds:
                 os.close(fd)
@@ -158,12 +194,8 @@ class Holder:
         return True
 
     def _require_running(self) -> None:
-        try:
-            if self._pidfd is None:
-                raise ProcessLookupError
-            signal.pidfd_send_signal(self._pidfd, 0)
-        except ProcessLookupError:
-            raise SandboxError(f"the {self.name} namespaces are not running") from None
+        if self._pidfd is None or not alive(self._pidfd):
+            raise SandboxError(f"the {self.name} namespaces are not running")
 
     @property
     def netns_path(self) -> str:
