@@ -26,6 +26,7 @@ from chronyctl6.text import shown
 
 DEFAULT_TIMEOUT = 180.0  # chrony-wait.service's own limit (chronyc waitsync 180 ...)
 DEFAULT_MAX_ERROR = 0.1  # seconds: `check`'s default warning threshold
+MAX_POLL = 24  # chrony's longest poll, log2 seconds (a larger one from chronyc is not believed)
 NOT_SYNCHRONISED = "Not synchronised"
 
 
@@ -73,16 +74,24 @@ def judge(reading: Reading, *, max_error: float, any_source: bool = False) -> Ve
     if error > max_error:
         return Verdict(False, f"synchronised to {name}, but the clock may still be {error:.6f} s off "
                               f"(above {max_error:g} s)", name, error)
-    # Within the bound now is not enough while chronyd's frequency is still being learnt: its root
-    # dispersion grows by (skew + |residual frequency|) x the time between its updates (chrony's
-    # reference.c), so right after selection the next update can lift the bound past max_error
-    # again (seen: 0.043 s when wait said ready, 0.131 s one update later). Ready only when the
-    # bound stays within max_error through chronyd's next update, by chronyd's own estimate.
-    growth = (t.skew_ppm + abs(t.residual_freq_ppm)) * 1e-6 * max(t.update_interval, 1.0)
+    # Within the bound now is not enough: it must stay within max_error until chronyd's next clock
+    # update. Until then chronyd's root dispersion grows by (skew + |residual frequency| +
+    # maxclockerror) x the time since its last update (chrony's REF_GetTrackingReport; the README's
+    # "chronyd's bound"), and the update itself adds skew and residual over the interval it closes
+    # (reference.c). The next update comes one poll of the selected source after the last, so the
+    # interval is the poll's, not the last one: right after iburst that was 2 s and the next is 16 s
+    # (minpoll 4). Measured on real chronyd (maxclockerror 50, poll 4, skew 6.4 ppm): the bound
+    # rose from 0.000049 s to 0.000899 s before the next update, where skew x the last interval
+    # said 13 us; and right after selection the next update lifted 0.043 s to 0.131 s. A reply
+    # lost on the way postpones the update by a poll: that is beyond "the next update".
+    interval = max(t.update_interval, 2.0 ** min(selected.poll, MAX_POLL), 1.0)  # NaN interval stays NaN
+    rate = t.skew_ppm + abs(t.residual_freq_ppm) + reading.bound.maxclockerror_ppm
+    growth = rate * 1e-6 * interval
     if not growth <= max_error - error:  # NaN from chronyd is never ready
-        return Verdict(False, f"synchronised to {name}, within {error:.6f} s, but chronyd's frequency is "
-                              f"still settling (skew {t.skew_ppm:g} ppm): its next update may add "
-                              f"{growth:.6f} s (above {max_error:g} s together)", name, error)
+        return Verdict(False, f"synchronised to {name}, within {error:.6f} s, but its bound may grow by "
+                              f"{growth:.6f} s before chronyd's next update (skew {t.skew_ppm:g} + residual "
+                              f"{abs(t.residual_freq_ppm):g} + maxclockerror {reading.bound.maxclockerror_ppm:g} "
+                              f"ppm over {interval:g} s), above {max_error:g} s together", name, error)
     return Verdict(True, f"synchronised to {name}, within {error:.6f} s", name, error)
 
 

@@ -53,23 +53,67 @@ def test_judge_says_why_not_yet(reading: Reading, ready: bool, said: str) -> Non
 # Right after selection (captured shape): within 0.043 s, but skew 5000 ppm over 16 s updates.
 SETTLING = parse_tracking("FD00EC21,fd00:ec2::123,4,1733200000.1,0.000006,0.0,0.0,0.0,2.0,5000.0,"
                           "0.00003,0.0427,16.0,Normal\n")
+# Right after iburst: the last update came 2 s after the one before, the next comes a poll (2^4 s) later.
+IBURST = parse_tracking("FD00EC21,fd00:ec2::123,4,1733200000.1,0.000006,0.0,0.0,0.0,0.0,1500.0,"
+                        "0.00003,0.03,2.0,Normal\n")
+# Settled, as read on the real chronyd (maxclockerror 50, poll 4): skew 6.4 ppm, the bound 0.000054
+# s just after an update; it reached 0.000899 s before the next one.
+STEADY = parse_tracking("FD00EC21,fd00:ec2::123,4,1733200000.1,0.000004,0.0,0.0,0.0,0.0,6.4,"
+                        "0.00001,0.000045,16.1,Normal\n")
+
+
+def old_rule_ready(tracking: Tracking, max_error: float) -> bool:
+    """The rule wait had before (skew and residual over the last update interval): the cases
+    below are those it took for ready."""
+    bound = read(tracking, SELECTED).bound
+    assert bound is not None and bound.seconds is not None
+    growth = (tracking.skew_ppm + abs(tracking.residual_freq_ppm)) * 1e-6 * max(tracking.update_interval, 1.0)
+    return bound.seconds + growth <= max_error
 
 
 @pytest.mark.parametrize(("tracking", "max_error", "ready"), [
-    (SETTLING, 0.05, False),  # 0.0428 + (5000 + 2) ppm x 16 s = 0.1228 s at the next update
+    (SETTLING, 0.05, False),  # 0.0428 + (5000 + 2 + 50) ppm x 16 s = 0.1236 s before the next update
     (SETTLING, 0.2, True),
     (SYNCED, 0.1, True),
+    # (1500 + 50) ppm x 16 s = 0.0248 s, not x 2 s (the last interval) = 0.0031 s: 0.0550 s in all.
+    (IBURST, 0.05, False),
+    (IBURST, 0.06, True),
+    # (6.4 + 50) ppm x 16.1 s = 0.000908 s: under 1 ms is never ready with this configuration.
+    (STEADY, 0.0005, False),
+    (STEADY, 0.003, True),
     # chronyd's skew as NaN (a hostile or broken reply): never ready, whatever the limit.
     (parse_tracking("FD00EC21,fd00:ec2::123,4,1733200000.1,0.000006,0.0,0.0,0.0,0.0,nan,"
                     "0.00003,0.0001,16.0,Normal\n"), 10.0, False),
+    # ...nor an update interval that is not a number.
+    (parse_tracking("FD00EC21,fd00:ec2::123,4,1733200000.1,0.000006,0.0,0.0,0.0,0.0,1.0,"
+                    "0.00003,0.0001,nan,Normal\n"), 10.0, False),
 ])
-def test_a_bound_that_chronyds_next_update_can_lift_past_the_limit_is_not_ready(
+def test_a_bound_that_can_grow_past_the_limit_before_chronyds_next_update_is_not_ready(
         tracking: Tracking, max_error: float, ready: bool) -> None:
     verdict = judge(read(tracking, SELECTED), max_error=max_error)
     assert verdict.ready is ready, verdict
-    if not ready and tracking is SETTLING:
-        assert "frequency is still settling (skew 5000 ppm)" in verdict.reason
-        assert "may add 0.080032 s" in verdict.reason
+    if tracking is SETTLING and not ready:
+        assert ("may grow by 0.080832 s before chronyd's next update (skew 5000 + residual 2 + "
+                "maxclockerror 50 ppm over 16 s), above 0.05 s together") in verdict.reason
+
+
+@pytest.mark.parametrize(("tracking", "max_error"), [(IBURST, 0.05), (STEADY, 0.0005)])
+def test_the_old_rule_took_these_for_ready(tracking: Tracking, max_error: float) -> None:
+    """What the poll interval and maxclockerror change: each case above that is not ready now was."""
+    assert old_rule_ready(tracking, max_error)
+    assert not judge(read(tracking, SELECTED), max_error=max_error).ready
+
+
+def test_the_next_update_is_a_poll_of_the_selected_source_away() -> None:
+    """chronyd polling every 2^6 s: four times the growth of 2^4 s; a poll no chrony has (a
+    hostile chronyc) is held at chrony's longest, 2^24 s, not raised to an overflow."""
+    def margin_needed(poll: int) -> str:
+        source = Source("^", "*", "fd00:ec2::123", 3, poll, 0o377, 3, 0.0, 0.0, 0.00002)
+        return judge(read(STEADY, (source,)), max_error=0.0005).reason
+
+    assert "over 64 s" in margin_needed(6) and "may grow by 0.003610 s" in margin_needed(6)
+    assert "over 1.67772e+07 s" in margin_needed(10**6)
+    assert "over 16.1 s" in margin_needed(-3)  # a refclock's short poll: the last interval is longer
 
 
 def test_any_source_accepts_a_pool_and_bound_uses_chronyds_own_terms() -> None:

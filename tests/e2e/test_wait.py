@@ -4,10 +4,13 @@ chronyd is on Time Sync within the bound, and says why not when Time Sync is sil
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import pytest
 
+from chronyctl6.diagnose.wait import Reading, Verdict, judge
+from chronyctl6.measure import gather
 from sandbox import Ec2
 
 # The simulated instance: network namespaces, overlay mounts, chronyd (root).
@@ -53,3 +56,37 @@ def test_wait_without_chronyd_says_it_does_not_answer(ec2: Ec2) -> None:
     inst = ec2.instance
     done = inst.run([*inst.cli, "wait", "--timeout", "1"], timeout=30)
     assert done.returncode == 2 and "chronyd does not answer" in done.stdout, done.stdout + done.stderr
+
+
+def test_ready_means_the_bound_stays_within_the_limit_until_chronyds_next_update(ec2: Ec2) -> None:
+    """wait's promise, against the real chronyd: once ready, the bound status computes stays within
+    --max-error up to chronyd's next clock update. With maxclockerror 50 (what apply writes) and
+    Time Sync polled every 16 s, the bound grows by about 0.9 ms between updates: a 3 ms limit is
+    kept, and at 0.5 ms no reading is ready, though the bound after an update is far below it (the
+    rule before, skew over the last update interval, took such a reading for ready)."""
+    inst = ec2.instance
+    inst.start_chronyd(CONFIG + "maxclockerror 50\n")
+    done = inst.run([*inst.cli, "wait", "--timeout", "60", "--max-error", "0.003", "-o", "json"], timeout=90)
+    assert done.returncode == 0, done.stdout + done.stderr
+    # Every reading from here until the first update that closes a whole poll (iburst's updates
+    # come 2 s apart, and wait may be ready among them), and that update's first reading.
+    last = inst.tracking().ref_time
+    readings: list[tuple[float, Verdict, bool]] = []  # bound, the verdict at 0.5 ms, the old rule's
+    deadline = time.monotonic() + 60  # chronyd polls every 16 s: it comes well before
+    while True:
+        tracking, sources = inst.tracking(), tuple(inst.sources())
+        bound = gather.bound_from_tracking(tracking, maxclockerror_ppm=50.0, now=time.time(), age=0.0)
+        assert bound.seconds is not None, bound.problem
+        old = bound.seconds + (tracking.skew_ppm + abs(tracking.residual_freq_ppm)) * 1e-6 * max(
+            tracking.update_interval, 1.0) <= 0.0005
+        readings.append((bound.seconds, judge(Reading(tracking, sources, bound=bound), max_error=0.0005), old))
+        if tracking.ref_time != last and tracking.update_interval >= 15.0:
+            break  # the first reading after an update a whole poll (16 s) after the one before
+        last = tracking.ref_time
+        assert time.monotonic() < deadline, f"no update a poll after the last in 60 s: {readings[-1]}"
+        time.sleep(0.25)
+    bounds = [b for b, _, _ in readings]
+    assert max(bounds) <= 0.003, bounds  # the limit wait was ready at held through every update
+    assert max(bounds) > 0.0005, bounds  # ...where 0.5 ms did not
+    assert not any(v.ready for _, v, _ in readings), readings
+    assert any(old and "may grow by" in v.reason for _, v, old in readings), readings
