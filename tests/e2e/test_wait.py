@@ -66,7 +66,8 @@ def test_ready_means_the_bound_stays_within_the_limit_until_chronyds_next_update
     rule before, skew over the last update interval, took such a reading for ready)."""
     inst = ec2.instance
     inst.start_chronyd(CONFIG + "maxclockerror 50\n")
-    done = inst.run([*inst.cli, "wait", "--timeout", "60", "--max-error", "0.003", "-o", "json"], timeout=90)
+    # Ready once skew is under about 130 ppm: some polls after iburst on a loaded machine.
+    done = inst.run([*inst.cli, "wait", "--timeout", "120", "--max-error", "0.003", "-o", "json"], timeout=150)
     assert done.returncode == 0, done.stdout + done.stderr
     # Every reading from here until the first update that closes a whole poll (iburst's updates
     # come 2 s apart, and wait may be ready among them), and that update's first reading.
