@@ -12,6 +12,7 @@ import pytest
 from chronyctl6.diagnose.wait import Reading, Verdict, judge
 from chronyctl6.measure import gather
 from sandbox import Ec2
+from tests.diagnose.test_wait import old_rule_growth
 
 # The simulated instance: network namespaces, overlay mounts, chronyd (root).
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -65,7 +66,8 @@ def test_ready_means_the_bound_stays_within_the_limit_until_chronyds_next_update
     kept, and at 0.5 ms no reading is ready, though the bound after an update is far below it (the
     rule before, skew over the last update interval, took such a reading for ready)."""
     inst = ec2.instance
-    inst.start_chronyd(CONFIG + "maxclockerror 50\n")
+    maxclockerror = 50.0  # ppm
+    inst.start_chronyd(CONFIG + f"maxclockerror {maxclockerror:g}\n")
     # Ready once skew is under about 130 ppm: some polls after iburst on a loaded machine.
     done = inst.run([*inst.cli, "wait", "--timeout", "120", "--max-error", "0.003", "-o", "json"], timeout=150)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -76,10 +78,9 @@ def test_ready_means_the_bound_stays_within_the_limit_until_chronyds_next_update
     deadline = time.monotonic() + 60  # chronyd polls every 16 s: it comes well before
     while True:
         tracking, sources = inst.tracking(), tuple(inst.sources())
-        bound = gather.bound_from_tracking(tracking, maxclockerror_ppm=50.0, now=time.time(), age=0.0)
+        bound = gather.bound_from_tracking(tracking, maxclockerror_ppm=maxclockerror, now=time.time(), age=0.0)
         assert bound.seconds is not None, bound.problem
-        old = bound.seconds + (tracking.skew_ppm + abs(tracking.residual_freq_ppm)) * 1e-6 * max(
-            tracking.update_interval, 1.0) <= 0.0005
+        old = bound.seconds + old_rule_growth(tracking) <= 0.0005
         readings.append((bound.seconds, judge(Reading(tracking, sources, bound=bound), max_error=0.0005), old))
         if tracking.ref_time != last and tracking.update_interval >= 15.0:
             break  # the first reading after an update a whole poll (16 s) after the one before
